@@ -1,0 +1,287 @@
+//! NDJSON file sink with size-based rotation — the embedded default.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::{BoxFuture, Payload, SendOutcome, Sink};
+use crate::error::{ConfigError, Error, ErrorKind};
+use crate::record::{Record, ServiceInfo, encode_json_line};
+
+/// Default size at which the file rotates: 64 MiB.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+/// Default number of rotated files kept beside the live one: 5.
+pub const DEFAULT_MAX_FILES: usize = 5;
+
+/// Builder for [`FileSink`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct FileSinkBuilder {
+    path: PathBuf,
+    max_file_bytes: u64,
+    max_files: usize,
+    name: String,
+}
+
+impl FileSinkBuilder {
+    /// Rotate when the live file would grow past `bytes` (default 64 MiB). A single
+    /// batch larger than this is still written whole, into a fresh file.
+    pub fn max_file_bytes(mut self, bytes: u64) -> Self {
+        self.max_file_bytes = bytes;
+        self
+    }
+
+    /// Keep at most `n` rotated files (`<path>.1` newest … `<path>.n` oldest); older
+    /// ones are deleted. Default 5; `0` keeps none (the live file is truncated on
+    /// rotation).
+    pub fn max_files(mut self, n: usize) -> Self {
+        self.max_files = n;
+        self
+    }
+
+    /// Sink name in stats (default `"file"`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Creates the parent directory and opens the file for appending.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for setting `data_dir` when the directory cannot be
+    /// created or the file cannot be opened for writing (the OS error is in the
+    /// reason), or for `max_file_bytes` when it is zero.
+    pub fn build(self) -> Result<FileSink, ConfigError> {
+        if self.max_file_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "max_file_bytes",
+                0,
+                "must be greater than zero",
+            ));
+        }
+        if let Some(dir) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| {
+                ConfigError::invalid(
+                    "data_dir",
+                    dir.display(),
+                    format!("cannot create directory: {e}"),
+                )
+            })?;
+        }
+        let file = open_append(&self.path).map_err(|e| {
+            ConfigError::invalid(
+                "data_dir",
+                self.path.display(),
+                format!("cannot open log file: {e}"),
+            )
+        })?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Ok(FileSink {
+            path: self.path,
+            max_file_bytes: self.max_file_bytes,
+            max_files: self.max_files,
+            name: self.name,
+            file,
+            size,
+        })
+    }
+}
+
+/// Writes one JSON record per line (NDJSON) to a file, rotating by size.
+///
+/// Each batch is one `write` call, so lines from one batch are never interleaved with
+/// another writer's. The line format is [`encode_json_line`].
+///
+/// # Example
+/// ```
+/// # fn main() -> Result<(), loggier_core::ConfigError> {
+/// let dir = std::env::temp_dir().join("loggier-doc-file-sink");
+/// let sink = loggier_core::FileSink::builder(dir.join("app.ndjson"))
+///     .max_file_bytes(8 * 1024 * 1024)
+///     .max_files(3)
+///     .build()?;
+/// assert_eq!(sink.path(), dir.join("app.ndjson"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    max_file_bytes: u64,
+    max_files: usize,
+    name: String,
+    file: File,
+    size: u64,
+}
+
+impl FileSink {
+    /// A builder writing to `path` (created with its parent directories on `build`).
+    pub fn builder(path: impl Into<PathBuf>) -> FileSinkBuilder {
+        FileSinkBuilder {
+            path: path.into(),
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
+            max_files: DEFAULT_MAX_FILES,
+            name: "file".to_string(),
+        }
+    }
+
+    /// The live file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn rotated(&self, n: usize) -> PathBuf {
+        let mut s = self.path.clone().into_os_string();
+        s.push(format!(".{n}"));
+        PathBuf::from(s)
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        self.file.flush()?;
+        if self.max_files == 0 {
+            self.file = OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(&self.path)?;
+            self.file = open_append(&self.path)?;
+        } else {
+            let _ = fs::remove_file(self.rotated(self.max_files));
+            for n in (1..self.max_files).rev() {
+                let from = self.rotated(n);
+                if from.exists() {
+                    fs::rename(&from, self.rotated(n + 1))?;
+                }
+            }
+            fs::rename(&self.path, self.rotated(1))?;
+            self.file = open_append(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
+    }
+
+    fn write_payload(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        let len = bytes.len() as u64;
+        if self.size > 0 && self.size + len > self.max_file_bytes {
+            self.rotate()?;
+        }
+        self.file.write_all(bytes)?;
+        self.size += len;
+        Ok(())
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Sink for FileSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
+        let mut out = Vec::with_capacity(records.iter().map(Record::estimated_size_bytes).sum());
+        for r in records {
+            encode_json_line(r, service, &mut out)
+                .map_err(|e| Error::with_source(ErrorKind::Encode, "json encoding failed", e))?;
+        }
+        Ok(vec![Payload::new(out, records.len() as u32)])
+    }
+
+    fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
+        let outcome = match self.write_payload(&payload.bytes) {
+            Ok(()) => SendOutcome::Delivered,
+            Err(e) => SendOutcome::Retry {
+                reason: format!("write to {} failed: {e}", self.path.display()),
+                retry_after: None,
+            },
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+
+    fn is_local(&self) -> bool {
+        true
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        let _ = self.file.flush();
+        let _ = self.file.sync_data();
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::Level;
+
+    fn svc() -> ServiceInfo {
+        ServiceInfo {
+            service: "t".into(),
+            environment: "test".into(),
+            ..ServiceInfo::default()
+        }
+    }
+
+    fn write(sink: &mut FileSink, msg: &str) {
+        let recs = [Record::new(Level::Info, msg)];
+        let payloads = sink.encode(&recs, &svc()).expect("encodes");
+        for p in &payloads {
+            let out = futures_ready(sink.send(p));
+            assert_eq!(out, SendOutcome::Delivered);
+        }
+    }
+
+    fn futures_ready<T>(f: BoxFuture<'_, T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn rotates_by_size_and_keeps_max_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.ndjson");
+        let mut sink = FileSink::builder(&path)
+            .max_file_bytes(300)
+            .max_files(2)
+            .build()
+            .expect("build");
+        for i in 0..12 {
+            write(
+                &mut sink,
+                &format!("message number {i:02} padded to make lines longer"),
+            );
+        }
+        assert!(path.exists());
+        assert!(dir.path().join("app.ndjson.1").exists());
+        assert!(dir.path().join("app.ndjson.2").exists());
+        assert!(!dir.path().join("app.ndjson.3").exists());
+        // Every surviving line is a whole JSON object and the newest is in the live file.
+        let live = fs::read_to_string(&path).expect("read");
+        let last = live.lines().last().expect("a line");
+        let v: serde_json::Value = serde_json::from_str(last).expect("json line");
+        assert_eq!(
+            v["message"],
+            "message number 11 padded to make lines longer"
+        );
+        for f in ["app.ndjson", "app.ndjson.1", "app.ndjson.2"] {
+            let text = fs::read_to_string(dir.path().join(f)).expect("read");
+            assert!(text.len() <= 300 + 200, "{f} is {} bytes", text.len());
+            for line in text.lines() {
+                serde_json::from_str::<serde_json::Value>(line).expect("whole json line");
+            }
+        }
+    }
+
+    #[test]
+    fn unwritable_dir_is_a_config_error_naming_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir.path().join("not-a-dir");
+        fs::write(&blocker, b"x").expect("write");
+        let err = FileSink::builder(blocker.join("sub/app.ndjson"))
+            .build()
+            .expect_err("must fail");
+        assert_eq!(err.setting(), "data_dir");
+    }
+}

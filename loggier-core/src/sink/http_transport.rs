@@ -1,0 +1,226 @@
+//! The HTTP client every network sink shares: one `POST`, one classified outcome.
+
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{Payload, SendOutcome};
+use crate::error::ConfigError;
+
+/// Default request timeout: 5 s (the Loggier `http_timeout` default, seeds/004).
+pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest `Retry-After` honoured: 5 minutes. A larger value is capped so one bad
+/// header cannot park a sink for hours.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+/// Header carrying the batch id, so receivers can de-duplicate replays.
+pub const BATCH_ID_HEADER: &str = "x-loggier-batch-id";
+
+/// A `POST`-only HTTP client with the retry classification all network sinks share.
+///
+/// Classification of a response (Loki, OTLP/HTTP and Vector agree on it):
+/// - 2xx → [`SendOutcome::Delivered`];
+/// - connection errors, timeouts, 408, 429, 500, 502, 503, 504 → [`SendOutcome::Retry`]
+///   with the server's `Retry-After` (delta-seconds or HTTP-date, capped at
+///   [`MAX_RETRY_AFTER`]);
+/// - any other status → [`SendOutcome::Reject`] with the status and the first 512
+///   bytes of the response body.
+///
+/// Every request carries `X-Loggier-Batch-Id: <payload id>`. Redirects are not
+/// followed (a log endpoint that redirects is misconfigured; the 3xx is reported).
+///
+/// The client must be used from inside a tokio runtime (the Loggier worker thread
+/// provides one).
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    client: reqwest::Client,
+    headers: HeaderMap,
+}
+
+impl HttpTransport {
+    /// A transport with the given per-request timeout and extra headers sent on every
+    /// request (auth, tenant, content type).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for setting `http_timeout` when it is zero, or
+    /// `http_client` when the TLS backend cannot be initialised.
+    pub fn new(timeout: Duration, headers: HeaderMap) -> Result<Self, ConfigError> {
+        if timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "http_timeout",
+                "0s",
+                "must be greater than zero",
+            ));
+        }
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::invalid("http_client", "reqwest", e.to_string()))?;
+        Ok(HttpTransport { client, headers })
+    }
+
+    /// The fixed headers sent on every request.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+
+    /// `POST`s `body` (the payload's bytes unless given) to `url` with the fixed
+    /// headers, `extra` headers and the batch id, and classifies the result.
+    pub async fn post(
+        &self,
+        url: &str,
+        payload: &Payload,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> SendOutcome {
+        self.post_bytes(url, payload.id, payload.bytes.clone(), extra)
+            .await
+    }
+
+    /// Like [`HttpTransport::post`] with an explicit body.
+    pub async fn post_bytes(
+        &self,
+        url: &str,
+        batch_id: uuid::Uuid,
+        body: Bytes,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> SendOutcome {
+        let mut req = self
+            .client
+            .post(url)
+            .headers(self.headers.clone())
+            .body(body);
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        req = req.header(BATCH_ID_HEADER, batch_id.to_string());
+        match req.send().await {
+            Ok(resp) => classify_response(resp).await,
+            Err(e) => SendOutcome::Retry {
+                reason: describe_reqwest_error(&e),
+                retry_after: None,
+            },
+        }
+    }
+
+    /// `GET`s `url` with the fixed headers and returns the status and body, for health
+    /// probes and query clients.
+    ///
+    /// # Errors
+    /// A description of the network failure.
+    pub async fn get(&self, url: &str) -> Result<(u16, Bytes), String> {
+        let resp = self
+            .client
+            .get(url)
+            .headers(self.headers.clone())
+            .send()
+            .await
+            .map_err(|e| describe_reqwest_error(&e))?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| describe_reqwest_error(&e))?;
+        Ok((status, body))
+    }
+}
+
+/// `true` for the statuses that mean "try again later": 408, 429, 500, 502, 503, 504.
+pub fn is_retryable_status(status: u16) -> bool {
+    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+async fn classify_response(resp: reqwest::Response) -> SendOutcome {
+    let status = resp.status().as_u16();
+    if (200..300).contains(&status) {
+        return SendOutcome::Delivered;
+    }
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let body = resp.bytes().await.unwrap_or_default();
+    let excerpt = body_excerpt(&body, 512);
+    let reason = if excerpt.is_empty() {
+        format!("http {status}")
+    } else {
+        format!("http {status}: {excerpt}")
+    };
+    if is_retryable_status(status) {
+        SendOutcome::Retry {
+            reason,
+            retry_after,
+        }
+    } else {
+        SendOutcome::Reject { reason }
+    }
+}
+
+fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let what = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut msg = format!("{what}: {e}");
+    let mut src = e.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// The first `max` bytes of `body` as text (lossy UTF-8, trimmed), for error reports.
+pub fn body_excerpt(body: &[u8], max: usize) -> String {
+    let cut = &body[..body.len().min(max)];
+    String::from_utf8_lossy(cut).trim().to_string()
+}
+
+/// Parses an HTTP `Retry-After` value (RFC 9110 §10.2.3): delta-seconds or an
+/// HTTP-date, relative to `now`. The result is capped at [`MAX_RETRY_AFTER`]; a date
+/// in the past gives zero. `None` for a value that is neither.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    let d = if let Ok(secs) = v.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let when = httpdate::parse_http_date(v).ok()?;
+        when.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(d.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_seconds_dates_and_caps() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("86400", now), Some(MAX_RETRY_AFTER));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(30));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn retryable_statuses() {
+        for s in [408, 429, 500, 502, 503, 504] {
+            assert!(is_retryable_status(s), "{s}");
+        }
+        for s in [400, 401, 403, 404, 413, 501] {
+            assert!(!is_retryable_status(s), "{s}");
+        }
+    }
+}

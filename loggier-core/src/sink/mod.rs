@@ -1,0 +1,176 @@
+//! Sinks: where records go. Each sink turns a batch of (already masked) records into
+//! one or more encoded [`Payload`]s and delivers them.
+//!
+//! The pipeline owns batching, retries and the disk queue; a sink only encodes and
+//! sends. Splitting encode from send is what lets a failed batch be stored on disk as
+//! the exact bytes that go on the wire, and replayed later without re-encoding.
+//!
+//! Every sink runs on the Loggier worker thread (a current-thread tokio runtime), in
+//! its own task, so a slow sink never delays another.
+
+#[cfg(feature = "file")]
+mod file;
+#[cfg(feature = "http-transport")]
+pub mod http_transport;
+#[cfg(feature = "stdout")]
+mod stdout;
+
+#[cfg(feature = "file")]
+pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
+#[cfg(feature = "http-transport")]
+pub use http_transport::HttpTransport;
+#[cfg(feature = "stdout")]
+pub use stdout::{StdoutFormat, StdoutSink, encode_logfmt_line};
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::record::{Record, ServiceInfo};
+
+/// A boxed, `Send` future borrowed for `'a` (the shape [`Sink::send`] returns).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// An encoded batch, exactly as it goes on the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// Batch id (UUIDv7, time-ordered). Sent as `X-Loggier-Batch-Id` by HTTP sinks so
+    /// a receiver can de-duplicate replays.
+    pub id: uuid::Uuid,
+    /// Encoded bytes (already compressed when the wire format compresses).
+    pub bytes: Bytes,
+    /// Number of records in the batch.
+    pub records: u32,
+}
+
+impl Payload {
+    /// A payload with a fresh UUIDv7 id.
+    pub fn new(bytes: impl Into<Bytes>, records: u32) -> Self {
+        Payload {
+            id: uuid::Uuid::now_v7(),
+            bytes: bytes.into(),
+            records,
+        }
+    }
+
+    /// Encoded size, bytes.
+    pub fn len_bytes(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// The result of one delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// The receiver acknowledged the whole payload.
+    Delivered,
+    /// A transient failure (network error, timeout, 408, 429, 5xx …): keep the payload
+    /// and try again later. `retry_after` is the server's `Retry-After`, when it sent one.
+    Retry {
+        /// Short description for stats and stderr, e.g. `"http 503: overloaded"`.
+        reason: String,
+        /// Delay the receiver asked for.
+        retry_after: Option<Duration>,
+    },
+    /// The receiver refused the payload for good (other 4xx, malformed data): drop it
+    /// and count it.
+    Reject {
+        /// Short description including the receiver's message, e.g. `"http 400: entry too far behind"`.
+        reason: String,
+    },
+}
+
+/// Batch bounds a sink asks for; the client's settings apply where a field is `None`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchHint {
+    /// Most records in one batch.
+    pub max_records: Option<usize>,
+    /// Most estimated bytes in one batch (before compression).
+    pub max_bytes: Option<usize>,
+    /// Longest time a record waits in a batch.
+    pub max_delay: Option<Duration>,
+}
+
+/// A destination for records.
+///
+/// Implementations must not panic on any record; an encoding failure is returned as
+/// an [`Error`] and the batch is dropped and counted. `send` must finish in bounded
+/// time (use a timeout for network I/O).
+///
+/// # Example
+/// ```
+/// use loggier_core::{BoxFuture, Payload, Record, SendOutcome, ServiceInfo, Sink};
+///
+/// /// Counts records; a sink that needs no I/O.
+/// struct Counter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+///
+/// impl Sink for Counter {
+///     fn name(&self) -> &str { "counter" }
+///     fn encode(&mut self, records: &[Record], _svc: &ServiceInfo) -> Result<Vec<Payload>, loggier_core::Error> {
+///         Ok(vec![Payload::new(Vec::new(), records.len() as u32)])
+///     }
+///     fn send<'a>(&'a mut self, p: &'a Payload) -> BoxFuture<'a, SendOutcome> {
+///         self.0.fetch_add(u64::from(p.records), std::sync::atomic::Ordering::Relaxed);
+///         Box::pin(async { SendOutcome::Delivered })
+///     }
+/// }
+/// ```
+pub trait Sink: Send + 'static {
+    /// Stable name, used in stats, stderr reports and as the disk-queue namespace
+    /// (e.g. `"file"`, `"loki"`). Two sinks of one client must have different names.
+    fn name(&self) -> &str;
+
+    /// Encodes a non-empty batch of masked records. May split it into several
+    /// payloads (e.g. to respect a request-size limit); the `records` counts of the
+    /// payloads must add up to `records.len()`.
+    ///
+    /// # Errors
+    /// An [`Error`] of kind `Encode` when the batch cannot be encoded; the batch is
+    /// dropped and counted.
+    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error>;
+
+    /// Delivers one payload. Called again with the same payload (same id) on retry and
+    /// on replay from the disk queue.
+    fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome>;
+
+    /// Batch bounds this sink prefers. Default: the client's settings.
+    fn batch_hint(&self) -> BatchHint {
+        BatchHint::default()
+    }
+
+    /// `true` for sinks that write locally (file, stdout): their failures are not
+    /// network outages, so the pipeline does not park their batches in the disk queue.
+    /// Default `false`.
+    fn is_local(&self) -> bool {
+        false
+    }
+
+    /// Called once at shutdown after the last send, to flush buffers. Default: nothing.
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+}
+
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
+        (**self).encode(records, service)
+    }
+    fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
+        (**self).send(payload)
+    }
+    fn batch_hint(&self) -> BatchHint {
+        (**self).batch_hint()
+    }
+    fn is_local(&self) -> bool {
+        (**self).is_local()
+    }
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        (**self).close()
+    }
+}
