@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
+#[cfg(feature = "http-capture")]
+pub mod http;
 pub mod record;
 pub mod sink;
 

@@ -1,0 +1,643 @@
+//! [`Exchange`]: the state of one request as an adapter drives it, the decision whether
+//! to record it, and the [`Record`] built from it.
+
+use std::backtrace::Backtrace;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::record::{Exception, Fields, HttpRequest, HttpResponse, HttpTransaction, Level, Record};
+
+use super::body::BodyCapture;
+use super::redact::{self, FILTERED};
+use super::request_id::request_id_or_generate;
+use super::settings::{CaptureSettings, ResponseBodyCapture};
+use super::traceparent::TraceParent;
+
+/// Logger name of transaction records.
+pub const HTTP_LOGGER: &str = "http";
+
+/// One header as an adapter sees it: lower-case name, raw value, and whether the
+/// value is marked sensitive (`HeaderValue::is_sensitive` in the `http` crate, both
+/// 0.2 and 1.x).
+#[derive(Debug, Clone, Copy)]
+pub struct HeaderEntry<'a> {
+    /// Header name, lower case.
+    pub name: &'a str,
+    /// Raw value bytes.
+    pub value: &'a [u8],
+    /// The value is marked sensitive by the application.
+    pub sensitive: bool,
+}
+
+/// The entries of an `http` 1.x [`HeaderMap`](http::HeaderMap), for
+/// [`Exchange::into_record`]. Repeated names yield one entry per value.
+pub fn header_entries(map: &http::HeaderMap) -> impl Iterator<Item = HeaderEntry<'_>> {
+    map.iter().map(|(n, v)| HeaderEntry {
+        name: n.as_str(),
+        value: v.as_bytes(),
+        sensitive: v.is_sensitive(),
+    })
+}
+
+/// The request facts an adapter hands to [`Exchange::into_record`]; borrowed, so the
+/// adapter only needs to keep what it already has (actix keeps its `HttpRequest`,
+/// tower keeps the `Uri`).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Method, e.g. `"GET"`.
+    pub method: &'a str,
+    /// Path without the query string.
+    pub path: &'a str,
+    /// Raw query string without `?`, when there is one.
+    pub query: Option<&'a str>,
+    /// Address of the connected peer, when the adapter knows it.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// How the handler failed, when it did.
+#[derive(Debug, Clone)]
+enum Failure {
+    Error(Exception),
+    Panic(Exception),
+}
+
+/// One request in flight, from arrival to the end of its response body.
+///
+/// Driven by an adapter in this order:
+/// 1. [`CaptureSettings::begin`] (or [`Exchange::start`]) when the request arrives —
+///    `None` for excluded paths;
+/// 2. [`request_body_capture`](Exchange::request_body_capture) to know whether to tee
+///    the request body, then [`set_request_body`](Exchange::set_request_body) when it
+///    ended or was dropped;
+/// 3. [`on_response`](Exchange::on_response) with the status (returns a
+///    [`BodyCapture`] when the response body should be teed), or
+///    [`set_error`](Exchange::set_error) / [`set_panic`](Exchange::set_panic) when the
+///    handler failed;
+/// 4. [`set_response_body`](Exchange::set_response_body) and, when the body was
+///    dropped before its end (client disconnect), [`set_aborted`](Exchange::set_aborted);
+/// 5. [`finish`](Exchange::finish) — `Some(level)` when the request is recorded — and
+///    then [`into_record`](Exchange::into_record), whose result goes to
+///    `Loggier::log`.
+///
+/// Plain owned data; no `Send` requirement is placed on the adapter.
+#[derive(Debug)]
+pub struct Exchange {
+    settings: Arc<CaptureSettings>,
+    started: Instant,
+    request_id: String,
+    trace: Option<TraceParent>,
+    route: Option<String>,
+    status: Option<u16>,
+    response_content_type: Option<String>,
+    failure: Option<Failure>,
+    request_body: Option<BodyCapture>,
+    response_body: Option<BodyCapture>,
+    aborted: bool,
+    duration: Option<Duration>,
+}
+
+impl CaptureSettings {
+    /// Starts an [`Exchange`] for a request to `path` with these `headers`, or `None`
+    /// when the path is excluded (then nothing else is done for it: no id, no copy).
+    /// Reads the `request_id_header` and `traceparent` headers.
+    pub fn begin(self: &Arc<Self>, path: &str, headers: &http::HeaderMap) -> Option<Exchange> {
+        if self.is_excluded(path) {
+            return None;
+        }
+        Some(Exchange::start(
+            Arc::clone(self),
+            headers
+                .get(&self.request_id_header)
+                .map(http::HeaderValue::as_bytes),
+            headers.get("traceparent").map(http::HeaderValue::as_bytes),
+        ))
+    }
+}
+
+impl Exchange {
+    /// Starts the clock for a request. `request_id` is the raw value of the
+    /// `request_id_header` (accepted when valid, see
+    /// [`request_id_or_generate`](super::request_id_or_generate)), `traceparent` the
+    /// raw `traceparent` header (ignored when invalid). Exclusion is the caller's job
+    /// ([`CaptureSettings::is_excluded`]).
+    pub fn start(
+        settings: Arc<CaptureSettings>,
+        request_id: Option<&[u8]>,
+        traceparent: Option<&[u8]>,
+    ) -> Exchange {
+        Exchange {
+            settings,
+            started: Instant::now(),
+            request_id: request_id_or_generate(request_id),
+            trace: traceparent.and_then(TraceParent::parse),
+            route: None,
+            status: None,
+            response_content_type: None,
+            failure: None,
+            request_body: None,
+            response_body: None,
+            aborted: false,
+            duration: None,
+        }
+    }
+
+    /// The settings this exchange follows.
+    pub fn settings(&self) -> &CaptureSettings {
+        &self.settings
+    }
+
+    /// The request id: put it in the request scope and echo it on the response
+    /// (header [`CaptureSettings::request_id_header`]).
+    pub fn request_id(&self) -> &str {
+        &self.request_id
+    }
+
+    /// The caller's trace context, when a valid `traceparent` came in.
+    pub fn trace_parent(&self) -> Option<&TraceParent> {
+        self.trace.as_ref()
+    }
+
+    /// Sets the route template (`/users/{id}`), when the framework knows it.
+    pub fn set_route(&mut self, route: impl Into<String>) {
+        self.route = Some(route.into());
+    }
+
+    /// The route template, when set.
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+
+    /// Time since [`start`](Exchange::start).
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// A [`BodyCapture`] for the request body when `capture_request_body` is on (and
+    /// `max_body_size` > 0), else `None` — then the body must not be wrapped.
+    /// `content_type` is the request's `Content-Type` value.
+    pub fn request_body_capture(&self, content_type: Option<&[u8]>) -> Option<BodyCapture> {
+        (self.settings.capture_request_body && self.settings.max_body_size > 0)
+            .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
+    }
+
+    /// Hands back the request body copy once the body ended or was dropped.
+    pub fn set_request_body(&mut self, capture: BodyCapture) {
+        self.request_body = Some(capture);
+    }
+
+    /// Notes the response status (e.g. `500`) and `Content-Type`; returns a
+    /// [`BodyCapture`] when the response body should be teed (see
+    /// [`CaptureSettings::should_capture_response_body`]), else `None`. No allocation
+    /// unless the response may be recorded.
+    pub fn on_response(&mut self, status: u16, content_type: Option<&[u8]>) -> Option<BodyCapture> {
+        self.status = Some(status);
+        if self.settings.may_record(status) || self.failure.is_some() {
+            self.response_content_type = content_type
+                .and_then(|c| std::str::from_utf8(c).ok())
+                .map(str::to_string);
+        }
+        self.settings
+            .should_capture_response_body(status)
+            .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
+    }
+
+    /// The status given to [`on_response`](Exchange::on_response), if any.
+    pub fn status(&self) -> Option<u16> {
+        self.status
+    }
+
+    /// Hands back the response body copy once the body ended or was dropped.
+    pub fn set_response_body(&mut self, capture: BodyCapture) {
+        self.response_body = Some(capture);
+    }
+
+    /// The handler (or a later layer) failed with `exception`: the request is recorded
+    /// at error level. Its backtrace is dropped when `include_stacktrace` is off.
+    pub fn set_error(&mut self, mut exception: Exception) {
+        if !self.settings.include_stacktrace {
+            exception.backtrace = None;
+            exception.frames.clear();
+        }
+        self.failure = Some(Failure::Error(exception));
+    }
+
+    /// The handler panicked with `message`: recorded at error level with an exception
+    /// of type `"panic"` and, when `include_stacktrace` is on and one was captured,
+    /// the backtrace.
+    pub fn set_panic(&mut self, message: impl Into<String>, backtrace: Option<&Backtrace>) {
+        let mut exception = Exception::new("panic", message);
+        if self.settings.include_stacktrace {
+            if let Some(bt) = backtrace {
+                exception.set_backtrace(bt);
+            }
+        }
+        self.failure = Some(Failure::Panic(exception));
+    }
+
+    /// The response body was dropped before its end (client disconnect, server
+    /// shutdown). Noted as `response_aborted: true` in the record context.
+    pub fn set_aborted(&mut self) {
+        self.aborted = true;
+    }
+
+    /// `true` when a failure (error or panic) has been noted.
+    pub fn has_failed(&self) -> bool {
+        self.failure.is_some()
+    }
+
+    /// Stops the clock and decides: `Some(level)` when the request is recorded — its
+    /// status is tracked, it was slow (`log_slow_requests` and duration ≥
+    /// `slow_request_threshold`), the handler failed or panicked, or access-log mode is
+    /// on. Level: error for 5xx, failures and panics; warning for 4xx and slow
+    /// requests; info otherwise. Calling it again keeps the first duration.
+    pub fn finish(&mut self) -> Option<Level> {
+        let duration = *self.duration.get_or_insert_with(|| self.started.elapsed());
+        let s = &self.settings;
+        let slow = s.log_slow_requests && duration >= s.slow_request_threshold;
+        let tracked = self.status.is_some_and(|c| s.statuses_to_track.contains(c));
+        let failed = self.failure.is_some();
+        if !(failed || tracked || slow || s.log_all_requests) {
+            return None;
+        }
+        let status = self.status.unwrap_or(0);
+        Some(if failed || status >= 500 {
+            Level::Error
+        } else if status >= 400 || slow {
+            Level::Warning
+        } else {
+            Level::Info
+        })
+    }
+
+    /// Builds the transaction record (logger `"http"`) at `level`: message like
+    /// `"Server error: GET /api/v1/templates/ - 500"`, `request_id`, trace ids and the
+    /// `context.transaction` of seeds/004 with `duration_ms`. Request query, headers,
+    /// client IP and user agent, and response headers, only with
+    /// `capture_request_data`; sensitive headers, query parameters and JSON/form body
+    /// fields masked with `[FILTERED]`. Headers are only turned into strings here, after
+    /// the decision.
+    ///
+    /// `request_headers` / `response_headers` are the entries of each header map
+    /// ([`header_entries`] for `http` 1.x maps); pass [`std::iter::empty`] when unknown.
+    pub fn into_record<'a, 'b, Q, R>(
+        mut self,
+        level: Level,
+        request: RequestView<'_>,
+        request_headers: Q,
+        response_headers: R,
+    ) -> Record
+    where
+        Q: IntoIterator<Item = HeaderEntry<'a>>,
+        R: IntoIterator<Item = HeaderEntry<'b>>,
+    {
+        let duration = *self.duration.get_or_insert_with(|| self.started.elapsed());
+        let s = &*self.settings;
+        let extra = &s.sensitive_fields;
+
+        let mut req = HttpRequest {
+            method: request.method.to_string(),
+            path: request.path.to_string(),
+            route: self.route.take(),
+            ..HttpRequest::default()
+        };
+        if s.capture_request_data {
+            if let Some(q) = request.query.filter(|q| !q.is_empty()) {
+                req.query = redact::query_fields(q, extra);
+            }
+            req.headers = header_fields(s, request_headers, Some(&mut req.user_agent));
+            req.client_ip = request.client_ip.map(|ip| ip.to_string());
+        }
+        req.body = self
+            .request_body
+            .take()
+            .filter(|b| b.total_bytes() > 0)
+            .map(|b| b.into_captured(extra));
+
+        let response = self.status.map(|status| {
+            let mut resp = HttpResponse {
+                status_code: status,
+                content_type: self.response_content_type.take(),
+                ..HttpResponse::default()
+            };
+            if s.capture_request_data {
+                resp.headers = header_fields(s, response_headers, None);
+            }
+            let body_allowed = match s.capture_response_body {
+                ResponseBodyCapture::Off => false,
+                ResponseBodyCapture::Errors => status >= 400,
+                ResponseBodyCapture::All => true,
+            };
+            if body_allowed {
+                resp.body = self
+                    .response_body
+                    .take()
+                    .filter(|b| b.total_bytes() > 0)
+                    .map(|b| b.into_captured(extra));
+            }
+            resp
+        });
+
+        let slow = s.log_slow_requests && duration >= s.slow_request_threshold;
+        let line = format!("{} {}", request.method, request.path);
+        let message = match (&self.failure, self.status) {
+            (Some(Failure::Panic(_)), Some(c)) => format!("Handler panicked: {line} - {c}"),
+            (Some(Failure::Panic(_)), None) => format!("Handler panicked: {line}"),
+            (Some(Failure::Error(_)), None) => format!("Request failed: {line}"),
+            (_, Some(c)) if c >= 500 => format!("Server error: {line} - {c}"),
+            (Some(Failure::Error(_)), Some(c)) => format!("Request failed: {line} - {c}"),
+            (_, Some(c)) if c >= 400 => format!("Client error: {line} - {c}"),
+            (_, Some(c)) if slow => {
+                format!("Slow request: {line} - {c} ({} ms)", duration.as_millis())
+            }
+            (_, Some(c)) => format!("Request: {line} - {c}"),
+            (None, None) => format!("Request: {line}"),
+        };
+
+        let mut tx = HttpTransaction::new(req);
+        tx.response = response;
+        tx.duration_ms = duration.as_secs_f64() * 1_000.0;
+
+        let mut record = Record::new(level, message)
+            .with_logger(HTTP_LOGGER)
+            .with_http(tx);
+        record.request_id = Some(std::mem::take(&mut self.request_id));
+        if let Some(t) = self.trace.take() {
+            record.trace_id = Some(t.trace_id);
+            record.span_id = Some(t.span_id);
+        }
+        if slow {
+            let ms = u64::try_from(s.slow_request_threshold.as_millis()).unwrap_or(u64::MAX);
+            record = record.with_field("slow_request_threshold_ms", ms);
+        }
+        if self.aborted {
+            record = record.with_field("response_aborted", true);
+        }
+        match self.failure.take() {
+            Some(Failure::Error(e) | Failure::Panic(e)) => record.with_exception(e),
+            None => record,
+        }
+    }
+}
+
+/// Header entries → fields: lower-case names, values as text (invalid UTF-8 replaced),
+/// repeated names joined with `", "`, sensitive ones masked. Also picks out the
+/// `User-Agent` when `user_agent` is given.
+fn header_fields<'a, I>(
+    s: &CaptureSettings,
+    entries: I,
+    mut user_agent: Option<&mut Option<String>>,
+) -> Fields
+where
+    I: IntoIterator<Item = HeaderEntry<'a>>,
+{
+    let mut out = Fields::new();
+    for e in entries {
+        let name = e.name.to_ascii_lowercase();
+        let value = if s.is_sensitive_header(&name, e.sensitive) {
+            FILTERED.to_string()
+        } else {
+            String::from_utf8_lossy(e.value).into_owned()
+        };
+        if name == "user-agent" {
+            if let Some(ua) = user_agent.as_deref_mut() {
+                *ua = Some(value.clone());
+            }
+        }
+        match out.get_mut(&name) {
+            Some(serde_json::Value::String(prev)) => {
+                if prev != FILTERED {
+                    prev.push_str(", ");
+                    prev.push_str(&value);
+                }
+            }
+            _ => {
+                out.insert(name, serde_json::Value::String(value));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::BodyContent;
+
+    fn settings(
+        f: impl FnOnce(super::super::CaptureSettingsBuilder) -> super::super::CaptureSettingsBuilder,
+    ) -> Arc<CaptureSettings> {
+        Arc::new(
+            f(CaptureSettings::builder())
+                .build()
+                .expect("valid settings"),
+        )
+    }
+
+    fn view<'a>(method: &'a str, path: &'a str, query: Option<&'a str>) -> RequestView<'a> {
+        RequestView {
+            method,
+            path,
+            query,
+            client_ip: Some("127.0.0.1".parse().expect("ip")),
+        }
+    }
+
+    #[test]
+    fn tracked_statuses_are_recorded_with_their_level() {
+        let s = settings(|b| b.statuses_to_track(["4xx", "5xx"]).log_slow_requests(false));
+        for (status, level) in [
+            (200, None),
+            (302, None),
+            (404, Some(Level::Warning)),
+            (503, Some(Level::Error)),
+        ] {
+            let mut x = Exchange::start(Arc::clone(&s), None, None);
+            let _ = x.on_response(status, None);
+            assert_eq!(x.finish(), level, "{status}");
+        }
+    }
+
+    #[test]
+    fn slow_failed_and_access_log_requests_are_recorded() {
+        let s = settings(|b| b.slow_request_threshold(Duration::ZERO));
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        let _ = x.on_response(200, None);
+        assert_eq!(x.finish(), Some(Level::Warning));
+        let r = x.into_record(Level::Warning, view("GET", "/slow", None), [], []);
+        assert!(
+            r.message.starts_with("Slow request: GET /slow - 200 ("),
+            "{}",
+            r.message
+        );
+        assert_eq!(r.context["slow_request_threshold_ms"], 0);
+
+        let s = settings(|b| b.log_slow_requests(false));
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        x.set_error(Exception::new("io", "boom"));
+        assert_eq!(x.finish(), Some(Level::Error));
+        let r = x.into_record(Level::Error, view("POST", "/x", None), [], []);
+        assert_eq!(r.message, "Request failed: POST /x");
+        assert!(r.http.as_ref().expect("http").response.is_none());
+        assert_eq!(r.exception.as_ref().expect("exc").message, "boom");
+
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        x.set_panic("index out of bounds", None);
+        let _ = x.on_response(500, None);
+        assert_eq!(x.finish(), Some(Level::Error));
+        let r = x.into_record(Level::Error, view("GET", "/p", None), [], []);
+        assert_eq!(r.message, "Handler panicked: GET /p - 500");
+        assert_eq!(r.exception.as_ref().expect("exc").type_name, "panic");
+
+        let s = settings(|b| b.log_all_requests(true).log_slow_requests(false));
+        let mut x = Exchange::start(s, None, None);
+        let _ = x.on_response(204, None);
+        assert_eq!(x.finish(), Some(Level::Info));
+        let r = x.into_record(Level::Info, view("DELETE", "/a/1", None), [], []);
+        assert_eq!(r.message, "Request: DELETE /a/1 - 204");
+    }
+
+    #[test]
+    fn record_has_the_seed_transaction_shape_and_masks_secrets() {
+        let s = settings(|b| b.capture_request_body(true).max_body_size(1024));
+        let mut headers = http::HeaderMap::new();
+        headers.insert("authorization", "Bearer s3cret".parse().expect("hv"));
+        headers.insert("user-agent", "curl/8".parse().expect("hv"));
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .expect("hv"),
+        );
+        headers.insert("x-request-id", "req-42".parse().expect("hv"));
+        let mut marked: http::HeaderValue = "opaque".parse().expect("hv");
+        marked.set_sensitive(true);
+        headers.insert("x-custom", marked);
+        headers.append("accept", "a/b".parse().expect("hv"));
+        headers.append("accept", "c/d".parse().expect("hv"));
+
+        let mut x = s
+            .begin("/api/v1/templates/", &headers)
+            .expect("not excluded");
+        assert_eq!(x.request_id(), "req-42");
+        x.set_route("/api/v1/templates/");
+        let mut body = x
+            .request_body_capture(Some(b"application/json"))
+            .expect("capture on");
+        body.push(br#"{"name":"t","password":"hunter2"}"#);
+        x.set_request_body(body);
+        let mut resp_body = x
+            .on_response(500, Some(b"application/json"))
+            .expect("error body captured");
+        resp_body.push(br#"{"error":"db down"}"#);
+        x.set_response_body(resp_body);
+        let level = x.finish().expect("500 is tracked");
+        let mut resp_headers = http::HeaderMap::new();
+        resp_headers.insert("set-cookie", "sid=abc".parse().expect("hv"));
+        let r = x.into_record(
+            level,
+            view(
+                "GET",
+                "/api/v1/templates/",
+                Some("limit=100&offset=0&api_key=k1"),
+            ),
+            header_entries(&headers),
+            header_entries(&resp_headers),
+        );
+
+        assert_eq!(r.level, Level::Error);
+        assert_eq!(r.message, "Server error: GET /api/v1/templates/ - 500");
+        assert_eq!(r.logger, "http");
+        assert_eq!(r.request_id.as_deref(), Some("req-42"));
+        assert_eq!(
+            r.trace_id.as_deref(),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736")
+        );
+        assert_eq!(r.span_id.as_deref(), Some("00f067aa0ba902b7"));
+        let tx = r.http.as_ref().expect("transaction");
+        assert_eq!(tx.request.query["limit"], "100");
+        assert_eq!(tx.request.query["api_key"], FILTERED);
+        assert_eq!(tx.request.headers["authorization"], FILTERED);
+        assert_eq!(tx.request.headers["x-custom"], FILTERED);
+        assert_eq!(tx.request.headers["accept"], "a/b, c/d");
+        assert_eq!(tx.request.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(tx.request.client_ip.as_deref(), Some("127.0.0.1"));
+        assert_eq!(tx.request.route.as_deref(), Some("/api/v1/templates/"));
+        let rb = tx.request.body.as_ref().expect("request body");
+        assert_eq!(
+            rb.content,
+            BodyContent::Json(serde_json::json!({"name":"t","password":FILTERED}))
+        );
+        let resp = tx.response.as_ref().expect("response");
+        assert_eq!(resp.status_code, 500);
+        assert_eq!(resp.content_type.as_deref(), Some("application/json"));
+        assert_eq!(resp.headers["set-cookie"], FILTERED);
+        assert!(resp.body.is_some());
+        assert!(tx.duration_ms >= 0.0);
+
+        let svc = crate::record::ServiceInfo::default();
+        let mut out = Vec::new();
+        crate::record::encode_json(&r, &svc, &mut out).expect("encodes");
+        let text = String::from_utf8(out).expect("utf8");
+        for secret in ["hunter2", "s3cret", "k1", "sid=abc", "opaque"] {
+            assert!(!text.contains(secret), "{secret} leaked: {text}");
+        }
+    }
+
+    #[test]
+    fn without_request_data_only_method_path_and_route_are_kept() {
+        let s = settings(|b| b.capture_request_data(false));
+        let mut headers = http::HeaderMap::new();
+        headers.insert("user-agent", "curl/8".parse().expect("hv"));
+        let mut x = s.begin("/a", &headers).expect("not excluded");
+        let _ = x.on_response(401, None);
+        let level = x.finish().expect("401 tracked");
+        let r = x.into_record(
+            level,
+            view("GET", "/a", Some("q=1")),
+            header_entries(&headers),
+            [],
+        );
+        let tx = r.http.expect("tx");
+        assert!(tx.request.query.is_empty());
+        assert!(tx.request.headers.is_empty());
+        assert!(tx.request.user_agent.is_none());
+        assert!(tx.request.client_ip.is_none());
+    }
+
+    #[test]
+    fn excluded_paths_start_nothing_and_invalid_ids_are_replaced() {
+        let s = settings(|b| b.exclude_paths(["/health"]));
+        let mut headers = http::HeaderMap::new();
+        assert!(s.begin("/health", &headers).is_none());
+        headers.insert("x-request-id", "bad id".parse().expect("hv"));
+        headers.insert("traceparent", "nonsense".parse().expect("hv"));
+        let x = s.begin("/a", &headers).expect("not excluded");
+        assert_ne!(x.request_id(), "bad id");
+        assert!(x.trace_parent().is_none());
+    }
+
+    #[test]
+    fn ok_response_body_is_not_teed_by_default_and_aborts_are_noted() {
+        let s = settings(|b| b.log_all_requests(true));
+        let mut x = Exchange::start(s, None, None);
+        assert!(x.request_body_capture(None).is_none());
+        assert!(x.on_response(200, Some(b"text/plain")).is_none());
+        x.set_aborted();
+        let level = x.finish().expect("access log");
+        let r = x.into_record(level, view("GET", "/", None), [], []);
+        assert_eq!(r.context["response_aborted"], true);
+        assert!(r.http.expect("tx").response.expect("resp").body.is_none());
+    }
+
+    #[test]
+    fn stacktraces_can_be_left_out() {
+        let s = settings(|b| b.include_stacktrace(false));
+        let mut x = Exchange::start(s, None, None);
+        let bt = Backtrace::force_capture();
+        x.set_panic("boom", Some(&bt));
+        let level = x.finish().expect("panic recorded");
+        let r = x.into_record(level, view("GET", "/", None), [], []);
+        assert!(r.exception.expect("exc").backtrace.is_none());
+    }
+}
