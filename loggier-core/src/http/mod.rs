@@ -54,7 +54,7 @@ mod traceparent;
 
 pub use body::BodyCapture;
 pub use exchange::{Exchange, HTTP_LOGGER, HeaderEntry, RequestView, header_entries};
-pub use redact::{DEFAULT_SENSITIVE_KEY_PARTS, FILTERED};
+pub use redact::FILTERED;
 pub use request_id::{
     MAX_REQUEST_ID_LEN, generate_request_id, is_valid_request_id, request_id_or_generate,
 };
