@@ -95,6 +95,14 @@ impl BodyCapture {
         }
     }
 
+    /// Counts `n` bytes that passed without being offered for copying (the copy is then
+    /// truncated).
+    pub fn skip(&mut self, n: usize) {
+        self.total_bytes = self
+            .total_bytes
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
     /// Bytes seen so far (the full body length once it ended).
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
@@ -202,6 +210,8 @@ mod tests {
         c.push(b"defgh");
         c.push(b"ij");
         assert_eq!(c.captured(), b"abcde");
+        assert_eq!(c.total_bytes(), 10);
+        c.skip(0);
         assert_eq!(c.total_bytes(), 10);
         assert!(c.is_truncated());
         let b = c.into_captured(&Masker::default());
