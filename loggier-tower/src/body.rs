@@ -166,7 +166,9 @@ impl Pending {
         response_body: Option<BodyCapture>,
         aborted: bool,
     ) {
-        if std::thread::panicking() && !self.exchange.has_failed() {
+        // Dropped while unwinding, or right after the runtime caught a panic of this
+        // request's handler: the hook left its message and backtrace on this thread.
+        if (aborted || std::thread::panicking()) && !self.exchange.has_failed() {
             if let Some(p) = take_request_panic() {
                 self.exchange.set_panic(p.message, Some(&p.backtrace));
             }

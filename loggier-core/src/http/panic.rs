@@ -90,9 +90,20 @@ pub struct PanicCapture {
 }
 
 impl PanicCapture {
-    /// Enters a region (regions nest).
+    /// Enters a region (regions nest). Entering the outermost region forgets a panic
+    /// stored earlier on this thread that nobody took, so a stale panic is never
+    /// attributed to another request.
     pub fn enter() -> PanicCapture {
-        let _ = DEPTH.try_with(|d| d.set(d.get() + 1));
+        let outermost = DEPTH
+            .try_with(|d| {
+                let n = d.get();
+                d.set(n + 1);
+                n == 0
+            })
+            .unwrap_or(false);
+        if outermost {
+            let _ = LAST.try_with(|l| l.borrow_mut().take());
+        }
         PanicCapture {
             _not_send: PhantomData,
         }
