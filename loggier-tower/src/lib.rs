@@ -92,6 +92,7 @@
 #![deny(unreachable_pub, missing_docs)]
 
 mod body;
+mod context;
 mod future;
 mod layer;
 mod service;
@@ -100,6 +101,7 @@ use std::backtrace::Backtrace;
 use std::sync::Arc;
 
 pub use body::{RequestBody, ResponseBody};
+pub use context::RequestContext;
 pub use future::ResponseFuture;
 pub use layer::LoggierLayer;
 pub use service::{ClientAddr, LoggierService, RequestMeta};

@@ -129,7 +129,11 @@ where
         }
         let frame = scope.into_frame();
 
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(crate::RequestContext::new(
+            self.loggier.clone(),
+            Arc::clone(&frame),
+        ));
         let capture = exchange
             .request_body_capture(parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes));
         let (body, slot) = match capture {
