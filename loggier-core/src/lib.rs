@@ -13,5 +13,7 @@ pub use record::{
 pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 #[cfg(feature = "file")]
 pub use sink::{FileSink, FileSinkBuilder};
+#[cfg(feature = "otlp")]
+pub use sink::{OtlpCompression, OtlpPartialSuccess, OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use sink::{StdoutFormat, StdoutSink};

@@ -12,6 +12,8 @@
 mod file;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "stdout")]
 mod stdout;
 
@@ -19,6 +21,8 @@ mod stdout;
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
 #[cfg(feature = "http-transport")]
 pub use http_transport::HttpTransport;
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpCompression, OtlpPartialSuccess, OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use stdout::{StdoutFormat, StdoutSink, encode_logfmt_line};
 
