@@ -101,7 +101,9 @@ mod grpc;
 mod http;
 
 use std::fmt;
-use std::io::{Read, Write};
+#[cfg(feature = "otlp-grpc")]
+use std::io::Read;
+use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -859,6 +861,7 @@ mod tests {
 
     #[test]
     fn gzip_round_trip() {
+        use std::io::Read as _;
         let raw = b"\x0a\x03abc".repeat(100);
         let z = gzip(&raw).expect("compresses");
         assert!(is_gzip(&z));
