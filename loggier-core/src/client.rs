@@ -538,6 +538,8 @@ fn sinks_from_names(config: &Config) -> Result<Vec<Box<dyn Sink>>, ConfigError> 
             )),
             #[cfg(feature = "stdout")]
             "stdout" => out.push(Box::new(crate::sink::StdoutSink::new(config.stdout_format))),
+            #[cfg(feature = "otlp")]
+            "otlp" => out.push(Box::new(crate::sink::OtlpSink::from_env()?)),
             other => {
                 return Err(ConfigError::invalid(
                     "sinks",

@@ -156,6 +156,15 @@ pub trait Sink: Send + 'static {
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// Records of the payload just [`Delivered`](SendOutcome::Delivered) that the
+    /// receiver accepted the request for but refused one by one (an OTLP
+    /// `partial_success`), with the receiver's message. The pipeline asks after every
+    /// `Delivered` and counts them as `dropped_rejected` instead of `written`.
+    /// Default: `None`.
+    fn take_partial_rejection(&mut self) -> Option<(u64, String)> {
+        None
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -176,5 +185,8 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn close(&mut self) -> BoxFuture<'_, ()> {
         (**self).close()
+    }
+    fn take_partial_rejection(&mut self) -> Option<(u64, String)> {
+        (**self).take_partial_rejection()
     }
 }

@@ -58,8 +58,12 @@
 //!   `google.rpc.RetryInfo` → retry (its `retry_delay` becomes `retry_after`); other
 //!   codes → reject.
 //! - A success response with `partial_success` is [`SendOutcome::Delivered`] (the spec
-//!   forbids retrying it); its `rejected_log_records` are added to
-//!   [`OtlpPartialSuccess`], reachable through [`OtlpSink::partial_success`].
+//!   forbids retrying it); its `rejected_log_records` are reported to the pipeline
+//!   through [`Sink::take_partial_rejection`], so they show up in
+//!   [`SinkStats::dropped_rejected`](crate::SinkStats::dropped_rejected) (not in
+//!   `written`) and as the sink's `last_error`; the running totals and the collector's
+//!   last message are also kept in [`OtlpPartialSuccess`]
+//!   ([`OtlpSink::partial_success`]).
 //!
 //! The pipeline owns retries, back-off and the disk queue; this sink encodes and sends.
 //!
@@ -173,6 +177,8 @@ struct PartialInner {
     rejected: AtomicU64,
     responses: AtomicU64,
     last_message: Mutex<Option<String>>,
+    /// Rejections not yet handed to the pipeline by `take_partial_rejection`.
+    untaken: Mutex<Option<(u64, String)>>,
 }
 
 impl OtlpPartialSuccess {
@@ -212,10 +218,25 @@ impl OtlpPartialSuccess {
                 .unwrap_or_else(|p| p.into_inner());
             *slot = Some(message.to_string());
         }
-        Some(format!(
+        let description = format!(
             "partial success: {rejected} log records rejected{}{message}",
             if message.is_empty() { "" } else { ": " }
-        ))
+        );
+        if rejected > 0 {
+            let mut untaken = self.inner.untaken.lock().unwrap_or_else(|p| p.into_inner());
+            let total = untaken.as_ref().map_or(0, |(n, _)| *n) + rejected;
+            *untaken = Some((total, description.clone()));
+        }
+        Some(description)
+    }
+
+    /// Rejections recorded since the last call, for the pipeline's counters.
+    fn take_untaken(&self) -> Option<(u64, String)> {
+        self.inner
+            .untaken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 }
 
@@ -662,6 +683,10 @@ impl Sink for OtlpSink {
         let mut out = Vec::new();
         self.encode_into(records, &resource, &mut out)?;
         Ok(out)
+    }
+
+    fn take_partial_rejection(&mut self) -> Option<(u64, String)> {
+        self.partial.take_untaken()
     }
 
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
