@@ -310,10 +310,11 @@ pub fn array(v: &any_value::Value) -> Vec<Option<any_value::Value>> {
 
 /// The service identity used by the direct-drive tests.
 pub fn service() -> ServiceInfo {
-    let mut svc = ServiceInfo::default();
-    svc.service = "orders".into();
-    svc.environment = "staging".into();
-    svc.version = Some("1.2.3".into());
-    svc.project = Some("shop".into());
-    svc
+    ServiceInfo {
+        service: "orders".into(),
+        environment: "staging".into(),
+        version: Some("1.2.3".into()),
+        project: Some("shop".into()),
+        ..ServiceInfo::default()
+    }
 }

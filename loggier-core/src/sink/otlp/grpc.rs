@@ -28,8 +28,10 @@ pub(super) struct GrpcTarget {
     timeout: Duration,
     compression: OtlpCompression,
     /// Created on the first send: a tonic `Channel` spawns its connection task on the
-    /// current tokio runtime, which only exists on the worker thread.
-    client: Option<LogsServiceClient<Channel>>,
+    /// current tokio runtime, which only exists on the worker thread. Rebuilt when the
+    /// sink finds itself on another runtime (the old one, and the channel's task with
+    /// it, may be gone) or the channel reports it is no longer usable.
+    client: Option<(tokio::runtime::Id, LogsServiceClient<Channel>)>,
 }
 
 impl GrpcTarget {
@@ -126,14 +128,27 @@ impl GrpcTarget {
             Ok(m) => m,
             Err(reason) => return SendOutcome::Reject { reason },
         };
-        let client = self.client.get_or_insert_with(|| {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return SendOutcome::Retry {
+                reason: "grpc send outside a tokio runtime".to_string(),
+                retry_after: None,
+            };
+        };
+        if self
+            .client
+            .as_ref()
+            .is_some_and(|(id, _)| *id != runtime.id())
+        {
+            self.client = None;
+        }
+        let (_, client) = self.client.get_or_insert_with(|| {
             let mut c = LogsServiceClient::new(self.endpoint.connect_lazy());
             if self.compression == OtlpCompression::Gzip {
                 c = c
                     .send_compressed(CompressionEncoding::Gzip)
                     .accept_compressed(CompressionEncoding::Gzip);
             }
-            c
+            (runtime.id(), c)
         });
         let mut request = tonic::Request::new(message);
         *request.metadata_mut() = self.metadata.clone();
@@ -149,9 +164,24 @@ impl GrpcTarget {
                 }
                 SendOutcome::Delivered
             }
+            Ok(Err(status)) if is_local_channel_failure(&status) => {
+                // Our channel broke, the collector said nothing: start a fresh one.
+                self.client = None;
+                SendOutcome::Retry {
+                    reason: format!("grpc channel failed: {}", status.message()),
+                    retry_after: None,
+                }
+            }
             Ok(Err(status)) => classify(&status),
         }
     }
+}
+
+/// `true` for the `UNKNOWN` status tonic's generated client makes when its channel
+/// cannot be polled ready ("Service was not ready: …", e.g. the channel's background
+/// task is gone): a failure on our side, not an answer from the collector.
+fn is_local_channel_failure(status: &Status) -> bool {
+    status.code() == Code::Unknown && status.message().starts_with("Service was not ready")
 }
 
 /// gRPC status handling per
@@ -240,6 +270,16 @@ mod tests {
                 retry_after: Some(Duration::from_secs(7)),
             }
         );
+    }
+
+    #[test]
+    fn a_channel_that_cannot_get_ready_is_ours_to_fix_not_a_rejection() {
+        let st = Status::unknown("Service was not ready: transport error");
+        assert!(is_local_channel_failure(&st));
+        assert!(!is_local_channel_failure(&Status::unknown("collector bug")));
+        assert!(!is_local_channel_failure(&Status::unavailable(
+            "Service was not ready"
+        )));
     }
 
     #[test]

@@ -26,7 +26,6 @@ impl HttpTarget {
         headers: &[(String, String)],
         headers_setting: &'static str,
         timeout: Duration,
-        timeout_setting: &'static str,
     ) -> Result<Self, ConfigError> {
         validate_http_url(&url, url_setting)?;
         let mut map = HeaderMap::new();
@@ -48,18 +47,9 @@ impl HttpTarget {
             value.set_sensitive(true);
             map.append(name, value);
         }
-        let transport = HttpTransport::new(timeout, map).map_err(|e| match e {
-            ConfigError::Invalid {
-                setting,
-                value,
-                reason,
-            } if setting == "http_timeout" => ConfigError::Invalid {
-                setting: timeout_setting,
-                value,
-                reason,
-            },
-            other => other,
-        })?;
+        // The timeout was checked by the builder (naming its own setting); what is
+        // left to fail here is the TLS backend.
+        let transport = HttpTransport::new(timeout, map)?;
         Ok(HttpTarget { url, transport })
     }
 

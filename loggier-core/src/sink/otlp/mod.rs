@@ -521,7 +521,6 @@ impl OtlpSinkBuilder {
                     &self.headers,
                     self.headers_setting,
                     self.timeout,
-                    self.timeout_setting,
                 )?)
             }
             OtlpProtocol::Grpc => self.grpc_target()?,
@@ -543,14 +542,14 @@ impl OtlpSinkBuilder {
             None => DEFAULT_GRPC_ENDPOINT.to_string(),
             Some(EndpointCfg::Base(u) | EndpointCfg::Logs(u)) => u.trim().to_string(),
         };
-        Ok(Target::Grpc(grpc::GrpcTarget::new(
+        Ok(Target::Grpc(Box::new(grpc::GrpcTarget::new(
             &target,
             self.endpoint_setting,
             &self.headers,
             self.headers_setting,
             self.timeout,
             self.compression,
-        )?))
+        )?)))
     }
 
     #[cfg(not(feature = "otlp-grpc"))]
@@ -566,7 +565,7 @@ impl OtlpSinkBuilder {
 enum Target {
     Http(http::HttpTarget),
     #[cfg(feature = "otlp-grpc")]
-    Grpc(grpc::GrpcTarget),
+    Grpc(Box<grpc::GrpcTarget>),
 }
 
 /// Ships records to an OTLP collector. Build it with [`OtlpSink::builder`] or
