@@ -70,12 +70,18 @@ fn a_stalled_sink_never_delays_another() {
         stalled.received().is_empty(),
         "still stalled, nothing answered"
     );
+    // The receivers have the records before the sinks see the answers: wait for the
+    // counters too.
+    let written = |name: &str| log.stats().sink(name).map_or(0, |s| s.written);
+    assert!(
+        wait_until(|| written("otlp-healthy") == 10 && written("file") == 10),
+        "{:?}",
+        log.stats()
+    );
     let st = log.stats();
     let s = st.sink("otlp-stalled").expect("stalled stats");
-    assert_eq!(s.written, 0);
-    assert_eq!(s.pending, 10, "held, not dropped");
-    assert_eq!(st.sink("otlp-healthy").expect("healthy stats").written, 10);
-    assert_eq!(st.sink("file").expect("file stats").written, 10);
+    assert_eq!(s.written, 0, "{st:?}");
+    assert_eq!(s.pending, 10, "held, not dropped: {st:?}");
 
     // Released, the stalled sink catches up with every record, in order.
     stalled.release();
