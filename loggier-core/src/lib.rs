@@ -41,6 +41,8 @@
 //! - `file` (default): [`FileSink`], NDJSON with size rotation.
 //! - `stdout` (default): [`StdoutSink`], JSON or logfmt/TSKV lines.
 //! - `http-transport`: the shared [`sink::http_transport::HttpTransport`] for network sinks.
+//! - `otlp`: [`sink::otlp::OtlpSink`], OTLP logs over HTTP/protobuf (`OTEL_EXPORTER_OTLP_*`).
+//! - `otlp-grpc`: adds OTLP/gRPC (tonic, plaintext) to the OTLP sink.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
