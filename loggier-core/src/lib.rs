@@ -13,5 +13,9 @@ pub use record::{
 pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 #[cfg(feature = "file")]
 pub use sink::{FileSink, FileSinkBuilder};
+#[cfg(feature = "loki")]
+pub use sink::{LokiClient, LokiSink, LokiSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use sink::{StdoutFormat, StdoutSink};
+#[cfg(feature = "vector")]
+pub use sink::{VectorSink, VectorSinkBuilder};

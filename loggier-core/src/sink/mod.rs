@@ -10,17 +10,27 @@
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(any(feature = "loki", feature = "vector"))]
+mod http_auth;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
+#[cfg(feature = "loki")]
+pub mod loki;
 #[cfg(feature = "stdout")]
 mod stdout;
+#[cfg(feature = "vector")]
+pub mod vector;
 
 #[cfg(feature = "file")]
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
 #[cfg(feature = "http-transport")]
 pub use http_transport::HttpTransport;
+#[cfg(feature = "loki")]
+pub use loki::{LokiClient, LokiSink, LokiSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use stdout::{StdoutFormat, StdoutSink, encode_logfmt_line};
+#[cfg(feature = "vector")]
+pub use vector::{VectorSink, VectorSinkBuilder};
 
 use std::future::Future;
 use std::pin::Pin;
