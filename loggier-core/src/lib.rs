@@ -40,6 +40,7 @@
 //! # Features
 //! - `file` (default): [`FileSink`], NDJSON with size rotation.
 //! - `stdout` (default): [`StdoutSink`], JSON or logfmt/TSKV lines.
+//! - `tracing`: [`TracingLayer`], `tracing` events as Loggier records.
 //! - `http-transport`: the shared [`sink::http_transport::HttpTransport`] for network sinks.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -53,6 +54,8 @@ pub mod mask;
 mod pipeline;
 pub mod record;
 pub mod sink;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 pub use client::{Event, Loggier, LoggierBuilder};
 pub use config::{Config, FullPolicy};
@@ -71,6 +74,8 @@ pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 pub use sink::{FileSink, FileSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use sink::{StdoutFormat, StdoutSink};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::TracingLayer;
 
 /// Plumbing for the macros. Not public API.
 #[doc(hidden)]
