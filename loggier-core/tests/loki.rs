@@ -672,3 +672,186 @@ fn debug_output_hides_credentials() {
         "{text}"
     );
 }
+
+// ---- End to end: Loggier client → pipeline worker → LokiSink → receiver ----
+
+fn client_with(sink: LokiSink, dir: &std::path::Path) -> loggier_core::Loggier {
+    loggier_core::Loggier::builder()
+        .service_name("checkout")
+        .environment("staging")
+        .data_dir(dir)
+        .flush_interval(Duration::from_millis(50))
+        .sink(sink)
+        .build()
+        .expect("client builds")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_scope_ids_become_metadata_and_secrets_are_masked() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = LokiSink::builder(rx.url())
+        .tenant_id("team-a")
+        .build()
+        .expect("valid config");
+    let log = client_with(sink, dir.path());
+    {
+        let _scope = loggier_core::context::Scope::new()
+            .request_id("req-42")
+            .trace(
+                "4bf92f3577b34da6a3ce929d0e0e4736",
+                Some("00f067aa0ba902b7".into()),
+            )
+            .field("user_id", "u-7")
+            .enter();
+        log.event(Level::Warning, "payment declined")
+            .field("password", "hunter2")
+            .field("card_last4", "4242")
+            .emit();
+        let mut req = HttpRequest::default();
+        req.method = "POST".into();
+        req.path = "/api/pay".into();
+        req.route = Some("/api/pay".into());
+        req.headers
+            .insert("authorization".into(), "Bearer hunter2-token".into());
+        req.query.insert("api_key".into(), "hunter2-key".into());
+        log.log(
+            Record::new(Level::Info, "POST /api/pay - 402").with_http(HttpTransaction::new(req)),
+        );
+    }
+    assert!(log.flush_async(Duration::from_secs(10)).await, "flushed");
+
+    let reqs = rx.wait_for(1).await;
+    assert!(!reqs.is_empty(), "receiver got the batch");
+    let mut entries = Vec::new();
+    for c in &reqs {
+        assert_eq!(c.header("x-scope-orgid"), Some("team-a"));
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&c.body)
+            .expect("snappy");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(
+            !text.contains("hunter2"),
+            "a secret left the process: {text}"
+        );
+        let push = PushRequest::decode(raw.as_slice()).expect("proto");
+        for s in push.streams {
+            for e in s.entries {
+                entries.push((s.labels.clone(), e));
+            }
+        }
+    }
+    assert_eq!(entries.len(), 2);
+    let (labels, warn) = entries
+        .iter()
+        .find(|(l, _)| l.contains("level=\"warning\""))
+        .expect("warning entry");
+    assert_eq!(
+        labels,
+        r#"{environment="staging", level="warning", service="checkout"}"#
+    );
+    let meta: Vec<(&str, &str)> = warn
+        .structured_metadata
+        .iter()
+        .map(|p| (p.name.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(
+        meta,
+        [
+            ("request_id", "req-42"),
+            ("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
+            ("span_id", "00f067aa0ba902b7"),
+            ("user_id", "u-7"),
+        ]
+    );
+    let line: serde_json::Value = serde_json::from_str(&warn.line).expect("json line");
+    assert_eq!(line["context"]["password"], "[FILTERED]");
+    assert_eq!(line["context"]["card_last4"], "4242");
+    let (_, http) = entries
+        .iter()
+        .find(|(l, _)| l.contains("level=\"info\""))
+        .expect("info entry");
+    assert!(
+        http.structured_metadata
+            .iter()
+            .any(|p| p.name == "route" && p.value == "/api/pay")
+    );
+    let line: serde_json::Value = serde_json::from_str(&http.line).expect("json line");
+    let request = &line["context"]["transaction"]["request"];
+    assert_eq!(request["headers"]["authorization"], "[FILTERED]");
+    assert_eq!(request["query_params"]["api_key"], "[FILTERED]");
+
+    let stats = log.stats();
+    let s = stats.sink("loki").expect("loki stats");
+    assert_eq!(s.written, 2);
+    assert_eq!(s.dropped(), 0);
+    log.shutdown(Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_429_is_retried_and_400_is_dropped_and_counted() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = client_with(
+        LokiSink::builder(rx.url()).build().expect("valid config"),
+        dir.path(),
+    );
+
+    // 429 with Retry-After: 0, then the default 204: delivered on the second try.
+    rx.reply(
+        Reply::status(429)
+            .header("retry-after", "0")
+            .body("too many outstanding requests"),
+    );
+    log.info("first");
+    assert!(
+        log.flush_async(Duration::from_secs(10)).await,
+        "delivered after a retry"
+    );
+    let reqs = rx.wait_for(2).await;
+    assert_eq!(reqs.len(), 2);
+    assert_eq!(
+        reqs[0].header("x-loggier-batch-id"),
+        reqs[1].header("x-loggier-batch-id"),
+        "the retry resends the same batch"
+    );
+    let s = log.stats().sink("loki").cloned().expect("stats");
+    assert_eq!((s.written, s.retried), (1, 1));
+
+    // 400: Loki refused the entries for good; dropped, counted, reason kept.
+    rx.reply(Reply::status(400).body(
+        "entry with timestamp 2020-01-01 00:00:00 +0000 UTC ignored, reason: 'entry too far behind'",
+    ));
+    log.info("second");
+    assert!(
+        !log.flush_async(Duration::from_secs(10)).await,
+        "not written"
+    );
+    let s = log.stats().sink("loki").cloned().expect("stats");
+    assert_eq!(s.written, 1);
+    assert_eq!(s.dropped_rejected, 1);
+    let last = s.last_error.unwrap_or_default();
+    assert!(
+        last.contains("http 400") && last.contains("entry too far behind"),
+        "{last}"
+    );
+    assert_eq!(rx.requests().len(), 3, "a rejected batch is not retried");
+    log.shutdown(Duration::from_secs(5));
+}
+
+#[test]
+fn sinks_setting_loki_reads_the_loki_env() {
+    // Without LOKI_URL in the environment, naming the sink is a clear config error.
+    // (Skipped when the developer's shell exports LOKI_URL.)
+    if std::env::var_os("LOKI_URL").is_some() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut config = loggier_core::Config::default();
+    config.sinks = vec!["loki".into()];
+    config.data_dir = dir.path().to_path_buf();
+    let err = loggier_core::LoggierBuilder::from_config(config)
+        .build()
+        .expect_err("LOKI_URL missing");
+    assert_eq!(err.setting(), "LOKI_URL");
+}

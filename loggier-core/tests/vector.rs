@@ -187,3 +187,63 @@ fn project_and_table_are_required_settings() {
     .expect_err("missing table");
     assert_eq!(err.setting(), "vector_table");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_through_the_pipeline_with_masking() {
+    let rx = Receiver::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = VectorSink::builder(rx.url())
+        .project("shop")
+        .table("app_logs")
+        .build()
+        .expect("valid config");
+    let log = loggier_core::Loggier::builder()
+        .service_name("api")
+        .environment("production")
+        .version("1.0.0")
+        .data_dir(dir.path())
+        .flush_interval(Duration::from_millis(50))
+        .sink(sink)
+        .build()
+        .expect("client builds");
+    log.event(Level::Info, "User logged in")
+        .field("user_id", 123)
+        .field("password", "hunter2")
+        .field(
+            "login",
+            serde_json::json!({"token": "hunter2-token", "ttl_s": 600}),
+        )
+        .emit();
+    log.exception("charge failed", &std::io::Error::other("card declined"));
+    assert!(log.flush_async(Duration::from_secs(10)).await, "flushed");
+
+    let reqs = rx.wait_for(1).await;
+    let mut lines = Vec::new();
+    for c in &reqs {
+        assert!(
+            !String::from_utf8_lossy(&c.body).contains("hunter2"),
+            "secret left the process"
+        );
+        lines.extend(frames(c));
+    }
+    assert_eq!(lines.len(), 2);
+    let info = lines
+        .iter()
+        .find(|l| l["level"] == "INFO")
+        .expect("info line");
+    assert_eq!(info["project"], "shop");
+    assert_eq!(info["table"], "app_logs");
+    assert_eq!(info["message"], "User logged in");
+    assert_eq!(info["extra"]["user_id"], 123);
+    assert_eq!(info["extra"]["password"], "[FILTERED]");
+    assert_eq!(info["extra"]["login"]["token"], "[FILTERED]");
+    assert_eq!(info["extra"]["login"]["ttl_s"], 600);
+    let err = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR")
+        .expect("error line");
+    assert_eq!(err["level_num"], 40);
+    assert_eq!(err["exception"]["message"], "card declined");
+    assert_eq!(log.stats().sink("vector").expect("stats").written, 2);
+    log.shutdown(Duration::from_secs(5));
+}

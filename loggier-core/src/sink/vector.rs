@@ -185,6 +185,17 @@ impl VectorSinkBuilder {
         Ok(b)
     }
 
+    /// The sink named `vector` in the client's `sinks` setting (`LOGGIER_SINKS=vector`):
+    /// [`VectorSinkBuilder::from_env`] with `http_timeout` unless `VECTOR_TIMEOUT_MS` is
+    /// set.
+    pub(crate) fn from_env_for_client(http_timeout: Duration) -> Result<VectorSink, ConfigError> {
+        let mut b = Self::from_env()?;
+        if std::env::var("VECTOR_TIMEOUT_MS").map_or(true, |v| v.trim().is_empty()) {
+            b = b.timeout(http_timeout);
+        }
+        b.build()
+    }
+
     /// Project name written to every line (required, as in LogSend).
     pub fn project(mut self, project: impl Into<String>) -> Self {
         self.project = Some(project.into());

@@ -339,6 +339,16 @@ impl LokiSinkBuilder {
         Ok(b)
     }
 
+    /// The sink named `loki` in the client's `sinks` setting (`LOGGIER_SINKS=loki`):
+    /// [`LokiSinkBuilder::from_env`] with `http_timeout` unless `LOKI_TIMEOUT_MS` is set.
+    pub(crate) fn from_env_for_client(http_timeout: Duration) -> Result<LokiSink, ConfigError> {
+        let mut b = Self::from_env()?;
+        if std::env::var("LOKI_TIMEOUT_MS").map_or(true, |v| v.trim().is_empty()) {
+            b = b.timeout(http_timeout);
+        }
+        b.build()
+    }
+
     fn new(endpoint: Endpoint) -> Self {
         LokiSinkBuilder {
             endpoint,
