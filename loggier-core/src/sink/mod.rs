@@ -10,21 +10,31 @@
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(any(feature = "loki", feature = "vector"))]
+mod http_auth;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
+#[cfg(feature = "loki")]
+pub mod loki;
 #[cfg(feature = "otlp")]
 pub mod otlp;
 #[cfg(feature = "stdout")]
 mod stdout;
+#[cfg(feature = "vector")]
+pub mod vector;
 
 #[cfg(feature = "file")]
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
 #[cfg(feature = "http-transport")]
 pub use http_transport::HttpTransport;
+#[cfg(feature = "loki")]
+pub use loki::{LokiClient, LokiSink, LokiSinkBuilder};
 #[cfg(feature = "otlp")]
 pub use otlp::{OtlpCompression, OtlpPartialSuccess, OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use stdout::{StdoutFormat, StdoutSink, encode_logfmt_line};
+#[cfg(feature = "vector")]
+pub use vector::{VectorSink, VectorSinkBuilder};
 
 use std::future::Future;
 use std::pin::Pin;
