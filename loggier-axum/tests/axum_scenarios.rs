@@ -81,6 +81,7 @@ async fn boom() -> &'static str {
 }
 
 async fn route_template(log: RequestLogger, Path(id): Path<u32>) -> Response {
+    log.info("route handler");
     text(500, format!("{id} {}", log.route().unwrap_or("none")))
 }
 
@@ -157,4 +158,10 @@ async fn route_template_and_client_ip_are_recorded() {
     assert_eq!(req["route"], "/users/{id}/orders");
     assert_eq!(req["path"], "/users/42/orders");
     assert_eq!(req["client_ip"], "127.0.0.1");
+    let log = records
+        .wait_for("handler log with the route", |r| {
+            r["message"] == "route handler" && r["context"]["request_id"] == id.as_str()
+        })
+        .await;
+    assert_eq!(log["context"]["route"], "/users/{id}/orders");
 }

@@ -124,7 +124,7 @@ where
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
         if let Some(r) = route {
-            scope = scope.route(r.clone()).field("route", &r);
+            scope = scope.route(r.clone());
             exchange.set_route(r);
         }
         let frame = scope.into_frame();
