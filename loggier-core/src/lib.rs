@@ -2,6 +2,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
+#[cfg(feature = "disk-queue")]
+pub mod queue;
 pub mod record;
 pub mod sink;
 
