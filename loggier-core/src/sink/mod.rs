@@ -10,6 +10,8 @@
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(feature = "http")]
+mod http;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
 #[cfg(feature = "stdout")]
@@ -17,6 +19,8 @@ mod stdout;
 
 #[cfg(feature = "file")]
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
+#[cfg(feature = "http")]
+pub use http::{DEFAULT_MAX_REQUEST_BYTES, HttpSink, HttpSinkBuilder};
 #[cfg(feature = "http-transport")]
 pub use http_transport::HttpTransport;
 #[cfg(feature = "stdout")]
