@@ -57,16 +57,16 @@ pub mod record;
 pub mod sink;
 
 pub use client::{Event, Loggier, LoggierBuilder};
-pub use config::{Config, FullPolicy};
+pub use config::{Config, DeliveryMode, FullPolicy};
 pub use error::{ConfigError, Error, ErrorKind};
 pub use global::{
     GUARD_SHUTDOWN_TIMEOUT, InitGuard, PANIC_FLUSH_TIMEOUT, global, init, init_with,
     install_panic_hook, set_global,
 };
-pub use pipeline::{SinkStats, Stats};
 pub use pipeline::retry::{
     DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy,
 };
+pub use pipeline::{SinkStats, Stats};
 pub use record::{
     BodyContent, CapturedBody, Exception, ExceptionCause, Fields, Frame, HttpRequest, HttpResponse,
     HttpTransaction, Level, Record, ServiceInfo, Timing, TimingKind,

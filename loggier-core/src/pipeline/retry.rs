@@ -21,8 +21,8 @@ pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 
 /// Default shortest interval between two stderr lines about refused batches of one
-/// sink: 30 s. One line is enough to see the problem; the rest are counted.
-pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(30);
+/// sink: 10 s. One line is enough to see the problem; the rest are counted.
+pub(crate) const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How a network sink retries a batch that failed with a retryable error (network
 /// error, timeout, HTTP 408, 429, 500, 502, 503, 504).
@@ -85,22 +85,23 @@ impl RetryPolicy {
     /// Checks the settings.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] for `initial_backoff` when it is zero, or for
-    /// `max_backoff` when it is smaller than `initial_backoff`.
+    /// [`ConfigError::Invalid`] for setting `retry_initial_backoff` when it is zero,
+    /// or `retry_max_backoff` when it is smaller than the initial backoff (the
+    /// names of the [`Config`](crate::Config) fields these come from).
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.initial_backoff.is_zero() {
             return Err(ConfigError::invalid(
-                "initial_backoff",
+                "retry_initial_backoff",
                 "0s",
                 "must be greater than zero",
             ));
         }
         if self.max_backoff < self.initial_backoff {
             return Err(ConfigError::invalid(
-                "max_backoff",
+                "retry_max_backoff",
                 format!("{:?}", self.max_backoff),
                 format!(
-                    "must be at least initial_backoff ({:?})",
+                    "must be at least retry_initial_backoff ({:?})",
                     self.initial_backoff
                 ),
             ));
@@ -296,12 +297,12 @@ mod tests {
             .initial_backoff(Duration::ZERO)
             .validate()
             .expect_err("zero");
-        assert_eq!(e.setting(), "initial_backoff");
+        assert_eq!(e.setting(), "retry_initial_backoff");
         let e = policy()
             .max_backoff(Duration::from_millis(10))
             .validate()
             .expect_err("small max");
-        assert_eq!(e.setting(), "max_backoff");
+        assert_eq!(e.setting(), "retry_max_backoff");
         assert!(RetryPolicy::default().validate().is_ok());
     }
 

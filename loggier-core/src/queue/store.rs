@@ -119,6 +119,8 @@ pub struct DiskQueue {
     stats: QueueStatsHandle,
     /// Sum of the `bytes` column.
     total_bytes: u64,
+    /// Largest row id present when the file was opened.
+    restored_upto: i64,
 }
 
 impl DiskQueue {
@@ -173,8 +175,15 @@ impl DiskQueue {
             config,
             stats,
             total_bytes: 0,
+            restored_upto: 0,
         };
         let (batches, records) = q.load_totals().map_err(|e| q.queue_error("read", &e))?;
+        q.restored_upto = q
+            .conn
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM batches", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| q.queue_error("read", &e))?;
         report.restored_batches = batches;
         report.restored_records = records;
         // Expired leftovers go now, so the report matches what will be replayed.
@@ -206,6 +215,12 @@ impl DiskQueue {
     pub fn pending(&self, sink: &str) -> (u64, u64) {
         let s = self.stats.sink(sink);
         (s.pending_batches, s.pending_records)
+    }
+
+    /// Rows with a `seq` up to this value were left by an earlier run (0 when the
+    /// file was empty at open).
+    pub fn restored_upto(&self) -> i64 {
+        self.restored_upto
     }
 
     /// Sum of stored payload bytes, all sinks.
@@ -864,6 +879,12 @@ mod tests {
         assert_eq!((report.restored_batches, report.restored_records), (1, 1));
         assert_eq!(q.pending("http"), (1, 1));
         assert_eq!(q.stats().sink("http").restored_records, 1);
+        let left = q.oldest("http", 5).expect("oldest")[0].seq;
+        assert_eq!(q.restored_upto(), left);
+        let PushOutcome::Stored { seq } = q.push("http", &payload(9, 1, 1)) else {
+            panic!("not stored")
+        };
+        assert!(seq > q.restored_upto());
         assert_eq!(
             q.oldest("http", 5).expect("oldest")[0].payload.bytes[..],
             [8]
