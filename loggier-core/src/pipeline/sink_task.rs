@@ -72,6 +72,8 @@ struct Task {
     flushes: Vec<PendingFlush>,
     /// Records this task has dropped so far.
     drops: u64,
+    /// Control messages that arrived during a send, handled next.
+    held: VecDeque<Control>,
 }
 
 pub(crate) async fn run(
@@ -104,13 +106,21 @@ pub(crate) async fn run(
         reporter: RateLimiter::new(DEFAULT_REPORT_INTERVAL),
         flushes: Vec::new(),
         drops: 0,
+        held: VecDeque::new(),
     };
     let mut records_open = true;
     loop {
         t.answer_flushes(false);
+        if let Some(c) = t.held.pop_front() {
+            if t.handle(c, &records).await {
+                return;
+            }
+            continue;
+        }
         if t.ready(Instant::now()) {
-            t.step().await;
+            t.step(&control).await;
             t.answer_flushes(false);
+            continue;
         }
         let ready = t.ready(Instant::now());
         let wake = if t.has_work() && !ready {
@@ -122,18 +132,14 @@ pub(crate) async fn run(
         let accepting = records_open && t.outbox.len() < MAX_OUTBOX;
         tokio::select! {
             biased;
-            c = control.recv_async() => match c {
-                Ok(Control::Flush(ack)) => t.begin_flush(&records, ack).await,
-                Ok(Control::Shutdown(deadline, ack)) => {
-                    t.shutdown(&records, deadline).await;
-                    let _ = ack.send(());
+            c = control.recv_async() => {
+                let c = c.unwrap_or_else(|_| {
+                    Control::Shutdown(Instant::now() + ORPHAN_SHUTDOWN, flume::bounded(1).0)
+                });
+                if t.handle(c, &records).await {
                     return;
                 }
-                Err(_) => {
-                    t.shutdown(&records, Instant::now() + ORPHAN_SHUTDOWN).await;
-                    return;
-                }
-            },
+            }
             r = records.recv_async(), if accepting => match r {
                 Ok(rec) => t.take(rec, &records),
                 Err(_) => records_open = false,
@@ -153,6 +159,57 @@ async fn sleep_until_opt(due: Option<Instant>) {
 }
 
 impl Task {
+    /// Handles a control message; `true` when the task must end.
+    async fn handle(&mut self, c: Control, records: &flume::Receiver<Arc<Record>>) -> bool {
+        match c {
+            Control::Flush(ack) => {
+                self.begin_flush(records, ack).await;
+                false
+            }
+            Control::Shutdown(deadline, ack) => {
+                self.shutdown(records, deadline).await;
+                let _ = ack.send(());
+                true
+            }
+        }
+    }
+
+    /// Awaits `send`, watching the control channel meanwhile: a flush is kept for
+    /// later, a shutdown (or a closed channel) cancels the send and returns `None`.
+    /// A cancelled payload is still in the outbox or on disk.
+    async fn send_watching(
+        sink: &mut Box<dyn Sink>,
+        payload: &Payload,
+        control: Option<&flume::Receiver<Control>>,
+        held: &mut VecDeque<Control>,
+    ) -> Option<SendOutcome> {
+        let send = sink.send(payload);
+        tokio::pin!(send);
+        let Some(control) = control else {
+            return Some(send.await);
+        };
+        loop {
+            tokio::select! {
+                biased;
+                o = &mut send => return Some(o),
+                c = control.recv_async() => match c {
+                    Ok(f @ Control::Flush(_)) => held.push_back(f),
+                    Ok(s @ Control::Shutdown(..)) => {
+                        held.push_back(s);
+                        return None;
+                    }
+                    Err(_) => {
+                        held.push_back(Control::Shutdown(
+                            Instant::now() + ORPHAN_SHUTDOWN,
+                            flume::bounded(1).0,
+                        ));
+                        return None;
+                    }
+                },
+            }
+        }
+    }
+
     fn add(&self, counter: fn(&SinkCounters) -> &std::sync::atomic::AtomicU64, n: u64) {
         SinkCounters::add(counter(&self.counters), n);
     }
@@ -266,7 +323,12 @@ impl Task {
     }
 
     /// One delivery attempt: the oldest batch on disk, else the oldest in memory.
-    async fn step(&mut self) {
+    /// With `control`, a shutdown arriving meanwhile cancels the attempt.
+    async fn step(&mut self, control: &flume::Receiver<Control>) {
+        self.attempt(Some(control)).await;
+    }
+
+    async fn attempt(&mut self, control: Option<&flume::Receiver<Control>>) {
         if self.spool.has_backlog() {
             let Some(b) = self.spool.oldest() else {
                 // The queue cannot be read now; try again later rather than spin.
@@ -276,7 +338,12 @@ impl Task {
                 return;
             };
             let n = u64::from(b.payload.records);
-            match self.sink.send(&b.payload).await {
+            let Some(outcome) =
+                Self::send_watching(&mut self.sink, &b.payload, control, &mut self.held).await
+            else {
+                return;
+            };
+            match outcome {
                 SendOutcome::Delivered => {
                     if self.spool.ack(b.seq) {
                         self.add(|c| &c.written, n);
@@ -307,7 +374,11 @@ impl Task {
             return;
         };
         let n = u64::from(p.records);
-        match self.sink.send(&p).await {
+        let Some(outcome) = Self::send_watching(&mut self.sink, &p, control, &mut self.held).await
+        else {
+            return;
+        };
+        match outcome {
             SendOutcome::Delivered => {
                 self.outbox.pop_front();
                 self.add(|c| &c.left_memory, n);
@@ -428,7 +499,7 @@ impl Task {
         });
         if self.offline && self.has_work() {
             self.not_before = None;
-            self.step().await;
+            self.attempt(None).await;
         }
         self.answer_flushes(false);
     }
@@ -483,6 +554,9 @@ impl Task {
         self.sink.close().await;
     }
 
+    /// Sends until there is nothing left or the deadline. With a disk queue it stops
+    /// at the first failure (what is left is safe on disk, and waiting out a backoff
+    /// would only delay the exit); without one it keeps retrying until the deadline.
     async fn deliver_until(&mut self, deadline: Instant) {
         // Bounded: every round either sends or sleeps towards the deadline.
         for _ in 0..1_000_000 {
@@ -494,6 +568,9 @@ impl Task {
                 return;
             }
             if let Some(nb) = self.not_before {
+                if self.spool.enabled() && nb > now {
+                    return;
+                }
                 if nb >= deadline {
                     return;
                 }
@@ -502,7 +579,10 @@ impl Task {
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, self.step()).await.is_err() {
+            if tokio::time::timeout(left, self.attempt(None))
+                .await
+                .is_err()
+            {
                 return;
             }
         }

@@ -50,8 +50,10 @@ pub struct Seen {
 #[derive(Default)]
 struct State {
     mode: Option<Mode>,
-    /// Every request, whatever the answer.
+    /// Every answered request, whatever the answer.
     requests: Vec<Seen>,
+    /// Requests whose headers arrived (answered or not).
+    arrivals: usize,
 }
 
 /// The receiver. Dropping it stops the server.
@@ -81,6 +83,7 @@ impl Receiver {
         let state = Arc::new(Mutex::new(State {
             mode: Some(Mode::Accept),
             requests: Vec::new(),
+            arrivals: 0,
         }));
         let r = Receiver {
             rt,
@@ -164,7 +167,19 @@ impl Receiver {
         }
     }
 
-    /// Polls until at least `n` requests were seen (any answer).
+    /// Polls until at least `n` requests arrived (answered or still being answered).
+    pub fn wait_arrivals(&self, n: usize, timeout: Duration) -> usize {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let a = lock(&self.state).arrivals;
+            if a >= n || Instant::now() >= deadline {
+                return a;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Polls until at least `n` requests were answered (any answer).
     pub fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Seen> {
         let deadline = Instant::now() + timeout;
         loop {
@@ -232,7 +247,11 @@ async fn handle(
     let authorization = header("authorization");
     let content_type = header("content-type");
     let content_encoding = header("content-encoding");
-    let mode = lock(&state).mode.unwrap_or(Mode::Accept);
+    let mode = {
+        let mut g = lock(&state);
+        g.arrivals += 1;
+        g.mode.unwrap_or(Mode::Accept)
+    };
     let body = match req.into_body().collect().await {
         Ok(b) => b.to_bytes(),
         Err(_) => Bytes::new(),
@@ -305,4 +324,91 @@ pub fn first_occurrences_in_order(ids: &[u64]) -> bool {
     let mut seen = std::collections::HashSet::new();
     let firsts: Vec<u64> = ids.iter().copied().filter(|i| seen.insert(*i)).collect();
     firsts.windows(2).all(|w| w[0] < w[1])
+}
+
+/// Settings shared by the delivery tests: short batches, intervals and backoffs so
+/// every scenario runs in well under a second of waiting.
+pub struct ClientOpts {
+    pub mode: loggier_core::DeliveryMode,
+    pub max_batch_size: usize,
+    pub max_retries: u32,
+    pub network_check_interval: Duration,
+    pub http_timeout: Duration,
+    pub cache_max_bytes: u64,
+}
+
+impl Default for ClientOpts {
+    fn default() -> Self {
+        ClientOpts {
+            mode: loggier_core::DeliveryMode::OfflineCache,
+            max_batch_size: 50,
+            max_retries: 2,
+            network_check_interval: Duration::from_millis(50),
+            http_timeout: Duration::from_millis(500),
+            cache_max_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// A client with one Loggier HTTP sink named `http` posting to `url`, its disk
+/// queue in `dir`.
+pub fn client(url: &str, dir: &std::path::Path, o: &ClientOpts) -> loggier_core::Loggier {
+    let sink = loggier_core::HttpSink::builder(url)
+        .api_key("test-key")
+        .timeout(o.http_timeout)
+        .build()
+        .expect("http sink");
+    loggier_core::Loggier::builder()
+        .service_name("delivery-test")
+        .data_dir(dir)
+        .cache_dir(dir.join("queue"))
+        .max_batch_size(o.max_batch_size)
+        .flush_interval(Duration::from_millis(20))
+        .max_retries(o.max_retries)
+        .retry_initial_backoff(Duration::from_millis(10))
+        .retry_max_backoff(Duration::from_millis(50))
+        .network_check_interval(o.network_check_interval)
+        .delivery_mode(o.mode)
+        .cache_max_bytes(o.cache_max_bytes)
+        .sink(sink)
+        .build()
+        .expect("client")
+}
+
+/// Logs records `ids` at info level, each with context field `i`.
+pub fn log_ids(log: &loggier_core::Loggier, ids: std::ops::Range<u64>) {
+    for i in ids {
+        log.event(loggier_core::Level::Info, format!("record {i}"))
+            .field("i", i)
+            .emit();
+    }
+}
+
+/// Polls `log.stats()` until `pred` holds or `timeout` passes; returns the last
+/// snapshot.
+pub fn wait_stats(
+    log: &loggier_core::Loggier,
+    timeout: Duration,
+    pred: impl Fn(&loggier_core::Stats) -> bool,
+) -> loggier_core::Stats {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = log.stats();
+        if pred(&s) || Instant::now() >= deadline {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The conservation law of the issue, for a client whose sinks all got every
+/// record: `enqueued + restored == delivered + dropped(all reasons) + pending`, where
+/// pending is the channel plus the sink's memory and disk. Checked per sink too.
+pub fn assert_conservation(s: &loggier_core::Stats) {
+    for k in &s.sinks {
+        assert_eq!(k.balance(), 0, "sink {} does not balance: {k:?}", k.name);
+        let lhs = s.enqueued + k.restored;
+        let rhs = s.dropped() + s.in_channel + k.written + k.dropped() + k.pending;
+        assert_eq!(lhs, rhs, "conservation failed: {s:?}");
+    }
 }
