@@ -335,6 +335,7 @@ pub struct ClientOpts {
     pub network_check_interval: Duration,
     pub http_timeout: Duration,
     pub cache_max_bytes: u64,
+    pub caching: bool,
 }
 
 impl Default for ClientOpts {
@@ -346,6 +347,7 @@ impl Default for ClientOpts {
             network_check_interval: Duration::from_millis(50),
             http_timeout: Duration::from_millis(500),
             cache_max_bytes: 256 * 1024 * 1024,
+            caching: true,
         }
     }
 }
@@ -370,6 +372,7 @@ pub fn client(url: &str, dir: &std::path::Path, o: &ClientOpts) -> loggier_core:
         .network_check_interval(o.network_check_interval)
         .delivery_mode(o.mode)
         .cache_max_bytes(o.cache_max_bytes)
+        .enable_caching(o.caching)
         .sink(sink)
         .build()
         .expect("client")
