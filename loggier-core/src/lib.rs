@@ -41,6 +41,10 @@
 //! - `file` (default): [`FileSink`], NDJSON with size rotation.
 //! - `stdout` (default): [`StdoutSink`], JSON or logfmt/TSKV lines.
 //! - `http-transport`: the shared [`sink::http_transport::HttpTransport`] for network sinks.
+//! - `http`: [`HttpSink`], the Loggier ingest wire format (gzip JSON array, bearer key).
+//! - `disk-queue`: the SQLite [`queue`] where network sinks park batches while the
+//!   network is down (offline cache) or commit every batch first
+//!   ([`DeliveryMode::Durable`]); replayed oldest-first when the sink is back.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;

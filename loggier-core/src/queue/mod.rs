@@ -1,7 +1,7 @@
 //! The disk queue: encoded batches that could not be delivered yet, kept in one
 //! SQLite file so they survive network outages, restarts and crashes.
 //!
-//! One row per encoded batch ([`Payload`]), namespaced by sink name. The bytes stored
+//! One row per encoded batch ([`Payload`](crate::Payload)), namespaced by sink name. The bytes stored
 //! are exactly the bytes that go on the wire, so a replay re-sends the same body with
 //! the same batch id (`X-Loggier-Batch-Id`), letting a receiver de-duplicate.
 //!
@@ -21,6 +21,8 @@
 //!     payload       BLOB    NOT NULL,                  -- encoded wire bytes
 //!     UNIQUE (sink, batch_id)
 //! );
+//! CREATE INDEX batches_by_sink ON batches (sink, seq);
+//! CREATE INDEX batches_by_age ON batches (created_at_ms);
 //! ```
 //!
 //! # Bounds

@@ -27,6 +27,7 @@ CREATE TABLE IF NOT EXISTS batches (
     UNIQUE (sink, batch_id)
 );
 CREATE INDEX IF NOT EXISTS batches_by_sink ON batches (sink, seq);
+CREATE INDEX IF NOT EXISTS batches_by_age ON batches (created_at_ms);
 ";
 
 /// A corrupt or unreadable queue file that was moved aside at open.
