@@ -40,7 +40,10 @@
 //! # Features
 //! - `file` (default): [`FileSink`], NDJSON with size rotation.
 //! - `stdout` (default): [`StdoutSink`], JSON or logfmt/TSKV lines.
+//! - `tracing`: [`TracingLayer`], `tracing` events as Loggier records.
 //! - `http-transport`: the shared [`sink::http_transport::HttpTransport`] for network sinks.
+//! - `otlp`: [`sink::otlp::OtlpSink`], OTLP logs over HTTP/protobuf (`OTEL_EXPORTER_OTLP_*`).
+//! - `otlp-grpc`: adds OTLP/gRPC (tonic, plaintext) to the OTLP sink.
 //! - `http`: [`HttpSink`], the Loggier ingest wire format (gzip JSON array, bearer key).
 //! - `disk-queue`: the SQLite [`queue`] where network sinks park batches while the
 //!   network is down (offline cache) or commit every batch first
@@ -59,6 +62,8 @@ mod pipeline;
 pub mod queue;
 pub mod record;
 pub mod sink;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 pub use client::{Event, Loggier, LoggierBuilder};
 pub use config::{Config, DeliveryMode, FullPolicy};
@@ -80,8 +85,16 @@ pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 pub use sink::{FileSink, FileSinkBuilder};
 #[cfg(feature = "http")]
 pub use sink::{HttpSink, HttpSinkBuilder};
+#[cfg(feature = "loki")]
+pub use sink::{LokiClient, LokiSink, LokiSinkBuilder};
+#[cfg(feature = "otlp")]
+pub use sink::{OtlpCompression, OtlpPartialSuccess, OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use sink::{StdoutFormat, StdoutSink};
+#[cfg(feature = "vector")]
+pub use sink::{VectorSink, VectorSinkBuilder};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::TracingLayer;
 
 /// Plumbing for the macros. Not public API.
 #[doc(hidden)]

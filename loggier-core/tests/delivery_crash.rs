@@ -159,7 +159,9 @@ fn durable_flush_is_true_while_down_because_the_records_are_on_disk() {
 
 #[test]
 fn durable_without_caching_is_a_config_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
     let err = loggier_core::Loggier::builder()
+        .data_dir(dir.path())
         .delivery_mode(DeliveryMode::Durable)
         .enable_caching(false)
         .build()

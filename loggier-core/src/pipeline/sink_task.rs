@@ -346,11 +346,14 @@ impl Task {
             match outcome {
                 SendOutcome::Delivered => {
                     if self.spool.ack(b.seq) {
-                        self.add(|c| &c.written, n);
-                        self.add(|c| &c.batches, 1);
+                        let written = self.delivered(n);
                         if !self.durable || b.replay {
-                            self.add(|c| &c.replayed, n);
+                            self.add(|c| &c.replayed, written);
                         }
+                    } else {
+                        // Evicted meanwhile and counted by the queue; only clear
+                        // the sink's per-request report.
+                        let _ = self.sink.take_partial_rejection();
                     }
                     self.succeeded();
                 }
@@ -382,8 +385,7 @@ impl Task {
             SendOutcome::Delivered => {
                 self.outbox.pop_front();
                 self.add(|c| &c.left_memory, n);
-                self.add(|c| &c.written, n);
-                self.add(|c| &c.batches, 1);
+                self.delivered(n);
                 self.succeeded();
             }
             SendOutcome::Reject { reason } => {
@@ -422,6 +424,27 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// Counts a delivered payload of `n` records; returns how many were written.
+    /// Records the receiver refused one by one inside the accepted request (an OTLP
+    /// partial success) are counted as `dropped_rejected` instead.
+    fn delivered(&mut self, n: u64) -> u64 {
+        let refused = match self.sink.take_partial_rejection() {
+            Some((k, reason)) if k > 0 => {
+                // Counted and reported, but the request itself was accepted: a
+                // flush still reports success (as before the disk queue existed).
+                let k = k.min(n);
+                self.add(|c| &c.dropped_rejected, k);
+                self.reporter.report(&self.counters.name, &reason);
+                self.counters.set_last_error(reason);
+                k
+            }
+            _ => 0,
+        };
+        self.add(|c| &c.written, n - refused);
+        self.add(|c| &c.batches, 1);
+        n - refused
     }
 
     fn succeeded(&mut self) {
