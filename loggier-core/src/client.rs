@@ -12,7 +12,8 @@ use crate::config::{Config, FullPolicy};
 use crate::context::{self, Scope};
 use crate::error::ConfigError;
 use crate::mask::Masker;
-use crate::pipeline::stats::{ClientCounters, SinkCounters};
+use crate::pipeline::spool::{DeliveryMode, open_queue, spool_for};
+use crate::pipeline::stats::{ClientCounters, QueueView, SinkCounters};
 use crate::pipeline::{Envelope, Msg, PipelineSettings, Stats, worker};
 use crate::record::{Exception, Fields, Level, Record, ServiceInfo};
 use crate::sink::Sink;
@@ -65,6 +66,7 @@ struct Inner {
     global: ArcSwap<Fields>,
     counters: Arc<ClientCounters>,
     sinks: Vec<Arc<SinkCounters>>,
+    queue: QueueView,
     service: Arc<ServiceInfo>,
     masker: Masker,
     closed: AtomicBool,
@@ -247,6 +249,7 @@ impl Loggier {
     pub fn stats(&self) -> Stats {
         let c = &self.inner.counters;
         let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        let (disk_queue_recoveries, disk_queue_error) = self.inner.queue.health();
         Stats {
             enqueued: ld(&c.enqueued),
             dropped_queue_full: ld(&c.dropped_queue_full),
@@ -254,12 +257,15 @@ impl Loggier {
             in_channel: self.inner.tx.len() as u64,
             dispatched: ld(&c.dispatched),
             sinks: self.inner.sinks.iter().map(|s| s.snapshot()).collect(),
+            disk_queue_recoveries,
+            disk_queue_error,
         }
     }
 
     /// Records accepted and not yet written or dropped: those waiting in the
-    /// channel plus every sink's pending records (a record pending in two sinks
-    /// counts twice).
+    /// channel plus every sink's pending records, in memory and in the disk queue
+    /// (a record pending in two sinks counts twice). Reads counters only; never
+    /// touches the disk.
     pub fn pending_count(&self) -> u64 {
         let s = self.stats();
         s.in_channel + s.sinks.iter().map(|k| k.pending).sum::<u64>()
@@ -443,12 +449,25 @@ impl LoggierBuilder {
         enable_caching: bool => |c, v| c.enable_caching = v;
         /// Disk-queue directory (default `<data_dir>/queue`).
         cache_dir: impl Into<PathBuf> => |c, v| c.cache_dir = Some(v.into());
-        /// Delivery attempts per batch (default 3).
+        /// Retries per batch before a network sink is considered offline and its
+        /// batches are parked in the disk queue (default 3).
         max_retries: u32 => |c, v| c.max_retries = v;
         /// Network request timeout (default 5 s).
         http_timeout: Duration => |c, v| c.http_timeout = v;
         /// Health-probe interval while offline (default 60 s).
         network_check_interval: Duration => |c, v| c.network_check_interval = v;
+        /// Offline cache (default) or durable write-ahead delivery; see [`DeliveryMode`].
+        delivery_mode: DeliveryMode => |c, v| c.delivery_mode = v;
+        /// Upper bound of the first retry delay (default 500 ms, full jitter).
+        retry_initial_backoff: Duration => |c, v| c.retry_initial_backoff = v;
+        /// Largest retry delay (default 30 s).
+        retry_max_backoff: Duration => |c, v| c.retry_max_backoff = v;
+        /// Byte bound of the disk queue, all sinks (default 256 MiB).
+        cache_max_bytes: u64 => |c, v| c.cache_max_bytes = v;
+        /// Age bound of the disk queue (default 7 days).
+        cache_max_age: Duration => |c, v| c.cache_max_age = v;
+        /// `fsync` each disk-queue commit (default false).
+        cache_fsync: bool => |c, v| c.cache_fsync = v;
     }
 
     /// Adds a sink. Sinks added here replace the `sinks` names of the [`Config`];
@@ -463,7 +482,13 @@ impl LoggierBuilder {
     /// # Errors
     /// [`ConfigError`] naming the setting at fault: an out-of-range value, an unknown
     /// or uncompiled sink name, an unwritable `data_dir`, two sinks with one name,
-    /// or (`worker`) when the worker thread cannot be started.
+    /// `delivery_mode` durable without `enable_caching` or without the `disk-queue`
+    /// feature, `cache_dir` when durable delivery cannot open its queue, or
+    /// (`worker`) when the worker thread cannot be started.
+    ///
+    /// When a network sink is configured and caching is on, the disk queue
+    /// `<cache_dir>/loggier-queue.db` is opened here (a corrupt file is moved aside
+    /// and reported once on stderr and in [`Stats::disk_queue_recoveries`]).
     pub fn build(self) -> Result<Loggier, ConfigError> {
         let LoggierBuilder { config, mut sinks } = self;
         config.validate()?;
@@ -487,6 +512,16 @@ impl LoggierBuilder {
             revision: config.revision.clone(),
             host: hostname(),
         });
+        let durable = config.delivery_mode == DeliveryMode::Durable;
+        if durable && !config.enable_caching {
+            return Err(ConfigError::invalid(
+                "delivery_mode",
+                "durable",
+                "needs enable_caching = true (durable delivery writes every batch to the disk queue)",
+            ));
+        }
+        let needs_queue = config.enable_caching && sinks.iter().any(|s| !s.is_local());
+        let (queue, queue_view) = open_queue(&config, needs_queue)?;
         let masker = Masker::new(&config.sensitive_fields);
         let settings = PipelineSettings {
             service: Arc::clone(&service),
@@ -496,16 +531,24 @@ impl LoggierBuilder {
             max_batch_bytes: config.max_batch_bytes,
             flush_interval: config.flush_interval,
             sink_capacity: config.channel_capacity,
-            max_retries: config.max_retries,
+            retry: config.retry_policy(),
+            network_check_interval: config.network_check_interval,
+            delivery: config.delivery_mode,
         };
-        let sinks: Vec<(Box<dyn Sink>, Arc<SinkCounters>)> = sinks
+        let sinks: Vec<_> = sinks
             .into_iter()
             .map(|s| {
-                let c = Arc::new(SinkCounters::new(s.name()));
-                (s, c)
+                let spool = spool_for(&queue, &*s);
+                let view = if spool.enabled() {
+                    queue_view.clone()
+                } else {
+                    QueueView::default()
+                };
+                let c = Arc::new(SinkCounters::new(s.name()).with_queue(view));
+                (s, c, spool)
             })
             .collect();
-        let sink_counters = sinks.iter().map(|(_, c)| Arc::clone(c)).collect();
+        let sink_counters = sinks.iter().map(|(_, c, _)| Arc::clone(c)).collect();
         let counters = Arc::new(ClientCounters::default());
         let (tx, rx) = flume::bounded(config.channel_capacity);
         let handle = worker::spawn(rx, sinks, settings, Arc::clone(&counters)).map_err(|e| {
@@ -519,6 +562,7 @@ impl LoggierBuilder {
                 global: ArcSwap::from_pointee(Fields::new()),
                 counters,
                 sinks: sink_counters,
+                queue: queue_view,
                 service,
                 masker,
                 closed: AtomicBool::new(false),

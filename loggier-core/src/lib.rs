@@ -45,6 +45,10 @@
 //! - `http-capture`: [`http`], the HTTP capture policy used by the framework middleware.
 //! - `otlp`: [`sink::otlp::OtlpSink`], OTLP logs over HTTP/protobuf (`OTEL_EXPORTER_OTLP_*`).
 //! - `otlp-grpc`: adds OTLP/gRPC (tonic, plaintext) to the OTLP sink.
+//! - `http-ingest`: [`HttpSink`], the Loggier ingest wire format (gzip JSON array, bearer key).
+//! - `disk-queue`: the SQLite [`queue`] where network sinks park batches while the
+//!   network is down (offline cache) or commit every batch first
+//!   ([`DeliveryMode::Durable`]); replayed oldest-first when the sink is back.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
@@ -57,17 +61,22 @@ pub mod http;
 mod macros;
 pub mod mask;
 mod pipeline;
+#[cfg(feature = "disk-queue")]
+pub mod queue;
 pub mod record;
 pub mod sink;
 #[cfg(feature = "tracing")]
 pub mod tracing_layer;
 
 pub use client::{Event, Loggier, LoggierBuilder};
-pub use config::{Config, FullPolicy};
+pub use config::{Config, DeliveryMode, FullPolicy};
 pub use error::{ConfigError, Error, ErrorKind};
 pub use global::{
     GUARD_SHUTDOWN_TIMEOUT, InitGuard, PANIC_FLUSH_TIMEOUT, global, init, init_with,
     install_panic_hook, set_global,
+};
+pub use pipeline::retry::{
+    DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, DEFAULT_MAX_RETRIES, RetryPolicy,
 };
 pub use pipeline::{SinkStats, Stats};
 pub use record::{
@@ -77,6 +86,8 @@ pub use record::{
 pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 #[cfg(feature = "file")]
 pub use sink::{FileSink, FileSinkBuilder};
+#[cfg(feature = "http-ingest")]
+pub use sink::{HttpSink, HttpSinkBuilder};
 #[cfg(feature = "loki")]
 pub use sink::{LokiClient, LokiSink, LokiSinkBuilder};
 #[cfg(feature = "otlp")]

@@ -267,6 +267,9 @@ fn full_channel_drops_newest_without_blocking_and_counts_everything() {
         .channel_capacity(16)
         .max_batch_size(4)
         .full_policy(FullPolicy::DropNewest)
+        // A custom sink counts as a network sink: keep its disk queue out of the
+        // working directory (this test is about the channel, not the queue).
+        .enable_caching(false)
         .sink(GatedSink {
             gate,
             written: written.clone(),

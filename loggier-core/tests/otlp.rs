@@ -361,11 +361,14 @@ fn end_to_end_through_the_client_masks_merges_scope_and_counts() {
         .build()
         .expect("valid sink");
     let partial = sink.partial_success();
+    let queue_dir = tempfile::tempdir().expect("tempdir");
     let log = Loggier::builder()
         .service_name("checkout")
         .environment("production")
         .version("2.0.0")
         .log_level(Level::Trace)
+        // Its own disk queue, not the shared ./loggier-data of the working directory.
+        .data_dir(queue_dir.path())
         .tags(["web"])
         .sink(sink)
         .build()

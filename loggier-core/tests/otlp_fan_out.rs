@@ -34,6 +34,8 @@ fn a_stalled_sink_never_delays_another() {
     let log = Loggier::builder()
         .log_level(Level::Info)
         .max_batch_size(5)
+        // Its own disk queue, not the shared ./loggier-data of the working directory.
+        .data_dir(dir.path())
         .flush_interval(Duration::from_millis(50))
         // The stalled sink comes first, so dispatch order cannot favour the others.
         .sink(otlp("otlp-stalled", &stalled))

@@ -269,9 +269,12 @@ fn grpc_end_to_end_with_partial_success_counted() {
         .build()
         .expect("valid sink");
     let partial = sink.partial_success();
+    let queue_dir = tempfile::tempdir().expect("tempdir");
     let log = Loggier::builder()
         .service_name("grpc-svc")
         .max_batch_size(10)
+        // Its own disk queue, not the shared ./loggier-data of the working directory.
+        .data_dir(queue_dir.path())
         .sink(sink)
         .build()
         .expect("client");

@@ -24,6 +24,12 @@
 //! | `LOGGIER_MAX_RETRIES` | `max_retries` | `3` |
 //! | `LOGGIER_HTTP_TIMEOUT_MS` | `http_timeout`, ms | `5000` |
 //! | `LOGGIER_NETWORK_CHECK_INTERVAL_MS` | `network_check_interval`, ms | `60000` |
+//! | `LOGGIER_DELIVERY_MODE` | `delivery_mode` (`offline_cache`, `durable`) | `offline_cache` |
+//! | `LOGGIER_RETRY_INITIAL_BACKOFF_MS` | `retry_initial_backoff`, ms | `500` |
+//! | `LOGGIER_RETRY_MAX_BACKOFF_MS` | `retry_max_backoff`, ms | `30000` |
+//! | `LOGGIER_CACHE_MAX_BYTES` | `cache_max_bytes`, bytes | `268435456` (256 MiB) |
+//! | `LOGGIER_CACHE_MAX_AGE_SECS` | `cache_max_age`, seconds | `604800` (7 days) |
+//! | `LOGGIER_CACHE_FSYNC` | `cache_fsync` | `false` |
 //! | `LOGGIER_SINKS` | `sinks`, comma-separated names | `file` |
 //! | `LOGGIER_STDOUT_FORMAT` | `stdout_format` (`json`, `logfmt`) | `json` |
 //!
@@ -37,7 +43,15 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+use crate::pipeline::retry::{DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, RetryPolicy};
+pub use crate::pipeline::spool::DeliveryMode;
 use crate::record::Level;
+
+/// Default `cache_max_bytes`: 256 MiB (see [`crate::queue`] when the `disk-queue`
+/// feature is on).
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
+/// Default `cache_max_age`: 7 days.
+pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
 /// What a logging call does when the pipeline's channel is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,8 +115,31 @@ pub struct Config {
     pub max_retries: u32,
     /// Timeout of one network request. Default 5 s. Must be > 0.
     pub http_timeout: Duration,
-    /// Interval of the health probe while a network sink is offline. Default 60 s.
+    /// Interval of the health probe while a network sink is offline (after
+    /// `max_retries` failed retries): the oldest parked batch is re-sent this often
+    /// until it goes through. Default 60 s (seeds/004). Must be > 0.
     pub network_check_interval: Duration,
+    /// What network sinks guarantee: [`DeliveryMode::OfflineCache`] (default) or
+    /// [`DeliveryMode::Durable`] (write-ahead to the disk queue; needs the
+    /// `disk-queue` feature and `enable_caching`).
+    pub delivery_mode: DeliveryMode,
+    /// Upper bound of the first retry's delay (full jitter). Default 500 ms; see
+    /// [`RetryPolicy`]. Must be > 0.
+    pub retry_initial_backoff: Duration,
+    /// Largest delay between two attempts. Default 30 s; see [`RetryPolicy`]. Must
+    /// be ≥ `retry_initial_backoff`.
+    pub retry_max_backoff: Duration,
+    /// Most payload bytes kept in the disk queue, all sinks together; past it the
+    /// oldest batches are deleted and counted (`dropped_cache_full`). Default
+    /// 256 MiB. Must be > 0.
+    pub cache_max_bytes: u64,
+    /// Oldest batch kept in the disk queue; older ones are deleted and counted
+    /// (`dropped_expired`). Default 7 days. Must be > 0.
+    pub cache_max_age: Duration,
+    /// `fsync` every disk-queue commit (SQLite `synchronous = FULL`), so stored
+    /// batches also survive power loss, not only a crash of the process. Default
+    /// `false`.
+    pub cache_fsync: bool,
     /// Sinks to build when none is added in code, by name (`file`, `stdout`, and the
     /// network sinks compiled in). Default `["file"]`.
     pub sinks: Vec<String>,
@@ -134,6 +171,12 @@ impl Default for Config {
             max_retries: 3,
             http_timeout: Duration::from_secs(5),
             network_check_interval: Duration::from_secs(60),
+            delivery_mode: DeliveryMode::OfflineCache,
+            retry_initial_backoff: DEFAULT_INITIAL_BACKOFF,
+            retry_max_backoff: DEFAULT_MAX_BACKOFF,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
+            cache_max_age: DEFAULT_CACHE_MAX_AGE,
+            cache_fsync: false,
             sinks: vec!["file".to_string()],
             #[cfg(feature = "stdout")]
             stdout_format: crate::sink::StdoutFormat::Json,
@@ -232,6 +275,34 @@ impl Config {
             c.network_check_interval =
                 Duration::from_millis(parse_num("network_check_interval", v)?);
         }
+        if let Some(v) = get("LOGGIER_DELIVERY_MODE") {
+            c.delivery_mode = match v.to_ascii_lowercase().as_str() {
+                "offline_cache" | "offline-cache" | "cache" => DeliveryMode::OfflineCache,
+                "durable" => DeliveryMode::Durable,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "delivery_mode",
+                        v,
+                        "expected offline_cache or durable",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get("LOGGIER_RETRY_INITIAL_BACKOFF_MS") {
+            c.retry_initial_backoff = Duration::from_millis(parse_num("retry_initial_backoff", v)?);
+        }
+        if let Some(v) = get("LOGGIER_RETRY_MAX_BACKOFF_MS") {
+            c.retry_max_backoff = Duration::from_millis(parse_num("retry_max_backoff", v)?);
+        }
+        if let Some(v) = get("LOGGIER_CACHE_MAX_BYTES") {
+            c.cache_max_bytes = parse_num("cache_max_bytes", v)?;
+        }
+        if let Some(v) = get("LOGGIER_CACHE_MAX_AGE_SECS") {
+            c.cache_max_age = Duration::from_secs(parse_num("cache_max_age", v)?);
+        }
+        if let Some(v) = get("LOGGIER_CACHE_FSYNC") {
+            c.cache_fsync = parse_bool("cache_fsync", v)?;
+        }
         if let Some(v) = get("LOGGIER_SINKS") {
             c.sinks = split_list(v);
         }
@@ -258,7 +329,9 @@ impl Config {
     /// # Errors
     /// [`ConfigError::Invalid`] for the first setting out of range: empty
     /// `service_name`, zero `max_batch_size`, `max_batch_bytes`, `channel_capacity`,
-    /// `flush_interval` or `http_timeout`.
+    /// `flush_interval`, `http_timeout`, `network_check_interval`, `cache_max_bytes`
+    /// or `cache_max_age`; a zero `retry_initial_backoff` or a `retry_max_backoff`
+    /// below it.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.service_name.trim().is_empty() {
             return Err(ConfigError::invalid(
@@ -302,7 +375,42 @@ impl Config {
                 "must be greater than zero",
             ));
         }
-        Ok(())
+        if self.network_check_interval.is_zero() {
+            return Err(ConfigError::invalid(
+                "network_check_interval",
+                "0ms",
+                "must be greater than zero",
+            ));
+        }
+        if self.cache_max_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "cache_max_bytes",
+                0,
+                "must be greater than zero",
+            ));
+        }
+        if self.cache_max_age.is_zero() {
+            return Err(ConfigError::invalid(
+                "cache_max_age",
+                "0s",
+                "must be greater than zero",
+            ));
+        }
+        self.retry_policy().validate()
+    }
+
+    /// The retry policy of network sinks: `retry_initial_backoff`,
+    /// `retry_max_backoff`, `max_retries`.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::default()
+            .initial_backoff(self.retry_initial_backoff)
+            .max_backoff(self.retry_max_backoff)
+            .max_retries(self.max_retries)
+    }
+
+    /// The disk-queue file: `<queue_dir>/loggier-queue.db`.
+    pub fn queue_file(&self) -> PathBuf {
+        self.queue_dir().join(QUEUE_FILE_NAME)
     }
 
     /// The disk-queue directory: `cache_dir`, or `<data_dir>/queue`.
@@ -317,6 +425,9 @@ impl Config {
         self.data_dir.join("loggier.ndjson")
     }
 }
+
+/// File name of the disk queue inside [`Config::queue_dir`].
+pub const QUEUE_FILE_NAME: &str = "loggier-queue.db";
 
 fn split_list(v: &str) -> Vec<String> {
     v.split(',')
@@ -363,6 +474,34 @@ mod tests {
     }
 
     #[test]
+    fn reads_delivery_settings() {
+        let c = Config::from_vars([
+            ("LOGGIER_DELIVERY_MODE", "durable"),
+            ("LOGGIER_RETRY_INITIAL_BACKOFF_MS", "20"),
+            ("LOGGIER_RETRY_MAX_BACKOFF_MS", "400"),
+            ("LOGGIER_CACHE_MAX_BYTES", "4096"),
+            ("LOGGIER_CACHE_MAX_AGE_SECS", "60"),
+            ("LOGGIER_CACHE_FSYNC", "true"),
+            ("LOGGIER_MAX_RETRIES", "5"),
+        ])
+        .expect("valid");
+        assert_eq!(c.delivery_mode, DeliveryMode::Durable);
+        let p = c.retry_policy();
+        assert_eq!(p.initial_backoff, Duration::from_millis(20));
+        assert_eq!(p.max_backoff, Duration::from_millis(400));
+        assert_eq!(p.max_retries, 5);
+        assert_eq!(c.cache_max_bytes, 4096);
+        assert_eq!(c.cache_max_age, Duration::from_secs(60));
+        assert!(c.cache_fsync);
+        let e = Config::from_vars([
+            ("LOGGIER_RETRY_INITIAL_BACKOFF_MS", "500"),
+            ("LOGGIER_RETRY_MAX_BACKOFF_MS", "100"),
+        ])
+        .expect_err("max below initial");
+        assert_eq!(e.setting(), "retry_max_backoff");
+    }
+
+    #[test]
     fn bad_values_name_the_setting() {
         let cases = [
             ("LOGGIER_LEVEL", "loud", "log_level"),
@@ -371,6 +510,18 @@ mod tests {
             ("LOGGIER_FULL_POLICY", "maybe", "full_policy"),
             ("LOGGIER_CAPTURE_UNCAUGHT", "sometimes", "capture_uncaught"),
             ("LOGGIER_HTTP_TIMEOUT_MS", "0", "http_timeout"),
+            ("LOGGIER_DELIVERY_MODE", "maybe", "delivery_mode"),
+            (
+                "LOGGIER_RETRY_INITIAL_BACKOFF_MS",
+                "0",
+                "retry_initial_backoff",
+            ),
+            ("LOGGIER_CACHE_MAX_BYTES", "0", "cache_max_bytes"),
+            (
+                "LOGGIER_NETWORK_CHECK_INTERVAL_MS",
+                "0",
+                "network_check_interval",
+            ),
         ];
         for (k, v, setting) in cases {
             let err = Config::from_vars([(k, v)]).expect_err(k);

@@ -7,7 +7,9 @@
 //!                                       └─► sink task "loki"  (batch → encode → send)
 //! ```
 
+pub(crate) mod retry;
 pub(crate) mod sink_task;
+pub(crate) mod spool;
 pub(crate) mod stats;
 pub(crate) mod worker;
 
@@ -49,7 +51,12 @@ pub(crate) struct PipelineSettings {
     pub(crate) max_batch_bytes: usize,
     pub(crate) flush_interval: Duration,
     pub(crate) sink_capacity: usize,
-    pub(crate) max_retries: u32,
+    /// Backoff and `max_retries` of network sinks.
+    pub(crate) retry: retry::RetryPolicy,
+    /// Probe interval of an offline sink.
+    pub(crate) network_check_interval: Duration,
+    /// Offline cache or durable.
+    pub(crate) delivery: spool::DeliveryMode,
 }
 
 /// Merges the captured context into the record and masks it (worker side).

@@ -2,7 +2,7 @@
 //! snapshot types.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// Counters of the caller side of the pipeline.
 #[derive(Debug, Default)]
@@ -26,7 +26,18 @@ pub(crate) struct SinkCounters {
     pub(crate) dropped_encode: AtomicU64,
     pub(crate) dropped_rejected: AtomicU64,
     pub(crate) dropped_failed: AtomicU64,
+    /// Records stored in the disk queue.
+    pub(crate) cached: AtomicU64,
+    /// Records delivered from the disk queue after a failure or a restart.
+    pub(crate) replayed: AtomicU64,
+    /// Records that left the task's memory: delivered or dropped from memory, or
+    /// handed to the disk queue (stored or refused by it).
+    pub(crate) left_memory: AtomicU64,
+    /// The sink failed `max_retries` times in a row and is probed periodically.
+    pub(crate) offline: AtomicBool,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// The disk queue's counters of this sink.
+    pub(crate) queue: QueueView,
 }
 
 impl SinkCounters {
@@ -42,8 +53,19 @@ impl SinkCounters {
             dropped_encode: AtomicU64::new(0),
             dropped_rejected: AtomicU64::new(0),
             dropped_failed: AtomicU64::new(0),
+            cached: AtomicU64::new(0),
+            replayed: AtomicU64::new(0),
+            left_memory: AtomicU64::new(0),
+            offline: AtomicBool::new(false),
             last_error: Mutex::new(None),
+            queue: QueueView::default(),
         }
+    }
+
+    /// Attaches the disk queue's counters.
+    pub(crate) fn with_queue(mut self, queue: QueueView) -> Self {
+        self.queue = queue;
+        self
     }
 
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
@@ -58,26 +80,124 @@ impl SinkCounters {
 
     pub(crate) fn snapshot(&self) -> SinkStats {
         let ld = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        // Memory side first: a batch moving to disk is then seen at most twice
+        // (never zero times) by a concurrent snapshot.
         let received = ld(&self.received);
-        let written = ld(&self.written);
-        let dropped_encode = ld(&self.dropped_encode);
-        let dropped_rejected = ld(&self.dropped_rejected);
-        let dropped_failed = ld(&self.dropped_failed);
+        let left_memory = ld(&self.left_memory);
+        let q = self.queue.sink(&self.name);
+        let last_error = self
+            .last_error
+            .lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .or(q.last_error);
         SinkStats {
             name: self.name.clone(),
             received,
-            written,
+            written: ld(&self.written),
             batches: ld(&self.batches),
             errors: ld(&self.errors),
             retried: ld(&self.retried),
+            cached: ld(&self.cached),
+            replayed: ld(&self.replayed),
+            restored: q.restored,
             dropped_backlog: ld(&self.dropped_backlog),
-            dropped_encode,
-            dropped_rejected,
-            dropped_failed,
-            pending: received
-                .saturating_sub(written + dropped_encode + dropped_rejected + dropped_failed),
-            last_error: self.last_error.lock().ok().and_then(|g| g.clone()),
+            dropped_encode: ld(&self.dropped_encode),
+            dropped_rejected: ld(&self.dropped_rejected),
+            dropped_failed: ld(&self.dropped_failed),
+            dropped_cache_full: q.dropped_cache_full,
+            dropped_expired: q.dropped_expired,
+            dropped_disk_full: q.dropped_disk_full,
+            dropped_queue_io: q.dropped_io,
+            dropped_corrupt: q.dropped_corrupt,
+            pending_disk: q.pending,
+            pending: received.saturating_sub(left_memory) + q.pending,
+            offline: self.offline.load(Ordering::Relaxed),
+            last_error,
         }
+    }
+}
+
+/// Disk-queue counters of one sink, as the stats need them.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueueCounts {
+    pub(crate) pending: u64,
+    pub(crate) restored: u64,
+    pub(crate) dropped_cache_full: u64,
+    pub(crate) dropped_expired: u64,
+    pub(crate) dropped_disk_full: u64,
+    pub(crate) dropped_io: u64,
+    pub(crate) dropped_corrupt: u64,
+    pub(crate) last_error: Option<String>,
+}
+
+/// A read-only view of the disk queue's counters (empty without a queue). Reading
+/// it never touches the file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct QueueView {
+    #[cfg(feature = "disk-queue")]
+    pub(crate) handle: Option<crate::queue::QueueStatsHandle>,
+    /// Why the queue could not be opened, when it could not.
+    pub(crate) open_error: Option<String>,
+}
+
+impl QueueView {
+    #[cfg(feature = "disk-queue")]
+    pub(crate) fn new(handle: Option<crate::queue::QueueStatsHandle>) -> Self {
+        QueueView {
+            handle,
+            open_error: None,
+        }
+    }
+
+    /// A view of a queue that could not be opened.
+    #[cfg(feature = "disk-queue")]
+    pub(crate) fn failed(reason: String) -> Self {
+        QueueView {
+            handle: None,
+            open_error: Some(reason),
+        }
+    }
+
+    #[cfg(feature = "disk-queue")]
+    pub(crate) fn sink(&self, name: &str) -> QueueCounts {
+        let Some(h) = &self.handle else {
+            return QueueCounts::default();
+        };
+        let all = h.snapshot();
+        let s = all.sink(name);
+        QueueCounts {
+            pending: s.pending_records,
+            restored: s.restored_records,
+            dropped_cache_full: s.dropped_cache_full,
+            dropped_expired: s.dropped_expired,
+            dropped_disk_full: s.dropped_disk_full,
+            dropped_io: s.dropped_io,
+            dropped_corrupt: s.dropped_corrupt,
+            last_error: None,
+        }
+    }
+
+    #[cfg(not(feature = "disk-queue"))]
+    pub(crate) fn sink(&self, _name: &str) -> QueueCounts {
+        QueueCounts::default()
+    }
+
+    /// Times a corrupt queue file was moved aside, and the last queue error.
+    #[cfg(feature = "disk-queue")]
+    pub(crate) fn health(&self) -> (u64, Option<String>) {
+        match &self.handle {
+            Some(h) => {
+                let s = h.snapshot();
+                (s.corrupt_recoveries, s.last_error)
+            }
+            None => (0, self.open_error.clone()),
+        }
+    }
+
+    #[cfg(not(feature = "disk-queue"))]
+    pub(crate) fn health(&self) -> (u64, Option<String>) {
+        (0, self.open_error.clone())
     }
 }
 
@@ -85,7 +205,8 @@ impl SinkCounters {
 ///
 /// Conservation: `enqueued == dropped_queue_full + dropped_closed + in_channel +
 /// dispatched`, and for every sink `dispatched == received + dropped_backlog` and
-/// `received == written + dropped_encode + dropped_rejected + dropped_failed + pending`.
+/// `received + restored == written + (dropped() - dropped_backlog) + pending` (see
+/// [`SinkStats::balance`]). `pending` counts records in memory and on disk.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
@@ -101,6 +222,13 @@ pub struct Stats {
     pub dispatched: u64,
     /// One entry per sink, in the order they were added.
     pub sinks: Vec<SinkStats>,
+    /// Times the disk-queue file was found corrupt or unreadable and moved aside to
+    /// `<file>.corrupt-<unix-seconds>` (at start or later). Also reported once on
+    /// stderr.
+    pub disk_queue_recoveries: u64,
+    /// The last disk-queue error (could not open, write or read), if any. When the
+    /// queue could not be opened at all, network sinks run without it.
+    pub disk_queue_error: Option<String>,
 }
 
 impl Stats {
@@ -137,10 +265,40 @@ pub struct SinkStats {
     pub dropped_encode: u64,
     /// Records dropped because the receiver refused them (non-retryable status).
     pub dropped_rejected: u64,
-    /// Records dropped after every retry failed.
+    /// Records dropped after every retry failed (only when the sink has no disk
+    /// queue: with one, such batches are parked on disk instead), or not delivered
+    /// by the shutdown deadline.
     pub dropped_failed: u64,
-    /// Records received and not yet written or dropped.
+    /// Records written to the disk queue (a batch that failed and those behind it in
+    /// offline-cache mode, every batch in durable mode, everything left at shutdown).
+    pub cached: u64,
+    /// Records delivered from the disk queue after a failure or a restart (also
+    /// counted in `written`).
+    pub replayed: u64,
+    /// Records found in the disk queue at start, left by an earlier run.
+    pub restored: u64,
+    /// Records deleted from the disk queue to respect its byte bound
+    /// (`cache_max_bytes`), oldest first.
+    pub dropped_cache_full: u64,
+    /// Records deleted from the disk queue because they were older than
+    /// `cache_max_age`.
+    pub dropped_expired: u64,
+    /// Records that could not be written to the disk queue because the disk is full.
+    pub dropped_disk_full: u64,
+    /// Records that could not be written to the disk queue because of another I/O
+    /// error.
+    pub dropped_queue_io: u64,
+    /// Records lost when a corrupt disk-queue file was moved aside while running.
+    pub dropped_corrupt: u64,
+    /// Records of this sink in the disk queue now.
+    pub pending_disk: u64,
+    /// Records received (or restored) and not yet written or dropped: in memory plus
+    /// `pending_disk`.
     pub pending: u64,
+    /// `true` while the sink is considered down (it failed `max_retries` retries in a
+    /// row); it is then probed every `network_check_interval` and its batches go to
+    /// the disk queue.
+    pub offline: bool,
     /// The most recent error, if any.
     pub last_error: Option<String>,
 }
@@ -148,6 +306,26 @@ pub struct SinkStats {
 impl SinkStats {
     /// Records this sink dropped, all reasons.
     pub fn dropped(&self) -> u64 {
-        self.dropped_backlog + self.dropped_encode + self.dropped_rejected + self.dropped_failed
+        self.dropped_backlog
+            + self.dropped_encode
+            + self.dropped_rejected
+            + self.dropped_failed
+            + self.dropped_cache_full
+            + self.dropped_expired
+            + self.dropped_disk_full
+            + self.dropped_queue_io
+            + self.dropped_corrupt
+    }
+
+    /// Conservation check: `received + restored - (written + dropped() -
+    /// dropped_backlog + pending)`. Zero when every record this sink was given is
+    /// accounted for; it can be off briefly in a snapshot taken while a batch moves
+    /// between memory and disk.
+    pub fn balance(&self) -> i128 {
+        let inflow = i128::from(self.received) + i128::from(self.restored);
+        let outflow = i128::from(self.written)
+            + i128::from(self.dropped() - self.dropped_backlog)
+            + i128::from(self.pending);
+        inflow - outflow
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::sink_task::{self, Control};
+use super::spool::Spool;
 use super::stats::{ClientCounters, SinkCounters};
 use super::{Msg, PipelineSettings, finish};
 use crate::record::Record;
@@ -29,7 +30,7 @@ struct SinkHandle {
 /// The OS error when the runtime or the thread cannot be created.
 pub(crate) fn spawn(
     rx: flume::Receiver<Msg>,
-    sinks: Vec<(Box<dyn Sink>, Arc<SinkCounters>)>,
+    sinks: Vec<(Box<dyn Sink>, Arc<SinkCounters>, Spool)>,
     settings: PipelineSettings,
     counters: Arc<ClientCounters>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -43,13 +44,13 @@ pub(crate) fn spawn(
 
 async fn run(
     rx: flume::Receiver<Msg>,
-    sinks: Vec<(Box<dyn Sink>, Arc<SinkCounters>)>,
+    sinks: Vec<(Box<dyn Sink>, Arc<SinkCounters>, Spool)>,
     settings: PipelineSettings,
     counters: Arc<ClientCounters>,
 ) {
     let settings = Arc::new(settings);
     let mut handles = Vec::with_capacity(sinks.len());
-    for (sink, sink_counters) in sinks {
+    for (sink, sink_counters, spool) in sinks {
         let (rtx, rrx) = flume::bounded(settings.sink_capacity);
         let (ctx, crx) = flume::unbounded();
         tokio::spawn(sink_task::run(
@@ -58,6 +59,7 @@ async fn run(
             crx,
             Arc::clone(&settings),
             Arc::clone(&sink_counters),
+            spool,
         ));
         handles.push(SinkHandle {
             records: rtx,

@@ -10,6 +10,8 @@
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(feature = "http-ingest")]
+pub mod http;
 #[cfg(any(feature = "loki", feature = "vector"))]
 mod http_auth;
 #[cfg(feature = "http-transport")]
@@ -25,6 +27,8 @@ pub mod vector;
 
 #[cfg(feature = "file")]
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
+#[cfg(feature = "http-ingest")]
+pub use http::{HttpSink, HttpSinkBuilder};
 #[cfg(feature = "http-transport")]
 pub use http_transport::HttpTransport;
 #[cfg(feature = "loki")]
