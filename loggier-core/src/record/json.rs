@@ -182,14 +182,17 @@ mod tests {
 
     #[test]
     fn transaction_lands_in_context_like_the_loggier_example() {
-        let mut req = HttpRequest::default();
-        req.method = "GET".into();
-        req.path = "/api/v1/templates/".into();
+        let mut req = HttpRequest {
+            method: "GET".into(),
+            path: "/api/v1/templates/".into(),
+            ..HttpRequest::default()
+        };
         req.query.insert("limit".into(), "100".into());
         let mut tx = HttpTransaction::new(req);
-        let mut resp = HttpResponse::default();
-        resp.status_code = 500;
-        tx.response = Some(resp);
+        tx.response = Some(HttpResponse {
+            status_code: 500,
+            ..HttpResponse::default()
+        });
         let mut r = Record::new(Level::Error, "Server error: GET /api/v1/templates/ - 500")
             .with_field("user", "u1")
             .with_http(tx);

@@ -1,0 +1,576 @@
+//! The [`Loggier`] client, its builder and the [`Event`] builder.
+
+use std::error::Error as StdError;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, FullPolicy};
+use crate::context::{self, Scope};
+use crate::error::ConfigError;
+use crate::mask::Masker;
+use crate::pipeline::stats::{ClientCounters, SinkCounters};
+use crate::pipeline::{Envelope, Msg, PipelineSettings, Stats, worker};
+use crate::record::{Exception, Fields, Level, Record, ServiceInfo};
+use crate::sink::Sink;
+
+/// Longest an implicit shutdown (last handle dropped) waits for the sinks.
+const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The Loggier client: cheap to clone (`Arc` inside), `Send + Sync`.
+///
+/// Logging calls never do I/O and never wait on the network: they check the level
+/// (one atomic load), stamp the time, capture the current scope (an `Arc` clone) and
+/// `try_send` into a bounded channel. Masking, encoding, batching and delivery happen
+/// on the worker thread. Logging calls return `()`; a record that cannot be accepted
+/// is counted in [`Stats`], never lost silently.
+///
+/// When the last clone is dropped the pipeline shuts down, waiting up to 2 s for
+/// the sinks; call [`Loggier::shutdown`] to choose the bound.
+///
+/// # Example
+/// ```
+/// use std::time::Duration;
+/// use loggier_core::{Level, Loggier};
+///
+/// # fn main() -> Result<(), loggier_core::ConfigError> {
+/// let dir = std::env::temp_dir().join("loggier-doc-client");
+/// let log = Loggier::builder()
+///     .service_name("billing")
+///     .environment("staging")
+///     .data_dir(&dir)
+///     .build()?;
+/// log.info("service started");
+/// log.event(Level::Warning, "slow upstream")
+///     .field("upstream", "payments")
+///     .field("elapsed_ms", 1520)
+///     .tag("latency")
+///     .emit();
+/// assert!(log.flush(Duration::from_secs(5)));
+/// assert_eq!(log.stats().sinks[0].written, 2);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Loggier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    level: AtomicU8,
+    tx: flume::Sender<Msg>,
+    full_policy: FullPolicy,
+    global: ArcSwap<Fields>,
+    counters: Arc<ClientCounters>,
+    sinks: Vec<Arc<SinkCounters>>,
+    service: Arc<ServiceInfo>,
+    masker: Masker,
+    closed: AtomicBool,
+    worker: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Loggier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loggier")
+            .field("service", &self.inner.service)
+            .field("level", &self.level())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Loggier {
+    /// A builder with default settings ([`Config::default`]).
+    pub fn builder() -> LoggierBuilder {
+        LoggierBuilder::default()
+    }
+
+    /// The minimum level currently recorded.
+    pub fn level(&self) -> Level {
+        Level::from_u8(self.inner.level.load(Ordering::Relaxed))
+    }
+
+    /// Changes the minimum level at run time.
+    pub fn set_level(&self, level: Level) {
+        self.inner.level.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// `true` when records of `level` are recorded (one atomic load).
+    #[inline]
+    pub fn enabled(&self, level: Level) -> bool {
+        level as u8 >= self.inner.level.load(Ordering::Relaxed)
+    }
+
+    /// The client's service identity.
+    pub fn service(&self) -> &ServiceInfo {
+        &self.inner.service
+    }
+
+    /// The masker applied to every record.
+    pub fn masker(&self) -> &Masker {
+        &self.inner.masker
+    }
+
+    /// Submits a finished record. Below the level: discarded, not counted. Otherwise
+    /// the current scope is captured and the record is queued for the worker; a full
+    /// channel drops it (counted) or blocks, per [`FullPolicy`].
+    pub fn log(&self, record: Record) {
+        if !self.enabled(record.level) {
+            return;
+        }
+        let inner = &*self.inner;
+        inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        if inner.closed.load(Ordering::Acquire) {
+            inner
+                .counters
+                .dropped_closed
+                .fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let env = Box::new(Envelope {
+            record,
+            global: inner.global.load_full(),
+            scope: context::current(),
+        });
+        let sent = match inner.full_policy {
+            FullPolicy::DropNewest => match inner.tx.try_send(Msg::Record(env)) {
+                Ok(()) => Ok(()),
+                Err(flume::TrySendError::Full(_)) => Err(&inner.counters.dropped_queue_full),
+                Err(flume::TrySendError::Disconnected(_)) => Err(&inner.counters.dropped_closed),
+            },
+            FullPolicy::Block => inner
+                .tx
+                .send(Msg::Record(env))
+                .map_err(|_| &inner.counters.dropped_closed),
+        };
+        if let Err(counter) = sent {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Starts a record at `level` with `message`; add fields, tags or an exception and
+    /// call [`Event::emit`]. When the level is disabled the builder does nothing.
+    pub fn event(&self, level: Level, message: impl Into<String>) -> Event<'_> {
+        let record = self.enabled(level).then(|| Record::new(level, message));
+        Event {
+            client: self,
+            record,
+        }
+    }
+
+    /// Logs `message` at trace level.
+    pub fn trace(&self, message: impl Into<String>) {
+        self.event(Level::Trace, message).emit();
+    }
+    /// Logs `message` at debug level.
+    pub fn debug(&self, message: impl Into<String>) {
+        self.event(Level::Debug, message).emit();
+    }
+    /// Logs `message` at info level.
+    pub fn info(&self, message: impl Into<String>) {
+        self.event(Level::Info, message).emit();
+    }
+    /// Logs `message` at warning level.
+    pub fn warning(&self, message: impl Into<String>) {
+        self.event(Level::Warning, message).emit();
+    }
+    /// Logs `message` at error level.
+    pub fn error(&self, message: impl Into<String>) {
+        self.event(Level::Error, message).emit();
+    }
+    /// Logs `message` at critical level.
+    pub fn critical(&self, message: impl Into<String>) {
+        self.event(Level::Critical, message).emit();
+    }
+
+    /// Logs `message` at error level with `err` described: type, message, the whole
+    /// `source()` chain and a backtrace when `RUST_BACKTRACE` enables one.
+    pub fn exception<E: StdError + ?Sized + 'static>(&self, message: impl Into<String>, err: &E) {
+        self.event(Level::Error, message).exception(err).emit();
+    }
+
+    /// A [`Scope`] holding `fields`: enter it (sync) or instrument a future with it
+    /// (async) so that every record inside carries them.
+    pub fn context(&self, fields: Fields) -> Scope {
+        Scope::with_fields(fields)
+    }
+
+    /// Merges `fields` into the global context added to every later record
+    /// (existing keys are overwritten). Takes effect for records logged after it
+    /// returns.
+    pub fn update_global(&self, fields: Fields) {
+        self.inner.global.rcu(|cur| {
+            let mut next = (**cur).clone();
+            next.extend(fields.clone());
+            next
+        });
+    }
+
+    /// Waits until every record accepted before this call has been written by every
+    /// sink, or `timeout` passes. Blocks the calling thread.
+    ///
+    /// Returns `true` when everything was written; `false` on timeout or when some
+    /// records were dropped (see [`Loggier::stats`]).
+    pub fn flush(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = flume::bounded(1);
+        if self
+            .inner
+            .tx
+            .send_deadline(Msg::Flush(tx), deadline)
+            .is_err()
+        {
+            return false;
+        }
+        rx.recv_deadline(deadline).unwrap_or(false)
+    }
+
+    /// [`Loggier::flush`] for async code: waits without blocking the runtime thread.
+    pub async fn flush_async(&self, timeout: Duration) -> bool {
+        let (tx, rx) = flume::bounded(1);
+        let fut = async {
+            self.inner.tx.send_async(Msg::Flush(tx)).await.ok()?;
+            rx.recv_async().await.ok()
+        };
+        matches!(tokio::time::timeout(timeout, fut).await, Ok(Some(true)))
+    }
+
+    /// Stops accepting records, writes what can be written within `timeout`, closes
+    /// the sinks and stops the worker thread. Later logging calls are counted as
+    /// `dropped_closed`. Idempotent. Blocks the calling thread.
+    pub fn shutdown(&self, timeout: Duration) {
+        self.inner.shutdown(timeout);
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.inner.counters;
+        let ld = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Stats {
+            enqueued: ld(&c.enqueued),
+            dropped_queue_full: ld(&c.dropped_queue_full),
+            dropped_closed: ld(&c.dropped_closed),
+            in_channel: self.inner.tx.len() as u64,
+            dispatched: ld(&c.dispatched),
+            sinks: self.inner.sinks.iter().map(|s| s.snapshot()).collect(),
+        }
+    }
+
+    /// Records accepted and not yet written or dropped: those waiting in the
+    /// channel plus every sink's pending records (a record pending in two sinks
+    /// counts twice).
+    pub fn pending_count(&self) -> u64 {
+        let s = self.stats();
+        s.in_channel + s.sinks.iter().map(|k| k.pending).sum::<u64>()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self, timeout: Duration) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let deadline = Instant::now() + timeout;
+        let (tx, rx) = flume::bounded(1);
+        if self
+            .tx
+            .send_deadline(Msg::Shutdown(deadline, tx), deadline)
+            .is_ok()
+        {
+            let _ = rx.recv_deadline(deadline);
+        }
+        // The worker answers just before it returns; join only if it already has.
+        if let Ok(mut w) = self.worker.lock() {
+            if w.as_ref().is_some_and(std::thread::JoinHandle::is_finished) {
+                if let Some(h) = w.take() {
+                    let _ = h.join();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.shutdown(DROP_SHUTDOWN_TIMEOUT);
+    }
+}
+
+/// A record being built; see [`Loggier::event`]. Does nothing when the level was
+/// disabled. Must be [`emit`](Event::emit)ted to be logged.
+#[must_use = "call .emit() to log the event"]
+#[derive(Debug)]
+pub struct Event<'a> {
+    client: &'a Loggier,
+    record: Option<Record>,
+}
+
+impl Event<'_> {
+    /// Adds a context field; any `serde::Serialize` value (stored as JSON; `null` if it
+    /// cannot be serialized). Overrides scope and global fields of the same key.
+    pub fn field(mut self, key: impl Into<String>, value: impl serde::Serialize) -> Self {
+        if let Some(r) = self.record.as_mut() {
+            let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
+            r.context.insert(key.into(), v);
+        }
+        self
+    }
+
+    /// Adds all `fields`.
+    pub fn fields(mut self, fields: Fields) -> Self {
+        if let Some(r) = self.record.as_mut() {
+            r.context.extend(fields);
+        }
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        if let Some(r) = self.record.as_mut() {
+            r.tags.push(tag.into());
+        }
+        self
+    }
+
+    /// Attaches `err` (type, message, `source()` chain, backtrace when enabled).
+    pub fn exception<E: StdError + ?Sized + 'static>(mut self, err: &E) -> Self {
+        if let Some(r) = self.record.as_mut() {
+            r.exception = Some(Box::new(Exception::from_error(err)));
+        }
+        self
+    }
+
+    /// Sets the logger / target name (default `"app"`; the macros use the module path).
+    pub fn logger(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        if let Some(r) = self.record.as_mut() {
+            r.logger = name.into();
+        }
+        self
+    }
+
+    /// Sends the record to the pipeline.
+    pub fn emit(self) {
+        if let Some(r) = self.record {
+            self.client.log(r);
+        }
+    }
+}
+
+/// Builds a [`Loggier`]; every setter is a [`Config`] field of the same name.
+#[derive(Default)]
+#[must_use]
+pub struct LoggierBuilder {
+    config: Config,
+    sinks: Vec<Box<dyn Sink>>,
+}
+
+impl std::fmt::Debug for LoggierBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggierBuilder")
+            .field("config", &self.config)
+            .field(
+                "sinks",
+                &self
+                    .sinks
+                    .iter()
+                    .map(|s| s.name().to_string())
+                    .collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+macro_rules! setters {
+    ($($(#[$doc:meta])* $name:ident: $ty:ty => |$c:ident, $v:ident| $body:expr;)*) => {
+        $(
+            $(#[$doc])*
+            pub fn $name(mut self, $v: $ty) -> Self {
+                let $c = &mut self.config;
+                $body;
+                self
+            }
+        )*
+    };
+}
+
+impl LoggierBuilder {
+    /// A builder starting from `config` (e.g. [`Config::from_env`]).
+    pub fn from_config(config: Config) -> Self {
+        LoggierBuilder {
+            config,
+            sinks: Vec::new(),
+        }
+    }
+
+    /// The settings so far.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    setters! {
+        /// Service name (default `"app"`).
+        service_name: impl Into<String> => |c, v| c.service_name = v.into();
+        /// Deployment environment (default `"development"`).
+        environment: impl Into<String> => |c, v| c.environment = v.into();
+        /// Project name.
+        project_name: impl Into<String> => |c, v| c.project_name = Some(v.into());
+        /// Service version.
+        version: impl Into<String> => |c, v| c.version = Some(v.into());
+        /// Source revision.
+        revision: impl Into<String> => |c, v| c.revision = Some(v.into());
+        /// Minimum level (default info).
+        log_level: Level => |c, v| c.log_level = v;
+        /// Most records per batch (default 100).
+        max_batch_size: usize => |c, v| c.max_batch_size = v;
+        /// Most estimated bytes per batch (default 1 MiB).
+        max_batch_bytes: usize => |c, v| c.max_batch_bytes = v;
+        /// Longest a record waits in a batch (default 1 s).
+        flush_interval: Duration => |c, v| c.flush_interval = v;
+        /// Channel capacity in records (default 10 000).
+        channel_capacity: usize => |c, v| c.channel_capacity = v;
+        /// Full-channel policy (default drop newest).
+        full_policy: FullPolicy => |c, v| c.full_policy = v;
+        /// Extra keys to mask.
+        sensitive_fields: impl IntoIterator<Item = impl Into<String>> => |c, v| c.sensitive_fields.extend(v.into_iter().map(Into::into));
+        /// Tags for every record.
+        tags: impl IntoIterator<Item = impl Into<String>> => |c, v| c.tags.extend(v.into_iter().map(Into::into));
+        /// Install a panic hook in [`init`](crate::init) (default true).
+        capture_uncaught: bool => |c, v| c.capture_uncaught = v;
+        /// Directory of the embedded file sink and the disk queue (default `./loggier-data`).
+        data_dir: impl Into<PathBuf> => |c, v| c.data_dir = v.into();
+        /// Keep undeliverable batches on disk (default true).
+        enable_caching: bool => |c, v| c.enable_caching = v;
+        /// Disk-queue directory (default `<data_dir>/queue`).
+        cache_dir: impl Into<PathBuf> => |c, v| c.cache_dir = Some(v.into());
+        /// Delivery attempts per batch (default 3).
+        max_retries: u32 => |c, v| c.max_retries = v;
+        /// Network request timeout (default 5 s).
+        http_timeout: Duration => |c, v| c.http_timeout = v;
+        /// Health-probe interval while offline (default 60 s).
+        network_check_interval: Duration => |c, v| c.network_check_interval = v;
+    }
+
+    /// Adds a sink. Sinks added here replace the `sinks` names of the [`Config`];
+    /// with none at all, the embedded file sink at `<data_dir>/loggier.ndjson` is used.
+    pub fn sink(mut self, sink: impl Sink) -> Self {
+        self.sinks.push(Box::new(sink));
+        self
+    }
+
+    /// Validates the settings, opens the sinks and starts the worker thread.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the setting at fault: an out-of-range value, an unknown
+    /// or uncompiled sink name, an unwritable `data_dir`, two sinks with one name,
+    /// or (`worker`) when the worker thread cannot be started.
+    pub fn build(self) -> Result<Loggier, ConfigError> {
+        let LoggierBuilder { config, mut sinks } = self;
+        config.validate()?;
+        if sinks.is_empty() {
+            sinks = sinks_from_names(&config)?;
+        }
+        for (i, s) in sinks.iter().enumerate() {
+            if sinks[..i].iter().any(|o| o.name() == s.name()) {
+                return Err(ConfigError::invalid(
+                    "sinks",
+                    s.name(),
+                    "two sinks have this name; give one another name",
+                ));
+            }
+        }
+        let service = Arc::new(ServiceInfo {
+            service: config.service_name.clone(),
+            environment: config.environment.clone(),
+            project: config.project_name.clone(),
+            version: config.version.clone(),
+            revision: config.revision.clone(),
+            host: hostname(),
+        });
+        let masker = Masker::new(&config.sensitive_fields);
+        let settings = PipelineSettings {
+            service: Arc::clone(&service),
+            masker: masker.clone(),
+            tags: config.tags.clone(),
+            max_batch_size: config.max_batch_size,
+            max_batch_bytes: config.max_batch_bytes,
+            flush_interval: config.flush_interval,
+            sink_capacity: config.channel_capacity,
+            max_retries: config.max_retries,
+        };
+        let sinks: Vec<(Box<dyn Sink>, Arc<SinkCounters>)> = sinks
+            .into_iter()
+            .map(|s| {
+                let c = Arc::new(SinkCounters::new(s.name()));
+                (s, c)
+            })
+            .collect();
+        let sink_counters = sinks.iter().map(|(_, c)| Arc::clone(c)).collect();
+        let counters = Arc::new(ClientCounters::default());
+        let (tx, rx) = flume::bounded(config.channel_capacity);
+        let handle = worker::spawn(rx, sinks, settings, Arc::clone(&counters)).map_err(|e| {
+            ConfigError::invalid("worker", "thread", format!("cannot start worker: {e}"))
+        })?;
+        Ok(Loggier {
+            inner: Arc::new(Inner {
+                level: AtomicU8::new(config.log_level as u8),
+                tx,
+                full_policy: config.full_policy,
+                global: ArcSwap::from_pointee(Fields::new()),
+                counters,
+                sinks: sink_counters,
+                service,
+                masker,
+                closed: AtomicBool::new(false),
+                worker: Mutex::new(Some(handle)),
+            }),
+        })
+    }
+}
+
+fn sinks_from_names(config: &Config) -> Result<Vec<Box<dyn Sink>>, ConfigError> {
+    let mut out: Vec<Box<dyn Sink>> = Vec::new();
+    for name in &config.sinks {
+        match name.as_str() {
+            #[cfg(feature = "file")]
+            "file" => out.push(Box::new(
+                crate::sink::FileSink::builder(config.default_log_file()).build()?,
+            )),
+            #[cfg(feature = "stdout")]
+            "stdout" => out.push(Box::new(crate::sink::StdoutSink::new(config.stdout_format))),
+            other => {
+                return Err(ConfigError::invalid(
+                    "sinks",
+                    other,
+                    "unknown sink, or its cargo feature is not enabled",
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(ConfigError::missing(
+            "sinks",
+            "name at least one sink (e.g. file)",
+        ));
+    }
+    Ok(out)
+}
+
+fn hostname() -> Option<String> {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Loggier>();
+    }
+}

@@ -1,0 +1,379 @@
+//! Client settings: [`Config`], read from code or from the environment.
+//!
+//! # Environment variables ([`Config::from_env`])
+//!
+//! | variable | setting | default |
+//! |---|---|---|
+//! | `LOGGIER_SERVICE_NAME` | `service_name` | `"app"` |
+//! | `LOGGIER_ENVIRONMENT` | `environment` | `"development"` |
+//! | `LOGGIER_PROJECT_NAME` | `project_name` | none |
+//! | `LOGGIER_VERSION` | `version` | none |
+//! | `LOGGIER_REVISION` | `revision` | none |
+//! | `LOGGIER_LEVEL` | `log_level` (`trace`…`critical`) | `info` |
+//! | `LOGGIER_MAX_BATCH_SIZE` | `max_batch_size`, records | `100` |
+//! | `LOGGIER_MAX_BATCH_BYTES` | `max_batch_bytes`, bytes | `1048576` (1 MiB) |
+//! | `LOGGIER_FLUSH_INTERVAL_MS` | `flush_interval`, ms | `1000` |
+//! | `LOGGIER_CHANNEL_CAPACITY` | `channel_capacity`, records | `10000` |
+//! | `LOGGIER_FULL_POLICY` | `full_policy` (`drop_newest`, `block`) | `drop_newest` |
+//! | `LOGGIER_SENSITIVE_FIELDS` | `sensitive_fields`, comma-separated | none (defaults always apply) |
+//! | `LOGGIER_TAGS` | `tags`, comma-separated | none |
+//! | `LOGGIER_CAPTURE_UNCAUGHT` | `capture_uncaught` (`true`/`false`/`1`/`0`) | `true` |
+//! | `LOGGIER_DATA_DIR` | `data_dir` | `./loggier-data` |
+//! | `LOGGIER_ENABLE_CACHING` | `enable_caching` | `true` |
+//! | `LOGGIER_CACHE_DIR` | `cache_dir` | `<data_dir>/queue` |
+//! | `LOGGIER_MAX_RETRIES` | `max_retries` | `3` |
+//! | `LOGGIER_HTTP_TIMEOUT_MS` | `http_timeout`, ms | `5000` |
+//! | `LOGGIER_NETWORK_CHECK_INTERVAL_MS` | `network_check_interval`, ms | `60000` |
+//! | `LOGGIER_SINKS` | `sinks`, comma-separated names | `file` |
+//! | `LOGGIER_STDOUT_FORMAT` | `stdout_format` (`json`, `logfmt`) | `json` |
+//!
+//! Network sinks read their own variables (`LOKI_URL`, `LOKI_TENANT_ID`, `OTEL_*`)
+//! when named in `LOGGIER_SINKS`.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::record::Level;
+
+/// What a logging call does when the pipeline's channel is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FullPolicy {
+    /// Drop the new record and count it (`Stats::dropped_queue_full`). The caller never
+    /// waits. Default: request latency stays flat whatever the sinks do.
+    #[default]
+    DropNewest,
+    /// Block the calling thread until there is room. Never loses a record at the
+    /// channel, but a stalled pipeline stalls the caller — and inside an async runtime
+    /// it stalls that runtime thread. For batch jobs, not for request handlers.
+    Block,
+}
+
+/// All client settings. Field defaults are those of [`Config::default`]; the
+/// Loggier names (seeds/004) are kept.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Service name added to every record. Default `"app"`.
+    pub service_name: String,
+    /// Deployment environment. Default `"development"`.
+    pub environment: String,
+    /// Project name. Default none.
+    pub project_name: Option<String>,
+    /// Service version. Default none.
+    pub version: Option<String>,
+    /// Source revision. Default none.
+    pub revision: Option<String>,
+    /// Records below this level are discarded at the call site (one atomic load).
+    /// Default [`Level::Info`].
+    pub log_level: Level,
+    /// Most records in one batch. Default 100. Must be > 0.
+    pub max_batch_size: usize,
+    /// Most estimated bytes in one batch. Default 1 MiB. Must be > 0.
+    pub max_batch_bytes: usize,
+    /// Longest time a record waits in a batch before it is written. Default 1 s
+    /// (Vector's default batch timeout). Must be > 0.
+    pub flush_interval: Duration,
+    /// Capacity of the channel between callers and the worker, records. Default
+    /// 10 000. Must be > 0.
+    pub channel_capacity: usize,
+    /// What to do when the channel is full. Default [`FullPolicy::DropNewest`].
+    pub full_policy: FullPolicy,
+    /// Extra keys masked in context and bodies (the defaults in
+    /// [`DEFAULT_SENSITIVE_KEYS`](crate::mask::DEFAULT_SENSITIVE_KEYS) always apply).
+    pub sensitive_fields: Vec<String>,
+    /// Tags added to every record.
+    pub tags: Vec<String>,
+    /// Whether [`init`](crate::init) installs a panic hook that records panics.
+    /// Default `true`.
+    pub capture_uncaught: bool,
+    /// Directory for the embedded file sink (`<data_dir>/loggier.ndjson`) and, by
+    /// default, the disk queue. Default `./loggier-data`.
+    pub data_dir: PathBuf,
+    /// Keep batches that cannot be delivered in the disk queue. Default `true`.
+    pub enable_caching: bool,
+    /// Directory of the disk queue. Default `<data_dir>/queue`.
+    pub cache_dir: Option<PathBuf>,
+    /// Delivery attempts per batch before it is parked for later replay. Default 3.
+    pub max_retries: u32,
+    /// Timeout of one network request. Default 5 s. Must be > 0.
+    pub http_timeout: Duration,
+    /// Interval of the health probe while a network sink is offline. Default 60 s.
+    pub network_check_interval: Duration,
+    /// Sinks to build when none is added in code, by name (`file`, `stdout`, and the
+    /// network sinks compiled in). Default `["file"]`.
+    pub sinks: Vec<String>,
+    /// Line format of the `stdout` sink named in `sinks`. Default JSON.
+    #[cfg(feature = "stdout")]
+    pub stdout_format: crate::sink::StdoutFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            service_name: "app".to_string(),
+            environment: "development".to_string(),
+            project_name: None,
+            version: None,
+            revision: None,
+            log_level: Level::Info,
+            max_batch_size: 100,
+            max_batch_bytes: 1024 * 1024,
+            flush_interval: Duration::from_secs(1),
+            channel_capacity: 10_000,
+            full_policy: FullPolicy::DropNewest,
+            sensitive_fields: Vec::new(),
+            tags: Vec::new(),
+            capture_uncaught: true,
+            data_dir: PathBuf::from("./loggier-data"),
+            enable_caching: true,
+            cache_dir: None,
+            max_retries: 3,
+            http_timeout: Duration::from_secs(5),
+            network_check_interval: Duration::from_secs(60),
+            sinks: vec!["file".to_string()],
+            #[cfg(feature = "stdout")]
+            stdout_format: crate::sink::StdoutFormat::Json,
+        }
+    }
+}
+
+impl Config {
+    /// Reads the `LOGGIER_*` variables of the process environment (see the module
+    /// table); unset variables keep their defaults.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the setting and value for an unparsable or
+    /// out-of-range value (unknown level, zero batch size, non-numeric interval, …).
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_vars(std::env::vars())
+    }
+
+    /// Like [`Config::from_env`] but from the given `(name, value)` pairs, so tests
+    /// and embedders need not touch the process environment.
+    ///
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let vars: HashMap<String, String> = vars
+            .into_iter()
+            .map(|(k, v)| (k.into(), v.into()))
+            .collect();
+        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let mut c = Config::default();
+        if let Some(v) = get("LOGGIER_SERVICE_NAME") {
+            c.service_name = v.to_string();
+        }
+        if let Some(v) = get("LOGGIER_ENVIRONMENT") {
+            c.environment = v.to_string();
+        }
+        c.project_name = get("LOGGIER_PROJECT_NAME").map(str::to_string);
+        c.version = get("LOGGIER_VERSION").map(str::to_string);
+        c.revision = get("LOGGIER_REVISION").map(str::to_string);
+        if let Some(v) = get("LOGGIER_LEVEL") {
+            c.log_level = v.parse()?;
+        }
+        if let Some(v) = get("LOGGIER_MAX_BATCH_SIZE") {
+            c.max_batch_size = parse_num("max_batch_size", v)?;
+        }
+        if let Some(v) = get("LOGGIER_MAX_BATCH_BYTES") {
+            c.max_batch_bytes = parse_num("max_batch_bytes", v)?;
+        }
+        if let Some(v) = get("LOGGIER_FLUSH_INTERVAL_MS") {
+            c.flush_interval = Duration::from_millis(parse_num("flush_interval", v)?);
+        }
+        if let Some(v) = get("LOGGIER_CHANNEL_CAPACITY") {
+            c.channel_capacity = parse_num("channel_capacity", v)?;
+        }
+        if let Some(v) = get("LOGGIER_FULL_POLICY") {
+            c.full_policy = match v.to_ascii_lowercase().as_str() {
+                "drop_newest" | "drop-newest" | "drop" => FullPolicy::DropNewest,
+                "block" => FullPolicy::Block,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "full_policy",
+                        v,
+                        "expected drop_newest or block",
+                    ));
+                }
+            };
+        }
+        if let Some(v) = get("LOGGIER_SENSITIVE_FIELDS") {
+            c.sensitive_fields = split_list(v);
+        }
+        if let Some(v) = get("LOGGIER_TAGS") {
+            c.tags = split_list(v);
+        }
+        if let Some(v) = get("LOGGIER_CAPTURE_UNCAUGHT") {
+            c.capture_uncaught = parse_bool("capture_uncaught", v)?;
+        }
+        if let Some(v) = get("LOGGIER_DATA_DIR") {
+            c.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("LOGGIER_ENABLE_CACHING") {
+            c.enable_caching = parse_bool("enable_caching", v)?;
+        }
+        c.cache_dir = get("LOGGIER_CACHE_DIR").map(PathBuf::from);
+        if let Some(v) = get("LOGGIER_MAX_RETRIES") {
+            c.max_retries = parse_num("max_retries", v)?;
+        }
+        if let Some(v) = get("LOGGIER_HTTP_TIMEOUT_MS") {
+            c.http_timeout = Duration::from_millis(parse_num("http_timeout", v)?);
+        }
+        if let Some(v) = get("LOGGIER_NETWORK_CHECK_INTERVAL_MS") {
+            c.network_check_interval =
+                Duration::from_millis(parse_num("network_check_interval", v)?);
+        }
+        if let Some(v) = get("LOGGIER_SINKS") {
+            c.sinks = split_list(v);
+        }
+        #[cfg(feature = "stdout")]
+        if let Some(v) = get("LOGGIER_STDOUT_FORMAT") {
+            c.stdout_format = match v.to_ascii_lowercase().as_str() {
+                "json" => crate::sink::StdoutFormat::Json,
+                "logfmt" | "tskv" => crate::sink::StdoutFormat::Logfmt,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "stdout_format",
+                        v,
+                        "expected json or logfmt",
+                    ));
+                }
+            };
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Checks value ranges.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for the first setting out of range: empty
+    /// `service_name`, zero `max_batch_size`, `max_batch_bytes`, `channel_capacity`,
+    /// `flush_interval` or `http_timeout`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.service_name.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "service_name",
+                &self.service_name,
+                "must not be empty",
+            ));
+        }
+        if self.max_batch_size == 0 {
+            return Err(ConfigError::invalid(
+                "max_batch_size",
+                0,
+                "must be greater than zero",
+            ));
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "max_batch_bytes",
+                0,
+                "must be greater than zero",
+            ));
+        }
+        if self.channel_capacity == 0 {
+            return Err(ConfigError::invalid(
+                "channel_capacity",
+                0,
+                "must be greater than zero",
+            ));
+        }
+        if self.flush_interval.is_zero() {
+            return Err(ConfigError::invalid(
+                "flush_interval",
+                "0ms",
+                "must be greater than zero",
+            ));
+        }
+        if self.http_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "http_timeout",
+                "0ms",
+                "must be greater than zero",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The disk-queue directory: `cache_dir`, or `<data_dir>/queue`.
+    pub fn queue_dir(&self) -> PathBuf {
+        self.cache_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("queue"))
+    }
+
+    /// The embedded file sink's path: `<data_dir>/loggier.ndjson`.
+    pub fn default_log_file(&self) -> PathBuf {
+        self.data_dir.join("loggier.ndjson")
+    }
+}
+
+fn split_list(v: &str) -> Vec<String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn parse_num<T: std::str::FromStr>(setting: &'static str, v: &str) -> Result<T, ConfigError> {
+    v.parse()
+        .map_err(|_| ConfigError::invalid(setting, v, "expected a non-negative whole number"))
+}
+
+fn parse_bool(setting: &'static str, v: &str) -> Result<bool, ConfigError> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::invalid(setting, v, "expected true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_vars_and_keeps_defaults() {
+        let c = Config::from_vars([
+            ("LOGGIER_SERVICE_NAME", "billing"),
+            ("LOGGIER_LEVEL", "debug"),
+            ("LOGGIER_FLUSH_INTERVAL_MS", "250"),
+            ("LOGGIER_TAGS", "api, payments,"),
+            ("LOGGIER_SINKS", "file,stdout"),
+        ])
+        .expect("valid");
+        assert_eq!(c.service_name, "billing");
+        assert_eq!(c.log_level, Level::Debug);
+        assert_eq!(c.flush_interval, Duration::from_millis(250));
+        assert_eq!(c.tags, ["api", "payments"]);
+        assert_eq!(c.sinks, ["file", "stdout"]);
+        assert_eq!(c.max_batch_size, 100);
+        assert_eq!(c.environment, "development");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let cases = [
+            ("LOGGIER_LEVEL", "loud", "log_level"),
+            ("LOGGIER_MAX_BATCH_SIZE", "0", "max_batch_size"),
+            ("LOGGIER_MAX_BATCH_SIZE", "many", "max_batch_size"),
+            ("LOGGIER_FULL_POLICY", "maybe", "full_policy"),
+            ("LOGGIER_CAPTURE_UNCAUGHT", "sometimes", "capture_uncaught"),
+            ("LOGGIER_HTTP_TIMEOUT_MS", "0", "http_timeout"),
+        ];
+        for (k, v, setting) in cases {
+            let err = Config::from_vars([(k, v)]).expect_err(k);
+            assert_eq!(err.setting(), setting, "{k}={v}: {err}");
+            assert!(err.to_string().contains(v), "{err}");
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Scoped context: fields, request id, trace ids and tags that every record logged
+//! inside the scope carries.
+//!
+//! A [`Scope`] is entered either synchronously with [`Scope::enter`] (a guard on the
+//! current thread) or around a future with [`Scope::instrument`] (a tokio task-local,
+//! so it follows the future across `.await` and never leaks into other tasks). Scopes
+//! nest: a new scope starts from the current one and its own values win.
+//!
+//! ```
+//! use loggier_core::context::{self, Scope};
+//!
+//! let _guard = Scope::new().field("job", "nightly").enter();
+//! {
+//!     let _inner = Scope::new().field("step", 2).enter();
+//!     let frame = context::current().expect("inside a scope");
+//!     assert_eq!(frame.fields()["job"], "nightly");
+//!     assert_eq!(frame.fields()["step"], 2);
+//! }
+//! assert!(context::current().expect("outer scope").fields().get("step").is_none());
+//! ```
+//!
+//! Merge order for a record: global fields < scope fields (outer < inner) < the call's
+//! own fields. The merge happens on the worker thread; the caller only clones an `Arc`.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use crate::record::Fields;
+
+/// The resolved values of the innermost scope, flattened with its parents' values
+/// (computed once when the scope is entered, not per record).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScopeFrame {
+    fields: Fields,
+    request_id: Option<String>,
+    trace_id: Option<String>,
+    span_id: Option<String>,
+    route: Option<String>,
+    tags: Vec<String>,
+}
+
+impl ScopeFrame {
+    /// Context fields, outer scopes first, inner values winning.
+    pub fn fields(&self) -> &Fields {
+        &self.fields
+    }
+    /// Request id, when a scope set one.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+    /// W3C trace id (32 hex chars), when a scope set one.
+    pub fn trace_id(&self) -> Option<&str> {
+        self.trace_id.as_deref()
+    }
+    /// W3C span id (16 hex chars), when a scope set one.
+    pub fn span_id(&self) -> Option<&str> {
+        self.span_id.as_deref()
+    }
+    /// Route template of the current HTTP request, when a scope set one.
+    pub fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+    /// Tags, outer scopes first.
+    pub fn tags(&self) -> &[String] {
+        &self.tags
+    }
+}
+
+thread_local! {
+    static SYNC_STACK: RefCell<Vec<Arc<ScopeFrame>>> = const { RefCell::new(Vec::new()) };
+}
+
+tokio::task_local! {
+    static TASK_SCOPE: Arc<ScopeFrame>;
+}
+
+/// The innermost scope active here: the innermost [`ScopeGuard`] on this thread, else
+/// the task-local scope of the running future, else `None`.
+pub fn current() -> Option<Arc<ScopeFrame>> {
+    let sync = SYNC_STACK
+        .try_with(|s| s.borrow().last().cloned())
+        .ok()
+        .flatten();
+    sync.or_else(|| TASK_SCOPE.try_with(Arc::clone).ok())
+}
+
+/// A set of values to enter as a scope. Build it, then [`enter`](Scope::enter) it
+/// (sync) or [`instrument`](Scope::instrument) a future with it (async).
+#[derive(Debug, Clone, Default)]
+#[must_use = "a scope does nothing until entered or used to instrument a future"]
+pub struct Scope {
+    frame: ScopeFrame,
+}
+
+impl Scope {
+    /// An empty scope.
+    pub fn new() -> Self {
+        Scope::default()
+    }
+
+    /// A scope with these fields.
+    pub fn with_fields(fields: Fields) -> Self {
+        Scope {
+            frame: ScopeFrame {
+                fields,
+                ..ScopeFrame::default()
+            },
+        }
+    }
+
+    /// Adds a field; any `serde::Serialize` value (stored as JSON; `null` if it cannot
+    /// be serialized).
+    pub fn field(mut self, key: impl Into<String>, value: impl serde::Serialize) -> Self {
+        self.frame.fields.insert(
+            key.into(),
+            serde_json::to_value(value).unwrap_or(serde_json::Value::Null),
+        );
+        self
+    }
+
+    /// Adds all `fields`.
+    pub fn fields(mut self, fields: Fields) -> Self {
+        self.frame.fields.extend(fields);
+        self
+    }
+
+    /// Sets the request id.
+    pub fn request_id(mut self, id: impl Into<String>) -> Self {
+        self.frame.request_id = Some(id.into());
+        self
+    }
+
+    /// Sets the W3C trace id (32 hex chars) and, optionally, span id (16 hex chars).
+    pub fn trace(mut self, trace_id: impl Into<String>, span_id: Option<String>) -> Self {
+        self.frame.trace_id = Some(trace_id.into());
+        self.frame.span_id = span_id;
+        self
+    }
+
+    /// Sets the route template of the current request.
+    pub fn route(mut self, route: impl Into<String>) -> Self {
+        self.frame.route = Some(route.into());
+        self
+    }
+
+    /// Adds a tag.
+    pub fn tag(mut self, tag: impl Into<String>) -> Self {
+        self.frame.tags.push(tag.into());
+        self
+    }
+
+    /// Flattens this scope over the current one.
+    fn resolve(self) -> Arc<ScopeFrame> {
+        let own = self.frame;
+        match current() {
+            None => Arc::new(own),
+            Some(parent) => {
+                let mut f = (*parent).clone();
+                f.fields.extend(own.fields);
+                f.tags.extend(own.tags);
+                f.request_id = own.request_id.or(f.request_id);
+                if own.trace_id.is_some() {
+                    f.trace_id = own.trace_id;
+                    f.span_id = own.span_id;
+                }
+                f.route = own.route.or(f.route);
+                Arc::new(f)
+            }
+        }
+    }
+
+    /// Enters the scope on this thread until the guard drops.
+    ///
+    /// Do not hold the guard across `.await`: use [`Scope::instrument`] for async code.
+    /// (The guard is `!Send`, so a `Send` future cannot hold it anyway.)
+    pub fn enter(self) -> ScopeGuard {
+        let frame = self.resolve();
+        let depth = SYNC_STACK
+            .try_with(|s| {
+                let mut s = s.borrow_mut();
+                s.push(frame);
+                s.len()
+            })
+            .unwrap_or(0);
+        ScopeGuard {
+            depth,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Wraps `fut` so that the scope is active whenever it is polled (a tokio
+    /// task-local). The scope is resolved against the current one now, when
+    /// `instrument` is called.
+    pub fn instrument<F: Future>(self, fut: F) -> Scoped<F> {
+        let frame = self.resolve();
+        Scoped {
+            inner: TASK_SCOPE.scope(frame, fut),
+        }
+    }
+}
+
+/// Keeps a [`Scope`] entered on the current thread; leaving happens on drop.
+#[derive(Debug)]
+#[must_use = "the scope is left as soon as the guard is dropped"]
+pub struct ScopeGuard {
+    depth: usize,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Drop for ScopeGuard {
+    fn drop(&mut self) {
+        let depth = self.depth;
+        let _ = SYNC_STACK.try_with(|s| {
+            // Guards normally drop in reverse order; truncating also repairs the stack
+            // when an outer guard is dropped first.
+            s.borrow_mut().truncate(depth.saturating_sub(1));
+        });
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A future with a [`Scope`] attached; see [`Scope::instrument`].
+    #[must_use = "futures do nothing unless polled"]
+    pub struct Scoped<F: Future> {
+        #[pin]
+        inner: tokio::task::futures::TaskLocalFuture<Arc<ScopeFrame>, F>,
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<F: Future + std::fmt::Debug> std::fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scoped").finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nested_sync_scopes_flatten_and_unwind() {
+        assert!(current().is_none());
+        let g1 = Scope::new().field("a", 1).request_id("r1").enter();
+        let g2 = Scope::new().field("a", 2).field("b", true).tag("t").enter();
+        let f = current().expect("scope");
+        assert_eq!(f.fields()["a"], 2);
+        assert_eq!(f.fields()["b"], true);
+        assert_eq!(f.request_id(), Some("r1"));
+        assert_eq!(f.tags(), ["t".to_string()]);
+        drop(g2);
+        assert_eq!(current().expect("scope").fields()["a"], 1);
+        drop(g1);
+        assert!(current().is_none());
+    }
+
+    #[tokio::test]
+    async fn task_scope_survives_await() {
+        let out = Scope::new()
+            .request_id("req-9")
+            .instrument(async {
+                tokio::task::yield_now().await;
+                current().and_then(|f| f.request_id().map(str::to_string))
+            })
+            .await;
+        assert_eq!(out.as_deref(), Some("req-9"));
+        assert!(current().is_none());
+    }
+}

@@ -1,0 +1,128 @@
+//! The process-wide client and the panic hook.
+
+use std::backtrace::Backtrace;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+
+use crate::client::{Loggier, LoggierBuilder};
+use crate::config::Config;
+use crate::error::ConfigError;
+use crate::pipeline::worker::WORKER_THREAD_NAME;
+use crate::record::{Exception, Level, Record};
+
+static GLOBAL: ArcSwapOption<Loggier> = ArcSwapOption::const_empty();
+
+/// How long the panic hook waits for the panic record to be written: 2 s.
+pub const PANIC_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long dropping an [`InitGuard`] waits for the pipeline to drain: 5 s.
+pub const GUARD_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client installed by [`init`] or [`set_global`], if any.
+pub fn global() -> Option<Loggier> {
+    GLOBAL.load_full().map(|l| (*l).clone())
+}
+
+/// Installs `client` as the process-wide client (replacing any previous one) without
+/// a panic hook or guard. Prefer [`init`].
+pub fn set_global(client: Loggier) {
+    GLOBAL.store(Some(Arc::new(client)));
+}
+
+/// Builds a client from `config`, installs it as the process-wide client and, when
+/// `config.capture_uncaught` is set, a panic hook. Sinks come from `config.sinks`.
+///
+/// The panic hook records one critical record (logger `"panic"`) with the panic
+/// message, location, thread name and a forced backtrace, flushes for at most
+/// [`PANIC_FLUSH_TIMEOUT`], then calls the hook that was installed before.
+///
+/// # Errors
+/// As [`LoggierBuilder::build`].
+///
+/// # Example
+/// ```no_run
+/// fn main() -> Result<(), loggier_core::ConfigError> {
+///     let _guard = loggier_core::init(loggier_core::Config::from_env()?)?;
+///     loggier_core::global().expect("installed").info("started");
+///     Ok(())
+/// } // guard dropped: pipeline drained (≤ 5 s)
+/// ```
+pub fn init(config: Config) -> Result<InitGuard, ConfigError> {
+    init_with(LoggierBuilder::from_config(config))
+}
+
+/// [`init`] from a builder (to add sinks in code).
+///
+/// # Errors
+/// As [`LoggierBuilder::build`].
+pub fn init_with(builder: LoggierBuilder) -> Result<InitGuard, ConfigError> {
+    let capture = builder.config().capture_uncaught;
+    let client = builder.build()?;
+    set_global(client.clone());
+    if capture {
+        install_panic_hook();
+    }
+    Ok(InitGuard { client })
+}
+
+/// Keeps the global client alive; on drop it shuts the pipeline down (waiting up to
+/// [`GUARD_SHUTDOWN_TIMEOUT`]) and uninstalls the global client. The panic hook stays
+/// installed but does nothing once no global client is set, apart from calling the
+/// previous hook.
+#[must_use = "dropping the guard shuts the logging pipeline down"]
+#[derive(Debug)]
+pub struct InitGuard {
+    client: Loggier,
+}
+
+impl InitGuard {
+    /// The installed client.
+    pub fn client(&self) -> &Loggier {
+        &self.client
+    }
+}
+
+impl Drop for InitGuard {
+    fn drop(&mut self) {
+        GLOBAL.store(None);
+        self.client.shutdown(GUARD_SHUTDOWN_TIMEOUT);
+    }
+}
+
+/// Installs the panic hook described in [`init`], chaining the current hook. Safe to
+/// call more than once (each call chains once more, so call it once).
+pub fn install_panic_hook() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(client) = global() {
+            let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
+                (*s).to_string()
+            } else if let Some(s) = info.payload().downcast_ref::<String>() {
+                s.clone()
+            } else {
+                "panic with a non-string payload".to_string()
+            };
+            let thread = std::thread::current();
+            let thread_name = thread.name().unwrap_or("<unnamed>").to_string();
+            let mut exc = Exception::new("panic", message.clone());
+            exc.set_backtrace(&Backtrace::force_capture());
+            let mut record = Record::new(Level::Critical, format!("panic: {message}"))
+                .with_logger("panic")
+                .with_field("thread", thread_name.clone())
+                .with_exception(exc);
+            if let Some(loc) = info.location() {
+                record = record
+                    .with_field("file", loc.file())
+                    .with_field("line", loc.line())
+                    .with_field("column", loc.column());
+            }
+            client.log(record);
+            // Flushing from the worker thread would wait on itself.
+            if thread_name != WORKER_THREAD_NAME {
+                client.flush(PANIC_FLUSH_TIMEOUT);
+            }
+        }
+        previous(info);
+    }));
+}

@@ -1,0 +1,87 @@
+//! The pipeline between logging calls and sinks (crate-private).
+//!
+//! ```text
+//! caller ── try_send ──► channel ──► worker (own thread, current-thread tokio runtime)
+//!                                     merge context, mask, Arc<Record>
+//!                                       ├─► sink task "file"  (batch → encode → send)
+//!                                       └─► sink task "loki"  (batch → encode → send)
+//! ```
+
+pub(crate) mod sink_task;
+pub(crate) mod stats;
+pub(crate) mod worker;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::context::ScopeFrame;
+use crate::mask::Masker;
+use crate::record::{Fields, Record, ServiceInfo};
+
+pub use stats::{SinkStats, Stats};
+
+/// A record on its way to the worker, with the context captured on the caller's
+/// thread as cheap `Arc` clones; the merge happens on the worker.
+#[derive(Debug)]
+pub(crate) struct Envelope {
+    pub(crate) record: Record,
+    pub(crate) global: Arc<Fields>,
+    pub(crate) scope: Option<Arc<ScopeFrame>>,
+}
+
+/// Messages from the client to the worker.
+#[derive(Debug)]
+pub(crate) enum Msg {
+    Record(Box<Envelope>),
+    /// Answer `true` on the channel once everything sent before is written by every sink.
+    Flush(flume::Sender<bool>),
+    /// Write what can be written before `deadline`, close the sinks, answer, exit.
+    Shutdown(Instant, flume::Sender<()>),
+}
+
+/// Settings the worker and sink tasks need.
+#[derive(Debug, Clone)]
+pub(crate) struct PipelineSettings {
+    pub(crate) service: Arc<ServiceInfo>,
+    pub(crate) masker: Masker,
+    pub(crate) tags: Vec<String>,
+    pub(crate) max_batch_size: usize,
+    pub(crate) max_batch_bytes: usize,
+    pub(crate) flush_interval: Duration,
+    pub(crate) sink_capacity: usize,
+    pub(crate) max_retries: u32,
+}
+
+/// Merges the captured context into the record and masks it (worker side).
+pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
+    let Envelope {
+        mut record,
+        global,
+        scope,
+    } = env;
+    let call = std::mem::take(&mut record.context);
+    let mut ctx = Fields::with_capacity(global.len() + call.len());
+    ctx.extend(global.iter().map(|(k, v)| (k.clone(), v.clone())));
+    if let Some(s) = &scope {
+        ctx.extend(s.fields().iter().map(|(k, v)| (k.clone(), v.clone())));
+        if record.request_id.is_none() {
+            record.request_id = s.request_id().map(str::to_string);
+        }
+        if record.trace_id.is_none() {
+            record.trace_id = s.trace_id().map(str::to_string);
+            record.span_id = s.span_id().map(str::to_string);
+        }
+    }
+    ctx.extend(call);
+    record.context = ctx;
+    if !settings.tags.is_empty() || scope.as_ref().is_some_and(|s| !s.tags().is_empty()) {
+        let mut tags = settings.tags.clone();
+        if let Some(s) = &scope {
+            tags.extend(s.tags().iter().cloned());
+        }
+        tags.append(&mut record.tags);
+        record.tags = tags;
+    }
+    settings.masker.mask_record(&mut record);
+    record
+}
