@@ -47,9 +47,9 @@ mod client;
 pub mod config;
 pub mod context;
 pub mod error;
+mod global;
 #[cfg(feature = "http-capture")]
 pub mod http;
-mod global;
 mod macros;
 pub mod mask;
 mod pipeline;

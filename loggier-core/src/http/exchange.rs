@@ -264,8 +264,7 @@ impl Exchange {
     /// before the body ends (actix-web) copy them only when this is `true`.
     pub fn wants_response_headers(&self) -> bool {
         self.settings.capture_request_data
-            && (self.failure.is_some()
-                || self.status.is_none_or(|c| self.settings.may_record(c)))
+            && (self.failure.is_some() || self.status.is_none_or(|c| self.settings.may_record(c)))
     }
 
     /// The context [`Scope`](crate::context::Scope) of this request: its request id,

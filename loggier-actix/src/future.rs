@@ -1,0 +1,125 @@
+//! [`ResponseFuture`]: the inner service's future, run inside the request scope, that
+//! turns its response into one with a recording [`ResponseBody`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, ready};
+
+use actix_web::Error;
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::header::HeaderValue;
+use loggier_core::context::Scoped;
+
+use crate::body::ResponseBody;
+use crate::capture::Pending;
+use crate::middleware::Config;
+
+pin_project_lite::pin_project! {
+    #[project = InnerProj]
+    enum Inner<F: Future> {
+        // Excluded path: nothing recorded, no scope.
+        Plain { #[pin] fut: F },
+        // Recorded path: the inner future runs inside the request scope.
+        Recorded { #[pin] fut: Scoped<F> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`LoggierMiddleware`](crate::LoggierMiddleware).
+    ///
+    /// Polls the inner service inside the request's context scope. On its response it
+    /// echoes the request id header, notes status, headers and any `actix_web::Error`
+    /// for the policy, and wraps the body in a [`ResponseBody`] that emits the record.
+    /// An `Err` from the inner service is recorded at once and passed on unchanged
+    /// (see [`Loggier`](crate::Loggier)). When this future is dropped
+    /// before the inner service answered (the connection went away while the handler
+    /// ran), the request is still decided on and recorded as aborted, without a
+    /// response.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F: Future> {
+        #[pin]
+        inner: Inner<F>,
+        pending: Option<Pending>,
+        config: Option<Rc<Config>>,
+    }
+
+    impl<F: Future> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.emit(true);
+            }
+        }
+    }
+}
+
+impl<F: Future> ResponseFuture<F> {
+    pub(crate) fn passthrough(fut: F) -> Self {
+        ResponseFuture {
+            inner: Inner::Plain { fut },
+            pending: None,
+            config: None,
+        }
+    }
+
+    pub(crate) fn recorded(fut: Scoped<F>, pending: Pending, config: Rc<Config>) -> Self {
+        ResponseFuture {
+            inner: Inner::Recorded { fut },
+            pending: Some(pending),
+            config: Some(config),
+        }
+    }
+}
+
+impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("recording", &self.pending.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<ResponseBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.inner.project() {
+            InnerProj::Plain { fut } => ready!(fut.poll(cx)),
+            InnerProj::Recorded { fut } => ready!(fut.poll(cx)),
+        };
+        let Some(mut pending) = this.pending.take() else {
+            // Excluded path: pass everything through untouched.
+            return Poll::Ready(
+                result.map(|res| res.map_body(|_, body| ResponseBody::new(body, None))),
+            );
+        };
+        let mut res = match result {
+            Ok(res) => res,
+            Err(err) => {
+                pending.on_service_error(&err);
+                return Poll::Ready(Err(err));
+            }
+        };
+        if let Some(config) = this.config.as_deref() {
+            if let Ok(value) = HeaderValue::from_str(pending.exchange().request_id()) {
+                res.headers_mut()
+                    .insert(config.request_id_header.clone(), value);
+            }
+        }
+        pending.on_response(
+            res.request(),
+            res.status().as_u16(),
+            res.headers(),
+            res.response().error(),
+        );
+        Poll::Ready(Ok(
+            res.map_body(move |_, body| ResponseBody::new(body, Some(pending)))
+        ))
+    }
+}
