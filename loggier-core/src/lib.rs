@@ -41,6 +41,7 @@
 //! - `file` (default): [`FileSink`], NDJSON with size rotation.
 //! - `stdout` (default): [`StdoutSink`], JSON or logfmt/TSKV lines.
 //! - `http-transport`: the shared [`sink::http_transport::HttpTransport`] for network sinks.
+//! - `http-capture`: [`http`], the HTTP capture policy used by the framework middleware.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;

@@ -82,6 +82,18 @@ impl Masker {
         Masker { keys }
     }
 
+    /// This masker with `extra` keys added (folded the same way).
+    #[must_use]
+    pub fn with_keys<I, S>(mut self, extra: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.keys
+            .extend(extra.into_iter().map(|k| fold(k.as_ref())));
+        self
+    }
+
     /// `true` when `key` names a secret.
     pub fn is_sensitive_key(&self, key: &str) -> bool {
         let k = fold(key);

@@ -173,6 +173,13 @@ impl Scope {
         }
     }
 
+    /// Resolves this scope against the current one now, into a frame that can be
+    /// entered many times with [`enter_frame`] / [`instrument_frame`] (HTTP middleware
+    /// enters the same request frame around every poll of a response body).
+    pub fn into_frame(self) -> Arc<ScopeFrame> {
+        self.resolve()
+    }
+
     /// Enters the scope on this thread until the guard drops.
     ///
     /// Do not hold the guard across `.await`: use [`Scope::instrument`] for async code.
@@ -200,6 +207,31 @@ impl Scope {
         Scoped {
             inner: TASK_SCOPE.scope(frame, fut),
         }
+    }
+}
+
+/// Enters an already resolved `frame` (from [`Scope::into_frame`]) on this thread until
+/// the guard drops. One `Arc` clone and a push; meant for short synchronous regions
+/// such as one `poll` of a body.
+pub fn enter_frame(frame: &Arc<ScopeFrame>) -> ScopeGuard {
+    let depth = SYNC_STACK
+        .try_with(|s| {
+            let mut s = s.borrow_mut();
+            s.push(Arc::clone(frame));
+            s.len()
+        })
+        .unwrap_or(0);
+    ScopeGuard {
+        depth,
+        _not_send: PhantomData,
+    }
+}
+
+/// Wraps `fut` so that the already resolved `frame` is active whenever it is polled
+/// (a tokio task-local), like [`Scope::instrument`].
+pub fn instrument_frame<F: Future>(frame: Arc<ScopeFrame>, fut: F) -> Scoped<F> {
+    Scoped {
+        inner: TASK_SCOPE.scope(frame, fut),
     }
 }
 
@@ -262,6 +294,17 @@ mod tests {
         assert_eq!(current().expect("scope").fields()["a"], 1);
         drop(g1);
         assert!(current().is_none());
+    }
+
+    #[test]
+    fn a_frame_can_be_entered_repeatedly() {
+        let frame = Scope::new().request_id("r7").route("/a/{id}").into_frame();
+        for _ in 0..3 {
+            let g = enter_frame(&frame);
+            assert_eq!(current().expect("scope").request_id(), Some("r7"));
+            drop(g);
+            assert!(current().is_none());
+        }
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 use crate::record::{BodyContent, CapturedBody};
 
 use super::redact;
+use crate::mask::Masker;
 
 /// How a body is kept, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,6 +95,14 @@ impl BodyCapture {
         }
     }
 
+    /// Counts `n` bytes that passed without being offered for copying (the copy is then
+    /// truncated).
+    pub fn skip(&mut self, n: usize) {
+        self.total_bytes = self
+            .total_bytes
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+
     /// Bytes seen so far (the full body length once it ended).
     pub fn total_bytes(&self) -> u64 {
         self.total_bytes
@@ -112,9 +121,9 @@ impl BodyCapture {
     /// Turns the copy into the record form: JSON parsed and masked by key (JSON that is
     /// truncated or invalid is kept as text with sensitive members masked), form bodies
     /// masked by key, text kept (invalid UTF-8 replaced, a character cut by the limit
-    /// dropped), anything else `[binary N bytes, type]`. `extra_keys` are normalized
-    /// extra sensitive keys.
-    pub(crate) fn into_captured(self, extra_keys: &[String]) -> CapturedBody {
+    /// dropped), anything else `[binary N bytes, type]`. `masker` decides
+    /// which keys are sensitive.
+    pub(crate) fn into_captured(self, masker: &Masker) -> CapturedBody {
         let truncated = self.is_truncated();
         let size_bytes = self.total_bytes;
         let kind = self
@@ -123,16 +132,16 @@ impl BodyCapture {
             .map_or(BodyKind::Unknown, classify);
         let content = match kind {
             BodyKind::Binary => binary(self.content_type, size_bytes),
-            BodyKind::Json => json_content(&self.buf, truncated, extra_keys),
+            BodyKind::Json => json_content(&self.buf, truncated, masker),
             BodyKind::Form => {
-                BodyContent::Text(redact::mask_form_text(&text_of(&self.buf), extra_keys))
+                BodyContent::Text(redact::mask_form_text(&text_of(&self.buf), masker))
             }
             BodyKind::Text => BodyContent::Text(text_of(&self.buf)),
             BodyKind::Unknown => match utf8_prefix(&self.buf) {
                 Some(t) => {
                     let first = t.trim_start().as_bytes().first();
                     if matches!(first, Some(b'{' | b'[')) {
-                        json_content(&self.buf, truncated, extra_keys)
+                        json_content(&self.buf, truncated, masker)
                     } else {
                         BodyContent::Text(t.to_string())
                     }
@@ -152,14 +161,14 @@ fn binary(content_type: Option<String>, len: u64) -> BodyContent {
     BodyContent::Binary { content_type, len }
 }
 
-fn json_content(buf: &[u8], truncated: bool, extra_keys: &[String]) -> BodyContent {
+fn json_content(buf: &[u8], truncated: bool, masker: &Masker) -> BodyContent {
     if !truncated {
         if let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(buf) {
-            redact::mask_json(&mut v, extra_keys);
+            redact::mask_json(&mut v, masker);
             return BodyContent::Json(v);
         }
     }
-    BodyContent::Text(redact::mask_json_text(&text_of(buf), extra_keys))
+    BodyContent::Text(redact::mask_json_text(&text_of(buf), masker))
 }
 
 /// The longest valid UTF-8 prefix when the only problem is a character cut off at the
@@ -190,7 +199,7 @@ mod tests {
         for ch in chunks {
             c.push(ch);
         }
-        c.into_captured(&[])
+        c.into_captured(&Masker::default())
     }
 
     #[test]
@@ -202,8 +211,10 @@ mod tests {
         c.push(b"ij");
         assert_eq!(c.captured(), b"abcde");
         assert_eq!(c.total_bytes(), 10);
+        c.skip(0);
+        assert_eq!(c.total_bytes(), 10);
         assert!(c.is_truncated());
-        let b = c.into_captured(&[]);
+        let b = c.into_captured(&Masker::default());
         assert_eq!(b.content, BodyContent::Text("abcde".into()));
         assert!(b.truncated);
         assert_eq!(b.size_bytes, 10);

@@ -340,7 +340,7 @@ impl Exchange {
     {
         let duration = *self.duration.get_or_insert_with(|| self.started.elapsed());
         let s = &*self.settings;
-        let extra = &s.sensitive_fields;
+        let extra = &s.masker;
 
         let mut req = HttpRequest {
             method: request.method.to_string(),

@@ -47,6 +47,7 @@
 
 mod body;
 mod exchange;
+mod panic;
 mod redact;
 mod request_id;
 mod settings;
@@ -54,7 +55,10 @@ mod traceparent;
 
 pub use body::BodyCapture;
 pub use exchange::{Exchange, HTTP_LOGGER, HeaderEntry, RequestView, header_entries};
-pub use redact::{DEFAULT_SENSITIVE_KEY_PARTS, FILTERED};
+pub use panic::{
+    PanicCapture, RequestPanic, install_request_panic_hook, panic_message, take_request_panic,
+};
+pub use redact::FILTERED;
 pub use request_id::{
     MAX_REQUEST_ID_LEN, generate_request_id, is_valid_request_id, request_id_or_generate,
 };

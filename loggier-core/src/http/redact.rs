@@ -6,53 +6,19 @@
 
 use serde_json::Value;
 
+use crate::mask::Masker;
 use crate::record::Fields;
 
-/// Replacement for masked values.
-pub const FILTERED: &str = "[FILTERED]";
-
-/// Key fragments that make a query parameter or body field sensitive (after
-/// lower-casing and turning `-` into `_`): a key is sensitive when it contains one.
-pub const DEFAULT_SENSITIVE_KEY_PARTS: [&str; 15] = [
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "session",
-    "credit_card",
-    "card_number",
-    "cvv",
-    "ssn",
-    "private_key",
-    "signature",
-];
-
-pub(crate) fn normalize_key(key: &str) -> String {
-    key.trim().to_ascii_lowercase().replace('-', "_")
-}
-
-/// `true` when `key` contains a built-in sensitive fragment or one of `extra`
-/// (already normalized). Case-insensitive; `-` and `_` are the same.
-pub(crate) fn is_sensitive_key(key: &str, extra: &[String]) -> bool {
-    let k = normalize_key(key);
-    DEFAULT_SENSITIVE_KEY_PARTS.iter().any(|p| k.contains(p))
-        || extra
-            .iter()
-            .any(|p| !p.is_empty() && k.contains(p.as_str()))
-}
+pub use crate::mask::FILTERED;
 
 /// Query string (without `?`) → ordered fields; percent-decoded, `+` as space,
 /// repeated keys collected into an array, sensitive keys masked.
-pub(crate) fn query_fields(query: &str, extra: &[String]) -> Fields {
+pub(crate) fn query_fields(query: &str, masker: &Masker) -> Fields {
     let mut out = Fields::new();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         let key = percent_decode(k);
-        let value = if is_sensitive_key(&key, extra) {
+        let value = if masker.is_sensitive_key(&key) {
             Value::from(FILTERED)
         } else {
             Value::from(percent_decode(v))
@@ -105,31 +71,15 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 /// Masks, in place, every object member of `v` whose key is sensitive, at any depth.
-pub(crate) fn mask_json(v: &mut Value, extra: &[String]) {
-    match v {
-        Value::Object(map) => {
-            for (k, val) in map.iter_mut() {
-                if is_sensitive_key(k, extra) {
-                    *val = Value::from(FILTERED);
-                } else {
-                    mask_json(val, extra);
-                }
-            }
-        }
-        Value::Array(items) => {
-            for item in items {
-                mask_json(item, extra);
-            }
-        }
-        _ => {}
-    }
+pub(crate) fn mask_json(v: &mut Value, masker: &Masker) {
+    masker.mask_value(v);
 }
 
 /// Masks sensitive members in JSON *text* that may be cut off or invalid (a truncated
 /// body): every `"key": value` whose key is sensitive gets its value replaced by
 /// `"[FILTERED]"`; a value cut off by the end of the text is dropped. Everything else is
 /// copied unchanged.
-pub(crate) fn mask_json_text(text: &str, extra: &[String]) -> String {
+pub(crate) fn mask_json_text(text: &str, masker: &Masker) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
@@ -155,7 +105,7 @@ pub(crate) fn mask_json_text(text: &str, extra: &[String]) -> String {
         while j < b.len() && b[j].is_ascii_whitespace() {
             j += 1;
         }
-        if is_sensitive_key(key_text, extra) {
+        if masker.is_sensitive_key(key_text) {
             let value_end = skip_value(b, j);
             out.push_str(&text[copied..j]);
             out.push('"');
@@ -226,14 +176,14 @@ fn skip_value(b: &[u8], start: usize) -> usize {
 
 /// Masks sensitive fields of an `application/x-www-form-urlencoded` body, keeping the
 /// encoded form (`user=bob&password=[FILTERED]`).
-pub(crate) fn mask_form_text(text: &str, extra: &[String]) -> String {
+pub(crate) fn mask_form_text(text: &str, masker: &Masker) -> String {
     let mut out = String::with_capacity(text.len());
     for (n, pair) in text.split('&').enumerate() {
         if n > 0 {
             out.push('&');
         }
         match pair.split_once('=') {
-            Some((k, _)) if is_sensitive_key(&percent_decode(k), extra) => {
+            Some((k, _)) if masker.is_sensitive_key(&percent_decode(k)) => {
                 out.push_str(k);
                 out.push('=');
                 out.push_str(FILTERED);
@@ -249,27 +199,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn keys_match_by_fragment_case_insensitively() {
-        for k in [
-            "password",
-            "Password",
-            "user_password",
-            "X-Auth-Token",
-            "api-key",
-            "sessionid",
-        ] {
-            assert!(is_sensitive_key(k, &[]), "{k}");
-        }
-        for k in ["user", "limit", "offset", "name"] {
-            assert!(!is_sensitive_key(k, &[]), "{k}");
-        }
-        assert!(is_sensitive_key("SSN_last4", &[]));
-        assert!(is_sensitive_key("pin_code", &["pin".into()]));
-    }
-
-    #[test]
     fn query_is_decoded_repeated_keys_collected_and_secrets_masked() {
-        let f = query_fields("q=hello+world&tag=a&tag=b&token=abc%20def&x=%ZZ&empty", &[]);
+        let f = query_fields(
+            "q=hello+world&tag=a&tag=b&token=abc%20def&x=%ZZ&empty",
+            &Masker::default(),
+        );
         assert_eq!(f["q"], "hello world");
         assert_eq!(f["tag"], serde_json::json!(["a", "b"]));
         assert_eq!(f["token"], FILTERED);
@@ -286,7 +220,7 @@ mod tests {
             "user": "bob", "password": "hunter2",
             "nested": [{"api_key": {"k": 1}, "ok": true}]
         });
-        mask_json(&mut v, &[]);
+        mask_json(&mut v, &Masker::default());
         assert_eq!(v["password"], FILTERED);
         assert_eq!(v["nested"][0]["api_key"], FILTERED);
         assert_eq!(v["nested"][0]["ok"], true);
@@ -296,7 +230,7 @@ mod tests {
     #[test]
     fn truncated_json_text_is_masked_without_parsing() {
         let t = r#"{"user":"bob","password" : "hun\"ter2","card_number":4111,"token":{"a":[1,"x"]},"n":"ok","secret":"cut off he"#;
-        let m = mask_json_text(t, &[]);
+        let m = mask_json_text(t, &Masker::default());
         assert!(!m.contains("hun"), "{m}");
         assert!(!m.contains("4111"), "{m}");
         assert!(!m.contains("cut off"), "{m}");
@@ -305,9 +239,12 @@ mod tests {
         assert!(m.contains(r#""n":"ok""#), "{m}");
         assert!(m.contains(r#""password" : "[FILTERED]""#), "{m}");
         // A key cut off before its value: nothing to leak, nothing dropped.
-        assert_eq!(mask_json_text(r#"{"password""#, &[]), r#"{"password""#);
         assert_eq!(
-            mask_json_text(r#"{"password": "#, &[]),
+            mask_json_text(r#"{"password""#, &Masker::default()),
+            r#"{"password""#
+        );
+        assert_eq!(
+            mask_json_text(r#"{"password": "#, &Masker::default()),
             r#"{"password": "[FILTERED]""#
         );
     }
@@ -315,7 +252,7 @@ mod tests {
     #[test]
     fn form_bodies_masked_by_key() {
         assert_eq!(
-            mask_form_text("user=bob&pass%77ord=x&token=y&z", &[]),
+            mask_form_text("user=bob&pass%77ord=x&token=y&z", &Masker::default()),
             "user=bob&pass%77ord=[FILTERED]&token=[FILTERED]&z"
         );
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use http::header::HeaderName;
 
 use crate::error::ConfigError;
+use crate::mask::Masker;
 
 /// Default cap on captured body bytes: 16 KiB (`MAX_BODY_SIZE` of seeds/004).
 pub const DEFAULT_MAX_BODY_SIZE: usize = 16 * 1024;
@@ -273,7 +274,7 @@ enum PathRule {
 /// hold personal data. Sensitive headers, query parameters and JSON/form body fields are
 /// masked with `[FILTERED]` before a record is built; keep `capture_request_body` off
 /// unless the endpoint's bodies are safe to store.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct CaptureSettings {
     pub(crate) capture_request_data: bool,
     pub(crate) capture_request_body: bool,
@@ -288,8 +289,11 @@ pub struct CaptureSettings {
     pub(crate) sensitive_headers: Vec<HeaderName>,
     exclude_paths: Vec<PathRule>,
     pub(crate) request_id_header: HeaderName,
-    /// Extra sensitive keys for query parameters and body fields (lower case).
-    pub(crate) sensitive_fields: Vec<String>,
+    /// Extra sensitive keys for query parameters and body fields.
+    sensitive_fields: Vec<String>,
+    /// Decides sensitive keys: the default keys, `sensitive_fields`, and the client's
+    /// keys once [`CaptureSettings::with_masker`] was applied.
+    pub(crate) masker: Masker,
 }
 
 impl Default for CaptureSettings {
@@ -311,6 +315,7 @@ impl Default for CaptureSettings {
             exclude_paths: Vec::new(),
             request_id_header: HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER),
             sensitive_fields: Vec::new(),
+            masker: Masker::default(),
         }
     }
 }
@@ -373,6 +378,16 @@ impl CaptureSettings {
         &self.request_id_header
     }
 
+    /// These settings masking with `masker` (typically the client's,
+    /// `loggier.masker().clone()`, so its `sensitive_fields` apply at capture time too)
+    /// plus this builder's own `sensitive_fields`. Adapters call this when they are
+    /// given a client.
+    #[must_use]
+    pub fn with_masker(mut self, masker: Masker) -> Self {
+        self.masker = masker.with_keys(&self.sensitive_fields);
+        self
+    }
+
     /// `true` when `path` (without query string) matches an `exclude_paths` entry:
     /// nothing is captured for it and no request id is generated. One string compare
     /// per entry, no allocation.
@@ -391,7 +406,7 @@ impl CaptureSettings {
                 .sensitive_headers
                 .iter()
                 .any(|h| h.as_str().eq_ignore_ascii_case(name))
-            || super::redact::is_sensitive_key(name, &self.sensitive_fields)
+            || self.masker.is_sensitive_key(name)
     }
 
     /// `true` when the response with `status` may end up recorded for its status alone
@@ -510,18 +525,17 @@ impl CaptureSettingsBuilder {
         self
     }
 
-    /// Extra sensitive keys for query parameters and JSON/form body fields, in addition
-    /// to the built-in ones (`password`, `token`, `secret`, …). Case-insensitive;
-    /// a key matches when it contains one of them.
+    /// Extra sensitive keys for query parameters, header names and JSON/form body
+    /// fields, in addition to the keys of [`Masker`] (`password`, `token`, `secret`, …;
+    /// see [`crate::mask`] for the matching rules).
     pub fn sensitive_fields<I>(mut self, keys: I) -> Self
     where
         I: IntoIterator,
         I::Item: Into<String>,
     {
-        self.settings.sensitive_fields.extend(
-            keys.into_iter()
-                .map(|k| super::redact::normalize_key(&k.into())),
-        );
+        self.settings
+            .sensitive_fields
+            .extend(keys.into_iter().map(Into::into));
         self
     }
 
@@ -586,6 +600,7 @@ impl CaptureSettingsBuilder {
             }
             s.exclude_paths.push(rule);
         }
+        s.masker = Masker::new(&s.sensitive_fields);
         if let Some(h) = self.request_id_header {
             s.request_id_header = HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| {
                 ConfigError::invalid("request_id_header", &h, "not a valid header name")
@@ -691,6 +706,20 @@ mod tests {
         assert!(s.is_sensitive_header("x-tenant-secret-id", false));
         assert!(s.is_sensitive_header("x-anything", true));
         assert!(!s.is_sensitive_header("accept", false));
+    }
+
+    #[test]
+    fn sensitive_fields_and_the_client_masker_both_apply() {
+        let s = CaptureSettings::builder()
+            .sensitive_fields(["pin"])
+            .build()
+            .expect("valid");
+        assert!(s.masker.is_sensitive_key("PIN"));
+        assert!(!s.masker.is_sensitive_key("iban"));
+        let s = s.with_masker(Masker::new(["iban"]));
+        assert!(s.masker.is_sensitive_key("iban"));
+        assert!(s.masker.is_sensitive_key("pin"));
+        assert!(s.is_sensitive_header("pin", false));
     }
 
     #[test]

@@ -1,0 +1,146 @@
+//! The shared adapter scenarios against an axum server using `with_loggier_settings`,
+//! on 127.0.0.1:0, driven by reqwest.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use loggier_axum::{LoggierRouterExt, RequestLogger};
+use loggier_test_support::app::{ms_param, status_param};
+use loggier_test_support::scenarios::{self, new_id};
+use loggier_test_support::{
+    Records, StreamGate, endless_chunks, scenario_settings, stream_chunks, test_client,
+};
+
+fn status(code: u16) -> StatusCode {
+    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
+fn text(code: u16, body: impl Into<Body>) -> Response {
+    (status(code), [(CONTENT_TYPE, "text/plain")], body.into()).into_response()
+}
+
+async fn status_route(Path(code): Path<u16>) -> Response {
+    text(code, format!("status {code}"))
+}
+
+async fn slow(RawQuery(q): RawQuery) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(ms_param(q.as_deref()))).await;
+    "slow"
+}
+
+async fn health(RawQuery(q): RawQuery) -> Response {
+    text(status_param(q.as_deref(), 200), "healthy")
+}
+
+async fn echo(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    let mut resp = text(status_param(q.as_deref(), 200), body);
+    if let Some(ct) = headers.get(CONTENT_TYPE) {
+        resp.headers_mut().insert(CONTENT_TYPE, ct.clone());
+    }
+    resp
+}
+
+async fn log_route(log: RequestLogger) -> &'static str {
+    // Plain client calls carry the scope too; use the extractor for one, the client for
+    // the other.
+    log.info("inside handler");
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    log.loggier().info("after await");
+    "logged"
+}
+
+async fn stream(State(gate): State<StreamGate>, RawQuery(q): RawQuery) -> Response {
+    text(
+        status_param(q.as_deref(), 200),
+        Body::from_stream(stream_chunks(gate)),
+    )
+}
+
+async fn release(State(gate): State<StreamGate>) -> &'static str {
+    gate.release();
+    "released"
+}
+
+async fn endless(RawQuery(q): RawQuery) -> Response {
+    text(
+        status_param(q.as_deref(), 200),
+        Body::from_stream(endless_chunks()),
+    )
+}
+
+async fn boom() -> &'static str {
+    panic!("boom from handler")
+}
+
+async fn route_template(log: RequestLogger, Path(id): Path<u32>) -> Response {
+    text(500, format!("{id} {}", log.route().unwrap_or("none")))
+}
+
+async fn setup() -> (String, Records) {
+    let (loggier, records) = test_client("axum-test");
+    let app = Router::new()
+        .route("/ok", get(|| async { "ok" }))
+        .route("/status/{code}", get(status_route))
+        .route("/slow", get(slow))
+        .route("/health", get(health))
+        .route("/echo", post(echo))
+        .route("/log", get(log_route))
+        .route("/stream", get(stream))
+        .route("/stream/release", get(release))
+        .route("/endless", get(endless))
+        .route("/panic", get(boom))
+        .route("/users/{id}/orders", get(route_template))
+        .with_state(StreamGate::default())
+        .with_loggier_settings(loggier, scenario_settings());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+    (format!("http://{addr}"), records)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_scenarios_pass_on_axum() {
+    let (base, records) = setup().await;
+    scenarios::run_common(&base, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_panic_becomes_500_and_is_recorded() {
+    let (base, records) = setup().await;
+    scenarios::panic_becomes_500(&base, &records).await;
+}
+
+/// The record carries axum's route template and the client address from
+/// `ConnectInfo`; the handler sees the same route through the extractor.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_template_and_client_ip_are_recorded() {
+    let (base, records) = setup().await;
+    let id = new_id("route");
+    let resp = loggier_test_support::http_client()
+        .get(format!("{base}/users/42/orders"))
+        .header("x-request-id", &id)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 500);
+    assert_eq!(resp.text().await.expect("body"), "42 /users/{id}/orders");
+    let r = records.transaction(&id).await;
+    let req = &r["context"]["transaction"]["request"];
+    assert_eq!(req["route"], "/users/{id}/orders");
+    assert_eq!(req["path"], "/users/42/orders");
+    assert_eq!(req["client_ip"], "127.0.0.1");
+}

@@ -1,0 +1,157 @@
+//! Capturing the message and backtrace of a panic raised while a request is polled.
+//!
+//! `catch_unwind` gives a middleware the panic payload but not the backtrace; only a
+//! panic hook sees the stack as it was. [`install_request_panic_hook`] installs (once
+//! per process) a hook that, for panics raised inside a [`PanicCapture`] region on
+//! the current thread, stores the message, location and a backtrace for
+//! [`take_request_panic`]. Outside such regions it defers to the hook that was
+//! installed before it.
+//!
+//! Inside a region the previous hook is *not* called: the middleware records the
+//! panic as the request's error record (with message and backtrace), so a process-wide
+//! panic hook (such as the one of `loggier_core::init`) would record it a second time.
+//! Install the request hook after `init` — adapters do so when their layer is built.
+
+use std::backtrace::Backtrace;
+use std::cell::{Cell, RefCell};
+use std::marker::PhantomData;
+use std::sync::Once;
+
+/// A panic raised inside a [`PanicCapture`] region.
+#[derive(Debug)]
+pub struct RequestPanic {
+    /// The panic message (`&str`/`String` payloads; a placeholder otherwise), with the
+    /// source location appended as ` at file:line:column` when known.
+    pub message: String,
+    /// Backtrace of the panicking thread, captured in the hook.
+    pub backtrace: Backtrace,
+}
+
+thread_local! {
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static LAST: RefCell<Option<RequestPanic>> = const { RefCell::new(None) };
+}
+
+static INSTALL: Once = Once::new();
+
+/// Installs the request panic hook, chaining the current one. Idempotent: only the
+/// first call in a process installs it.
+pub fn install_request_panic_hook() {
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let inside = DEPTH.try_with(Cell::get).unwrap_or(0) > 0;
+            if !inside {
+                previous(info);
+                return;
+            }
+            let mut message = panic_message(info.payload());
+            if let Some(loc) = info.location() {
+                message = format!(
+                    "{message} at {}:{}:{}",
+                    loc.file(),
+                    loc.line(),
+                    loc.column()
+                );
+            }
+            let captured = RequestPanic {
+                message,
+                backtrace: Backtrace::force_capture(),
+            };
+            let _ = LAST.try_with(|l| *l.borrow_mut() = Some(captured));
+        }));
+    });
+}
+
+/// The text of a panic payload: the `&str` or `String` it carries, or
+/// `"panic with a non-string payload"`.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
+}
+
+/// Takes the panic stored by the hook on this thread, if any.
+pub fn take_request_panic() -> Option<RequestPanic> {
+    LAST.try_with(|l| l.borrow_mut().take()).ok().flatten()
+}
+
+/// A region of the current thread in which panics are captured for the request being
+/// polled (see the [module docs](self)). Enter it around each poll of a handler future
+/// or response body; `!Send`, so it cannot be held across `.await`.
+#[derive(Debug)]
+#[must_use = "the region ends when the guard is dropped"]
+pub struct PanicCapture {
+    _not_send: PhantomData<*const ()>,
+}
+
+impl PanicCapture {
+    /// Enters a region (regions nest). Entering the outermost region forgets a panic
+    /// stored earlier on this thread that nobody took, so a stale panic is never
+    /// attributed to another request.
+    pub fn enter() -> PanicCapture {
+        let outermost = DEPTH
+            .try_with(|d| {
+                let n = d.get();
+                d.set(n + 1);
+                n == 0
+            })
+            .unwrap_or(false);
+        if outermost {
+            let _ = LAST.try_with(|l| l.borrow_mut().take());
+        }
+        PanicCapture {
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for PanicCapture {
+    fn drop(&mut self) {
+        let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_inside_a_region_are_captured_with_a_backtrace() {
+        install_request_panic_hook();
+        install_request_panic_hook();
+        let caught = std::panic::catch_unwind(|| {
+            let _region = PanicCapture::enter();
+            panic!("handler exploded: {}", 42);
+        });
+        assert!(caught.is_err());
+        let p = take_request_panic().expect("captured");
+        assert!(
+            p.message.starts_with("handler exploded: 42 at "),
+            "{}",
+            p.message
+        );
+        assert!(p.message.contains("panic.rs"), "{}", p.message);
+        assert_eq!(
+            p.backtrace.status(),
+            std::backtrace::BacktraceStatus::Captured
+        );
+        assert!(take_request_panic().is_none());
+
+        // Outside a region nothing is stored.
+        let caught = std::panic::catch_unwind(|| panic!("elsewhere"));
+        assert!(caught.is_err());
+        assert!(take_request_panic().is_none());
+    }
+
+    #[test]
+    fn payload_text() {
+        assert_eq!(panic_message(&"a"), "a");
+        assert_eq!(panic_message(&String::from("b")), "b");
+        assert_eq!(panic_message(&7u8), "panic with a non-string payload");
+    }
+}

@@ -1,0 +1,338 @@
+//! Body wrappers: [`RequestBody`] tees the request body into a bounded copy,
+//! [`ResponseBody`] tees the response body and emits the transaction record when the
+//! body ends or is dropped.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Buf;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use loggier_core::Loggier;
+use loggier_core::context::{ScopeFrame, enter_frame};
+use loggier_core::http::{
+    BodyCapture, Exchange, PanicCapture, RequestView, header_entries, take_request_panic,
+};
+
+/// Where a [`RequestBody`] leaves its copy when it ends or is dropped, for the response
+/// side to pick up. Locked twice per request (deposit, take), never per frame.
+pub(crate) type BodySlot = Arc<Mutex<Option<BodyCapture>>>;
+
+pub(crate) fn take_slot(slot: &BodySlot) -> Option<BodyCapture> {
+    match slot.lock() {
+        Ok(mut g) => g.take(),
+        Err(poisoned) => poisoned.into_inner().take(),
+    }
+}
+
+fn put_slot(slot: &BodySlot, capture: BodyCapture) {
+    match slot.lock() {
+        Ok(mut g) => *g = Some(capture),
+        Err(poisoned) => *poisoned.into_inner() = Some(capture),
+    }
+}
+
+/// Copies the bytes of a data frame into `capture` without consuming them. A `Buf`
+/// made of several chunks is copied chunk by chunk (up to 64); bytes past those are
+/// counted, not copied.
+fn tee<D: Buf>(capture: &mut BodyCapture, data: &D) {
+    let first = data.chunk();
+    if first.len() == data.remaining() {
+        capture.push(first);
+        return;
+    }
+    let mut slices = [std::io::IoSlice::new(&[]); 64];
+    let n = data.chunks_vectored(&mut slices);
+    let mut seen = 0usize;
+    for s in &slices[..n] {
+        capture.push(s);
+        seen += s.len();
+    }
+    capture.skip(data.remaining().saturating_sub(seen));
+}
+
+pin_project_lite::pin_project! {
+    /// The request body as the inner service sees it: the original body, plus — when
+    /// `capture_request_body` is on — a bounded copy taken as frames pass (never
+    /// collected or delayed; chunked bodies included). The copy is handed over when
+    /// the body ends or is dropped.
+    pub struct RequestBody<B> {
+        #[pin]
+        inner: B,
+        capture: Option<(BodyCapture, BodySlot)>,
+    }
+
+    impl<B> PinnedDrop for RequestBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some((capture, slot)) = this.project().capture.take() {
+                put_slot(&slot, capture);
+            }
+        }
+    }
+}
+
+impl<B> RequestBody<B> {
+    /// A body that is passed through untouched.
+    pub(crate) fn passthrough(inner: B) -> Self {
+        RequestBody {
+            inner,
+            capture: None,
+        }
+    }
+
+    pub(crate) fn capturing(inner: B, capture: BodyCapture, slot: BodySlot) -> Self {
+        RequestBody {
+            inner,
+            capture: Some((capture, slot)),
+        }
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for RequestBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBody")
+            .field("inner", &self.inner)
+            .field("capturing", &self.capture.is_some())
+            .finish()
+    }
+}
+
+impl<B: Body> Body for RequestBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Some((capture, _)) = this.capture.as_mut() {
+            match &polled {
+                Poll::Ready(Some(Ok(frame))) => {
+                    if let Some(data) = frame.data_ref() {
+                        tee(capture, data);
+                    }
+                }
+                Poll::Ready(None | Some(Err(_))) => {
+                    if let Some((capture, slot)) = this.capture.take() {
+                        put_slot(&slot, capture);
+                    }
+                }
+                Poll::Pending => {}
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// What the request side left for the response side: the request facts needed to
+/// build the record, kept only as long as the request is in flight.
+#[derive(Debug)]
+pub(crate) struct RequestSnapshot {
+    pub(crate) method: http::Method,
+    pub(crate) uri: http::Uri,
+    /// Cloned only with `capture_request_data` (values are reference-counted `Bytes`).
+    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) client_ip: Option<std::net::IpAddr>,
+    pub(crate) body: Option<BodySlot>,
+}
+
+/// Everything needed to finish one captured request.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub(crate) loggier: Loggier,
+    pub(crate) exchange: Exchange,
+    pub(crate) frame: Arc<ScopeFrame>,
+    pub(crate) request: RequestSnapshot,
+}
+
+impl Pending {
+    /// Decides and, when recorded, builds and submits the record. Never panics (it
+    /// runs inside `Drop`, possibly while unwinding).
+    pub(crate) fn finish(
+        mut self,
+        response_headers: Option<&HeaderMap>,
+        response_body: Option<BodyCapture>,
+        aborted: bool,
+    ) {
+        // Dropped while unwinding, or right after the runtime caught a panic of this
+        // request's handler: the hook left its message and backtrace on this thread.
+        if (aborted || std::thread::panicking()) && !self.exchange.has_failed() {
+            if let Some(p) = take_request_panic() {
+                self.exchange.set_panic(p.message, Some(&p.backtrace));
+            }
+        }
+        if aborted {
+            self.exchange.set_aborted();
+        }
+        if let Some(body) = response_body {
+            self.exchange.set_response_body(body);
+        }
+        if let Some(body) = self.request.body.as_ref().and_then(take_slot) {
+            self.exchange.set_request_body(body);
+        }
+        let Some(level) = self.exchange.finish() else {
+            return;
+        };
+        if !self.loggier.enabled(level) {
+            return;
+        }
+        let req = &self.request;
+        let view = RequestView {
+            method: req.method.as_str(),
+            path: req.uri.path(),
+            query: req.uri.query(),
+            client_ip: req.client_ip,
+        };
+        let empty = HeaderMap::new();
+        let record = self.exchange.into_record(
+            level,
+            view,
+            header_entries(req.headers.as_ref().unwrap_or(&empty)),
+            header_entries(response_headers.unwrap_or(&empty)),
+        );
+        self.loggier.log(record);
+    }
+}
+
+/// Response-side state of a captured request.
+#[derive(Debug)]
+pub(crate) struct BodyState {
+    pub(crate) pending: Pending,
+    pub(crate) tee: Option<BodyCapture>,
+    pub(crate) response_headers: Option<HeaderMap>,
+}
+
+impl BodyState {
+    fn finish(self, aborted: bool) {
+        let BodyState {
+            pending,
+            tee,
+            response_headers,
+        } = self;
+        pending.finish(response_headers.as_ref(), tee, aborted);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body: the inner body's frames pass through unchanged (never
+    /// collected or delayed; streaming and SSE keep working); when body capture applies
+    /// a bounded copy is taken as they pass. Polled inside the request's scope, so
+    /// logging from a streaming body carries the request id.
+    ///
+    /// The transaction record is emitted when the body ends, fails, or is dropped
+    /// before its end (client disconnect: the record notes `response_aborted`), so the
+    /// duration covers the whole response.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        state: Option<BodyState>,
+        // The inner body reported end-of-stream before it was ever polled.
+        empty: bool,
+    }
+
+    impl<B> PinnedDrop for ResponseBody<B> {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if let Some(state) = this.state.take() {
+                state.finish(!*this.empty);
+            }
+        }
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn passthrough(inner: B) -> Self {
+        ResponseBody {
+            inner,
+            state: None,
+            empty: false,
+        }
+    }
+
+    pub(crate) fn captured(inner: B, state: BodyState, empty: bool) -> Self {
+        ResponseBody {
+            inner,
+            state: Some(state),
+            empty,
+        }
+    }
+}
+
+impl<B: fmt::Debug> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("inner", &self.inner)
+            .field("captured", &self.state.is_some())
+            .finish()
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Error: fmt::Display,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let Some(state) = this.state.as_mut() else {
+            return this.inner.poll_frame(cx);
+        };
+        let polled = {
+            let _scope = enter_frame(&state.pending.frame);
+            let _panics = PanicCapture::enter();
+            this.inner.as_mut().poll_frame(cx)
+        };
+        let done = match &polled {
+            Poll::Pending => false,
+            Poll::Ready(Some(Ok(frame))) => {
+                if let (Some(tee_buf), Some(data)) = (state.tee.as_mut(), frame.data_ref()) {
+                    tee(tee_buf, data);
+                }
+                this.inner.is_end_stream()
+            }
+            Poll::Ready(Some(Err(e))) => {
+                state
+                    .pending
+                    .exchange
+                    .set_error(loggier_core::Exception::new(
+                        std::any::type_name::<B::Error>(),
+                        format!("response body failed: {e}"),
+                    ));
+                true
+            }
+            Poll::Ready(None) => true,
+        };
+        if done {
+            if let Some(state) = this.state.take() {
+                state.finish(false);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,141 @@
+//! [`ResponseFuture`]: the inner service's future, polled inside the request scope.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::{HeaderValue, Response, header::CONTENT_TYPE};
+use http_body::Body;
+use loggier_core::Exception;
+use loggier_core::context::Scoped;
+use loggier_core::http::PanicCapture;
+
+use crate::HandlerPanic;
+use crate::body::{BodyState, Pending, ResponseBody};
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<F: Future> {
+        Passthrough { #[pin] fut: F },
+        Captured { #[pin] fut: Scoped<F> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`LoggierService`](crate::LoggierService).
+    ///
+    /// Polls the inner future inside the request's [`Scope`](loggier_core::context::Scope)
+    /// (request id, trace ids, route), so records logged by the handler carry them.
+    /// When the response arrives it notes the status, echoes the request id header and
+    /// wraps the body in a [`ResponseBody`]. When the inner service fails, the failure
+    /// is recorded at error level. When the future is dropped before it finished —
+    /// the client went away, or the handler panicked and the stack is unwinding — the
+    /// request is finished then (a panic is recorded with its message and backtrace).
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F: Future> {
+        #[pin]
+        kind: Kind<F>,
+        pending: Option<Pending>,
+    }
+
+    impl<F: Future> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.finish(None, None, true);
+            }
+        }
+    }
+}
+
+impl<F: Future> ResponseFuture<F> {
+    pub(crate) fn passthrough(fut: F) -> Self {
+        ResponseFuture {
+            kind: Kind::Passthrough { fut },
+            pending: None,
+        }
+    }
+
+    pub(crate) fn captured(fut: Scoped<F>, pending: Pending) -> Self {
+        ResponseFuture {
+            kind: Kind::Captured { fut },
+            pending: Some(pending),
+        }
+    }
+}
+
+impl<F: Future> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("captured", &self.pending.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
+    E: fmt::Display,
+{
+    type Output = Result<Response<ResponseBody<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let output = match this.kind.project() {
+            KindProj::Passthrough { fut } => {
+                let out = ready!(fut.poll(cx));
+                return Poll::Ready(out.map(|r| r.map(ResponseBody::passthrough)));
+            }
+            KindProj::Captured { fut } => {
+                let _panics = PanicCapture::enter();
+                ready!(fut.poll(cx))
+            }
+        };
+        let Some(mut pending) = this.pending.take() else {
+            // Only reachable when polled again after completion, which callers must
+            // not do; pass the output through rather than panic.
+            return Poll::Ready(output.map(|r| r.map(ResponseBody::passthrough)));
+        };
+        match output {
+            Ok(mut response) => {
+                if let Some(p) = response.extensions_mut().remove::<HandlerPanic>() {
+                    pending
+                        .exchange
+                        .set_panic(p.message().to_string(), p.backtrace());
+                }
+                let status = response.status().as_u16();
+                let tee = pending.exchange.on_response(
+                    status,
+                    response
+                        .headers()
+                        .get(CONTENT_TYPE)
+                        .map(HeaderValue::as_bytes),
+                );
+                let settings = pending.exchange.settings();
+                if let Ok(v) = HeaderValue::from_str(pending.exchange.request_id()) {
+                    response
+                        .headers_mut()
+                        .insert(settings.request_id_header().clone(), v);
+                }
+                let response_headers = (settings.capture_request_data()
+                    && (settings.may_record(status) || pending.exchange.has_failed()))
+                .then(|| response.headers().clone());
+                let empty = response.body().is_end_stream();
+                let state = BodyState {
+                    pending,
+                    tee,
+                    response_headers,
+                };
+                Poll::Ready(Ok(response.map(|b| ResponseBody::captured(b, state, empty))))
+            }
+            Err(e) => {
+                pending
+                    .exchange
+                    .set_error(Exception::new(std::any::type_name::<E>(), e.to_string()));
+                pending.finish(None, None, false);
+                Poll::Ready(Err(e))
+            }
+        }
+    }
+}

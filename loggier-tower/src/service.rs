@@ -1,0 +1,173 @@
+//! [`LoggierService`]: the per-request half of the middleware.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use http::{HeaderValue, Request, Response, header::CONTENT_TYPE};
+use http_body::Body;
+use loggier_core::Loggier;
+use loggier_core::context::{Scope, instrument_frame};
+use loggier_core::http::CaptureSettings;
+use tower_service::Service;
+
+use crate::body::{Pending, RequestBody, RequestSnapshot};
+use crate::future::ResponseFuture;
+
+/// The peer address of a connection, put in request extensions by the server code
+/// (see the hyper example in the [crate docs](crate)); read by the default
+/// [`RequestMeta`] to fill the record's `client_ip`.
+///
+/// # Security
+/// This is the TCP peer. Behind a proxy it is the proxy's address; the original
+/// client is in the `x-forwarded-for` / `forwarded` headers, which are recorded with
+/// the other headers but not trusted here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub SocketAddr);
+
+/// Request facts that only the framework knows: the route template and the peer
+/// address. Both methods have defaults, so an implementation overrides only what it
+/// needs; `()` is the default (no route; client IP from a [`ClientAddr`] extension).
+/// `loggier-axum` implements it with `MatchedPath` and `ConnectInfo`.
+///
+/// Called once per captured request, before the inner service runs.
+pub trait RequestMeta<B> {
+    /// Route template, e.g. `/users/{id}`. Default: none.
+    fn route(&self, request: &Request<B>) -> Option<String> {
+        let _ = request;
+        None
+    }
+
+    /// Client IP address. Default: from a [`ClientAddr`] request extension.
+    fn client_ip(&self, request: &Request<B>) -> Option<IpAddr> {
+        request.extensions().get::<ClientAddr>().map(|a| a.0.ip())
+    }
+}
+
+impl<B> RequestMeta<B> for () {}
+
+/// Middleware that captures requests and responses per [`CaptureSettings`] and logs one
+/// transaction record per recorded request through a [`Loggier`] client. Built by
+/// [`LoggierLayer`](crate::LoggierLayer).
+///
+/// The inner service receives `Request<RequestBody<B>>` and returns any
+/// `Response<ResBody>`; this service returns `Response<ResponseBody<ResBody>>`.
+pub struct LoggierService<S, M = ()> {
+    pub(crate) inner: S,
+    pub(crate) loggier: Loggier,
+    pub(crate) settings: Arc<CaptureSettings>,
+    pub(crate) meta: M,
+}
+
+impl<S: Clone, M: Clone> Clone for LoggierService<S, M> {
+    fn clone(&self) -> Self {
+        LoggierService {
+            inner: self.inner.clone(),
+            loggier: self.loggier.clone(),
+            settings: Arc::clone(&self.settings),
+            meta: self.meta.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, M> fmt::Debug for LoggierService<S, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoggierService")
+            .field("inner", &self.inner)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, M> LoggierService<S, M> {
+    /// The capture settings.
+    pub fn settings(&self) -> &CaptureSettings {
+        &self.settings
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+}
+
+impl<S, M, ReqBody, ResBody> Service<Request<ReqBody>> for LoggierService<S, M>
+where
+    S: Service<Request<RequestBody<ReqBody>>, Response = Response<ResBody>>,
+    S::Error: fmt::Display,
+    ReqBody: Body,
+    ResBody: Body,
+    M: RequestMeta<ReqBody>,
+{
+    type Response = Response<crate::ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // Excluded paths: no id, no scope, no copies.
+        let Some(mut exchange) = self.settings.begin(request.uri().path(), request.headers())
+        else {
+            return ResponseFuture::passthrough(
+                self.inner.call(request.map(RequestBody::passthrough)),
+            );
+        };
+        let route = self.meta.route(&request);
+        let client_ip = self.meta.client_ip(&request);
+
+        let mut scope = Scope::new().request_id(exchange.request_id());
+        if let Some(t) = exchange.trace_parent() {
+            scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
+        }
+        if let Some(r) = route {
+            scope = scope.route(r.clone()).field("route", &r);
+            exchange.set_route(r);
+        }
+        let frame = scope.into_frame();
+
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(crate::RequestContext::new(
+            self.loggier.clone(),
+            Arc::clone(&frame),
+        ));
+        let capture = exchange
+            .request_body_capture(parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes));
+        let (body, slot) = match capture {
+            Some(c) => {
+                let slot = Arc::new(Mutex::new(None));
+                (
+                    RequestBody::capturing(body, c, Arc::clone(&slot)),
+                    Some(slot),
+                )
+            }
+            None => (RequestBody::passthrough(body), None),
+        };
+        let snapshot = RequestSnapshot {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: self
+                .settings
+                .capture_request_data()
+                .then(|| parts.headers.clone()),
+            client_ip,
+            body: slot,
+        };
+        let fut = instrument_frame(
+            Arc::clone(&frame),
+            self.inner.call(Request::from_parts(parts, body)),
+        );
+        ResponseFuture::captured(
+            fut,
+            Pending {
+                loggier: self.loggier.clone(),
+                exchange,
+                frame,
+                request: snapshot,
+            },
+        )
+    }
+}
