@@ -1,6 +1,7 @@
 //! The state of one recorded request between the middleware call and the end of its
 //! response body, and the conversions from actix types to the policy's inputs.
 
+use std::backtrace::Backtrace;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -92,6 +93,14 @@ impl Pending {
         let status = err.error_response().status().as_u16();
         let _ = self.exchange.on_response(status, None);
         self.exchange.set_response_error(exception_of(err));
+        self.emit(false);
+    }
+
+    /// The handler panicked with `message` (`backtrace` from the request panic hook,
+    /// when it ran): recorded now as a failure with the 500 this middleware answers.
+    pub(crate) fn on_panic(mut self, message: String, backtrace: Option<&Backtrace>) {
+        self.exchange.set_panic(message, backtrace);
+        let _ = self.exchange.on_response(500, None);
         self.emit(false);
     }
 

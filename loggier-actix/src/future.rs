@@ -6,11 +6,15 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
-use actix_web::Error;
+use std::panic::{self, AssertUnwindSafe};
+
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
-use actix_web::http::header::HeaderValue;
+use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{Error, HttpResponse};
 use loggier_core::context::Scoped;
+use loggier_core::http::{PanicCapture, panic_message, take_request_panic};
 
 use crate::body::ResponseBody;
 use crate::capture::Pending;
@@ -91,7 +95,18 @@ where
         let this = self.project();
         let result = match this.inner.project() {
             InnerProj::Plain { fut } => ready!(fut.poll(cx)),
-            InnerProj::Recorded { fut } => ready!(fut.poll(cx)),
+            InnerProj::Recorded { fut } => {
+                let region = PanicCapture::enter();
+                let polled = panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+                drop(region);
+                match polled {
+                    Ok(poll) => ready!(poll),
+                    // The inner future is never polled again: this future is done.
+                    Err(payload) => {
+                        return Poll::Ready(Err(panicked(this.pending, this.config, &*payload)));
+                    }
+                }
+            }
         };
         let Some(mut pending) = this.pending.take() else {
             // Excluded path: pass everything through untouched.
@@ -101,16 +116,21 @@ where
         };
         let mut res = match result {
             Ok(res) => res,
-            Err(err) => {
+            Err(mut err) => {
+                // actix builds the response from the error after this middleware; a
+                // response mapper puts the request id on it.
+                if let Some((name, value)) = echo_header(this.config.as_deref(), &pending) {
+                    err.add_response_mapper(move |mut res| {
+                        res.headers_mut().insert(name.clone(), value.clone());
+                        res
+                    });
+                }
                 pending.on_service_error(&err);
                 return Poll::Ready(Err(err));
             }
         };
-        if let Some(config) = this.config.as_deref() {
-            if let Ok(value) = HeaderValue::from_str(pending.exchange().request_id()) {
-                res.headers_mut()
-                    .insert(config.request_id_header.clone(), value);
-            }
+        if let Some((name, value)) = echo_header(this.config.as_deref(), &pending) {
+            res.headers_mut().insert(name, value);
         }
         pending.on_response(
             res.request(),
@@ -122,4 +142,34 @@ where
             res.map_body(move |_, body| ResponseBody::new(body, Some(pending)))
         ))
     }
+}
+
+/// The request id header to put on the response.
+fn echo_header(config: Option<&Config>, pending: &Pending) -> Option<(HeaderName, HeaderValue)> {
+    let config = config?;
+    let value = HeaderValue::from_str(pending.exchange().request_id()).ok()?;
+    Some((config.request_id_header.clone(), value))
+}
+
+/// The handler panicked while polled: records the panic (message and backtrace from
+/// the request panic hook when it ran, else the payload's text) and answers 500 with
+/// the request id, like a handler error would.
+fn panicked(
+    pending: &mut Option<Pending>,
+    config: &Option<Rc<Config>>,
+    payload: &(dyn std::any::Any + Send),
+) -> Error {
+    let (message, backtrace) = match take_request_panic() {
+        Some(p) => (p.message, Some(p.backtrace)),
+        None => (panic_message(payload), None),
+    };
+    let mut response = HttpResponse::InternalServerError();
+    response.content_type("text/plain; charset=utf-8");
+    if let Some(pending) = pending.take() {
+        if let Some(header) = echo_header(config.as_deref(), &pending) {
+            response.insert_header(header);
+        }
+        pending.on_panic(message, backtrace.as_ref());
+    }
+    InternalError::from_response("handler panicked", response.body("internal server error")).into()
 }

@@ -47,10 +47,14 @@ pub(crate) struct Config {
 ///   never collecting it;
 /// - records the `actix_web::Error` a response was built from (type and message). An
 ///   `Err` returned by the inner service (a middleware refusing the request) is
-///   recorded right away with the status of the response actix-web builds from it
-///   and passed on unchanged; actix builds that response after this middleware from
-///   the error alone, so it does not carry the request id header, and the record has
-///   no request headers or response body;
+///   recorded right away with the status of the response actix-web builds from it,
+///   and passed on with a response mapper that adds the request id header; actix
+///   builds that response after this middleware from the error alone, so that record
+///   has no request headers (actix has consumed the request) and no response body;
+/// - turns a panic in the handler into a 500 response (with the request id header)
+///   and an error record with the panic message and, through the request panic hook
+///   of [`loggier_core::http`], its backtrace — instead of a connection reset and
+///   nothing logged; the worker keeps serving;
 /// - wraps the response body: copies at most `max_body_size` bytes when
 ///   `capture_response_body` applies, and emits the record when the body ends — or
 ///   when it is dropped before its end (client disconnect), then with
@@ -113,11 +117,19 @@ impl Loggier {
 
     /// The middleware with these settings (a [`CaptureSettings`] or an
     /// `Arc<CaptureSettings>` shared between workers).
+    ///
+    /// Installs, once per process, the request panic hook of `loggier_core::http`
+    /// ([`install_request_panic_hook`](loggier_core::http::install_request_panic_hook)):
+    /// panics raised while a handler is polled are recorded by this middleware (with
+    /// their backtrace) instead of by the previously installed hook; other panics go to
+    /// that hook as before. Build the middleware after `loggier_core::init` so the
+    /// hooks chain in that order.
     pub fn with_settings(
         client: loggier_core::Loggier,
         settings: impl Into<Arc<CaptureSettings>>,
     ) -> Self {
         let settings = settings.into();
+        loggier_core::http::install_request_panic_hook();
         // Both `http` versions accept the same header-name grammar, so a name that
         // `CaptureSettings` validated always converts; the fallback is the default.
         let request_id_header =

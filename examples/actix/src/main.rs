@@ -3,8 +3,9 @@
 //! Routes: JSON CRUD on `/items` (`GET`, `POST`, `GET/PUT/DELETE /items/{id}`), a slow
 //! report (`GET /reports/slow?ms=1500`), a failing route (`GET /inventory/sync`, 503
 //! from an application error), a streaming export (`GET /items/export`, NDJSON line by
-//! line), a login that refuses everyone (`POST /login`, shows masking), and `/health`
-//! (excluded from capture).
+//! line), a report that panics (`GET /reports/broken`: 500 and an error record with
+//! the backtrace), a login that refuses everyone (`POST /login`, shows masking), and
+//! `/health` (excluded from capture).
 //!
 //! Run the service (records go to `./loggier-data/loggier.ndjson`, or
 //! `$LOGGIER_DATA_DIR/loggier.ndjson`; every `LOGGIER_*` variable of
@@ -184,6 +185,15 @@ async fn export_items(store: web::Data<Store>) -> Result<HttpResponse, ApiError>
         .streaming(body))
 }
 
+/// A report with a bug: it indexes past the end of the price list and panics. The
+/// middleware answers 500 and records the panic with its backtrace; the worker keeps
+/// serving.
+async fn broken_report(store: web::Data<Store>) -> Result<HttpResponse, ApiError> {
+    let prices: Vec<u64> = items(&store)?.values().map(|i| i.price_cents).collect();
+    let top = prices[prices.len()]; // off by one
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "top_price_cents": top })))
+}
+
 /// Refuses every login (the record shows the password masked).
 async fn login(_body: web::Json<serde_json::Value>) -> HttpResponse {
     HttpResponse::Unauthorized().json(serde_json::json!({ "error": "bad credentials" }))
@@ -193,6 +203,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(|| async { "ok" }))
         .route("/login", web::post().to(login))
         .route("/reports/slow", web::get().to(slow_report))
+        .route("/reports/broken", web::get().to(broken_report))
         .route("/inventory/sync", web::get().to(sync_inventory))
         .route("/items/export", web::get().to(export_items))
         .route("/items", web::get().to(list_items))
@@ -361,6 +372,13 @@ async fn drive(base: &str) -> Result<Run, Box<dyn Error>> {
         .await?;
     expect("slow report", resp.status().as_u16(), 200)?;
 
+    let resp = http
+        .get(format!("{base}/reports/broken"))
+        .header("x-request-id", id("broken"))
+        .send()
+        .await?;
+    expect("broken report", resp.status().as_u16(), 500)?;
+
     let mut resp = http
         .get(format!("{base}/items/export"))
         .header("x-request-id", id("export"))
@@ -415,6 +433,7 @@ fn check_records(path: &std::path::Path, run: &Run) -> Result<(), Box<dyn Error>
         ("missing", "http", "WARNING"),
         ("sync", "http", "ERROR"),
         ("sync", "app", "WARNING"),
+        ("broken", "http", "ERROR"),
         ("slow", "http", "WARNING"),
         ("login", "http", "WARNING"),
         ("create", "app", "INFO"),
