@@ -1,11 +1,12 @@
 //! [`RequestLogger`]: the request-scoped logger extractor.
 
 use std::error::Error as StdError;
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
+use std::sync::Arc;
 
 use actix_web::dev::Payload;
 use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use loggier_core::context::Scope;
+use loggier_core::context::{Scope, ScopeFrame, Scoped, enter_frame, instrument_frame};
 use loggier_core::{Level, Record};
 
 /// The Loggier client together with the current request's context: request id,
@@ -24,9 +25,9 @@ use loggier_core::{Level, Record};
 ///
 /// async fn create_order(log: RequestLogger, body: web::Json<serde_json::Value>) -> HttpResponse {
 ///     log.info("order received");
-///     let background = log.clone();
-///     actix_web::rt::spawn(log.scope().instrument(async move {
-///         background.client().info("confirmation mail queued"); // same request id
+///     let client = log.client().clone();
+///     actix_web::rt::spawn(log.instrument(async move {
+///         client.info("confirmation mail queued"); // same request id
 ///     }));
 ///     HttpResponse::Created().json(body.into_inner())
 /// }
@@ -41,13 +42,13 @@ use loggier_core::{Level, Record};
 #[derive(Clone, Debug)]
 pub struct RequestLogger {
     client: loggier_core::Loggier,
-    /// The request scope and request id; `None` on excluded paths.
-    context: Option<(Scope, String)>,
+    /// The request scope, resolved once per request; `None` on excluded paths.
+    frame: Option<Arc<ScopeFrame>>,
 }
 
 impl RequestLogger {
-    pub(crate) fn new(client: loggier_core::Loggier, context: Option<(Scope, String)>) -> Self {
-        RequestLogger { client, context }
+    pub(crate) fn new(client: loggier_core::Loggier, frame: Option<Arc<ScopeFrame>>) -> Self {
+        RequestLogger { client, frame }
     }
 
     /// The Loggier client (without request context outside the request scope).
@@ -58,16 +59,23 @@ impl RequestLogger {
     /// The request id (accepted from the request id header or generated); `None` on
     /// excluded paths.
     pub fn request_id(&self) -> Option<&str> {
-        self.context.as_ref().map(|(_, id)| id.as_str())
+        self.frame.as_deref().and_then(ScopeFrame::request_id)
     }
 
-    /// The request's context scope (request id, trace ids, route), to instrument
-    /// futures that run outside the handler: `rt::spawn(log.scope().instrument(fut))`.
-    /// An empty scope on excluded paths.
-    pub fn scope(&self) -> Scope {
-        self.context
-            .as_ref()
-            .map_or_else(Scope::new, |(scope, _)| scope.clone())
+    /// The request's context (request id, trace ids, route); `None` on excluded
+    /// paths.
+    pub fn context(&self) -> Option<&ScopeFrame> {
+        self.frame.as_deref()
+    }
+
+    /// Wraps `fut` so that it runs inside the request's context scope wherever it is
+    /// polled: `actix_web::rt::spawn(log.instrument(fut))`. On excluded paths `fut`
+    /// runs inside an empty scope.
+    pub fn instrument<F: Future>(&self, fut: F) -> Scoped<F> {
+        match &self.frame {
+            Some(frame) => instrument_frame(Arc::clone(frame), fut),
+            None => Scope::new().instrument(fut),
+        }
     }
 
     /// Runs `f` with the client while the request scope is entered on this thread, so
@@ -75,9 +83,9 @@ impl RequestLogger {
     /// [`Event`](loggier_core::Event) builder:
     /// `log.in_scope(|c| c.event(Level::Info, "paid").field("cents", 1999).emit())`.
     pub fn in_scope<R>(&self, f: impl FnOnce(&loggier_core::Loggier) -> R) -> R {
-        match &self.context {
-            Some((scope, _)) => {
-                let _guard = scope.clone().enter();
+        match &self.frame {
+            Some(frame) => {
+                let _guard = enter_frame(frame);
                 f(&self.client)
             }
             None => f(&self.client),

@@ -8,6 +8,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage};
+use loggier_core::context::instrument_frame;
 use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
 
 use crate::body::{RequestBody, ResponseBody};
@@ -214,13 +215,13 @@ where
                 shared
             });
 
-        let scope = exchange.scope();
+        let frame = exchange.scope().into_frame();
         req.extensions_mut().insert(RequestLogger::new(
             config.client.clone(),
-            Some((scope.clone(), exchange.request_id().to_string())),
+            Some(Arc::clone(&frame)),
         ));
         let pending = Pending::new(exchange, config.client.clone(), req.head(), request_body);
-        let fut = scope.instrument(self.service.call(req));
+        let fut = instrument_frame(frame, self.service.call(req));
         ResponseFuture::recorded(fut, pending, Rc::clone(config))
     }
 }

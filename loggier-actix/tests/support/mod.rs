@@ -193,10 +193,10 @@ async fn logs(
     client.info(format!("plain client log {id}"));
     log.warning(format!("extractor log {id}"));
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let spawned = log.clone();
+    let spawned = log.client().clone();
     let id2 = id.clone();
-    actix_web::rt::spawn(log.scope().instrument(async move {
-        spawned.client().info(format!("spawned task log {id2}"));
+    actix_web::rt::spawn(log.instrument(async move {
+        spawned.info(format!("spawned task log {id2}"));
         let _ = tx.send(());
     }));
     let _ = rx.await;
