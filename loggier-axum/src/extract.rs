@@ -2,7 +2,7 @@
 
 use std::ops::Deref;
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
 use http::request::Parts;
@@ -23,7 +23,8 @@ use loggier_tower::RequestContext;
 /// ```
 ///
 /// Rejected with [`MissingLoggierLayer`] (500) when the Loggier layer is not installed
-/// or the path is excluded from capture.
+/// or the path is excluded from capture; take `Option<RequestLogger>` in handlers that
+/// also serve excluded paths.
 #[derive(Debug, Clone)]
 pub struct RequestLogger(pub RequestContext);
 
@@ -45,6 +46,21 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestLogger {
             .cloned()
             .map(RequestLogger)
             .ok_or(MissingLoggierLayer)
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestLogger {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts
+            .extensions
+            .get::<RequestContext>()
+            .cloned()
+            .map(RequestLogger))
     }
 }
 

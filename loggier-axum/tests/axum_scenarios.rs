@@ -34,8 +34,10 @@ async fn slow(RawQuery(q): RawQuery) -> &'static str {
     "slow"
 }
 
-async fn health(RawQuery(q): RawQuery) -> Response {
-    text(status_param(q.as_deref(), 200), "healthy")
+async fn health(log: Option<RequestLogger>, RawQuery(q): RawQuery) -> Response {
+    // Excluded from capture: no request logger.
+    let body = if log.is_some() { "captured" } else { "healthy" };
+    text(status_param(q.as_deref(), 200), body)
 }
 
 async fn echo(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
@@ -122,6 +124,18 @@ async fn shared_scenarios_pass_on_axum() {
 async fn axum_panic_becomes_500_and_is_recorded() {
     let (base, records) = setup().await;
     scenarios::panic_becomes_500(&base, &records).await;
+}
+
+/// On an excluded path the handler gets no request logger (and no scope).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excluded_paths_have_no_request_logger() {
+    let (base, _records) = setup().await;
+    let resp = loggier_test_support::http_client()
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.text().await.expect("body"), "healthy");
 }
 
 /// The record carries axum's route template and the client address from

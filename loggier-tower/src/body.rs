@@ -57,7 +57,8 @@ pin_project_lite::pin_project! {
     /// The request body as the inner service sees it: the original body, plus — when
     /// `capture_request_body` is on — a bounded copy taken as frames pass (never
     /// collected or delayed; chunked bodies included). The copy is handed over when
-    /// the body ends or is dropped.
+    /// the body ends or is dropped; a handler that still holds an unfinished request
+    /// body when its response ends gets a record without the request body.
     pub struct RequestBody<B> {
         #[pin]
         inner: B,
@@ -334,5 +335,36 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn tee_copies_every_chunk_of_a_non_contiguous_buf() {
+        let data = Bytes::from_static(b"hello ").chain(Bytes::from_static(b"world"));
+        let mut c = BodyCapture::new(64, Some(b"text/plain"));
+        tee(&mut c, &data);
+        assert_eq!(c.captured(), b"hello world");
+        assert_eq!(c.total_bytes(), 11);
+        // Nothing was consumed.
+        assert_eq!(data.remaining(), 11);
+    }
+
+    #[test]
+    fn wrappers_and_futures_are_send_and_sync_where_their_parts_are() {
+        fn send<T: Send>() {}
+        fn sync<T: Sync>() {}
+        send::<RequestBody<http_body_util::Full<Bytes>>>();
+        send::<ResponseBody<http_body_util::Full<Bytes>>>();
+        sync::<ResponseBody<http_body_util::Full<Bytes>>>();
+        send::<crate::ResponseFuture<std::future::Ready<()>>>();
+        send::<crate::LoggierService<()>>();
+        sync::<crate::LoggierService<()>>();
+        send::<crate::RequestContext>();
+        sync::<crate::RequestContext>();
     }
 }

@@ -40,6 +40,10 @@
 //! # Ok::<(), loggier_core::ConfigError>(())
 //! ```
 //!
+//! Panics: [`install_request_panic_hook`] + [`PanicCapture`] regions around each poll
+//! let an adapter recover the message and backtrace of a handler panic
+//! ([`take_request_panic`]) and record it with [`Exchange::set_panic`].
+//!
 //! Formats: the record is the `context.transaction.request/response` shape of the
 //! Loggier notes (seeds/004, "Example Log Output"); request ids and W3C
 //! [`traceparent`](https://www.w3.org/TR/trace-context/#traceparent-header) are read
