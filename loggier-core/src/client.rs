@@ -538,6 +538,16 @@ fn sinks_from_names(config: &Config) -> Result<Vec<Box<dyn Sink>>, ConfigError> 
             )),
             #[cfg(feature = "stdout")]
             "stdout" => out.push(Box::new(crate::sink::StdoutSink::new(config.stdout_format))),
+            #[cfg(feature = "otlp")]
+            "otlp" => out.push(Box::new(crate::sink::OtlpSink::from_env()?)),
+            #[cfg(feature = "loki")]
+            "loki" => out.push(Box::new(crate::sink::LokiSinkBuilder::from_env_for_client(
+                config.http_timeout,
+            )?)),
+            #[cfg(feature = "vector")]
+            "vector" => out.push(Box::new(
+                crate::sink::VectorSinkBuilder::from_env_for_client(config.http_timeout)?,
+            )),
             other => {
                 return Err(ConfigError::invalid(
                     "sinks",

@@ -2,6 +2,7 @@
 
 use std::backtrace::Backtrace;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
@@ -13,6 +14,7 @@ use crate::pipeline::worker::WORKER_THREAD_NAME;
 use crate::record::{Exception, Level, Record};
 
 static GLOBAL: ArcSwapOption<Loggier> = ArcSwapOption::const_empty();
+static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// How long the panic hook waits for the panic record to be written: 2 s.
 pub const PANIC_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -90,9 +92,14 @@ impl Drop for InitGuard {
     }
 }
 
-/// Installs the panic hook described in [`init`], chaining the current hook. Safe to
-/// call more than once (each call chains once more, so call it once).
+/// Installs the panic hook described in [`init`], chaining the hook installed before.
+/// Only the first call installs it (later calls, e.g. a second [`init`], do nothing),
+/// so a panic is recorded once. The hook uses whichever client is global when the
+/// panic happens.
 pub fn install_panic_hook() {
+    if HOOK_INSTALLED.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if let Some(client) = global() {

@@ -40,8 +40,11 @@
 //! # Features
 //! - `file` (default): [`FileSink`], NDJSON with size rotation.
 //! - `stdout` (default): [`StdoutSink`], JSON or logfmt/TSKV lines.
+//! - `tracing`: [`TracingLayer`], `tracing` events as Loggier records.
 //! - `http-transport`: the shared [`sink::http_transport::HttpTransport`] for network sinks.
 //! - `http-capture`: [`http`], the HTTP capture policy used by the framework middleware.
+//! - `otlp`: [`sink::otlp::OtlpSink`], OTLP logs over HTTP/protobuf (`OTEL_EXPORTER_OTLP_*`).
+//! - `otlp-grpc`: adds OTLP/gRPC (tonic, plaintext) to the OTLP sink.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
@@ -56,6 +59,8 @@ pub mod mask;
 mod pipeline;
 pub mod record;
 pub mod sink;
+#[cfg(feature = "tracing")]
+pub mod tracing_layer;
 
 pub use client::{Event, Loggier, LoggierBuilder};
 pub use config::{Config, FullPolicy};
@@ -72,8 +77,16 @@ pub use record::{
 pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 #[cfg(feature = "file")]
 pub use sink::{FileSink, FileSinkBuilder};
+#[cfg(feature = "loki")]
+pub use sink::{LokiClient, LokiSink, LokiSinkBuilder};
+#[cfg(feature = "otlp")]
+pub use sink::{OtlpCompression, OtlpPartialSuccess, OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use sink::{StdoutFormat, StdoutSink};
+#[cfg(feature = "vector")]
+pub use sink::{VectorSink, VectorSinkBuilder};
+#[cfg(feature = "tracing")]
+pub use tracing_layer::TracingLayer;
 
 /// Plumbing for the macros. Not public API.
 #[doc(hidden)]

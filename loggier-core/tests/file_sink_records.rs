@@ -89,6 +89,7 @@ fn context_merges_global_then_scope_then_call() {
             .field("k", "outer")
             .field("o", 2)
             .tag("scope-tag")
+            .route("/orders/{id}")
             .enter();
         let _inner = log.context(fields! { "k" => "inner", "i" => 3 }).enter();
         loggier_core::info!(log, i = 30, "call {}", 1);
@@ -101,7 +102,7 @@ fn context_merges_global_then_scope_then_call() {
     assert_eq!(lines[0]["message"], "call 1");
     assert_eq!(
         lines[0]["context"],
-        json!({"k": "inner", "g": 1, "o": 2, "i": 30})
+        json!({"k": "inner", "g": 1, "o": 2, "route": "/orders/{id}", "i": 30})
     );
     assert_eq!(lines[0]["tags"], json!(["global-tag", "scope-tag"]));
     assert_eq!(lines[0]["logger"], module_path!());

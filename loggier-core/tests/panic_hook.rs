@@ -19,7 +19,10 @@ fn panic_writes_one_critical_record_and_chains_to_the_previous_hook() {
     let mut config = Config::default();
     config.data_dir = dir.path().to_path_buf();
     config.service_name = "panicky".into();
-    let guard = loggier_core::init(config).expect("init");
+    let first = loggier_core::init(config.clone()).expect("init");
+    drop(first);
+    // A second init must not chain the hook twice (the panic is recorded once).
+    let guard = loggier_core::init(config).expect("init again");
 
     let joined = std::thread::Builder::new()
         .name("job-runner".into())

@@ -28,7 +28,9 @@
 //! | `LOGGIER_STDOUT_FORMAT` | `stdout_format` (`json`, `logfmt`) | `json` |
 //!
 //! Network sinks read their own variables (`LOKI_URL`, `LOKI_TENANT_ID`, `OTEL_*`)
-//! when named in `LOGGIER_SINKS`.
+//! when named in `LOGGIER_SINKS` (`otlp`: see
+//! [`OtlpSinkBuilder::from_env_lookup`](crate::sink::otlp::OtlpSinkBuilder::from_env_lookup),
+//! feature `otlp`).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

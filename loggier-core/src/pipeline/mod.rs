@@ -64,6 +64,9 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
     ctx.extend(global.iter().map(|(k, v)| (k.clone(), v.clone())));
     if let Some(s) = &scope {
         ctx.extend(s.fields().iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(route) = s.route() {
+            ctx.entry("route").or_insert_with(|| route.into());
+        }
         if record.request_id.is_none() {
             record.request_id = s.request_id().map(str::to_string);
         }

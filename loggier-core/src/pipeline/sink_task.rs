@@ -177,7 +177,17 @@ impl Task {
         loop {
             match self.sink.send(&payload).await {
                 SendOutcome::Delivered => {
-                    SinkCounters::add(&self.counters.written, n);
+                    // Records the receiver refused inside an accepted request (OTLP
+                    // partial success) are dropped, not written.
+                    let refused = match self.sink.take_partial_rejection() {
+                        Some((k, reason)) if k > 0 => {
+                            let k = k.min(n);
+                            self.fail(|c| &c.dropped_rejected, k, reason);
+                            k
+                        }
+                        _ => 0,
+                    };
+                    SinkCounters::add(&self.counters.written, n - refused);
                     SinkCounters::add(&self.counters.batches, 1);
                     return true;
                 }

@@ -105,6 +105,50 @@ impl HttpTransport {
         }
     }
 
+    /// `POST`s `body` like [`HttpTransport::post_bytes`] but returns the response
+    /// unclassified, for protocols that read 2xx bodies or classify statuses their own
+    /// way (OTLP partial success, OTLP's narrower retry set). The body is read whole
+    /// (bounded by the request timeout).
+    ///
+    /// # Errors
+    /// A description of the network failure (connection, timeout, body read); callers
+    /// treat it as retryable.
+    pub async fn post_for_reply(
+        &self,
+        url: &str,
+        batch_id: uuid::Uuid,
+        body: Bytes,
+        extra: &[(HeaderName, HeaderValue)],
+    ) -> Result<HttpReply, String> {
+        let mut req = self
+            .client
+            .post(url)
+            .headers(self.headers.clone())
+            .body(body);
+        for (k, v) in extra {
+            req = req.header(k, v);
+        }
+        req = req.header(BATCH_ID_HEADER, batch_id.to_string());
+        let resp = req.send().await.map_err(|e| describe_reqwest_error(&e))?;
+        let status = resp.status().as_u16();
+        let header_text = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let retry_after = header_text(reqwest::header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let content_type = header_text(reqwest::header::CONTENT_TYPE);
+        let body = resp.bytes().await.map_err(|e| describe_reqwest_error(&e))?;
+        Ok(HttpReply {
+            status,
+            retry_after,
+            content_type,
+            body,
+        })
+    }
+
     /// `GET`s `url` with the fixed headers and returns the status and body, for health
     /// probes and query clients.
     ///
@@ -122,6 +166,20 @@ impl HttpTransport {
         let body = resp.bytes().await.map_err(|e| describe_reqwest_error(&e))?;
         Ok((status, body))
     }
+}
+
+/// A response as received by [`HttpTransport::post_for_reply`], before classification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpReply {
+    /// HTTP status code.
+    pub status: u16,
+    /// The `Retry-After` delay, parsed like [`parse_retry_after`] (capped at
+    /// [`MAX_RETRY_AFTER`]), when the server sent a valid one.
+    pub retry_after: Option<Duration>,
+    /// The `Content-Type` header, when present and valid text.
+    pub content_type: Option<String>,
+    /// The whole response body.
+    pub body: Bytes,
 }
 
 /// `true` for the statuses that mean "try again later": 408, 429, 500, 502, 503, 504.

@@ -10,17 +10,31 @@
 
 #[cfg(feature = "file")]
 mod file;
+#[cfg(any(feature = "loki", feature = "vector"))]
+mod http_auth;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
+#[cfg(feature = "loki")]
+pub mod loki;
+#[cfg(feature = "otlp")]
+pub mod otlp;
 #[cfg(feature = "stdout")]
 mod stdout;
+#[cfg(feature = "vector")]
+pub mod vector;
 
 #[cfg(feature = "file")]
 pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
 #[cfg(feature = "http-transport")]
 pub use http_transport::HttpTransport;
+#[cfg(feature = "loki")]
+pub use loki::{LokiClient, LokiSink, LokiSinkBuilder};
+#[cfg(feature = "otlp")]
+pub use otlp::{OtlpCompression, OtlpPartialSuccess, OtlpProtocol, OtlpSink, OtlpSinkBuilder};
 #[cfg(feature = "stdout")]
 pub use stdout::{StdoutFormat, StdoutSink, encode_logfmt_line};
+#[cfg(feature = "vector")]
+pub use vector::{VectorSink, VectorSinkBuilder};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -152,6 +166,15 @@ pub trait Sink: Send + 'static {
     fn close(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+
+    /// Records of the payload just [`Delivered`](SendOutcome::Delivered) that the
+    /// receiver accepted the request for but refused one by one (an OTLP
+    /// `partial_success`), with the receiver's message. The pipeline asks after every
+    /// `Delivered` and counts them as `dropped_rejected` instead of `written`.
+    /// Default: `None`.
+    fn take_partial_rejection(&mut self) -> Option<(u64, String)> {
+        None
+    }
 }
 
 impl<S: Sink + ?Sized> Sink for Box<S> {
@@ -172,5 +195,8 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn close(&mut self) -> BoxFuture<'_, ()> {
         (**self).close()
+    }
+    fn take_partial_rejection(&mut self) -> Option<(u64, String)> {
+        (**self).take_partial_rejection()
     }
 }

@@ -1,0 +1,320 @@
+//! OTLP/gRPC delivery through tonic's generated `LogsServiceClient`
+//! ([spec](https://opentelemetry.io/docs/specs/otlp/#otlpgrpc)).
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use prost::Message;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+use super::{OtlpCompression, OtlpPartialSuccess, REDACTED, raw_protobuf};
+use crate::error::ConfigError;
+use crate::sink::http_transport::MAX_RETRY_AFTER;
+use crate::sink::{Payload, SendOutcome};
+
+/// Extra time past the gRPC deadline before the local timer gives up, so the server's
+/// `DEADLINE_EXCEEDED` (with its message) normally arrives first.
+const DEADLINE_GRACE: Duration = Duration::from_millis(500);
+
+pub(super) struct GrpcTarget {
+    target: String,
+    endpoint: Endpoint,
+    metadata: MetadataMap,
+    timeout: Duration,
+    compression: OtlpCompression,
+    /// Created on the first send: a tonic `Channel` spawns its connection task on the
+    /// current tokio runtime, which only exists on the worker thread. Rebuilt when the
+    /// sink finds itself on another runtime (the old one, and the channel's task with
+    /// it, may be gone) or the channel reports it is no longer usable.
+    client: Option<(tokio::runtime::Id, LogsServiceClient<Channel>)>,
+}
+
+impl GrpcTarget {
+    pub(super) fn new(
+        target: &str,
+        target_setting: &'static str,
+        headers: &[(String, String)],
+        headers_setting: &'static str,
+        timeout: Duration,
+        compression: OtlpCompression,
+    ) -> Result<Self, ConfigError> {
+        let uri: tonic::codegen::http::Uri = target
+            .parse()
+            .map_err(|e| ConfigError::invalid(target_setting, target, format!("not a URL: {e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some("https") => {
+                return Err(ConfigError::invalid(
+                    target_setting,
+                    target,
+                    "TLS is not available for OTLP/gRPC in loggier; use http/protobuf with \
+                     https, or a plaintext collector (e.g. a local agent)",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::invalid(
+                    target_setting,
+                    target,
+                    "expected an http:// URL such as http://localhost:4317",
+                ));
+            }
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(ConfigError::invalid(
+                target_setting,
+                target,
+                "the URL has no host",
+            ));
+        }
+        let endpoint = Endpoint::from(uri)
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| ConfigError::invalid(target_setting, target, e.to_string()))?;
+
+        let mut metadata = MetadataMap::new();
+        for (i, (k, v)) in headers.iter().enumerate() {
+            let key =
+                AsciiMetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes()).map_err(|_| {
+                    ConfigError::invalid(
+                        headers_setting,
+                        REDACTED,
+                        format!(
+                            "header {} has a name gRPC metadata cannot carry: {k:?}",
+                            i + 1
+                        ),
+                    )
+                })?;
+            let mut value = AsciiMetadataValue::try_from(v.as_str()).map_err(|_| {
+                ConfigError::invalid(
+                    headers_setting,
+                    REDACTED,
+                    format!(
+                        "the value of header {k:?} contains characters gRPC metadata cannot carry"
+                    ),
+                )
+            })?;
+            value.set_sensitive(true);
+            metadata.append(key, value);
+        }
+        Ok(GrpcTarget {
+            target: target.to_string(),
+            endpoint,
+            metadata,
+            timeout,
+            compression,
+            client: None,
+        })
+    }
+
+    pub(super) fn target(&self) -> &str {
+        &self.target
+    }
+
+    pub(super) async fn send(
+        &mut self,
+        payload: &Payload,
+        partial: &OtlpPartialSuccess,
+    ) -> SendOutcome {
+        let message = match raw_protobuf(&payload.bytes).and_then(|raw| {
+            ExportLogsServiceRequest::decode(raw.as_slice())
+                .map_err(|e| format!("stored payload is not an ExportLogsServiceRequest: {e}"))
+        }) {
+            Ok(m) => m,
+            Err(reason) => return SendOutcome::Reject { reason },
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return SendOutcome::Retry {
+                reason: "grpc send outside a tokio runtime".to_string(),
+                retry_after: None,
+            };
+        };
+        if self
+            .client
+            .as_ref()
+            .is_some_and(|(id, _)| *id != runtime.id())
+        {
+            self.client = None;
+        }
+        let (_, client) = self.client.get_or_insert_with(|| {
+            let mut c = LogsServiceClient::new(self.endpoint.connect_lazy());
+            if self.compression == OtlpCompression::Gzip {
+                c = c
+                    .send_compressed(CompressionEncoding::Gzip)
+                    .accept_compressed(CompressionEncoding::Gzip);
+            }
+            (runtime.id(), c)
+        });
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = self.metadata.clone();
+        request.set_timeout(self.timeout);
+        match tokio::time::timeout(self.timeout + DEADLINE_GRACE, client.export(request)).await {
+            Err(_) => SendOutcome::Retry {
+                reason: format!("grpc timeout after {} ms", self.timeout.as_millis()),
+                retry_after: None,
+            },
+            Ok(Ok(resp)) => {
+                if let Some(ps) = resp.into_inner().partial_success {
+                    partial.record(ps.rejected_log_records, &ps.error_message);
+                }
+                SendOutcome::Delivered
+            }
+            Ok(Err(status)) if is_local_channel_failure(&status) => {
+                // Our channel broke, the collector said nothing: start a fresh one.
+                self.client = None;
+                SendOutcome::Retry {
+                    reason: format!("grpc channel failed: {}", status.message()),
+                    retry_after: None,
+                }
+            }
+            Ok(Err(status)) => classify(&status),
+        }
+    }
+}
+
+/// `true` for the `UNKNOWN` status tonic's generated client makes when its channel
+/// cannot be polled ready ("Service was not ready: …", e.g. the channel's background
+/// task is gone): a failure on our side, not an answer from the collector.
+fn is_local_channel_failure(status: &Status) -> bool {
+    status.code() == Code::Unknown && status.message().starts_with("Service was not ready")
+}
+
+/// gRPC status handling per
+/// [OTLP/gRPC failures](https://opentelemetry.io/docs/specs/otlp/#failures):
+/// retryable codes retry (with the `RetryInfo` delay, capped at 5 minutes),
+/// `RESOURCE_EXHAUSTED` only when the server sent `RetryInfo`, the rest reject.
+pub(super) fn classify(status: &Status) -> SendOutcome {
+    let code = status.code();
+    let reason = if status.message().is_empty() {
+        format!("grpc {code:?}")
+    } else {
+        format!("grpc {code:?}: {}", status.message())
+    };
+    let retry_info = status.get_details_retry_info();
+    let retry_after = retry_info
+        .as_ref()
+        .and_then(|ri| ri.retry_delay)
+        .map(|d| d.min(MAX_RETRY_AFTER));
+    let retryable = match code {
+        Code::Unavailable
+        | Code::Cancelled
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => retry_info.is_some(),
+        _ => false,
+    };
+    if retryable {
+        SendOutcome::Retry {
+            reason,
+            retry_after,
+        }
+    } else {
+        SendOutcome::Reject { reason }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic_types::ErrorDetails;
+
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_otlp_spec() {
+        for code in [
+            Code::Unavailable,
+            Code::Cancelled,
+            Code::DeadlineExceeded,
+            Code::Aborted,
+            Code::OutOfRange,
+            Code::DataLoss,
+        ] {
+            assert!(
+                matches!(classify(&Status::new(code, "x")), SendOutcome::Retry { .. }),
+                "{code:?}"
+            );
+        }
+        for code in [
+            Code::ResourceExhausted,
+            Code::InvalidArgument,
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::Unimplemented,
+            Code::Internal,
+            Code::Unknown,
+        ] {
+            assert!(
+                matches!(
+                    classify(&Status::new(code, "x")),
+                    SendOutcome::Reject { .. }
+                ),
+                "{code:?}"
+            );
+        }
+        let with_info = Status::with_error_details(
+            Code::ResourceExhausted,
+            "slow down",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(7))),
+        );
+        assert_eq!(
+            classify(&with_info),
+            SendOutcome::Retry {
+                reason: "grpc ResourceExhausted: slow down".into(),
+                retry_after: Some(Duration::from_secs(7)),
+            }
+        );
+    }
+
+    #[test]
+    fn a_channel_that_cannot_get_ready_is_ours_to_fix_not_a_rejection() {
+        let st = Status::unknown("Service was not ready: transport error");
+        assert!(is_local_channel_failure(&st));
+        assert!(!is_local_channel_failure(&Status::unknown("collector bug")));
+        assert!(!is_local_channel_failure(&Status::unavailable(
+            "Service was not ready"
+        )));
+    }
+
+    #[test]
+    fn targets_are_validated() {
+        let ok = |t: &str| {
+            GrpcTarget::new(
+                t,
+                "otlp_endpoint",
+                &[],
+                "otlp_headers",
+                Duration::from_secs(1),
+                OtlpCompression::None,
+            )
+        };
+        assert!(ok("http://localhost:4317").is_ok());
+        for bad in [
+            "https://collector:4317",
+            "collector:4317",
+            "http://",
+            "not a url",
+        ] {
+            let e = ok(bad).err().unwrap_or_else(|| panic!("{bad} must fail"));
+            assert_eq!(e.setting(), "otlp_endpoint");
+        }
+        let e = GrpcTarget::new(
+            "http://localhost:4317",
+            "otlp_endpoint",
+            &[("key-bin".into(), "s3cr3t".into())],
+            "OTEL_EXPORTER_OTLP_HEADERS",
+            Duration::from_secs(1),
+            OtlpCompression::None,
+        )
+        .err()
+        .expect("binary keys are refused");
+        assert_eq!(e.setting(), "OTEL_EXPORTER_OTLP_HEADERS");
+        assert!(!e.to_string().contains("s3cr3t"));
+    }
+}

@@ -1,0 +1,317 @@
+//! OTLP/gRPC sink against a loopback tonic `LogsService` server built from the
+//! official `opentelemetry-proto` service definition.
+#![cfg(feature = "otlp-grpc")]
+
+mod otlp_support;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use loggier_core::{
+    Level, Loggier, OtlpCompression, OtlpProtocol, OtlpSink, OtlpSinkBuilder, Record, SendOutcome,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use otlp_support::{DEADLINE, attr, body_text, encode_and_send, service, str_attr, wait_until};
+use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+#[derive(Debug, Clone)]
+struct Got {
+    metadata: tonic::metadata::MetadataMap,
+    request: ExportLogsServiceRequest,
+}
+
+#[derive(Default)]
+struct Shared {
+    got: Mutex<Vec<Got>>,
+    replies: Mutex<VecDeque<Result<ExportLogsServiceResponse, Status>>>,
+}
+
+struct Collector(Arc<Shared>);
+
+#[tonic::async_trait]
+impl LogsService for Collector {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        let metadata = request.metadata().clone();
+        self.0.got.lock().expect("lock").push(Got {
+            metadata,
+            request: request.into_inner(),
+        });
+        let next = self.0.replies.lock().expect("lock").pop_front();
+        next.unwrap_or_else(|| Ok(ExportLogsServiceResponse::default()))
+            .map(Response::new)
+    }
+}
+
+struct GrpcCollector {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl GrpcCollector {
+    fn start() -> Self {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let shared = Arc::new(Shared::default());
+        let incoming = rt
+            .block_on(async { TcpIncoming::bind("127.0.0.1:0".parse().expect("addr")) })
+            .expect("bind");
+        let addr = incoming.local_addr().expect("addr");
+        let svc = LogsServiceServer::new(Collector(Arc::clone(&shared)))
+            .accept_compressed(CompressionEncoding::Gzip);
+        rt.spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming(incoming)
+                .await;
+        });
+        GrpcCollector {
+            addr,
+            shared,
+            rt: Some(rt),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn script(&self, replies: impl IntoIterator<Item = Result<ExportLogsServiceResponse, Status>>) {
+        self.shared.replies.lock().expect("lock").extend(replies);
+    }
+
+    fn got(&self) -> Vec<Got> {
+        self.shared.got.lock().expect("lock").clone()
+    }
+}
+
+impl Drop for GrpcCollector {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+fn grpc_sink(c: &GrpcCollector) -> OtlpSink {
+    OtlpSink::builder()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint(c.url())
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("valid sink")
+}
+
+#[test]
+fn grpc_export_carries_metadata_resource_severity_and_trace_ids() {
+    let c = GrpcCollector::start();
+    let url = c.url();
+    let env = move |name: &str| -> Option<String> {
+        match name {
+            "OTEL_EXPORTER_OTLP_PROTOCOL" => Some("http/protobuf".into()),
+            "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL" => Some("grpc".into()),
+            // gRPC uses the generic endpoint as is: no `/v1/logs`.
+            "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(url.clone()),
+            "OTEL_EXPORTER_OTLP_HEADERS" => Some("x-api-key=k%20123".into()),
+            "OTEL_EXPORTER_OTLP_COMPRESSION" => Some("gzip".into()),
+            _ => None,
+        }
+    };
+    let mut sink = OtlpSinkBuilder::from_env_lookup(env)
+        .and_then(OtlpSinkBuilder::build)
+        .expect("valid env");
+    assert_eq!(sink.protocol(), OtlpProtocol::Grpc);
+    let mut rec = Record::new(Level::Critical, "disk full")
+        .with_timestamp_ns(1_700_000_000_123_456_789)
+        .with_field("free_bytes", 0);
+    rec.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+    rec.span_id = Some("00f067aa0ba902b7".into());
+
+    let out = encode_and_send(&mut sink, &[rec], &service());
+    assert_eq!(out, vec![SendOutcome::Delivered]);
+
+    let got = c.got();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0]
+            .metadata
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok()),
+        Some("k 123")
+    );
+    assert_eq!(
+        got[0]
+            .metadata
+            .get("grpc-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip"),
+        "message compression on"
+    );
+    let rl = &got[0].request.resource_logs[0];
+    let res = &rl.resource.as_ref().expect("resource").attributes;
+    assert_eq!(str_attr(res, "service.name"), Some("orders"));
+    assert_eq!(
+        str_attr(res, "deployment.environment.name"),
+        Some("staging")
+    );
+    let r = &rl.scope_logs[0].log_records[0];
+    assert_eq!(
+        rl.scope_logs[0].scope.as_ref().map(|s| s.name.as_str()),
+        Some("loggier")
+    );
+    assert_eq!(r.severity_number, 21);
+    assert_eq!(r.severity_text, "CRITICAL");
+    assert_eq!(r.time_unix_nano, 1_700_000_000_123_456_789);
+    assert_eq!(body_text(r), Some("disk full"));
+    assert_eq!(r.trace_id[..2], [0x4b, 0xf9]);
+    assert_eq!(
+        r.span_id,
+        vec![0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7]
+    );
+    assert_eq!(attr(&r.attributes, "free_bytes"), Some(&Value::IntValue(0)));
+}
+
+#[test]
+fn grpc_status_codes_follow_the_otlp_retry_rules() {
+    let c = GrpcCollector::start();
+    let mut sink = grpc_sink(&c);
+    c.script([
+        Err(Status::unavailable("collector restarting")),
+        Err(Status::with_error_details(
+            Code::ResourceExhausted,
+            "memory limiter",
+            ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
+        )),
+        Err(Status::resource_exhausted("quota exceeded, no retry info")),
+        Err(Status::invalid_argument("bad log record")),
+        Err(Status::unauthenticated("no api key")),
+    ]);
+    let rec = Record::new(Level::Info, "x");
+    let mut out = Vec::new();
+    for _ in 0..5 {
+        out.extend(encode_and_send(
+            &mut sink,
+            std::slice::from_ref(&rec),
+            &service(),
+        ));
+    }
+    assert_eq!(
+        out[0],
+        SendOutcome::Retry {
+            reason: "grpc Unavailable: collector restarting".into(),
+            retry_after: None
+        }
+    );
+    assert_eq!(
+        out[1],
+        SendOutcome::Retry {
+            reason: "grpc ResourceExhausted: memory limiter".into(),
+            retry_after: Some(Duration::from_secs(3))
+        }
+    );
+    assert!(matches!(&out[2], SendOutcome::Reject { reason } if reason.contains("quota exceeded")));
+    assert!(matches!(&out[3], SendOutcome::Reject { reason } if reason.contains("bad log record")));
+    assert!(
+        matches!(&out[4], SendOutcome::Reject { reason } if reason.contains("Unauthenticated"))
+    );
+    assert_eq!(c.got().len(), 5);
+}
+
+#[test]
+fn grpc_unreachable_collector_is_a_retry() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut sink = OtlpSink::builder()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint(format!("http://127.0.0.1:{port}"))
+        .timeout(Duration::from_secs(2))
+        .build()
+        .expect("valid");
+    let out = encode_and_send(&mut sink, &[Record::new(Level::Info, "x")], &service());
+    assert!(
+        matches!(&out[0], SendOutcome::Retry { reason, .. } if reason.starts_with("grpc Unavailable")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn grpc_end_to_end_with_partial_success_counted() {
+    let c = GrpcCollector::start();
+    c.script([Ok(ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: 2,
+            error_message: "2 records dropped by a filter".into(),
+        }),
+    })]);
+    let sink = OtlpSink::builder()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint(c.url())
+        .compression(OtlpCompression::Gzip)
+        .build()
+        .expect("valid sink");
+    let partial = sink.partial_success();
+    let log = Loggier::builder()
+        .service_name("grpc-svc")
+        .max_batch_size(10)
+        .sink(sink)
+        .build()
+        .expect("client");
+    for i in 0..10 {
+        log.event(Level::Warning, format!("w{i}"))
+            .field("i", i)
+            .emit();
+    }
+    assert!(log.flush(DEADLINE), "flush");
+    assert!(wait_until(|| c
+        .got()
+        .iter()
+        .map(|g| g.request.resource_logs[0].scope_logs[0].log_records.len())
+        .sum::<usize>()
+        == 10));
+    let st = log.stats();
+    let s = st.sink("otlp").expect("stats");
+    assert_eq!(s.written, 8);
+    assert_eq!(s.dropped_rejected, 2);
+    assert_eq!(partial.rejected_log_records(), 2);
+    assert_eq!(
+        partial.last_error_message().as_deref(),
+        Some("2 records dropped by a filter")
+    );
+    let first = &c.got()[0].request.resource_logs[0];
+    let res = &first.resource.as_ref().expect("resource").attributes;
+    assert_eq!(str_attr(res, "service.name"), Some("grpc-svc"));
+    let r = &first.scope_logs[0].log_records[0];
+    assert_eq!(r.severity_number, 13);
+    assert_eq!(attr(&r.attributes, "i"), Some(&Value::IntValue(0)));
+    log.shutdown(DEADLINE);
+}
+
+#[test]
+fn https_grpc_is_a_clear_config_error() {
+    let err = OtlpSink::builder()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint("https://collector:4317")
+        .build()
+        .expect_err("no TLS for gRPC");
+    assert_eq!(err.setting(), "otlp_endpoint");
+    assert!(err.to_string().contains("TLS"), "{err}");
+}
