@@ -211,6 +211,7 @@ async fn extractor_and_spawned_tasks_carry_the_request_context() {
             r["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
             "{message}"
         );
+        assert_eq!(r["context"]["route"], "/logs/{id}", "{message}");
     }
     h.stop().await;
 }
