@@ -2,11 +2,10 @@
 //! turns its response into one with a recording [`ResponseBody`].
 
 use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
-
-use std::panic::{self, AssertUnwindSafe};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
@@ -37,10 +36,12 @@ pin_project_lite::pin_project! {
     /// echoes the request id header, notes status, headers and any `actix_web::Error`
     /// for the policy, and wraps the body in a [`ResponseBody`] that emits the record.
     /// An `Err` from the inner service is recorded at once and passed on unchanged
-    /// (see [`Loggier`](crate::Loggier)). When this future is dropped
-    /// before the inner service answered (the connection went away while the handler
-    /// ran), the request is still decided on and recorded as aborted, without a
-    /// response.
+    /// (see [`Loggier`](crate::Loggier)); a panic while polling the handler becomes a
+    /// 500 and an error record. When this future is dropped before the inner service
+    /// answered (server shutdown, an HTTP/2 stream reset), the request is still
+    /// decided on and recorded as aborted, without a response. (actix-web lets an
+    /// HTTP/1 handler run to its end after the client left; that request is recorded
+    /// when the handler returns.)
     #[must_use = "futures do nothing unless polled"]
     pub struct ResponseFuture<F: Future> {
         #[pin]
