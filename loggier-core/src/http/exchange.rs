@@ -91,6 +91,8 @@ pub struct Exchange {
     status: Option<u16>,
     response_content_type: Option<String>,
     failure: Option<Failure>,
+    /// An error the response was built from that does not count as a failure (a 4xx).
+    response_error: Option<Exception>,
     request_body: Option<BodyCapture>,
     response_body: Option<BodyCapture>,
     aborted: bool,
@@ -135,6 +137,7 @@ impl Exchange {
             status: None,
             response_content_type: None,
             failure: None,
+            response_error: None,
             request_body: None,
             response_body: None,
             aborted: false,
@@ -233,6 +236,50 @@ impl Exchange {
             }
         }
         self.failure = Some(Failure::Panic(exception));
+    }
+
+    /// The response was produced from an error value (actix-web's `Error` on a
+    /// response, an error a middleware returned, ...), described by `exception`. Call it
+    /// after [`on_response`](Exchange::on_response). With a 5xx status, or no status
+    /// at all, this is a failure like [`set_error`](Exchange::set_error): always
+    /// recorded, at error level. With a lower status (a 404 or 422 built from an error
+    /// value is an ordinary answer) the status decides as for any response, and the
+    /// exception is only attached to the record when the request is recorded.
+    pub fn set_response_error(&mut self, mut exception: Exception) {
+        if self.status.is_none_or(|c| c >= 500) {
+            self.set_error(exception);
+            return;
+        }
+        if !self.settings.include_stacktrace {
+            exception.backtrace = None;
+            exception.frames.clear();
+        }
+        self.response_error = Some(exception);
+    }
+
+    /// `true` when the response headers must be kept until the record is built:
+    /// `capture_request_data` is on and, after [`on_response`](Exchange::on_response),
+    /// the response may still be recorded (tracked status, access-log mode, slow
+    /// logging on, or a failure). Adapters whose framework takes the headers away
+    /// before the body ends (actix-web) copy them only when this is `true`.
+    pub fn wants_response_headers(&self) -> bool {
+        self.settings.capture_request_data
+            && (self.failure.is_some() || self.status.is_none_or(|c| self.settings.may_record(c)))
+    }
+
+    /// The context [`Scope`](crate::context::Scope) of this request: its request id,
+    /// the caller's trace id and span id (when a valid `traceparent` came in) and the
+    /// route template (when set). Adapters run the handler inside it, so every record
+    /// logged there carries them.
+    pub fn scope(&self) -> crate::context::Scope {
+        let mut scope = crate::context::Scope::new().request_id(self.request_id.clone());
+        if let Some(t) = &self.trace {
+            scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
+        }
+        if let Some(route) = &self.route {
+            scope = scope.route(route.clone());
+        }
+        scope
     }
 
     /// The response body was dropped before its end (client disconnect, server
@@ -375,7 +422,10 @@ impl Exchange {
         }
         match self.failure.take() {
             Some(Failure::Error(e) | Failure::Panic(e)) => record.with_exception(e),
-            None => record,
+            None => match self.response_error.take() {
+                Some(e) => record.with_exception(e),
+                None => record,
+            },
         }
     }
 }
@@ -628,6 +678,68 @@ mod tests {
         let r = x.into_record(level, view("GET", "/", None), [], []);
         assert_eq!(r.context["response_aborted"], true);
         assert!(r.http.expect("tx").response.expect("resp").body.is_none());
+    }
+
+    #[test]
+    fn response_errors_fail_only_with_server_statuses() {
+        let s = settings(|b| b.log_slow_requests(false));
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        let _ = x.on_response(404, None);
+        x.set_response_error(Exception::new("NotFound", "no order 7"));
+        assert_eq!(x.finish(), None, "404 is not tracked by default");
+
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        let _ = x.on_response(401, None);
+        x.set_response_error(Exception::new("Unauthorized", "bad token"));
+        let level = x.finish().expect("401 is tracked");
+        assert_eq!(level, Level::Warning);
+        let r = x.into_record(level, view("GET", "/a", None), [], []);
+        assert_eq!(r.message, "Client error: GET /a - 401");
+        assert_eq!(r.exception.expect("attached").message, "bad token");
+
+        let s = settings(|b| b.statuses_to_track(["4xx"]).log_slow_requests(false));
+        let mut x = Exchange::start(s, None, None);
+        let _ = x.on_response(502, None);
+        x.set_response_error(Exception::new("Gateway", "upstream down"));
+        assert_eq!(x.finish(), Some(Level::Error), "a 5xx error is a failure");
+        let r = x.into_record(Level::Error, view("GET", "/b", None), [], []);
+        assert_eq!(r.message, "Server error: GET /b - 502");
+        assert_eq!(r.exception.expect("failure").message, "upstream down");
+    }
+
+    #[test]
+    fn scope_carries_request_id_trace_and_route() {
+        let s = settings(|b| b);
+        let mut x = Exchange::start(
+            s,
+            Some(b"req-1"),
+            Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        x.set_route("/orders/{id}");
+        let _guard = x.scope().enter();
+        let frame = crate::context::current().expect("scope entered");
+        assert_eq!(frame.request_id(), Some("req-1"));
+        assert_eq!(frame.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
+        assert_eq!(frame.span_id(), Some("00f067aa0ba902b7"));
+        assert_eq!(frame.route(), Some("/orders/{id}"));
+    }
+
+    #[test]
+    fn response_headers_are_kept_only_when_the_response_may_be_recorded() {
+        let s = settings(|b| b.log_slow_requests(false));
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        let _ = x.on_response(200, None);
+        assert!(!x.wants_response_headers());
+        let _ = x.on_response(500, None);
+        assert!(x.wants_response_headers());
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        let _ = x.on_response(200, None);
+        x.set_error(Exception::new("io", "late failure"));
+        assert!(x.wants_response_headers());
+        let s = settings(|b| b.capture_request_data(false));
+        let mut x = Exchange::start(s, None, None);
+        let _ = x.on_response(500, None);
+        assert!(!x.wants_response_headers());
     }
 
     #[test]

@@ -1,0 +1,249 @@
+//! The state of one recorded request between the middleware call and the end of its
+//! response body, and the conversions from actix types to the policy's inputs.
+
+use std::backtrace::Backtrace;
+use std::cell::RefCell;
+use std::net::SocketAddr;
+use std::rc::Rc;
+
+use actix_web::HttpRequest;
+use actix_web::dev::RequestHead;
+use actix_web::http::header::HeaderMap;
+use actix_web::http::{Method, Uri};
+use loggier_core::Exception;
+use loggier_core::http::{BodyCapture, Exchange, HeaderEntry, RequestView};
+
+/// The request body copy, shared between the payload wrapper (which fills it as the
+/// handler reads) and [`Pending`] (which takes it when the record is built).
+pub(crate) type SharedCapture = Rc<RefCell<Option<BodyCapture>>>;
+
+/// One request the policy may record: everything needed to build its record later.
+///
+/// Method, URI and peer address are kept from the start (cheap clones: the URI shares
+/// the request's bytes). Once the response is there, a clone of its `HttpRequest` (an
+/// `Rc`; it cannot be cloned earlier, actix's router needs it unshared) gives the
+/// request headers, which are only turned into strings if the request is recorded.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    exchange: Exchange,
+    client: loggier_core::Loggier,
+    method: Method,
+    uri: Uri,
+    peer: Option<SocketAddr>,
+    request: Option<HttpRequest>,
+    request_body: Option<SharedCapture>,
+    /// Copied at response time, only when the policy wants them
+    /// ([`Exchange::wants_response_headers`]): actix hands the response head to the
+    /// dispatcher before the body ends.
+    response_headers: Option<HeaderMap>,
+    response_body: Option<BodyCapture>,
+}
+
+impl Pending {
+    pub(crate) fn new(
+        exchange: Exchange,
+        client: loggier_core::Loggier,
+        head: &RequestHead,
+        request_body: Option<SharedCapture>,
+    ) -> Self {
+        Pending {
+            exchange,
+            client,
+            method: head.method.clone(),
+            uri: head.uri.clone(),
+            peer: head.peer_addr,
+            request: None,
+            request_body,
+            response_headers: None,
+            response_body: None,
+        }
+    }
+
+    pub(crate) fn exchange(&self) -> &Exchange {
+        &self.exchange
+    }
+
+    /// Notes the response: its request (for the request headers), status, content
+    /// type, the error it was built from; copies its headers when the policy wants them
+    /// and starts the body copy when it applies.
+    pub(crate) fn on_response(
+        &mut self,
+        request: &HttpRequest,
+        status: u16,
+        headers: &HeaderMap,
+        error: Option<&actix_web::Error>,
+    ) {
+        self.request = Some(request.clone());
+        let content_type = headers
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .map(|v| v.as_bytes());
+        self.response_body = self.exchange.on_response(status, content_type);
+        if let Some(err) = error {
+            self.exchange.set_response_error(exception_of(err));
+        }
+        if self.exchange.wants_response_headers() {
+            self.response_headers = Some(headers.clone());
+        }
+    }
+
+    /// The inner service returned `Err`: actix-web turns it into a response after
+    /// this middleware, from nothing but the error, so the record is built now with
+    /// the status that response will have and the error, without headers or body.
+    pub(crate) fn on_service_error(mut self, err: &actix_web::Error) {
+        let status = err.error_response().status().as_u16();
+        let _ = self.exchange.on_response(status, None);
+        self.exchange.set_response_error(exception_of(err));
+        self.emit(false);
+    }
+
+    /// The handler panicked with `message` (`backtrace` from the request panic hook,
+    /// when it ran): recorded now as a failure with the 500 this middleware answers.
+    pub(crate) fn on_panic(mut self, message: String, backtrace: Option<&Backtrace>) {
+        self.exchange.set_panic(message, backtrace);
+        let _ = self.exchange.on_response(500, None);
+        self.emit(false);
+    }
+
+    /// Copies a response body chunk (when the body is being copied).
+    pub(crate) fn on_chunk(&mut self, chunk: &[u8]) {
+        if let Some(capture) = &mut self.response_body {
+            capture.push(chunk);
+        }
+    }
+
+    /// Decides and, when the request is recorded, builds the record and hands it to
+    /// the client. `aborted`: the response (or its body) was dropped before its end.
+    pub(crate) fn emit(self, aborted: bool) {
+        let Pending {
+            mut exchange,
+            client,
+            method,
+            uri,
+            peer,
+            request,
+            request_body,
+            response_headers,
+            response_body,
+        } = self;
+        if let Some(shared) = request_body {
+            // The payload wrapper only borrows while pushing a chunk, on this same
+            // thread, so the borrow cannot be held here; stay panic-free regardless.
+            if let Some(capture) = shared.try_borrow_mut().ok().and_then(|mut c| c.take()) {
+                exchange.set_request_body(capture);
+            }
+        }
+        if let Some(capture) = response_body {
+            exchange.set_response_body(capture);
+        }
+        if aborted {
+            exchange.set_aborted();
+        }
+        let Some(level) = exchange.finish() else {
+            return;
+        };
+        if !client.enabled(level) {
+            return;
+        }
+        let view = RequestView {
+            method: method.as_str(),
+            path: uri.path(),
+            query: uri.query(),
+            client_ip: peer.map(|a| a.ip()),
+        };
+        let record = exchange.into_record(
+            level,
+            view,
+            request.iter().flat_map(|r| header_entries(r.headers())),
+            response_headers.iter().flat_map(header_entries),
+        );
+        client.log(record);
+    }
+}
+
+/// The entries of an actix-web (`http` 0.2) header map, as the policy takes them.
+pub(crate) fn header_entries(map: &HeaderMap) -> impl Iterator<Item = HeaderEntry<'_>> {
+    map.iter().map(|(name, value)| HeaderEntry {
+        name: name.as_str(),
+        value: value.as_bytes(),
+        sensitive: value.is_sensitive(),
+    })
+}
+
+/// Describes the `ResponseError` inside an `actix_web::Error`: its `Display` as the
+/// message and the leading name of its `Debug` output as the type (`NotFound(7)` →
+/// `NotFound`; `"Error"` when the `Debug` output starts with no name, as for
+/// `ErrorInternalServerError("text")`). No backtrace: one captured here would show
+/// the middleware, not where the error was made.
+pub(crate) fn exception_of(err: &actix_web::Error) -> Exception {
+    let inner = err.as_response_error();
+    let debug = format!("{inner:?}");
+    let name: String = debug
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || matches!(c, '_' | ':'))
+        .collect();
+    let type_name = if name.is_empty() {
+        "Error".to_string()
+    } else {
+        name
+    };
+    Exception::new(type_name, inner.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::StatusCode;
+    use std::fmt;
+
+    #[derive(Debug)]
+    enum OrderError {
+        NotFound(u32),
+    }
+
+    impl fmt::Display for OrderError {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            match self {
+                OrderError::NotFound(id) => write!(f, "no order {id}"),
+            }
+        }
+    }
+
+    impl actix_web::ResponseError for OrderError {
+        fn status_code(&self) -> StatusCode {
+            StatusCode::NOT_FOUND
+        }
+    }
+
+    #[test]
+    fn actix_errors_become_exceptions_with_type_and_message() {
+        let err = actix_web::Error::from(OrderError::NotFound(7));
+        let e = exception_of(&err);
+        assert_eq!(e.type_name, "NotFound");
+        assert_eq!(e.message, "no order 7");
+        assert!(e.backtrace.is_none());
+    }
+
+    #[test]
+    fn header_entries_keep_repeats_and_sensitivity() {
+        use actix_web::http::header::{HeaderName, HeaderValue};
+        let mut map = HeaderMap::new();
+        map.append(
+            HeaderName::from_static("accept"),
+            HeaderValue::from_static("a/b"),
+        );
+        map.append(
+            HeaderName::from_static("accept"),
+            HeaderValue::from_static("c/d"),
+        );
+        let mut secret = HeaderValue::from_static("opaque");
+        secret.set_sensitive(true);
+        map.insert(HeaderName::from_static("x-custom"), secret);
+        let entries: Vec<_> = header_entries(&map)
+            .map(|e| (e.name, e.value.to_vec(), e.sensitive))
+            .collect();
+        assert_eq!(entries.len(), 3);
+        assert!(entries.contains(&("accept", b"a/b".to_vec(), false)));
+        assert!(entries.contains(&("accept", b"c/d".to_vec(), false)));
+        assert!(entries.contains(&("x-custom", b"opaque".to_vec(), true)));
+    }
+}

@@ -1,0 +1,176 @@
+//! [`ResponseFuture`]: the inner service's future, run inside the request scope, that
+//! turns its response into one with a recording [`ResponseBody`].
+
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, ready};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{Error, HttpResponse};
+use loggier_core::context::Scoped;
+use loggier_core::http::{PanicCapture, panic_message, take_request_panic};
+
+use crate::body::ResponseBody;
+use crate::capture::Pending;
+use crate::middleware::Config;
+
+pin_project_lite::pin_project! {
+    #[project = InnerProj]
+    enum Inner<F: Future> {
+        // Excluded path: nothing recorded, no scope.
+        Plain { #[pin] fut: F },
+        // Recorded path: the inner future runs inside the request scope.
+        Recorded { #[pin] fut: Scoped<F> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Response future of [`LoggierMiddleware`](crate::LoggierMiddleware).
+    ///
+    /// Polls the inner service inside the request's context scope. On its response it
+    /// echoes the request id header, notes status, headers and any `actix_web::Error`
+    /// for the policy, and wraps the body in a [`ResponseBody`] that emits the record.
+    /// An `Err` from the inner service is recorded at once and passed on unchanged
+    /// (see [`Loggier`](crate::Loggier)); a panic while polling the handler becomes a
+    /// 500 and an error record. When this future is dropped before the inner service
+    /// answered (server shutdown, an HTTP/2 stream reset), the request is still
+    /// decided on and recorded as aborted, without a response. (actix-web lets an
+    /// HTTP/1 handler run to its end after the client left; that request is recorded
+    /// when the handler returns.)
+    #[must_use = "futures do nothing unless polled"]
+    pub struct ResponseFuture<F: Future> {
+        #[pin]
+        inner: Inner<F>,
+        pending: Option<Pending>,
+        config: Option<Rc<Config>>,
+    }
+
+    impl<F: Future> PinnedDrop for ResponseFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(pending) = this.project().pending.take() {
+                pending.emit(true);
+            }
+        }
+    }
+}
+
+impl<F: Future> ResponseFuture<F> {
+    pub(crate) fn passthrough(fut: F) -> Self {
+        ResponseFuture {
+            inner: Inner::Plain { fut },
+            pending: None,
+            config: None,
+        }
+    }
+
+    pub(crate) fn recorded(fut: Scoped<F>, pending: Pending, config: Rc<Config>) -> Self {
+        ResponseFuture {
+            inner: Inner::Recorded { fut },
+            pending: Some(pending),
+            config: Some(config),
+        }
+    }
+}
+
+impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("recording", &self.pending.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>>,
+    B: MessageBody,
+{
+    type Output = Result<ServiceResponse<ResponseBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = match this.inner.project() {
+            InnerProj::Plain { fut } => ready!(fut.poll(cx)),
+            InnerProj::Recorded { fut } => {
+                let region = PanicCapture::enter();
+                let polled = panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+                drop(region);
+                match polled {
+                    Ok(poll) => ready!(poll),
+                    // The inner future is never polled again: this future is done.
+                    Err(payload) => {
+                        return Poll::Ready(Err(panicked(this.pending, this.config, &*payload)));
+                    }
+                }
+            }
+        };
+        let Some(mut pending) = this.pending.take() else {
+            // Excluded path: pass everything through untouched.
+            return Poll::Ready(
+                result.map(|res| res.map_body(|_, body| ResponseBody::new(body, None))),
+            );
+        };
+        let mut res = match result {
+            Ok(res) => res,
+            Err(mut err) => {
+                // actix builds the response from the error after this middleware; a
+                // response mapper puts the request id on it.
+                if let Some((name, value)) = echo_header(this.config.as_deref(), &pending) {
+                    err.add_response_mapper(move |mut res| {
+                        res.headers_mut().insert(name.clone(), value.clone());
+                        res
+                    });
+                }
+                pending.on_service_error(&err);
+                return Poll::Ready(Err(err));
+            }
+        };
+        if let Some((name, value)) = echo_header(this.config.as_deref(), &pending) {
+            res.headers_mut().insert(name, value);
+        }
+        pending.on_response(
+            res.request(),
+            res.status().as_u16(),
+            res.headers(),
+            res.response().error(),
+        );
+        Poll::Ready(Ok(
+            res.map_body(move |_, body| ResponseBody::new(body, Some(pending)))
+        ))
+    }
+}
+
+/// The request id header to put on the response.
+fn echo_header(config: Option<&Config>, pending: &Pending) -> Option<(HeaderName, HeaderValue)> {
+    let config = config?;
+    let value = HeaderValue::from_str(pending.exchange().request_id()).ok()?;
+    Some((config.request_id_header.clone(), value))
+}
+
+/// The handler panicked while polled: records the panic (message and backtrace from
+/// the request panic hook when it ran, else the payload's text) and answers 500 with
+/// the request id, like a handler error would.
+fn panicked(
+    pending: &mut Option<Pending>,
+    config: &Option<Rc<Config>>,
+    payload: &(dyn std::any::Any + Send),
+) -> Error {
+    let (message, backtrace) = match take_request_panic() {
+        Some(p) => (p.message, Some(p.backtrace)),
+        None => (panic_message(payload), None),
+    };
+    let mut response = HttpResponse::InternalServerError();
+    response.content_type("text/plain; charset=utf-8");
+    if let Some(pending) = pending.take() {
+        if let Some(header) = echo_header(config.as_deref(), &pending) {
+            response.insert_header(header);
+        }
+        pending.on_panic(message, backtrace.as_ref());
+    }
+    InternalError::from_response("handler panicked", response.body("internal server error")).into()
+}

@@ -1,0 +1,227 @@
+//! [`Loggier`] (the `Transform`) and [`LoggierMiddleware`] (the `Service`).
+
+use std::future::{Ready, ready};
+use std::rc::Rc;
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::http::header::{self, HeaderName};
+use actix_web::{Error, HttpMessage};
+use loggier_core::context::instrument_frame;
+use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
+
+use crate::body::{RequestBody, ResponseBody};
+use crate::capture::Pending;
+use crate::extract::RequestLogger;
+use crate::future::ResponseFuture;
+
+/// What every request of one worker shares: the client, the policy settings and the
+/// request id header in actix's header type. Behind an `Rc`: actix workers are
+/// single-threaded, one `App` (and so one middleware) per worker.
+#[derive(Debug)]
+pub(crate) struct Config {
+    pub(crate) client: loggier_core::Loggier,
+    pub(crate) settings: Arc<CaptureSettings>,
+    /// [`CaptureSettings::request_id_header`], converted once to actix-web's
+    /// (`http` 0.2) header name.
+    pub(crate) request_id_header: HeaderName,
+}
+
+/// The Loggier HTTP capture middleware for actix-web 4: wrap an `App` (or a scope)
+/// with it and every request is measured, decided on and — when the
+/// [`CaptureSettings`] say so — recorded through the client as one transaction
+/// record (logger `"http"`, the `context.transaction` shape of the Loggier format).
+///
+/// Per request it:
+/// - skips everything for `exclude_paths` (no id, no copy, no record);
+/// - accepts a valid request id from `request_id_header` (default `x-request-id`) or
+///   generates a UUIDv7, and echoes it on the response;
+/// - parses a W3C `traceparent` header into the record's trace and span ids;
+/// - runs the rest of the service chain (the handler included) inside a
+///   [context scope](loggier_core::context::Scope) carrying the request id, trace ids
+///   and route template (from [`HttpRequest::match_pattern`]), so any `Loggier` call in
+///   the handler carries them; the [`RequestLogger`] extractor does the same from
+///   spawned tasks;
+/// - when `capture_request_body` is on, wraps the request payload and copies at most
+///   `max_body_size` bytes as chunks pass to the handler (chunked bodies included),
+///   never collecting it;
+/// - records the `actix_web::Error` a response was built from (type and message). An
+///   `Err` returned by the inner service (a middleware refusing the request) is
+///   recorded right away with the status of the response actix-web builds from it,
+///   and passed on with a response mapper that adds the request id header; actix
+///   builds that response after this middleware from the error alone, so that record
+///   has no request headers (actix has consumed the request) and no response body;
+/// - turns a panic in the handler into a 500 response (with the request id header)
+///   and an error record with the panic message and, through the request panic hook
+///   of [`loggier_core::http`], its backtrace — instead of a connection reset and
+///   nothing logged; the worker keeps serving;
+/// - wraps the response body: copies at most `max_body_size` bytes when
+///   `capture_response_body` applies, and emits the record when the body ends — or
+///   when it is dropped before its end (client disconnect), then with
+///   `response_aborted: true`. Duration covers the whole body, so streaming responses
+///   are measured to their last chunk and still reach the client chunk by chunk.
+///
+/// Which requests are recorded, at which level, and what is masked is decided by the
+/// one policy in [`loggier_core::http`]; this type only converts actix types. Records go
+/// through [`loggier_core::Loggier::log`]: a `try_send` into the client's bounded
+/// channel, no I/O on the worker thread.
+///
+/// Build it inside the `HttpServer::new` factory (it holds an `Rc`, like actix's own
+/// `Logger`); cloning the [`loggier_core::Loggier`] client and an
+/// `Arc<CaptureSettings>` into the factory is cheap.
+///
+/// # Example
+/// ```no_run
+/// use std::sync::Arc;
+/// use actix_web::{App, HttpServer, web};
+/// use loggier_core::http::CaptureSettings;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = loggier_core::Loggier::builder().service_name("orders").build()?;
+/// let settings = Arc::new(
+///     CaptureSettings::builder()
+///         .statuses_to_track(["4xx", "5xx"])
+///         .exclude_paths(["/health"])
+///         .build()?,
+/// );
+/// HttpServer::new(move || {
+///     App::new()
+///         .wrap(loggier_actix::Loggier::with_settings(client.clone(), settings.clone()))
+///         .route("/orders/{id}", web::get().to(|| async { "order" }))
+/// })
+/// .bind(("127.0.0.1", 8080))?
+/// .run()
+/// .await?;
+/// # Ok(()) }
+/// ```
+///
+/// # Security
+/// Records may hold the client IP (the connected peer's address, not
+/// `X-Forwarded-For`), headers, query parameters and bodies. Sensitive headers, query
+/// parameters and JSON/form body fields are masked with `[FILTERED]` before the record
+/// is built; see [`CaptureSettings`].
+///
+/// [`HttpRequest::match_pattern`]: actix_web::HttpRequest::match_pattern
+#[derive(Debug, Clone)]
+pub struct Loggier {
+    config: Rc<Config>,
+}
+
+impl Loggier {
+    /// The middleware with [default settings](CaptureSettings::default): statuses
+    /// `400, 401, 403, 5xx` and requests slower than 1 s recorded, response bodies of
+    /// recorded errors copied (up to 16 KiB), request bodies not copied.
+    pub fn new(client: loggier_core::Loggier) -> Self {
+        Loggier::with_settings(client, CaptureSettings::default())
+    }
+
+    /// The middleware with these settings (a [`CaptureSettings`] or an
+    /// `Arc<CaptureSettings>` shared between workers).
+    ///
+    /// Installs, once per process, the request panic hook of `loggier_core::http`
+    /// ([`install_request_panic_hook`](loggier_core::http::install_request_panic_hook)):
+    /// panics raised while a handler is polled are recorded by this middleware (with
+    /// their backtrace) instead of by the previously installed hook; other panics go to
+    /// that hook as before. Build the middleware after `loggier_core::init` so the
+    /// hooks chain in that order.
+    pub fn with_settings(
+        client: loggier_core::Loggier,
+        settings: impl Into<Arc<CaptureSettings>>,
+    ) -> Self {
+        let settings = settings.into();
+        loggier_core::http::install_request_panic_hook();
+        // Both `http` versions accept the same header-name grammar, so a name that
+        // `CaptureSettings` validated always converts; the fallback is the default.
+        let request_id_header =
+            HeaderName::from_bytes(settings.request_id_header().as_str().as_bytes())
+                .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER));
+        Loggier {
+            config: Rc::new(Config {
+                client,
+                settings,
+                request_id_header,
+            }),
+        }
+    }
+
+    /// The settings this middleware follows.
+    pub fn settings(&self) -> &CaptureSettings {
+        &self.config.settings
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Loggier
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<ResponseBody<B>>;
+    type Error = Error;
+    type Transform = LoggierMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(LoggierMiddleware {
+            service,
+            config: Rc::clone(&self.config),
+        }))
+    }
+}
+
+/// The service [`Loggier`] wraps around the next service; see [`Loggier`] for what it
+/// does per request.
+#[derive(Debug)]
+pub struct LoggierMiddleware<S> {
+    service: S,
+    config: Rc<Config>,
+}
+
+impl<S, B> Service<ServiceRequest> for LoggierMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error>,
+    B: MessageBody,
+{
+    type Response = ServiceResponse<ResponseBody<B>>;
+    type Error = Error;
+    type Future = ResponseFuture<S::Future>;
+
+    forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let config = &self.config;
+        if config.settings.is_excluded(req.path()) {
+            req.extensions_mut()
+                .insert(RequestLogger::new(config.client.clone(), None));
+            return ResponseFuture::passthrough(self.service.call(req));
+        }
+
+        let headers = req.headers();
+        let mut exchange = Exchange::start(
+            Arc::clone(&config.settings),
+            headers.get(&config.request_id_header).map(|v| v.as_bytes()),
+            headers.get("traceparent").map(|v| v.as_bytes()),
+        );
+        if let Some(route) = req.match_pattern() {
+            exchange.set_route(route);
+        }
+
+        let request_body = exchange
+            .request_body_capture(headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()))
+            .map(|capture| {
+                let (payload, shared) = RequestBody::wrap(req.take_payload(), capture);
+                req.set_payload(payload);
+                shared
+            });
+
+        let frame = exchange.scope().into_frame();
+        req.extensions_mut().insert(RequestLogger::new(
+            config.client.clone(),
+            Some(Arc::clone(&frame)),
+        ));
+        let pending = Pending::new(exchange, config.client.clone(), req.head(), request_body);
+        let fut = instrument_frame(frame, self.service.call(req));
+        ResponseFuture::recorded(fut, pending, Rc::clone(config))
+    }
+}
