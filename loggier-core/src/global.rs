@@ -102,14 +102,15 @@ pub fn install_panic_hook() {
     }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        // A panic inside a request's capture region is the middleware's to record
+        // (as the request's error record); recording it here too would double it.
+        #[cfg(feature = "http-capture")]
+        if crate::http::panic::in_capture_region() {
+            previous(info);
+            return;
+        }
         if let Some(client) = global() {
-            let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
-                (*s).to_string()
-            } else if let Some(s) = info.payload().downcast_ref::<String>() {
-                s.clone()
-            } else {
-                "panic with a non-string payload".to_string()
-            };
+            let message = panic_payload_text(info.payload());
             let thread = std::thread::current();
             let thread_name = thread.name().unwrap_or("<unnamed>").to_string();
             let mut exc = Exception::new("panic", message.clone());
@@ -132,4 +133,16 @@ pub fn install_panic_hook() {
         }
         previous(info);
     }));
+}
+
+/// The text of a panic payload: the `&str` or `String` it carries, or
+/// `"panic with a non-string payload"`.
+pub(crate) fn panic_payload_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_string()
+    }
 }

@@ -51,7 +51,7 @@
 
 mod body;
 mod exchange;
-mod panic;
+pub(crate) mod panic;
 mod redact;
 mod request_id;
 mod settings;

@@ -10,7 +10,8 @@
 //! Inside a region the previous hook is *not* called: the middleware records the
 //! panic as the request's error record (with message and backtrace), so a process-wide
 //! panic hook (such as the one of `loggier_core::init`) would record it a second time.
-//! Install the request hook after `init` — adapters do so when their layer is built.
+//! The hook of `init` likewise defers to the previous hook inside a region, so the
+//! order in which the two are installed does not matter.
 
 use std::backtrace::Backtrace;
 use std::cell::{Cell, RefCell};
@@ -40,8 +41,7 @@ pub fn install_request_panic_hook() {
     INSTALL.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let inside = DEPTH.try_with(Cell::get).unwrap_or(0) > 0;
-            if !inside {
+            if !in_capture_region() {
                 previous(info);
                 return;
             }
@@ -66,13 +66,13 @@ pub fn install_request_panic_hook() {
 /// The text of a panic payload: the `&str` or `String` it carries, or
 /// `"panic with a non-string payload"`.
 pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "panic with a non-string payload".to_string()
-    }
+    crate::global::panic_payload_text(payload)
+}
+
+/// `true` while the current thread is inside a [`PanicCapture`] region: a panic now
+/// belongs to the request being polled, and the middleware records it.
+pub(crate) fn in_capture_region() -> bool {
+    DEPTH.try_with(Cell::get).unwrap_or(0) > 0
 }
 
 /// Takes the panic stored by the hook on this thread, if any.
