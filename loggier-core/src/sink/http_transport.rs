@@ -87,19 +87,10 @@ impl HttpTransport {
         body: Bytes,
         extra: &[(HeaderName, HeaderValue)],
     ) -> SendOutcome {
-        let mut req = self
-            .client
-            .post(url)
-            .headers(self.headers.clone())
-            .body(body);
-        for (k, v) in extra {
-            req = req.header(k, v);
-        }
-        req = req.header(BATCH_ID_HEADER, batch_id.to_string());
-        match req.send().await {
-            Ok(resp) => classify_response(resp).await,
-            Err(e) => SendOutcome::Retry {
-                reason: describe_reqwest_error(&e),
+        match self.post_for_reply(url, batch_id, body, extra).await {
+            Ok(reply) => reply.classify(),
+            Err(reason) => SendOutcome::Retry {
+                reason,
                 retry_after: None,
             },
         }
@@ -182,36 +173,35 @@ pub struct HttpReply {
     pub body: Bytes,
 }
 
+impl HttpReply {
+    /// The shared classification (see [`HttpTransport`]): 2xx delivered; 408, 429,
+    /// 500, 502, 503, 504 retried with `retry_after`; anything else rejected. The
+    /// reason carries the status and the first 512 bytes of the body.
+    pub fn classify(&self) -> SendOutcome {
+        let status = self.status;
+        if (200..300).contains(&status) {
+            return SendOutcome::Delivered;
+        }
+        let excerpt = body_excerpt(&self.body, 512);
+        let reason = if excerpt.is_empty() {
+            format!("http {status}")
+        } else {
+            format!("http {status}: {excerpt}")
+        };
+        if is_retryable_status(status) {
+            SendOutcome::Retry {
+                reason,
+                retry_after: self.retry_after,
+            }
+        } else {
+            SendOutcome::Reject { reason }
+        }
+    }
+}
+
 /// `true` for the statuses that mean "try again later": 408, 429, 500, 502, 503, 504.
 pub fn is_retryable_status(status: u16) -> bool {
     matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
-}
-
-async fn classify_response(resp: reqwest::Response) -> SendOutcome {
-    let status = resp.status().as_u16();
-    if (200..300).contains(&status) {
-        return SendOutcome::Delivered;
-    }
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
-    let body = resp.bytes().await.unwrap_or_default();
-    let excerpt = body_excerpt(&body, 512);
-    let reason = if excerpt.is_empty() {
-        format!("http {status}")
-    } else {
-        format!("http {status}: {excerpt}")
-    };
-    if is_retryable_status(status) {
-        SendOutcome::Retry {
-            reason,
-            retry_after,
-        }
-    } else {
-        SendOutcome::Reject { reason }
-    }
 }
 
 fn describe_reqwest_error(e: &reqwest::Error) -> String {
