@@ -1,5 +1,6 @@
 //! [`Loggier`] (the `Transform`) and [`LoggierMiddleware`] (the `Service`).
 
+use loggier_core::context::RequestContext;
 use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -193,7 +194,10 @@ where
         let config = &self.config;
         if config.settings.is_excluded(req.path()) {
             req.extensions_mut()
-                .insert(RequestLogger::new(config.client.clone(), None));
+                .insert(RequestLogger(RequestContext::new(
+                    config.client.clone(),
+                    None,
+                )));
             return ResponseFuture::passthrough(self.service.call(req));
         }
 
@@ -216,10 +220,11 @@ where
             });
 
         let frame = exchange.scope().into_frame();
-        req.extensions_mut().insert(RequestLogger::new(
-            config.client.clone(),
-            Some(Arc::clone(&frame)),
-        ));
+        req.extensions_mut()
+            .insert(RequestLogger(RequestContext::new(
+                config.client.clone(),
+                Some(Arc::clone(&frame)),
+            )));
         let pending = Pending::new(exchange, config.client.clone(), req.head(), request_body);
         let fut = instrument_frame(frame, self.service.call(req));
         ResponseFuture::recorded(fut, pending, Rc::clone(config))

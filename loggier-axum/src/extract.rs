@@ -17,7 +17,7 @@ use loggier_tower::RequestContext;
 ///
 /// async fn create_order(log: RequestLogger) -> String {
 ///     log.info("order created");
-///     format!("request {}", log.request_id())
+///     format!("request {}", log.request_id().unwrap_or_default())
 /// }
 /// # let _ = axum::Router::<()>::new().route("/orders", axum::routing::post(create_order));
 /// ```

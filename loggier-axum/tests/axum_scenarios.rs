@@ -53,7 +53,7 @@ async fn log_route(log: RequestLogger) -> &'static str {
     // the other.
     log.info("inside handler");
     tokio::time::sleep(Duration::from_millis(1)).await;
-    log.loggier().info("after await");
+    log.client().info("after await");
     "logged"
 }
 

@@ -92,7 +92,6 @@
 #![deny(unreachable_pub, missing_docs)]
 
 mod body;
-mod context;
 mod future;
 mod layer;
 mod service;
@@ -101,9 +100,9 @@ use std::backtrace::Backtrace;
 use std::sync::Arc;
 
 pub use body::{RequestBody, ResponseBody};
-pub use context::RequestContext;
 pub use future::ResponseFuture;
 pub use layer::LoggierLayer;
+pub use loggier_core::context::RequestContext;
 pub use service::{ClientAddr, LoggierService, RequestMeta};
 
 /// Response extension by which an inner layer that caught a handler panic (and turned

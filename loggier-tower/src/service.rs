@@ -132,7 +132,7 @@ where
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(crate::RequestContext::new(
             self.loggier.clone(),
-            Arc::clone(&frame),
+            Some(Arc::clone(&frame)),
         ));
         let capture = exchange
             .request_body_capture(parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes));

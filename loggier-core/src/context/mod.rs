@@ -31,6 +31,9 @@ use std::task::{Context, Poll};
 
 use crate::record::Fields;
 
+mod request;
+pub use request::RequestContext;
+
 /// The resolved values of the innermost scope, flattened with its parents' values
 /// (computed once when the scope is entered, not per record).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -185,28 +188,14 @@ impl Scope {
     /// Do not hold the guard across `.await`: use [`Scope::instrument`] for async code.
     /// (The guard is `!Send`, so a `Send` future cannot hold it anyway.)
     pub fn enter(self) -> ScopeGuard {
-        let frame = self.resolve();
-        let depth = SYNC_STACK
-            .try_with(|s| {
-                let mut s = s.borrow_mut();
-                s.push(frame);
-                s.len()
-            })
-            .unwrap_or(0);
-        ScopeGuard {
-            depth,
-            _not_send: PhantomData,
-        }
+        enter_frame(&self.resolve())
     }
 
     /// Wraps `fut` so that the scope is active whenever it is polled (a tokio
     /// task-local). The scope is resolved against the current one now, when
     /// `instrument` is called.
     pub fn instrument<F: Future>(self, fut: F) -> Scoped<F> {
-        let frame = self.resolve();
-        Scoped {
-            inner: TASK_SCOPE.scope(frame, fut),
-        }
+        instrument_frame(self.resolve(), fut)
     }
 }
 
