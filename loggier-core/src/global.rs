@@ -10,7 +10,7 @@ use arc_swap::ArcSwapOption;
 use crate::client::{Loggier, LoggierBuilder};
 use crate::config::Config;
 use crate::error::ConfigError;
-use crate::pipeline::worker::WORKER_THREAD_NAME;
+use crate::pipeline::worker::on_pipeline_thread;
 use crate::record::{Exception, Level, Record};
 
 static GLOBAL: ArcSwapOption<Loggier> = ArcSwapOption::const_empty();
@@ -37,7 +37,9 @@ pub fn set_global(client: Loggier) {
 ///
 /// The panic hook records one critical record (logger `"panic"`) with the panic
 /// message, location, thread name and a forced backtrace, flushes for at most
-/// [`PANIC_FLUSH_TIMEOUT`], then calls the hook that was installed before.
+/// [`PANIC_FLUSH_TIMEOUT`] — giving up at once on a sink that cannot make progress
+/// now, such as a network sink backing off — then calls the hook that was installed
+/// before.
 ///
 /// # Errors
 /// As [`LoggierBuilder::build`].
@@ -126,9 +128,12 @@ pub fn install_panic_hook() {
                     .with_field("column", loc.column());
             }
             client.log(record);
-            // Flushing from the worker thread would wait on itself.
-            if thread_name != WORKER_THREAD_NAME {
-                client.flush(PANIC_FLUSH_TIMEOUT);
+            // Flushing from the worker or a sink thread would wait on itself. The
+            // flush gives up as soon as a sink cannot make progress now (a network
+            // sink backing off), so the panicking thread — possibly an async
+            // runtime's — waits only for writes that can actually complete.
+            if !on_pipeline_thread() {
+                client.flush_now(PANIC_FLUSH_TIMEOUT);
             }
         }
         previous(info);

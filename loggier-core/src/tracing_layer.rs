@@ -37,7 +37,7 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::client::Loggier;
-use crate::pipeline::worker::WORKER_THREAD_NAME;
+use crate::pipeline::worker::on_pipeline_thread;
 use crate::record::{Fields, Level, Record};
 
 /// Forwards `tracing` events to a [`Loggier`] client; see the [module docs](self).
@@ -112,7 +112,7 @@ fn map_level(level: &tracing::Level) -> Level {
 }
 
 fn on_worker_thread() -> bool {
-    std::thread::current().name() == Some(WORKER_THREAD_NAME)
+    on_pipeline_thread()
 }
 
 impl<S> tracing_subscriber::Layer<S> for TracingLayer

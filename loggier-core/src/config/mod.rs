@@ -53,6 +53,17 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Default `cache_max_age`: 7 days.
 pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// Largest `flush_interval`: 1 hour. A record waits at most this long in a batch.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// Largest `http_timeout`: 1 hour.
+pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// Largest `network_check_interval`: 1 day.
+pub const MAX_NETWORK_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest `retry_initial_backoff` and `retry_max_backoff`: 1 day.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest `cache_max_age`: 10 years (3650 days).
+pub const MAX_CACHE_MAX_AGE: Duration = Duration::from_secs(3650 * 24 * 60 * 60);
+
 /// What a logging call does when the pipeline's channel is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FullPolicy {
@@ -331,8 +342,40 @@ impl Config {
     /// `service_name`, zero `max_batch_size`, `max_batch_bytes`, `channel_capacity`,
     /// `flush_interval`, `http_timeout`, `network_check_interval`, `cache_max_bytes`
     /// or `cache_max_age`; a zero `retry_initial_backoff` or a `retry_max_backoff`
-    /// below it.
+    /// below it; a duration above its bound (see [`MAX_FLUSH_INTERVAL`],
+    /// [`MAX_HTTP_TIMEOUT`], [`MAX_NETWORK_CHECK_INTERVAL`], [`MAX_RETRY_BACKOFF`],
+    /// [`MAX_CACHE_MAX_AGE`]), which no deployment needs and which would overflow
+    /// the pipeline's clock arithmetic.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let bounds: [(&'static str, Duration, Duration); 6] = [
+            ("flush_interval", self.flush_interval, MAX_FLUSH_INTERVAL),
+            ("http_timeout", self.http_timeout, MAX_HTTP_TIMEOUT),
+            (
+                "network_check_interval",
+                self.network_check_interval,
+                MAX_NETWORK_CHECK_INTERVAL,
+            ),
+            (
+                "retry_initial_backoff",
+                self.retry_initial_backoff,
+                MAX_RETRY_BACKOFF,
+            ),
+            (
+                "retry_max_backoff",
+                self.retry_max_backoff,
+                MAX_RETRY_BACKOFF,
+            ),
+            ("cache_max_age", self.cache_max_age, MAX_CACHE_MAX_AGE),
+        ];
+        for (setting, value, max) in bounds {
+            if value > max {
+                return Err(ConfigError::invalid(
+                    setting,
+                    format!("{value:?}"),
+                    format!("must be at most {max:?}"),
+                ));
+            }
+        }
         if self.service_name.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "service_name",
