@@ -33,8 +33,9 @@
 //! current [`context::Scope`] (an `Arc` clone) and `try_send`s into a bounded channel;
 //! it never does I/O. A dedicated worker thread with its own current-thread tokio
 //! runtime merges context (global < scope < call), masks secrets ([`mask`]) and hands
-//! each record to one task per [`Sink`], which batches by count, bytes and interval,
-//! encodes, sends and retries. [`Loggier::stats`] counts every record: written,
+//! each record to every [`Sink`]; each sink runs on a thread of its own (so a sink
+//! blocked in a write delays no other), where it batches by count, bytes and
+//! interval, encodes, sends and retries. [`Loggier::stats`] counts every record: written,
 //! pending, or dropped with a reason.
 //!
 //! # Features

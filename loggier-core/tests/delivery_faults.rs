@@ -519,3 +519,39 @@ fn item11_log_file_and_queue_file_are_private() {
     log.shutdown(Duration::from_secs(5));
     let _ = std::io::stdout().flush();
 }
+
+#[test]
+fn item13_dropping_the_last_client_does_not_wait_out_a_retrying_sink() {
+    let rx = Receiver::start();
+    rx.set_mode(Mode::Status(503));
+    let dir = tempfile::tempdir().expect("tempdir");
+    // No disk queue, long backoffs: a patient shutdown would retry until its 2 s
+    // bound; nothing the wait could achieve.
+    let log = Loggier::builder()
+        .data_dir(dir.path())
+        .enable_caching(false)
+        .max_batch_size(5)
+        .flush_interval(Duration::from_millis(10))
+        .max_retries(10)
+        .retry_initial_backoff(Duration::from_millis(400))
+        .retry_max_backoff(Duration::from_secs(1))
+        .sink(http_sink(&rx.url()))
+        .build()
+        .expect("client");
+    log_ids(&log, 0..5);
+    rx.wait_requests(1, WAIT);
+    // The last handle dropped on an async runtime's thread (a handler, a task).
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let took = rt.block_on(async move {
+        let t = Instant::now();
+        drop(log);
+        t.elapsed()
+    });
+    assert!(
+        took < Duration::from_secs(1),
+        "dropping the client held the runtime thread for {took:?}"
+    );
+}

@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! caller ── try_send ──► channel ──► worker (own thread, current-thread tokio runtime)
-//!                                     merge context, mask, Arc<Record>
-//!                                       ├─► sink task "file"  (batch → encode → send)
-//!                                       └─► sink task "loki"  (batch → encode → send)
+//!                                     merge context, mask, Arc<Record>, try_send
+//!                                       ├─► thread "loggier-sink-file"  (batch → encode → send)
+//!                                       └─► thread "loggier-sink-loki"  (batch → encode → send)
 //! ```
+//!
+//! Each sink thread has its own current-thread runtime, so blocking I/O in one sink
+//! (a stdout nobody reads, a file write on a full disk, a SQLite busy wait) delays
+//! neither the worker nor another sink.
 
 pub(crate) mod retry;
 pub(crate) mod sink_task;
