@@ -247,7 +247,7 @@ fn item4_a_panicking_sink_counts_the_batch_and_keeps_running() {
     log.info("first");
     log.info("boom");
     log.info("after the panic");
-    log.flush(Duration::from_secs(5));
+    assert!(!log.flush(Duration::from_secs(5)), "a batch was lost");
     let s = wait_stats(&log, WAIT, |s| s.sinks[0].written == 2);
     let k = s.sink("panicky").expect("panicky");
     assert_eq!(k.written, 2, "{s:?}");
@@ -284,7 +284,7 @@ fn item4_a_panicking_encoder_counts_the_batch_and_keeps_running() {
         .expect("client");
     log.info("encode-boom");
     log.info("fine");
-    log.flush(Duration::from_secs(5));
+    assert!(!log.flush(Duration::from_secs(5)), "a batch was lost");
     let k = log.stats().sinks[0].clone();
     assert_eq!(k.dropped_encode, 1, "{k:?}");
     assert!(

@@ -93,7 +93,9 @@ struct Batcher {
 
 struct PendingFlush {
     ack: flume::Sender<bool>,
-    /// `Task::drops` when the flush was asked.
+    /// `Task::drops` when the flush before this one was asked: a record dropped
+    /// since then was accepted before this flush (even if it was dropped before
+    /// the flush reached the task), so the flush answers `false`.
     drops_at: u64,
     /// `false`: give up as soon as the sink cannot make progress now.
     patient: bool,
@@ -119,6 +121,9 @@ struct Task {
     flushes: Vec<PendingFlush>,
     /// Records this task has dropped so far.
     drops: u64,
+    /// `drops` when the last flush was asked, or when a flush last answered
+    /// (whichever is later): drops up to it are already reported.
+    drops_at_last_flush: u64,
     /// Control messages that arrived during a send, handled next.
     held: VecDeque<Control>,
     /// Delivered batches whose disk-queue row is not deleted yet, oldest first.
@@ -163,6 +168,7 @@ pub(crate) async fn run(
         reporter: RateLimiter::new(DEFAULT_REPORT_INTERVAL),
         flushes: Vec::new(),
         drops: 0,
+        drops_at_last_flush: 0,
         held: VecDeque::new(),
         unacked: Vec::new(),
         ack_retry_at: None,
@@ -799,9 +805,10 @@ impl Task {
         self.drain_channel(records);
         self.flushes.push(PendingFlush {
             ack,
-            drops_at: self.drops,
+            drops_at: self.drops_at_last_flush,
             patient,
         });
+        self.drops_at_last_flush = self.drops;
         if self.offline && self.has_sendable() {
             self.not_before = None;
             self.attempt(None).await;
@@ -823,15 +830,20 @@ impl Task {
         };
         let stuck = !self.ready(Instant::now());
         let drops = self.drops;
+        let mut answered = false;
         self.flushes.retain(|f| {
             let give_up = last || (self.offline && self.spool.enabled()) || (!f.patient && stuck);
             if settled || give_up {
                 let _ = f.ack.send(settled && drops == f.drops_at);
+                answered = true;
                 false
             } else {
                 true
             }
         });
+        if answered {
+            self.drops_at_last_flush = drops;
+        }
     }
 
     /// Shutdown: with a disk queue, everything in memory is committed first, then
