@@ -513,7 +513,7 @@ impl LoggierBuilder {
         data_dir: impl Into<PathBuf> => |c, v| c.data_dir = v.into();
         /// Keep undeliverable batches on disk (default true).
         enable_caching: bool => |c, v| c.enable_caching = v;
-        /// Disk-queue directory (default `<data_dir>/queue`).
+        /// Disk-queue directory (default `<data_dir>/queue`); one client per directory.
         cache_dir: impl Into<PathBuf> => |c, v| c.cache_dir = Some(v.into());
         /// Retries per batch before a network sink is considered offline and its
         /// batches are parked in the disk queue (default 3).
@@ -549,7 +549,9 @@ impl LoggierBuilder {
     /// [`ConfigError`] naming the setting at fault: an out-of-range value, an unknown
     /// or uncompiled sink name, an unwritable `data_dir`, two sinks with one name,
     /// `delivery_mode` durable without `enable_caching` or without the `disk-queue`
-    /// feature, `cache_dir` when durable delivery cannot open its queue, or
+    /// feature, `cache_dir` when durable delivery cannot open its queue or when
+    /// another client (in this process or another) holds the queue — the message
+    /// names its pid; run several instances with one `cache_dir` each — or
     /// (`worker`) when the worker thread cannot be started.
     ///
     /// When a network sink is configured and caching is on, the disk queue
