@@ -39,7 +39,8 @@ pub fn set_global(client: Loggier) {
 /// message, location, thread name and a forced backtrace, flushes for at most
 /// [`PANIC_FLUSH_TIMEOUT`] — giving up at once on a sink that cannot make progress
 /// now, such as a network sink backing off — then calls the hook that was installed
-/// before.
+/// before. A panic on Loggier's own worker or sink threads (a sink's bug, caught and
+/// counted by the pipeline) only calls the previous hook.
 ///
 /// # Errors
 /// As [`LoggierBuilder::build`].
@@ -111,6 +112,13 @@ pub fn install_panic_hook() {
             previous(info);
             return;
         }
+        // A panic inside a sink (caught by the pipeline, counted as that batch's
+        // drop with the message as the sink's `last_error`) is not fed back into the
+        // pipeline: a sink that panics on every batch would otherwise loop forever.
+        if on_pipeline_thread() {
+            previous(info);
+            return;
+        }
         if let Some(client) = global() {
             let message = panic_payload_text(info.payload());
             let thread = std::thread::current();
@@ -128,13 +136,10 @@ pub fn install_panic_hook() {
                     .with_field("column", loc.column());
             }
             client.log(record);
-            // Flushing from the worker or a sink thread would wait on itself. The
-            // flush gives up as soon as a sink cannot make progress now (a network
-            // sink backing off), so the panicking thread — possibly an async
+            // The flush gives up as soon as a sink cannot make progress now (a
+            // network sink backing off), so the panicking thread — possibly an async
             // runtime's — waits only for writes that can actually complete.
-            if !on_pipeline_thread() {
-                client.flush_now(PANIC_FLUSH_TIMEOUT);
-            }
+            client.flush_now(PANIC_FLUSH_TIMEOUT);
         }
         previous(info);
     }));
