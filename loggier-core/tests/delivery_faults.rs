@@ -339,6 +339,7 @@ fn item4_flush_and_shutdown_with_duration_max_saturate() {
     assert_eq!(s.sinks[0].written, 1, "{s:?}");
 }
 
+#[cfg(unix)]
 #[test]
 fn item5_a_stdout_nobody_reads_delays_no_other_sink() {
     let dir = tempfile::tempdir().expect("tempdir");
