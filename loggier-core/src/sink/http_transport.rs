@@ -15,6 +15,17 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Header carrying the batch id, so receivers can de-duplicate replays.
 pub const BATCH_ID_HEADER: &str = "x-loggier-batch-id";
+/// Most bytes read from the body of a non-2xx response: 4 KiB. Only an excerpt goes
+/// into the error message; the rest is never read (the connection is closed instead),
+/// so a broken or hostile endpoint cannot make the sink buffer megabytes.
+pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
+/// Most bytes read from the body of a 2xx answer to a `POST`: 64 KiB (an OTLP
+/// partial-success message is a few hundred bytes; Loki and Vector answer with an
+/// empty body).
+pub const MAX_REPLY_BODY_BYTES: usize = 64 * 1024;
+/// Default most bytes of a 2xx `GET` answer ([`HttpTransport::get`], the Loki query
+/// client): 32 MiB. A larger answer is an error, not a silently cut one.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 /// A `POST`-only HTTP client with the retry classification all network sinks share.
 ///
@@ -25,6 +36,10 @@ pub const BATCH_ID_HEADER: &str = "x-loggier-batch-id";
 ///   [`MAX_RETRY_AFTER`]);
 /// - any other status → [`SendOutcome::Reject`] with the status and the first 512
 ///   bytes of the response body.
+///
+/// Response bodies are read only as far as they are used: at most
+/// [`MAX_ERROR_BODY_BYTES`] of an error answer and [`MAX_REPLY_BODY_BYTES`] of a 2xx
+/// answer to a `POST`; the connection is dropped rather than drained past that.
 ///
 /// Every request carries `X-Loggier-Batch-Id: <payload id>`. Redirects are not
 /// followed (a log endpoint that redirects is misconfigured; the 3xx is reported).
@@ -98,12 +113,14 @@ impl HttpTransport {
 
     /// `POST`s `body` like [`HttpTransport::post_bytes`] but returns the response
     /// unclassified, for protocols that read 2xx bodies or classify statuses their own
-    /// way (OTLP partial success, OTLP's narrower retry set). The body is read whole
-    /// (bounded by the request timeout).
+    /// way (OTLP partial success, OTLP's narrower retry set). At most
+    /// [`MAX_REPLY_BODY_BYTES`] of a 2xx body and [`MAX_ERROR_BODY_BYTES`] of any other
+    /// are read; the rest is left unread and the connection closed.
     ///
     /// # Errors
-    /// A description of the network failure (connection, timeout, body read); callers
-    /// treat it as retryable.
+    /// A description of the network failure (connection, timeout, or a 2xx body that
+    /// could not be read); callers treat it as retryable. A failure while reading the
+    /// body of an error answer keeps the bytes read so far.
     pub async fn post_for_reply(
         &self,
         url: &str,
@@ -120,7 +137,7 @@ impl HttpTransport {
             req = req.header(k, v);
         }
         req = req.header(BATCH_ID_HEADER, batch_id.to_string());
-        let resp = req.send().await.map_err(|e| describe_reqwest_error(&e))?;
+        let mut resp = req.send().await.map_err(|e| describe_reqwest_error(&e))?;
         let status = resp.status().as_u16();
         let header_text = |name: reqwest::header::HeaderName| {
             resp.headers()
@@ -131,7 +148,11 @@ impl HttpTransport {
         let retry_after = header_text(reqwest::header::RETRY_AFTER)
             .and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let content_type = header_text(reqwest::header::CONTENT_TYPE);
-        let body = resp.bytes().await.map_err(|e| describe_reqwest_error(&e))?;
+        let body = if (200..300).contains(&status) {
+            read_capped(&mut resp, MAX_REPLY_BODY_BYTES).await?.0
+        } else {
+            read_error_body(&mut resp).await
+        };
         Ok(HttpReply {
             status,
             retry_after,
@@ -141,12 +162,28 @@ impl HttpTransport {
     }
 
     /// `GET`s `url` with the fixed headers and returns the status and body, for health
-    /// probes and query clients.
+    /// probes and query clients; [`HttpTransport::get_limited`] with
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`].
     ///
     /// # Errors
-    /// A description of the network failure.
+    /// As [`HttpTransport::get_limited`].
     pub async fn get(&self, url: &str) -> Result<(u16, Bytes), String> {
-        let resp = self
+        self.get_limited(url, DEFAULT_MAX_RESPONSE_BYTES).await
+    }
+
+    /// `GET`s `url` with the fixed headers and returns the status and body. A 2xx
+    /// body may be at most `max_body_bytes` long; of any other answer at most
+    /// [`MAX_ERROR_BODY_BYTES`] are read (for the error message).
+    ///
+    /// # Errors
+    /// A description of the network failure, or of a 2xx body longer than
+    /// `max_body_bytes` (reading stops there).
+    pub async fn get_limited(
+        &self,
+        url: &str,
+        max_body_bytes: usize,
+    ) -> Result<(u16, Bytes), String> {
+        let mut resp = self
             .client
             .get(url)
             .headers(self.headers.clone())
@@ -154,9 +191,49 @@ impl HttpTransport {
             .await
             .map_err(|e| describe_reqwest_error(&e))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| describe_reqwest_error(&e))?;
+        if !(200..300).contains(&status) {
+            return Ok((status, read_error_body(&mut resp).await));
+        }
+        let (body, complete) = read_capped(&mut resp, max_body_bytes).await?;
+        if !complete {
+            return Err(format!(
+                "response body is larger than {max_body_bytes} bytes; not read further"
+            ));
+        }
         Ok((status, body))
     }
+}
+
+/// Reads `resp`'s body up to `cap` bytes, chunk by chunk. Returns the bytes and
+/// `true` when the body ended within the cap (`false`: more was coming and was left
+/// unread; dropping the response then closes the connection).
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<(Bytes, bool), String> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest_error(&e))? {
+        let room = cap - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok((Bytes::from(buf), false));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((Bytes::from(buf), true))
+}
+
+/// At most [`MAX_ERROR_BODY_BYTES`] of an error answer's body; a read failure keeps
+/// what arrived before it (the status is what matters).
+async fn read_error_body(resp: &mut reqwest::Response) -> Bytes {
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < MAX_ERROR_BODY_BYTES {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(MAX_ERROR_BODY_BYTES - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Bytes::from(buf)
 }
 
 /// A response as received by [`HttpTransport::post_for_reply`], before classification.
@@ -169,7 +246,8 @@ pub struct HttpReply {
     pub retry_after: Option<Duration>,
     /// The `Content-Type` header, when present and valid text.
     pub content_type: Option<String>,
-    /// The whole response body.
+    /// The response body as far as it was read: at most [`MAX_REPLY_BODY_BYTES`] of a
+    /// 2xx answer, at most [`MAX_ERROR_BODY_BYTES`] of any other.
     pub body: Bytes,
 }
 

@@ -8,11 +8,13 @@
 //! Every sink runs on the Loggier worker thread (a current-thread tokio runtime), in
 //! its own task, so a slow sink never delays another.
 
+#[cfg(feature = "http-transport")]
+pub mod endpoint;
 #[cfg(feature = "file")]
 mod file;
 #[cfg(feature = "http-ingest")]
 pub mod http;
-#[cfg(any(feature = "loki", feature = "vector"))]
+#[cfg(feature = "http-transport")]
 mod http_auth;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
