@@ -46,6 +46,21 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 ///
 /// The client must be used from inside a tokio runtime (the Loggier worker thread
 /// provides one).
+///
+/// # TLS
+/// `https://` endpoints use rustls (reqwest's `rustls` feature: the aws-lc-rs crypto
+/// provider, built from source with the C compiler only, and the operating system's
+/// certificate store through `rustls-platform-verifier`). No system OpenSSL,
+/// `pkg-config` or `cmake` is needed. To use the platform's TLS library instead
+/// (OpenSSL on Linux, Secure Transport on macOS, SChannel on Windows), opt in from the
+/// application's `Cargo.toml`:
+///
+/// ```toml
+/// reqwest = { version = "0.13", default-features = false, features = ["native-tls"] }
+/// ```
+///
+/// reqwest then prefers native TLS for every client it builds, this one included.
+/// It is not a feature of this crate, so `--all-features` builds never need OpenSSL.
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,

@@ -15,8 +15,8 @@
 //! - **OTLP/gRPC** ([spec](https://opentelemetry.io/docs/specs/otlp/#otlpgrpc)):
 //!   `opentelemetry.proto.collector.logs.v1.LogsService/Export` over plaintext HTTP/2
 //!   (default `http://localhost:4317`), gzip through gRPC message compression. TLS is
-//!   not built in for gRPC (it would pull rustls and a C/cmake crypto backend); use
-//!   OTLP/HTTP with `https://` (native TLS) or a plaintext local collector.
+//!   not built in for gRPC; use OTLP/HTTP with `https://` (rustls, see
+//!   [`HttpTransport`](crate::sink::HttpTransport)) or a plaintext local collector.
 //!
 //! # Mapping
 //! Per the [logs data model](https://opentelemetry.io/docs/specs/otel/logs/data-model/)
