@@ -397,11 +397,15 @@ impl Masker {
         Cow::Owned(out)
     }
 
-    /// Masks a record in place: message, context, HTTP query parameters, headers and
-    /// bodies (JSON by key, text with [`Masker::mask_text`]).
+    /// Masks a record in place: message, exception messages, context, HTTP query
+    /// parameters, headers and bodies (JSON by key, text with [`Masker::mask_text`]).
     pub fn mask_record(&self, record: &mut Record) {
-        if let Cow::Owned(m) = self.mask_text(&record.message) {
-            record.message = m;
+        self.mask_string(&mut record.message);
+        if let Some(e) = record.exception.as_mut() {
+            self.mask_string(&mut e.message);
+            for cause in &mut e.chain {
+                self.mask_string(&mut cause.message);
+            }
         }
         self.mask_fields(&mut record.context);
         if let Some(http) = record.http.as_deref_mut() {
@@ -412,6 +416,12 @@ impl Masker {
                 self.mask_fields(&mut resp.headers);
                 self.mask_body(resp.body.as_mut());
             }
+        }
+    }
+
+    fn mask_string(&self, s: &mut String) {
+        if let Cow::Owned(m) = self.mask_text(s) {
+            *s = m;
         }
     }
 
@@ -665,9 +675,14 @@ mod tests {
     #[test]
     fn messages_and_text_bodies_are_masked_in_records() {
         let m = Masker::default();
-        let mut r = Record::new(Level::Info, "calling https://api/x?token=t0k&page=2");
+        let mut r =
+            Record::new(Level::Info, "calling https://api/x?token=t0k&page=2").with_exception(
+                crate::record::Exception::new("io", "connect to db://u@h?password=pw1 failed"),
+            );
         m.mask_record(&mut r);
         assert_eq!(r.message, "calling https://api/x?token=[FILTERED]&page=2");
+        let e = r.exception.as_ref().expect("exception");
+        assert_eq!(e.message, "connect to db://u@h?password=[FILTERED] failed");
     }
 
     #[test]

@@ -99,6 +99,9 @@ fn item10_otlp_hides_header_values() {
         .header("x-api-key", KEY);
     assert_hidden("OtlpSinkBuilder", &b);
     assert_hidden("OtlpSink", &b.build().expect("build"));
+    let b = OtlpSink::builder().endpoint(format!("https://user:{PASSWORD}@otel.example.com"));
+    assert_hidden("OtlpSinkBuilder (url userinfo)", &b);
+    assert_hidden("OtlpSink (url userinfo)", &b.build().expect("build"));
 }
 
 #[test]
