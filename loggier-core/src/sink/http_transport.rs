@@ -50,7 +50,9 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 /// # TLS
 /// `https://` endpoints use rustls (reqwest's `rustls` feature: the aws-lc-rs crypto
 /// provider, built from source with the C compiler only, and the operating system's
-/// certificate store through `rustls-platform-verifier`). No system OpenSSL,
+/// certificate store through `rustls-platform-verifier`; when the system has no CA
+/// store, as in slim containers, Mozilla's roots compiled in from `webpki-root-certs`
+/// are used instead). No system OpenSSL,
 /// `pkg-config` or `cmake` is needed. To use the platform's TLS library instead
 /// (OpenSSL on Linux, Secure Transport on macOS, SChannel on Windows), opt in from the
 /// application's `Cargo.toml`:
@@ -82,13 +84,37 @@ impl HttpTransport {
                 "must be greater than zero",
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::invalid("http_client", "reqwest", e.to_string()))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
+        };
+        let client = match builder().build() {
+            Ok(client) => client,
+            // rustls loads the system's CA store here and fails when there is none
+            // (a slim container): fall back to Mozilla's roots compiled in, so the sink
+            // still builds, plain `http://` works and `https://` verifies as usual.
+            Err(first) => builder()
+                .tls_certs_only(
+                    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                        .iter()
+                        .filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok()),
+                )
+                .build()
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        "http_client",
+                        "reqwest",
+                        format!(
+                            "{}; with the built-in CA roots: {}",
+                            describe_reqwest_error(&first),
+                            describe_reqwest_error(&e)
+                        ),
+                    )
+                })?,
+        };
         Ok(HttpTransport { client, headers })
     }
 
