@@ -100,7 +100,6 @@ pub const SENSITIVE_SUBSTRINGS: &[&str] = &[
     "sessid",
     "cookie",
     "authorization",
-    "credential",
     "csrf",
     "xsrf",
     "cvv",

@@ -162,7 +162,7 @@ fn every_default_secret_key_is_masked_nested_and_never_reaches_the_file() {
     log.update_global(fields! { "api_key" => "s3cr3t-GLOBAL" });
     let _scope = Scope::new().field("session", "s3cr3t-SCOPE").enter();
     log.event(Level::Info, "login")
-        .field("user", json!({"name": "ann", "profile": {"prefs": nested}, "list": [{"password": "s3cr3t-LIST"}]}))
+        .field("user", json!({"name": "ann", "profile": {"credentials": nested}, "list": [{"password": "s3cr3t-LIST"}]}))
         .field("Favourite-Colour", "s3cr3t-CUSTOM")
         .field("refresh_token", "s3cr3t-SUBSTRING")
         .emit();
@@ -173,7 +173,7 @@ fn every_default_secret_key_is_masked_nested_and_never_reaches_the_file() {
         "a secret reached the file: {text}"
     );
     let line: Value = serde_json::from_str(text.trim()).expect("json");
-    let creds = &line["context"]["user"]["profile"]["prefs"];
+    let creds = &line["context"]["user"]["profile"]["credentials"];
     assert_eq!(creds["password"], FILTERED);
     assert_eq!(creds["X-API-KEY"], FILTERED);
     assert_eq!(line["context"]["user"]["name"], "ann");
