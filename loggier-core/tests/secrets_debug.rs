@@ -105,6 +105,21 @@ fn item10_otlp_hides_header_values() {
 }
 
 #[test]
+fn item10_transport_shows_header_names_only() {
+    let mut headers = reqwest::header::HeaderMap::new();
+    // Not marked sensitive by the caller: still hidden.
+    headers.insert(
+        "authorization",
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {TOKEN}")).expect("hv"),
+    );
+    headers.insert("x-api-key", reqwest::header::HeaderValue::from_static(KEY));
+    let t = loggier_core::sink::HttpTransport::new(std::time::Duration::from_secs(1), headers)
+        .expect("transport");
+    assert_hidden("HttpTransport", &t);
+    assert!(format!("{t:?}").contains("x-api-key"));
+}
+
+#[test]
 fn item10_endpoint_options_hide_credentials_including_url_userinfo() {
     let o = EndpointOptions::new("http://127.0.0.1:3100")
         .basic_auth("user", PASSWORD)

@@ -95,12 +95,6 @@ impl EndpointOptions {
         }
     }
 
-    /// Replaces the URL.
-    pub fn url_str(mut self, url: impl Into<String>) -> Self {
-        self.url = url.into();
-        self
-    }
-
     /// The URL as given.
     ///
     /// # Security

@@ -63,10 +63,27 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 ///
 /// reqwest then prefers native TLS for every client it builds, this one included.
 /// It is not a feature of this crate, so `--all-features` builds never need OpenSSL.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
     headers: HeaderMap,
+}
+
+/// Header names only: the values carry credentials (auth, API keys, proxy keys) even
+/// when a caller forgot to mark them sensitive.
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .keys()
+                    .map(HeaderName::as_str)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpTransport {
