@@ -11,11 +11,13 @@
 //! [`Sink::encode`], [`Sink::send`] or [`Sink::close`] is caught: the batch is
 //! counted as dropped with the panic message as `last_error`, and the sink goes on.
 
+#[cfg(feature = "http-transport")]
+pub mod endpoint;
 #[cfg(feature = "file")]
 mod file;
 #[cfg(feature = "http-ingest")]
 pub mod http;
-#[cfg(any(feature = "loki", feature = "vector"))]
+#[cfg(feature = "http-transport")]
 mod http_auth;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
