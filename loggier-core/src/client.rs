@@ -151,6 +151,51 @@ impl Loggier {
         }
     }
 
+    /// Like [`Loggier::log`] but never blocks and reports whether the pipeline took
+    /// the record: `Ok(())` when it was queued for the worker (or is below the level
+    /// and discarded by design), `Err(record)` — handed back, not counted as dropped —
+    /// when the channel is full or the client is shut down. For relays that must
+    /// answer "accepted" only for records the pipeline owns (HTTP 503 otherwise),
+    /// whatever the [`FullPolicy`].
+    ///
+    /// # Errors
+    /// The record itself (boxed) when it was not accepted.
+    pub fn try_log(&self, record: Record) -> Result<(), Box<Record>> {
+        if !self.enabled(record.level) {
+            return Ok(());
+        }
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Box::new(record));
+        }
+        let env = Box::new(Envelope {
+            record,
+            global: inner.global.load_full(),
+            scope: context::current(),
+        });
+        // Count first so `enqueued` never lags a record the worker already saw.
+        inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        match inner.tx.try_send(Msg::Record(env)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                inner.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
+                match e.into_inner() {
+                    Msg::Record(env) => Err(Box::new(env.record)),
+                    // The channel hands back what `try_send` was given: a record.
+                    _ => Err(Box::new(Record::new(Level::Info, String::new()))),
+                }
+            }
+        }
+    }
+
+    /// Channel capacity left right now: how many records [`Loggier::try_log`] could
+    /// queue without waiting (a snapshot; other threads may take it first).
+    pub fn channel_free(&self) -> usize {
+        let tx = &self.inner.tx;
+        tx.capacity()
+            .map_or(usize::MAX, |c| c.saturating_sub(tx.len()))
+    }
+
     /// Starts a record at `level` with `message`; add fields, tags or an exception and
     /// call [`Event::emit`]. When the level is disabled the builder does nothing.
     pub fn event(&self, level: Level, message: impl Into<String>) -> Event<'_> {
