@@ -326,7 +326,7 @@ pub(crate) async fn get_health(State(relay): State<Relay>) -> Response {
     };
     let log = &relay.inner.loggier;
     let stats = log.stats();
-    let accepting = log.channel_free() > 0;
+    let accepting = relay.room() > 0;
     let sinks: Vec<Value> = stats
         .sinks
         .iter()

@@ -62,6 +62,11 @@ pub(crate) struct Inner {
     pub(crate) metrics: Metrics,
     pub(crate) queue_file: Option<PathBuf>,
     pub(crate) caching: bool,
+    /// Records the channel — and each sink's backlog, which has the same bound —
+    /// holds.
+    capacity: usize,
+    /// Serialises admission so two requests cannot both take the last room.
+    admission: Mutex<()>,
 }
 
 /// Builder for [`Relay`].
@@ -103,6 +108,10 @@ impl RelayBuilder {
     pub fn build(self) -> Relay {
         let c = &self.config;
         let quota = Quota::per_second(c.rate_per_sec).allow_burst(c.rate_burst);
+        let capacity = self
+            .loggier
+            .channel_free()
+            .saturating_add(self.loggier.stats().in_channel as usize);
         Relay {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::keyed(quota),
@@ -113,6 +122,8 @@ impl RelayBuilder {
                 config: self.config,
                 queue_file: self.queue_file,
                 caching: self.caching,
+                capacity,
+                admission: Mutex::new(()),
             }),
         }
     }
@@ -243,12 +254,40 @@ impl Relay {
         e
     }
 
-    /// Hands `records` to the pipeline in order. When the channel has no room for
-    /// all of them nothing is sent (503); when it fills up midway (another request
-    /// took the room) the 503 says how many leading records were accepted.
+    /// Records the pipeline can take now without any of them being dropped: the
+    /// channel's free room, less what the busiest sink still holds in memory (the
+    /// worker drops a record when a sink's backlog, bounded like the channel, is
+    /// full). Records a sink parked on disk do not count, so an offline sink with
+    /// caching keeps accepting.
+    pub(crate) fn room(&self) -> usize {
+        let log = &self.inner.loggier;
+        let stats = log.stats();
+        let busiest = stats
+            .sinks
+            .iter()
+            .map(|k| k.pending.saturating_sub(k.pending_disk))
+            .max()
+            .unwrap_or(0);
+        let held = usize::try_from(stats.in_channel.saturating_add(busiest)).unwrap_or(usize::MAX);
+        self.inner
+            .capacity
+            .saturating_sub(held)
+            .min(log.channel_free())
+    }
+
+    /// Hands `records` to the pipeline in order. When there is no room for all of
+    /// them ([`Relay::room`]) nothing is sent (503); if the channel still refuses one
+    /// midway, the 503 says how many leading records were accepted.
     fn accept(&self, records: Vec<Record>, endpoint: &'static str) -> Result<usize, ApiError> {
         let n = records.len();
-        if n > self.inner.loggier.channel_free() {
+        let _admission = self.inner.admission.lock().map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "admission lock poisoned",
+            )
+        })?;
+        if n > self.room() {
             return Err(self.pipeline_full(0));
         }
         for (i, r) in records.into_iter().enumerate() {
@@ -515,7 +554,7 @@ async fn health() -> Response {
 /// parking its batches on disk.
 async fn ready(State(relay): State<Relay>) -> Response {
     let stats = relay.inner.loggier.stats();
-    let free = relay.inner.loggier.channel_free();
+    let free = relay.room();
     let down: Vec<&str> = stats
         .sinks
         .iter()
