@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use loggier_core::{Fields, Level, Record};
+use loggier_core::{Fields, Level, Record, Timing, TimingKind};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -244,7 +244,7 @@ pub struct IngestRecord {
     /// Exception, kept as JSON in the context.
     #[serde(default)]
     pub exception: Option<Value>,
-    /// Timing, kept as JSON in the context.
+    /// Timing (typed again when it has the Loggier shape, else kept in the context).
     #[serde(default)]
     pub timing: Option<Value>,
     /// Anything else.
@@ -260,7 +260,8 @@ impl IngestRecord {
 
     /// The Loggier record: timestamp, level, message, logger, tags, ids; the sender's
     /// identity (`service`, `environment`, `project`, `version`, `revision`, `host`)
-    /// and `exception`/`timing` go into the context next to the sender's context.
+    /// and `exception` go into the context next to the sender's context; a timing
+    /// of the Loggier shape stays a timing.
     ///
     /// # Errors
     /// 400 `invalid_field` at `timestamp` for a time that is not RFC 3339.
@@ -303,13 +304,44 @@ impl IngestRecord {
             r.context.insert("exception".into(), e);
         }
         if let Some(t) = self.timing {
-            r.context.insert("timing".into(), t);
+            match typed_timing(&t) {
+                Some(timing) => r.timing = Some(timing),
+                None => {
+                    r.context.insert("timing".into(), t);
+                }
+            }
         }
         for (k, v) in self.extra {
             r.context.entry(k).or_insert(v);
         }
         Ok(r)
     }
+}
+
+/// `{"name":…,"kind":"function"|"http"|"database","duration_ms":…}` back into a
+/// typed [`Timing`], so it is encoded at the top level again like the sender's.
+fn typed_timing(v: &Value) -> Option<Timing> {
+    let kind = match v.get("kind")?.as_str()? {
+        "function" => TimingKind::Function,
+        "http" => TimingKind::Http,
+        "database" => TimingKind::Database,
+        _ => return None,
+    };
+    let duration_ms = v.get("duration_ms")?.as_f64()?;
+    let threshold_ms = match v.get("threshold_ms") {
+        None | Some(Value::Null) => None,
+        Some(t) => Some(t.as_f64()?),
+    };
+    let known = ["name", "kind", "duration_ms", "threshold_ms"];
+    if v.as_object()?.keys().any(|k| !known.contains(&k.as_str())) {
+        return None;
+    }
+    Some(Timing {
+        name: v.get("name")?.as_str()?.to_string(),
+        kind,
+        duration_ms,
+        threshold_ms,
+    })
 }
 
 /// RFC 3339 → nanoseconds since the Unix epoch (`None` if unparsable or before 1970).

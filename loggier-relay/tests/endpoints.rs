@@ -186,7 +186,8 @@ async fn a_replayed_batch_id_is_stored_once() {
     let relay = TestRelay::start(Some(&loki), RelayConfig::default(), &[]).await;
     let batch = json!([
         {"timestamp":"2026-12-01T10:00:00.000000001Z","level":"INFO","message":"r1","service":"svc","environment":"prod","context":{"request_id":"q-1"}},
-        {"timestamp":"2026-12-01T10:00:00.000000002Z","level":"ERROR","message":"r2","service":"svc","environment":"prod"}
+        {"timestamp":"2026-12-01T10:00:00.000000002Z","level":"ERROR","message":"r2","service":"svc","environment":"prod",
+         "timing":{"name":"db.load","kind":"database","duration_ms":3.5}}
     ]);
     let body = gzip(batch.to_string().as_bytes());
     for attempt in 0..3 {
@@ -211,6 +212,10 @@ async fn a_replayed_batch_id_is_stored_once() {
     let r1 = got.iter().find(|e| e.line.contains("\"r1\"")).unwrap();
     assert_eq!(r1.ts_ns, 1_796_119_200_000_000_001);
     assert_eq!(r1.metadata["request_id"], "q-1");
+    // A Loggier-shaped timing stays a top-level timing (the dashboard reads `timing.*`).
+    let r2 = got.iter().find(|e| e.line.contains("\"r2\"")).unwrap();
+    assert_eq!(r2.json()["timing"]["name"], "db.load");
+    assert_eq!(r2.json()["timing"]["duration_ms"], 3.5);
     let metrics = http()
         .get(relay.url("/metrics"))
         .send()
