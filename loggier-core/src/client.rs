@@ -672,4 +672,33 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
         assert_send_sync::<Loggier>();
     }
+
+    #[test]
+    fn try_log_reports_acceptance_and_hands_refused_records_back() {
+        let dir = std::env::temp_dir().join(format!("loggier-try-log-{}", std::process::id()));
+        let log = Loggier::builder()
+            .data_dir(&dir)
+            .channel_capacity(4)
+            .build()
+            .expect("builds");
+        let free = log.channel_free();
+        assert!(free <= 4 && free > 0, "{free}");
+        assert!(log.try_log(Record::new(Level::Info, "kept")).is_ok());
+        // Below the level: accepted and discarded by design, not counted.
+        assert!(log.try_log(Record::new(Level::Debug, "filtered")).is_ok());
+        assert!(log.flush(Duration::from_secs(5)));
+        log.shutdown(Duration::from_secs(5));
+        let back = log
+            .try_log(Record::new(Level::Error, "after shutdown"))
+            .expect_err("closed client refuses");
+        assert_eq!(back.message, "after shutdown");
+        let s = log.stats();
+        assert_eq!(s.enqueued, 1, "refused records are not counted as enqueued");
+        assert_eq!(
+            s.dropped_closed, 0,
+            "nor as dropped: the caller got them back"
+        );
+        assert_eq!(s.sinks[0].written, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

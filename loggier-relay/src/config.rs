@@ -94,7 +94,9 @@ impl Default for RelayConfig {
     }
 }
 
-/// Names of the relay's own variables (see the module table).
+/// Names of the relay's own variables (see the module table). `APP_NAME` and `ENV`
+/// are read by [`build_pipeline`](crate::build_pipeline), the others by
+/// [`RelayConfig::from_lookup`].
 pub const RELAY_ENV: [&str; 16] = [
     "LOGGIER_RELAY_ADDR",
     "LOGGIER_RELAY_INGEST_KEYS",
