@@ -24,29 +24,52 @@ pub const LOGGER_LOG_API: &str = "relay.log";
 /// Logger name of records taken from a Loki push body.
 pub const LOGGER_LOKI_PUSH: &str = "relay.loki_push";
 
-/// A level as clients write it: `trace`, `debug`, `info`, `warning` (`warn`),
-/// `error`, `critical` (`fatal`), lower- or upper-case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// A level as clients write it, case-insensitively: `trace`, `debug`, `info`,
+/// `warning` (`warn`), `error`, `critical` (`fatal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireLevel {
     /// `trace`.
-    #[serde(alias = "TRACE")]
     Trace,
     /// `debug`.
-    #[serde(alias = "DEBUG")]
     Debug,
     /// `info`.
-    #[serde(alias = "INFO")]
     Info,
     /// `warning` or `warn`.
-    #[serde(alias = "warn", alias = "WARNING", alias = "WARN")]
     Warning,
     /// `error`.
-    #[serde(alias = "ERROR")]
     Error,
     /// `critical` or `fatal`.
-    #[serde(alias = "fatal", alias = "CRITICAL", alias = "FATAL")]
     Critical,
+}
+
+/// Prefix of the error for a level name that is not one of the six.
+pub const UNKNOWN_LEVEL: &str = "unknown level";
+
+impl<'de> Deserialize<'de> for WireLevel {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = WireLevel;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a level name: trace, debug, info, warning, error or critical")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireLevel, E> {
+                match v.parse::<Level>() {
+                    Ok(Level::Trace) => Ok(WireLevel::Trace),
+                    Ok(Level::Debug) => Ok(WireLevel::Debug),
+                    Ok(Level::Info) => Ok(WireLevel::Info),
+                    Ok(Level::Warning) => Ok(WireLevel::Warning),
+                    Ok(Level::Error) => Ok(WireLevel::Error),
+                    Ok(Level::Critical) => Ok(WireLevel::Critical),
+                    Err(_) => Err(E::custom(format!(
+                        "{UNKNOWN_LEVEL} {v:?}, expected one of trace, debug, info, warning (warn), error, critical (fatal)"
+                    ))),
+                }
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 impl From<WireLevel> for Level {
@@ -429,7 +452,7 @@ fn json_error(e: &serde_path_to_error::Error<serde_json::Error>, prefix: &str) -
                 "unknown_field"
             } else if msg.starts_with("missing field") {
                 "missing_field"
-            } else if msg.starts_with("unknown variant") && path.ends_with("level") {
+            } else if msg.starts_with(UNKNOWN_LEVEL) {
                 "unknown_level"
             } else {
                 "invalid_field"
@@ -674,6 +697,11 @@ mod tests {
         assert_eq!(e.code, "invalid_field");
         let e = parse_json::<LogEntry>(br#"{"message":"m","level":"loud"}"#).expect_err("level");
         assert_eq!(e.code, "unknown_level");
+        assert_eq!(e.path.as_deref(), Some("level"));
+        let e = parse_json::<LogEntry>(br#"{"message":"m","level":3}"#).expect_err("number");
+        assert_eq!(e.code, "invalid_field");
+        let ok: LogEntry = parse_json(br#"{"message":"m","level":"Warn"}"#).expect("any case");
+        assert_eq!(ok.level, Some(WireLevel::Warning));
         let e = parse_ndjson::<LogEntry>(b"{\"message\":\"a\"}\n\n{\"message\":1}", 10)
             .expect_err("type");
         assert_eq!(e.path.as_deref(), Some("[1].message"));

@@ -111,7 +111,7 @@ fn cases() -> Vec<Case> {
         post("unknown level", "/log", r#"{"message":"m","level":"loud"}"#)
             .expect(400, "unknown_level")
             .at("level")
-            .says("unknown variant `loud`"),
+            .says("unknown level \"loud\", expected one of trace, debug, info, warning (warn), error, critical (fatal)"),
         post("unknown field", "/log", r#"{"message":"m","colour":"red"}"#)
             .expect(400, "unknown_field")
             .says("unknown field `colour`"),
