@@ -280,12 +280,21 @@ impl TestRelay {
     }
 }
 
+/// One shared client: building a reqwest client loads the system certificate store
+/// (~100 ms in a debug build), too slow to repeat per request. Idle connections are
+/// not pooled, so no connection outlives the test runtime that opened it.
 pub fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(20))
-        .build()
-        .unwrap()
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .no_proxy()
+                .pool_max_idle_per_host(0)
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap()
+        })
+        .clone()
 }
 
 pub fn gzip(data: &[u8]) -> Vec<u8> {
