@@ -2,7 +2,7 @@
 //!
 //! Browsers and apps `POST /log` (one record) or `POST /logs` (a batch), Loggier
 //! clients ship their batches to `POST /api/ingest` with
-//! [`HttpSink`](loggier_core::HttpSink), and the Loki API of seeds/003 lives under
+//! `loggier_core::HttpSink`, and the Loki API of seeds/003 lives under
 //! `/api/v1/loki/`. Records go through the normal pipeline — masking, batching,
 //! retries, disk queue, sinks — and from `/log` they reach Loki with labels
 //! `service`, `component`, `level` and structured metadata `msg_id`, `version`,

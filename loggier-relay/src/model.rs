@@ -2,7 +2,7 @@
 //!
 //! - [`LogEntry`]: one record in the seeds/000 shape (`POST /log`, `POST /logs`).
 //! - [`IngestRecord`]: one record of the Loggier ingest wire format that
-//!   [`HttpSink`](loggier_core::HttpSink) sends (`POST /api/ingest`), i.e. the JSON
+//!   `loggier_core::HttpSink` sends (`POST /api/ingest`), i.e. the JSON
 //!   [`encode_json`](loggier_core::record::encode_json) writes.
 //! - Loki push bodies (`POST /api/v1/loki/push`): JSON `{"streams":[…]}` or a
 //!   snappy-compressed `logproto.PushRequest`.

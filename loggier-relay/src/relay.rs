@@ -29,7 +29,7 @@ use crate::model::{
     parse_json, parse_ndjson, too_many,
 };
 
-/// Header carrying the batch id that [`HttpSink`](loggier_core::HttpSink) sends.
+/// Header carrying the batch id that `loggier_core::HttpSink` sends.
 pub const BATCH_ID_HEADER: &str = "x-loggier-batch-id";
 /// Header a client may set to choose the request id of a `POST /log` record
 /// (at most 128 visible ASCII characters; otherwise a UUIDv7 is generated).
