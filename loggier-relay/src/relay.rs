@@ -590,3 +590,22 @@ async fn metrics(State(relay): State<Relay>) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Dedup;
+
+    #[test]
+    fn dedup_window_is_bounded_and_forgets_the_oldest() {
+        let mut d = Dedup::new(2);
+        d.set("a", 3);
+        d.set("b", 1);
+        d.set("b", 2); // update in place, no new slot
+        assert_eq!((d.accepted("a"), d.accepted("b")), (3, 2));
+        d.set("c", 5);
+        assert_eq!(d.accepted("a"), 0, "oldest forgotten");
+        assert_eq!((d.accepted("b"), d.accepted("c")), (2, 5));
+        assert_eq!(d.order.len(), 2);
+        assert_eq!(d.seen.len(), 2);
+    }
+}
