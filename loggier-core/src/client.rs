@@ -165,6 +165,51 @@ impl Loggier {
         inner.after_send();
     }
 
+    /// Like [`Loggier::log`] but never blocks and reports whether the pipeline took
+    /// the record: `Ok(())` when it was queued for the worker (or is below the level
+    /// and discarded by design), `Err(record)` — handed back, not counted as dropped —
+    /// when the channel is full or the client is shut down. For relays that must
+    /// answer "accepted" only for records the pipeline owns (HTTP 503 otherwise),
+    /// whatever the [`FullPolicy`].
+    ///
+    /// # Errors
+    /// The record itself (boxed) when it was not accepted.
+    pub fn try_log(&self, record: Record) -> Result<(), Box<Record>> {
+        if !self.enabled(record.level) {
+            return Ok(());
+        }
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Box::new(record));
+        }
+        let env = Box::new(Envelope {
+            record,
+            global: inner.global.load_full(),
+            scope: context::current(),
+        });
+        // Count first so `enqueued` never lags a record the worker already saw.
+        inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        match inner.tx.try_send(Msg::Record(env)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                inner.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
+                match e.into_inner() {
+                    Msg::Record(env) => Err(Box::new(env.record)),
+                    // The channel hands back what `try_send` was given: a record.
+                    _ => Err(Box::new(Record::new(Level::Info, String::new()))),
+                }
+            }
+        }
+    }
+
+    /// Channel capacity left right now: how many records [`Loggier::try_log`] could
+    /// queue without waiting (a snapshot; other threads may take it first).
+    pub fn channel_free(&self) -> usize {
+        let tx = &self.inner.tx;
+        tx.capacity()
+            .map_or(usize::MAX, |c| c.saturating_sub(tx.len()))
+    }
+
     /// Starts a record at `level` with `message`; add fields, tags or an exception and
     /// call [`Event::emit`]. When the level is disabled the builder does nothing.
     pub fn event(&self, level: Level, message: impl Into<String>) -> Event<'_> {
@@ -696,5 +741,34 @@ mod tests {
     fn client_is_send_sync_and_cheap_to_clone() {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
         assert_send_sync::<Loggier>();
+    }
+
+    #[test]
+    fn try_log_reports_acceptance_and_hands_refused_records_back() {
+        let dir = std::env::temp_dir().join(format!("loggier-try-log-{}", std::process::id()));
+        let log = Loggier::builder()
+            .data_dir(&dir)
+            .channel_capacity(4)
+            .build()
+            .expect("builds");
+        let free = log.channel_free();
+        assert!(free <= 4 && free > 0, "{free}");
+        assert!(log.try_log(Record::new(Level::Info, "kept")).is_ok());
+        // Below the level: accepted and discarded by design, not counted.
+        assert!(log.try_log(Record::new(Level::Debug, "filtered")).is_ok());
+        assert!(log.flush(Duration::from_secs(5)));
+        log.shutdown(Duration::from_secs(5));
+        let back = log
+            .try_log(Record::new(Level::Error, "after shutdown"))
+            .expect_err("closed client refuses");
+        assert_eq!(back.message, "after shutdown");
+        let s = log.stats();
+        assert_eq!(s.enqueued, 1, "refused records are not counted as enqueued");
+        assert_eq!(
+            s.dropped_closed, 0,
+            "nor as dropped: the caller got them back"
+        );
+        assert_eq!(s.sinks[0].written, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

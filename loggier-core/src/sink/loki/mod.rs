@@ -268,6 +268,7 @@ pub struct LokiSinkBuilder {
     endpoint: EndpointOptions,
     labels: Vec<(String, String)>,
     metadata_fields: Vec<String>,
+    label_fields: Vec<String>,
     line_format: LineFormat,
     push_format: PushFormat,
     max_line_bytes: usize,
@@ -349,6 +350,7 @@ impl LokiSinkBuilder {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            label_fields: Vec::new(),
             line_format: LineFormat::Json,
             push_format: PushFormat::Protobuf,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
@@ -424,6 +426,27 @@ impl LokiSinkBuilder {
         S: Into<String>,
     {
         self.metadata_fields = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Context keys whose scalar value becomes a label of the record's stream, for
+    /// relays that forward records of many services: a record whose context has
+    /// `service` = `"app"` gets the label `service="app"` instead of the client's own
+    /// service name; a key that is not a built-in label (e.g. `component`) is added
+    /// when the record has it and left out otherwise. Values longer than 2048 bytes
+    /// are cut. Default: none.
+    ///
+    /// # Cardinality
+    /// Every distinct value is a new Loki stream: name only low-cardinality keys
+    /// (service, component), never ids. Names follow the label-name rule and may not
+    /// be structured-metadata keys; together with the built-in and static labels at
+    /// most [`MAX_LABELS`].
+    pub fn label_fields<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.label_fields = keys.into_iter().map(Into::into).collect();
         self
     }
 
@@ -527,6 +550,34 @@ impl LokiSinkBuilder {
             ));
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut label_fields: Vec<String> = Vec::new();
+        for key in self.label_fields {
+            validate_label_name(&key, "loki_label_fields")?;
+            if BUILTIN_METADATA.contains(&key.as_str())
+                || metadata_fields.contains(&key)
+                || labels.iter().any(|(n, _)| *n == key)
+            {
+                return Err(ConfigError::invalid(
+                    "loki_label_fields",
+                    &key,
+                    "is already a static label or a structured-metadata key",
+                ));
+            }
+            if !label_fields.contains(&key) {
+                label_fields.push(key);
+            }
+        }
+        let extra = label_fields
+            .iter()
+            .filter(|k| !BUILTIN_LABELS.contains(&k.as_str()))
+            .count();
+        if labels.len() + extra + BUILTIN_LABELS.len() > MAX_LABELS {
+            return Err(ConfigError::invalid(
+                "loki_label_fields",
+                label_fields.join(","),
+                format!("with the static and built-in labels more than {MAX_LABELS} labels"),
+            ));
+        }
         if self.max_line_bytes < MIN_LINE_BYTES {
             return Err(ConfigError::invalid(
                 "loki_max_line_bytes",
@@ -552,6 +603,7 @@ impl LokiSinkBuilder {
             encoder: LokiEncoder {
                 static_labels: labels,
                 metadata_fields,
+                label_fields,
                 line_format: self.line_format,
                 push_format: self.push_format,
                 max_line_bytes: self.max_line_bytes,
@@ -585,6 +637,28 @@ impl LokiSink {
     /// The full push URL, `{base}/loki/api/v1/push`.
     pub fn push_url(&self) -> &str {
         &self.push_url
+    }
+
+    /// Every label name a stream of this sink can carry, sorted: the built-in labels
+    /// ([`BUILTIN_LABELS`]), the static labels and the
+    /// [label fields](LokiSinkBuilder::label_fields). A LogQL stream selector on any
+    /// other name matches nothing this sink pushed.
+    pub fn label_names(&self) -> Vec<String> {
+        let e = &self.encoder;
+        let mut names: Vec<String> = BUILTIN_LABELS.iter().map(|s| s.to_string()).collect();
+        names.extend(e.static_labels.iter().map(|(n, _)| n.clone()));
+        names.extend(e.label_fields.iter().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Structured-metadata keys this sink can attach to an entry: the built-in ones
+    /// ([`BUILTIN_METADATA`]) then the configured metadata fields.
+    pub fn metadata_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = BUILTIN_METADATA.iter().map(|s| s.to_string()).collect();
+        names.extend(self.encoder.metadata_fields.iter().cloned());
+        names
     }
 
     /// The label set a record of `level` gets with `service`'s identity, sorted by
