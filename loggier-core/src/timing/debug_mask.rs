@@ -38,13 +38,10 @@ pub(crate) fn scrub(text: &str, is_sensitive: &dyn Fn(&str) -> bool) -> String {
             j += 2; // an escaped map key inside a Debug string
         }
         let in_tuple = start >= 2 && &bytes[start - 2..start] == b"(\"";
-        let value_start = if j + 1 < bytes.len() && bytes[j] == b':' && bytes[j + 1] == b' ' {
-            Some((j + 2, false))
-        } else if in_tuple
-            && j + 1 < bytes.len()
-            && bytes[j - 1] == b'"'
-            && &bytes[j..j + 2] == b", "
-        {
+        let colon = j + 1 < bytes.len() && bytes[j] == b':' && bytes[j + 1] == b' ';
+        let tuple =
+            in_tuple && j + 1 < bytes.len() && bytes[j - 1] == b'"' && &bytes[j..j + 2] == b", ";
+        let value_start = if colon || tuple {
             Some((j + 2, false))
         } else if j < bytes.len() && bytes[j] == b'=' {
             Some((j + 1, true))
