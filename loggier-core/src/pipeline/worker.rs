@@ -12,8 +12,18 @@ use super::{Msg, PipelineSettings, finish};
 use crate::record::Record;
 use crate::sink::Sink;
 
-/// Name of the worker thread (the panic hook skips flushing from it).
+/// Name of the worker thread (the panic hook skips flushing from it). The worker
+/// runtime's blocking-pool threads (DNS lookups of the HTTP client, blocking sink
+/// I/O) carry the same name.
 pub(crate) const WORKER_THREAD_NAME: &str = "loggier-worker";
+
+/// `true` on the worker thread or one of its runtime's blocking threads: events
+/// raised there (by our own HTTP client, say) must not be logged again, or delivery
+/// would feed back into the pipeline.
+#[cfg_attr(not(any(feature = "tracing", feature = "log")), allow(dead_code))]
+pub(crate) fn on_worker_thread() -> bool {
+    std::thread::current().name() == Some(WORKER_THREAD_NAME)
+}
 
 /// Longest a shutdown caused by dropping every client handle waits for the sinks.
 const IMPLICIT_SHUTDOWN: Duration = Duration::from_secs(2);
@@ -35,6 +45,7 @@ pub(crate) fn spawn(
     counters: Arc<ClientCounters>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let rt = tokio::runtime::Builder::new_current_thread()
+        .thread_name(WORKER_THREAD_NAME)
         .enable_all()
         .build()?;
     std::thread::Builder::new()
