@@ -19,7 +19,7 @@
 //!   [`context::instrument_request`](crate::context::instrument_request)).
 //!
 //! ```
-//! use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
+//! use opentelemetry::trace::{Span, Tracer, TracerProvider};
 //! use loggier_core::context::Scope;
 //!
 //! let frame = Scope::new()
