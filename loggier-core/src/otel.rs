@@ -6,12 +6,15 @@
 //!
 //! - **OTel → records.** A record logged while an OpenTelemetry span is active (the
 //!   current [`opentelemetry::Context`], set by `tracer.in_span`, `Context::attach`,
-//!   `FutureExt::with_context`, or by `tracing-opentelemetry` when it activates span
-//!   contexts) carries that span's `trace_id` and `span_id` when the Loggier scope
-//!   has no trace id. When the scope's trace id is the span's own trace (a span
-//!   started inside a request whose `traceparent` the middleware read), the record
-//!   keeps that trace id and takes the span's more precise `span_id`. A record that
-//!   already has a trace id (an HTTP transaction record) is left alone.
+//!   `FutureExt::with_context`, or by `tracing-opentelemetry` 0.34, whose layer
+//!   activates a span's context while the `tracing` span is entered — on by default,
+//!   `with_context_activation`) carries that span's `trace_id` and `span_id` when
+//!   the Loggier scope has no trace id. When the scope's trace id is the span's own
+//!   trace (a span started inside a request whose `traceparent` the middleware
+//!   read), the record keeps that trace id and takes the span's more precise
+//!   `span_id`. A record that already has a trace id (an HTTP transaction record)
+//!   is left alone. `tracing::info!` through `TracingLayer` (feature `tracing`)
+//!   gets the same treatment.
 //! - **Request → OTel.** The framework middleware (`loggier-tower`, `loggier-axum`,
 //!   `loggier-actix`) runs each handler with [`parent_context`] of the request scope
 //!   attached, so a span the handler starts is a child of the caller's span from the

@@ -238,7 +238,7 @@ type OtelSlot = ();
 /// enters every request scope with it.
 ///
 /// With the `opentelemetry` feature, the OpenTelemetry parent context of the frame
-/// ([`otel::parent_context`](crate::otel::parent_context): the caller's span from the
+/// (`loggier_core::otel::parent_context`: the caller's span from the
 /// incoming `traceparent`) is attached too, during `call` and during every poll, so
 /// spans the handler starts are children of the caller's span. Without that feature,
 /// or when the frame has no trace ids, nothing OpenTelemetry-related happens.
@@ -337,6 +337,24 @@ mod tests {
             drop(g);
             assert!(current().is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_frame_is_active_while_the_handler_is_created_and_polled() {
+        let frame = Scope::new().request_id("req-3").into_frame();
+        let fut = instrument_request(frame, || {
+            let at_call = current().and_then(|f| f.request_id().map(str::to_string));
+            async move {
+                tokio::task::yield_now().await;
+                let at_poll = current().and_then(|f| f.request_id().map(str::to_string));
+                (at_call, at_poll)
+            }
+        });
+        assert!(current().is_none(), "left after the call");
+        let (at_call, at_poll) = fut.await;
+        assert_eq!(at_call.as_deref(), Some("req-3"));
+        assert_eq!(at_poll.as_deref(), Some("req-3"));
+        assert!(current().is_none());
     }
 
     #[tokio::test]
