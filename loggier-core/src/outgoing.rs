@@ -178,7 +178,11 @@ impl Middleware for TraceHttp {
         propagate(&mut req, frame.as_deref(), &self.settings);
         let mut exchange = Exchange::start(
             Arc::clone(&self.settings),
-            None,
+            // The scope's id, so none is generated per call when there is one.
+            frame
+                .as_deref()
+                .and_then(ScopeFrame::request_id)
+                .map(str::as_bytes),
             req.headers().get("traceparent").map(HeaderValue::as_bytes),
         );
         let method = req.method().clone();
