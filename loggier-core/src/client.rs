@@ -133,7 +133,7 @@ impl Loggier {
     /// Submits a finished record. Below the level: discarded, not counted. Otherwise
     /// the current scope is captured and the record is queued for the worker; a full
     /// channel drops it (counted) or blocks, per [`FullPolicy`].
-    pub fn log(&self, record: Record) {
+    pub fn log(&self, #[allow(unused_mut)] mut record: Record) {
         if !self.enabled(record.level) {
             return;
         }
@@ -146,10 +146,14 @@ impl Loggier {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let scope = context::current();
+        // Feature `opentelemetry`: the active OTel span's ids, when the scope has none.
+        #[cfg(feature = "opentelemetry")]
+        crate::otel::fill_trace_ids(&mut record, scope.as_deref());
         let env = Box::new(Envelope {
             record,
             global: inner.global.load_full(),
-            scope: context::current(),
+            scope,
         });
         let sent = match inner.full_policy {
             FullPolicy::DropNewest => match inner.tx.try_send(Msg::Record(env)) {

@@ -49,6 +49,12 @@
 //! - `http-ingest`: [`HttpSink`], the Loggier ingest wire format (gzip JSON array, bearer key).
 //! - `macros` (default): the attributes [`trace_function`], [`trace_http`],
 //!   [`trace_database`] and [`capture_exceptions`] (crate `loggier-macros`).
+//! - `log`: [`log_bridge`], `log::info!` and friends from any crate as records.
+//! - `opentelemetry`: [`otel`], records carry the active OpenTelemetry span's ids and
+//!   the middleware's incoming `traceparent` becomes the handler's OTel parent context.
+//! - `reqwest`: [`outgoing::TraceHttp`], a `reqwest-middleware` middleware that times
+//!   outgoing calls, propagates `traceparent` and the request id, and records slow
+//!   and failed calls.
 //! - `disk-queue`: the SQLite [`queue`] where network sinks park batches while the
 //!   network is down (offline cache) or commit every batch first
 //!   ([`DeliveryMode::Durable`]); replayed oldest-first when the sink is back.
@@ -61,8 +67,14 @@ pub mod error;
 mod global;
 #[cfg(feature = "http-capture")]
 pub mod http;
+#[cfg(feature = "log")]
+pub mod log_bridge;
 mod macros;
 pub mod mask;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
+#[cfg(feature = "reqwest")]
+pub mod outgoing;
 mod pipeline;
 #[cfg(feature = "disk-queue")]
 pub mod queue;

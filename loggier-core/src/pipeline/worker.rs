@@ -16,7 +16,9 @@ use super::{Msg, PipelineSettings, deadline_after, finish};
 use crate::record::Record;
 use crate::sink::Sink;
 
-/// Name of the worker thread (the panic hook skips flushing from it).
+/// Name of the worker thread (the panic hook skips flushing from it). The worker
+/// runtime's blocking-pool threads (DNS lookups of the HTTP client, blocking sink
+/// I/O) carry the same name.
 pub(crate) const WORKER_THREAD_NAME: &str = "loggier-worker";
 
 /// Prefix of the name of every sink thread: `loggier-sink-<sink name>`.
@@ -57,6 +59,7 @@ pub(crate) fn spawn(
         handles.push(spawn_sink(sink, sink_counters, spool, &settings)?);
     }
     let rt = tokio::runtime::Builder::new_current_thread()
+        .thread_name(WORKER_THREAD_NAME)
         .enable_all()
         .build()?;
     std::thread::Builder::new()
@@ -76,7 +79,10 @@ fn spawn_sink(
     let (rtx, rrx) = flume::bounded(settings.sink_capacity);
     let (ctx, crx) = flume::unbounded();
     let (done_tx, done_rx) = flume::bounded::<()>(1);
+    // The runtime's blocking-pool threads (DNS lookups of the HTTP client, blocking
+    // sink I/O) carry the sink thread's name, so `on_pipeline_thread` covers them too.
     let rt = tokio::runtime::Builder::new_current_thread()
+        .thread_name(format!("{SINK_THREAD_PREFIX}{}", sink.name()))
         .enable_all()
         .build()?;
     let task_counters = Arc::clone(&counters);
