@@ -69,8 +69,8 @@ use crate::client::Loggier;
 use crate::context::{self, ScopeFrame};
 use crate::http::{CaptureSettings, Exchange, RequestView, ResponseBodyCapture, header_entries};
 use crate::pipeline::worker::on_pipeline_thread;
-use crate::timing::stack;
 use crate::record::{Exception, Timing, TimingKind};
+use crate::timing::stack;
 
 /// Logger name of outgoing-call records.
 pub const HTTP_CLIENT_LOGGER: &str = "http.client";

@@ -355,16 +355,28 @@ fn typed_timing(v: &Value) -> Option<Timing> {
         None | Some(Value::Null) => None,
         Some(t) => Some(t.as_f64()?),
     };
-    let known = ["name", "kind", "duration_ms", "threshold_ms"];
+    let optional_str = |key: &str| match v.get(key) {
+        None | Some(Value::Null) => Some(None),
+        Some(s) => s.as_str().map(|s| Some(s.to_string())),
+    };
+    let id = optional_str("id")?;
+    let parent = optional_str("parent")?;
+    let known = [
+        "name",
+        "kind",
+        "duration_ms",
+        "threshold_ms",
+        "id",
+        "parent",
+    ];
     if v.as_object()?.keys().any(|k| !known.contains(&k.as_str())) {
         return None;
     }
-    Some(Timing {
-        name: v.get("name")?.as_str()?.to_string(),
-        kind,
-        duration_ms,
-        threshold_ms,
-    })
+    let mut timing = Timing::new(v.get("name")?.as_str()?, kind, duration_ms);
+    timing.threshold_ms = threshold_ms;
+    timing.id = id;
+    timing.parent = parent;
+    Some(timing)
 }
 
 /// RFC 3339 → nanoseconds since the Unix epoch (`None` if unparsable or before 1970).

@@ -410,12 +410,11 @@ fn dashboard_selects_only_labels_and_fields_the_loki_sink_emits() {
     tx.duration_ms = 12.5;
     let samples: Vec<Value> = [
         Record::new(Level::Error, "GET /orders/1 - 500").with_http(tx),
-        Record::new(Level::Info, "timed").with_timing(Timing {
-            name: "db.load".into(),
-            kind: TimingKind::Database,
-            duration_ms: 3.0,
-            threshold_ms: None,
-        }),
+        Record::new(Level::Info, "timed").with_timing(Timing::new(
+            "db.load",
+            TimingKind::Database,
+            3.0,
+        )),
     ]
     .iter()
     .map(|r| {
