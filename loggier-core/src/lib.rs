@@ -102,6 +102,8 @@ pub use tracing_layer::TracingLayer;
 /// Plumbing for the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub mod endpoint;
+
     /// `serde_json::to_value`, `null` on failure.
     pub fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
