@@ -46,6 +46,8 @@
 //! - `otlp`: [`sink::otlp::OtlpSink`], OTLP logs over HTTP/protobuf (`OTEL_EXPORTER_OTLP_*`).
 //! - `otlp-grpc`: adds OTLP/gRPC (tonic, plaintext) to the OTLP sink.
 //! - `http-ingest`: [`HttpSink`], the Loggier ingest wire format (gzip JSON array, bearer key).
+//! - `macros` (default): the attributes [`trace_function`], [`trace_http`],
+//!   [`trace_database`] and [`capture_exceptions`] (crate `loggier-macros`).
 //! - `disk-queue`: the SQLite [`queue`] where network sinks park batches while the
 //!   network is down (offline cache) or commit every batch first
 //!   ([`DeliveryMode::Durable`]); replayed oldest-first when the sink is back.
@@ -65,6 +67,7 @@ mod pipeline;
 pub mod queue;
 pub mod record;
 pub mod sink;
+pub mod timing;
 #[cfg(feature = "tracing")]
 pub mod tracing_layer;
 
@@ -99,6 +102,90 @@ pub use sink::{VectorSink, VectorSinkBuilder};
 #[cfg(feature = "tracing")]
 pub use tracing_layer::TracingLayer;
 
+pub use timing::{DEFAULT_TIMER_THRESHOLD_MS, TimerGuard};
+
+/// Times a function or method (`timing.kind` `function`); see the [`timing`] module
+/// for the record, the client used and the cost.
+///
+/// `#[trace_function(name = "...", threshold_ms = 500, tags = ["..."],
+/// include_args = false, include_return = false, level = "info")]` (defaults shown,
+/// as in seeds/004; `log_level` is accepted for `level`). Works on sync and `async`
+/// functions, methods (`&self`, `&mut self`, `self`), generic functions and
+/// `impl Trait` returns; `return` and `?` behave as without the attribute. One
+/// record when the call took at least `threshold_ms`, or returned `Err` (with its
+/// error chain) or panicked (the panic keeps unwinding).
+///
+/// ```
+/// use loggier_core::trace_function;
+///
+/// #[trace_function(threshold_ms = 100, tags = ["pricing"], include_args = true)]
+/// fn quote(sku: &str, qty: u32) -> Result<u64, std::num::ParseIntError> {
+///     Ok(sku.trim_start_matches("SKU-").parse::<u64>()? * u64::from(qty))
+/// }
+/// assert_eq!(quote("SKU-12", 2), Ok(24));
+/// ```
+///
+/// Errors: the `Err` value is described with the best the type allows — an
+/// `E: std::error::Error + 'static` (or `anyhow::Error`, `Box<dyn Error>`) with its
+/// `source()` chain, another `E: Debug` with its `Debug` text, anything else by type
+/// name. Bad options are compile errors pointing at the option.
+#[cfg(feature = "macros")]
+pub use loggier_macros::trace_function;
+
+/// Times a function that makes an outgoing HTTP call (`timing.kind` `http`, default
+/// threshold 1000 ms).
+///
+/// `#[trace_http(name, threshold_ms = 1000, tags, mask_headers = [...],
+/// mask_params = [...], include_body = false, level = "info")]`. With
+/// `include_body = true` the arguments are recorded as `context.request` and the
+/// return value as `context.response` (`Debug` text); `mask_headers` and
+/// `mask_params` name extra keys masked in them, on top of the client's sensitive
+/// names. Otherwise as [`trace_function`].
+///
+/// ```
+/// #[loggier_core::trace_http(threshold_ms = 2000, mask_params = ["sig"])]
+/// async fn fetch_rates(url: &str) -> Result<String, std::io::Error> {
+///     Ok(format!("GET {url}"))
+/// }
+/// ```
+#[cfg(feature = "macros")]
+pub use loggier_macros::trace_http;
+
+/// Times a function that makes a database call (`timing.kind` `database`, default
+/// threshold 100 ms).
+///
+/// `#[trace_database(name, threshold_ms = 100, tags, include_params = false,
+/// level = "info")]`. With `include_params = true` the arguments are recorded as
+/// `context.params` (`Debug` text, masked). Otherwise as [`trace_function`].
+///
+/// ```
+/// #[loggier_core::trace_database(name = "users.by_email", include_params = true)]
+/// fn find_user(email: &str) -> Option<u64> {
+///     (email == "ann@example.com").then_some(1)
+/// }
+/// assert_eq!(find_user("ann@example.com"), Some(1));
+/// ```
+#[cfg(feature = "macros")]
+pub use loggier_macros::trace_database;
+
+/// Records an `Err` return or a panic escaping the function as one exception record
+/// (level `error` by default, `context.function` = the name, `exception` = the error
+/// and its chain or the panic message; the panic keeps unwinding). No timing.
+///
+/// `#[capture_exceptions(name = "...", tags = [...], level = "error")]`, all optional.
+/// Note: with the panic hook of [`init`] installed, a panic also produces the hook's
+/// own critical `panic` record.
+///
+/// ```
+/// #[loggier_core::capture_exceptions]
+/// fn parse_port(text: &str) -> Result<u16, std::num::ParseIntError> {
+///     text.parse()
+/// }
+/// assert!(parse_port("eighty").is_err());
+/// ```
+#[cfg(feature = "macros")]
+pub use loggier_macros::capture_exceptions;
+
 /// Plumbing for the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
@@ -107,5 +194,15 @@ pub mod __private {
     /// `serde_json::to_value`, `null` on failure.
     pub fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+    }
+
+    // The timing attributes (`loggier-macros`) and `timed!`.
+    pub use crate::timing::call::{
+        Call, CallGuard, CallKind, CallMeta, Timed, typed_fn, typed_future,
+    };
+    pub use crate::timing::global_timer;
+    /// Autoref-specialisation probes (error description, `Debug` text).
+    pub mod probe {
+        pub use crate::timing::probe::*;
     }
 }

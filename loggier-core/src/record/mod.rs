@@ -198,6 +198,29 @@ pub struct Timing {
     /// Threshold that made this slow, milliseconds, when one was set.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold_ms: Option<f64>,
+    /// This timing's id (`timing.id`): 16 lower-case hex characters, fresh per timed
+    /// call, so nested timings can name it as their parent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// What this timing ran inside (`timing.parent`): the `timing.id` of the enclosing
+    /// timed call, else the request id of the enclosing request scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<String>,
+}
+
+impl Timing {
+    /// A timing of `kind` named `name` that took `duration_ms` milliseconds, with no
+    /// threshold, id or parent.
+    pub fn new(name: impl Into<String>, kind: TimingKind, duration_ms: f64) -> Self {
+        Timing {
+            name: name.into(),
+            kind,
+            duration_ms,
+            threshold_ms: None,
+            id: None,
+            parent: None,
+        }
+    }
 }
 
 /// Service identity added to every record at encode time.
