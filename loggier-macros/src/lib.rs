@@ -39,6 +39,7 @@
 //! `loggier_core::trace_function`.
 
 mod args;
+mod endpoint;
 mod expand;
 
 use proc_macro::TokenStream;
@@ -84,4 +85,14 @@ pub fn trace_database(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn capture_exceptions(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(MacroKind::CaptureExceptions, args.into(), item.into()).into()
+}
+
+/// Sets a request handler's capture options for the requests it serves:
+/// `#[track_endpoint(tags = [...], statuses = [...], capture_request_body = bool,
+/// capture_response_body = bool, slow_threshold_ms = N)]`. Inside a Loggier
+/// middleware it fills the request's endpoint slot; outside one it times the call and
+/// records it. See `loggier_core::track_endpoint`.
+#[proc_macro_attribute]
+pub fn track_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
+    endpoint::expand(args.into(), item.into()).into()
 }

@@ -66,10 +66,8 @@ impl Drop for EndpointGuard {
         let mut record = Record::new(level, message)
             .with_logger(STANDALONE_LOGGER)
             .with_timing(Timing {
-                name: name.to_string(),
-                kind: TimingKind::Http,
-                duration_ms,
                 threshold_ms: options.slow_threshold().map(|t| t.as_secs_f64() * 1_000.0),
+                ..Timing::new(name, TimingKind::Http, duration_ms)
             });
         record
             .tags
