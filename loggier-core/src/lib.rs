@@ -221,7 +221,7 @@ pub use loggier_macros::capture_exceptions;
 /// - Outside any Loggier middleware (a task spawned without the request scope, a
 ///   function called from a CLI, a test) it times the call with a monotonic clock and,
 ///   when a global client is installed ([`init`]), records it: one record (logger
-///   `"timing"`, `timing.kind` `"http"`, `timing.name` the handler's path,
+///   `"track_endpoint"`, `timing.kind` `"http"`, `timing.name` the handler's path,
 ///   `timing.threshold_ms` the `slow_threshold_ms`) with the endpoint's tags, at info
 ///   level — warning when slower than `slow_threshold_ms`, error when the handler
 ///   panicked (the panic keeps unwinding).

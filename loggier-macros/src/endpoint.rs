@@ -24,7 +24,6 @@ use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
 use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
-use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprRange, Ident, Item, ItemFn, Lit, LitStr, RangeLimits, Token};
 
 const ATTR: &str = "track_endpoint";
@@ -55,12 +54,13 @@ struct Pair {
 impl Parse for Pair {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let key: Ident = input.parse()?;
-        let _eq: Token![=] = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new_spanned(
+                &key,
                 format!("expected `=` after `{key}`: options are written `{key} = value`"),
-            )
-        })?;
+            ));
+        }
+        let _eq: Token![=] = input.parse()?;
         let value: Expr = input.parse()?;
         Ok(Pair { key, value })
     }
@@ -308,14 +308,13 @@ fn function(item: TokenStream) -> syn::Result<ItemFn> {
                 i += 2;
             }
             let head: TokenStream = tokens.into_iter().skip(i).take(3).collect();
-            Err(syn::Error::new(
-                if head.is_empty() {
-                    Span::call_site()
-                } else {
-                    head.span()
-                },
-                format!("#[{ATTR}] can only be used on a function with a body (a request handler)"),
-            ))
+            let msg =
+                format!("#[{ATTR}] can only be used on a function with a body (a request handler)");
+            Err(if head.is_empty() {
+                syn::Error::new(Span::call_site(), msg)
+            } else {
+                syn::Error::new_spanned(head, msg)
+            })
         }
     }
 }

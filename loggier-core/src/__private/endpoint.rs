@@ -8,7 +8,7 @@ use crate::context::{EndpointOptions, set_endpoint_options};
 use crate::record::{Level, Record, Timing, TimingKind};
 
 /// Logger name of the timing records an endpoint called outside any request makes.
-pub const STANDALONE_LOGGER: &str = "timing";
+pub const STANDALONE_LOGGER: &str = "track_endpoint";
 
 /// Held for the duration of a tracked handler call. Inside a request captured by a
 /// Loggier middleware it only filled the request's endpoint slot and does nothing on
