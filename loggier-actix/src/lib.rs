@@ -114,3 +114,10 @@ pub use loggier_core::track_endpoint;
 
 /// The policy types, re-exported so an actix service needs one import path.
 pub use loggier_core::http::{CaptureSettings, CaptureSettingsBuilder, ResponseBodyCapture};
+
+/// The timing attributes and guard, re-exported so handlers need one import path
+/// (see `loggier_core::timing`). The expanded code names `::loggier_core`, so the
+/// service depends on `loggier-core` too.
+pub use loggier_core::{
+    TimerGuard, capture_exceptions, timed, trace_database, trace_function, trace_http,
+};

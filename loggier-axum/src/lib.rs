@@ -73,6 +73,13 @@ pub use loggier_tower::{
 pub use panic::{CatchPanic, CatchPanicFuture, CatchPanicLayer};
 pub use route::AxumMeta;
 
+/// The timing attributes and guard, re-exported so handlers need one import path
+/// (see `loggier_core::timing`). The expanded code names `::loggier_core`, so the
+/// service depends on `loggier-core` too.
+pub use loggier_core::{
+    TimerGuard, capture_exceptions, timed, trace_database, trace_function, trace_http,
+};
+
 /// The Loggier layer configured for axum: [`AxumMeta`] for route templates and client
 /// addresses. Apply it with [`Router::layer`] (after [`CatchPanicLayer`]) or use
 /// [`LoggierRouterExt`].

@@ -15,6 +15,8 @@ use crate::record::{Exception, Level, Record};
 
 static GLOBAL: ArcSwapOption<Loggier> = ArcSwapOption::const_empty();
 static HOOK_INSTALLED: AtomicBool = AtomicBool::new(false);
+/// Mirrors "GLOBAL is Some" so the timing macros' no-client path is one relaxed load.
+static GLOBAL_SET: AtomicBool = AtomicBool::new(false);
 
 /// How long the panic hook waits for the panic record to be written: 2 s.
 pub const PANIC_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -32,10 +34,19 @@ pub(crate) fn load_global() -> arc_swap::Guard<Option<Arc<Loggier>>> {
     GLOBAL.load()
 }
 
+/// `false` when no client is installed (a relaxed load; may lag a concurrent
+/// install by a few calls, never reports an uninstalled client as usable because
+/// [`load_global`] is still checked).
+#[inline]
+pub(crate) fn global_installed() -> bool {
+    GLOBAL_SET.load(Ordering::Relaxed)
+}
+
 /// Installs `client` as the process-wide client (replacing any previous one) without
 /// a panic hook or guard. Prefer [`init`].
 pub fn set_global(client: Loggier) {
     GLOBAL.store(Some(Arc::new(client)));
+    GLOBAL_SET.store(true, Ordering::Release);
 }
 
 /// Builds a client from `config`, installs it as the process-wide client and, when
@@ -94,6 +105,7 @@ impl InitGuard {
 impl Drop for InitGuard {
     fn drop(&mut self) {
         GLOBAL.store(None);
+        GLOBAL_SET.store(false, Ordering::Release);
         self.client.shutdown(GUARD_SHUTDOWN_TIMEOUT);
     }
 }

@@ -289,7 +289,7 @@ pub mod __private {
 
     // The timing attributes (`loggier-macros`) and `timed!`.
     pub use crate::timing::call::{
-        Call, CallGuard, CallKind, CallMeta, Timed, typed_fn, typed_future,
+        Call, CallGuard, CallKind, CallMeta, Timed, timed, typed_fn, typed_future,
     };
     pub use crate::timing::global_timer;
     /// Autoref-specialisation probes (error description, `Debug` text).

@@ -108,12 +108,13 @@ struct Pair {
 impl Parse for Pair {
     fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
         let key: Ident = input.parse()?;
-        let _eq: Token![=] = input.parse().map_err(|e| {
-            syn::Error::new(
-                e.span(),
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new_spanned(
+                &key,
                 format!("expected `=` after `{key}`: options are written `{key} = value`"),
-            )
-        })?;
+            ));
+        }
+        let _eq: Token![=] = input.parse()?;
         let value: Expr = input.parse()?;
         Ok(Pair { key, value })
     }

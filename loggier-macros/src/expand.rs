@@ -1,6 +1,8 @@
 //! Code generation: the original function with its body run inside a timed call.
 //!
-//! Shape of the expansion (sync; `async fn` awaits a `Timed` future instead):
+//! Shape of the expansion (sync; an `async fn` awaits
+//! `timed(call, typed_future::<R, _>(async move { body }))` instead, one future
+//! whichever way `call` went):
 //!
 //! ```text
 //! fn f(args) -> R {
@@ -191,18 +193,12 @@ fn generate(kind: MacroKind, args: &TraceArgs, func: ItemFn) -> TokenStream {
             quote!(async move #block)
         };
         quote! {
-            let #body = #fut;
-            match #call {
-                ::core::option::Option::None => #body.await,
-                ::core::option::Option::Some(#c) => {
-                    let (#ret, #g) = #c.instrument(#body).await;
-                    if let ::core::option::Option::Some(#g) = #g {
-                        #probe_exc
-                        #g.finish(#exc, #ret_capture);
-                    }
-                    #ret
-                }
+            let (#ret, #g) = ::loggier_core::__private::timed(#call, #fut).await;
+            if let ::core::option::Option::Some(#g) = #g {
+                #probe_exc
+                #g.finish(#exc, #ret_capture);
             }
+            #ret
         }
     } else {
         let f = if nameable {

@@ -51,12 +51,29 @@ fn call_under_the_threshold_emits_nothing() {
 #[trace_function(threshold_ms = 0)]
 fn default_named() {}
 
+#[trace_function(threshold_ms = 0)]
+async fn default_named_async() {}
+
+struct Named;
+
+impl Named {
+    #[trace_function(threshold_ms = 0)]
+    fn method(&self) {}
+}
+
 #[test]
 fn default_name_is_the_function_path_and_threshold_zero_always_records() {
     install();
     default_named();
     let r = one_named("trace_function::default_named");
     assert_eq!(r["timing"]["threshold_ms"], 0.0);
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime")
+        .block_on(default_named_async());
+    one_named("trace_function::default_named_async");
+    Named.method();
+    one_named("trace_function::Named::method");
 }
 
 #[trace_function(name = "t.async_slow", threshold_ms = 20, level = "warning")]

@@ -109,6 +109,13 @@ pub use loggier_core::context::RequestContext;
 pub use loggier_core::track_endpoint;
 pub use service::{ClientAddr, LoggierService, RequestMeta};
 
+/// The timing attributes and guard, re-exported so handlers need one import path
+/// (see `loggier_core::timing`). The expanded code names `::loggier_core`, so the
+/// service depends on `loggier-core` too.
+pub use loggier_core::{
+    TimerGuard, capture_exceptions, timed, trace_database, trace_function, trace_http,
+};
+
 /// Response extension by which an inner layer that caught a handler panic (and turned
 /// it into a 500 response) tells [`LoggierService`] about it; the service removes it
 /// from the response and records the request as panicked, with this message and

@@ -76,6 +76,9 @@ impl Call {
     /// enabled: then the function just runs.
     #[inline]
     pub fn start(meta: &'static CallMeta, here: &'static str) -> Option<Call> {
+        if !crate::global::global_installed() {
+            return None;
+        }
         let global = crate::global::load_global();
         let client = global.as_deref()?;
         if !client.enabled(meta.level) && !client.enabled(Level::Error) {
@@ -134,16 +137,6 @@ impl Call {
         CallGuard {
             call: Some(self),
             frame,
-        }
-    }
-
-    /// Wraps the body of an `async` function: the call is the parent of nested
-    /// timings whenever the future is polled, a panic while polling is recorded, and
-    /// dropping the future before it completes records a cancelled (slow) call.
-    pub fn instrument<F: Future>(self, fut: F) -> Timed<F> {
-        Timed {
-            fut,
-            call: Some(self),
         }
     }
 
@@ -221,6 +214,14 @@ impl Call {
     }
 }
 
+/// Wraps the body of an `async` function: when `call` is `Some`, the call is the
+/// parent of nested timings whenever the future is polled, a panic while polling is
+/// recorded (then resumed), and dropping the future before it completes records a
+/// cancelled (slow) call. With `None` it only polls `fut`.
+pub fn timed<F: Future>(call: Option<Call>, fut: F) -> Timed<F> {
+    Timed { fut, call }
+}
+
 /// A synchronous call entered on this thread; see [`Call::enter`].
 #[derive(Debug)]
 pub struct CallGuard {
@@ -254,8 +255,8 @@ impl CallGuard {
 }
 
 pin_project_lite::pin_project! {
-    /// The future of a timed `async` function; see [`Call::instrument`]. Resolves to
-    /// the body's output and the call, to be [finished](Call::finish).
+    /// The future of a timed `async` function; see [`timed`]. Resolves to the body's
+    /// output and the call (if any), to be [finished](Call::finish).
     #[derive(Debug)]
     pub struct Timed<F> {
         #[pin]
@@ -277,10 +278,14 @@ impl<F: Future> Future for Timed<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let frame = this.call.as_ref().and_then(|c| match c.meta.kind {
-            CallKind::Timing(_) => Some(stack::push(c.id, c.scope.clone())),
+        let Some(call) = this.call.as_ref() else {
+            // No client: just the body.
+            return this.fut.poll(cx).map(|out| (out, None));
+        };
+        let frame = match call.meta.kind {
+            CallKind::Timing(_) => Some(stack::push(call.id, call.scope.clone())),
             CallKind::Exceptions => None,
-        });
+        };
         let mut fut = this.fut;
         let polled = catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx)));
         drop(frame);

@@ -2,9 +2,10 @@
 //! the attribute macros).
 //!
 //! # Security
-//! `Debug` output is not structured, so this is a scan for the three shapes secrets
+//! `Debug` output is not structured, so this is a scan for the four shapes secrets
 //! take in it: a struct field `password: "hunter2"`, a map entry
-//! `"authorization": "Bearer x"` and a query parameter `?api_key=abc`. When the key is
+//! `"authorization": "Bearer x"`, a key/value pair `("x-api-key", "abc")` (header
+//! lists) and a query parameter `?api_key=abc`. When the key is
 //! sensitive the value (a quoted string, a bracketed value, or a bare token) is
 //! replaced by `[FILTERED]`. Values under keys that are not recognised are kept; a
 //! value whose `Debug` prints a secret without any key cannot be detected.
@@ -36,7 +37,11 @@ pub(crate) fn scrub(text: &str, is_sensitive: &dyn Fn(&str) -> bool) -> String {
         } else if j + 1 < bytes.len() && bytes[j] == b'\\' && bytes[j + 1] == b'"' {
             j += 2; // an escaped map key inside a Debug string
         }
-        let value_start = if j + 1 < bytes.len() && bytes[j] == b':' && bytes[j + 1] == b' ' {
+        let in_tuple = start >= 2 && &bytes[start - 2..start] == b"(\"";
+        let colon = j + 1 < bytes.len() && bytes[j] == b':' && bytes[j + 1] == b' ';
+        let tuple =
+            in_tuple && j + 1 < bytes.len() && bytes[j - 1] == b'"' && &bytes[j..j + 2] == b", ";
+        let value_start = if colon || tuple {
             Some((j + 2, false))
         } else if j < bytes.len() && bytes[j] == b'=' {
             Some((j + 1, true))
@@ -147,6 +152,11 @@ mod tests {
         );
         let s = scrub_default(r#"{"authorization": "Bearer abc", "accept": "*/*"}"#);
         assert_eq!(s, r#"{"authorization": "[FILTERED]", "accept": "*/*"}"#);
+        let s = scrub_default(r#"[("accept", "json"), ("x-api-key", "k1"), ("cookie", Some(1))]"#);
+        assert_eq!(
+            s,
+            r#"[("accept", "json"), ("x-api-key", "[FILTERED]"), ("cookie", [FILTERED])]"#
+        );
         let s = scrub_default(r#""https://x.test/a?api_key=abc123&page=2""#);
         assert_eq!(s, r#""https://x.test/a?api_key=[FILTERED]&page=2""#);
     }

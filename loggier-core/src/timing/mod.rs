@@ -320,6 +320,9 @@ impl Drop for TimerGuard {
 /// A timer on the global client, or an inert guard when none is installed.
 #[doc(hidden)]
 pub fn global_timer(name: impl Into<Cow<'static, str>>) -> TimerGuard {
+    if !crate::global::global_installed() {
+        return TimerGuard::inert();
+    }
     match crate::global::load_global().as_deref() {
         Some(client) => client.timer(name),
         None => TimerGuard::inert(),
