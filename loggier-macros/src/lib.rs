@@ -37,6 +37,10 @@
 //! Defaults are the seeds/004 API reference's. The full behaviour (which client,
 //! what a record looks like, parents of nested timings, costs) is documented on
 //! `loggier_core::trace_function`.
+//!
+//! `#[track_endpoint(tags, statuses, capture_request_body, capture_response_body,
+//! slow_threshold_ms)]` (module `endpoint`) sets a request handler's capture options
+//! for the HTTP middleware; documented on `loggier_core::track_endpoint`.
 
 mod args;
 mod endpoint;
