@@ -219,7 +219,8 @@ pub use loggier_macros::capture_exceptions;
 ///   macro wraps in its service struct. (Placed above, it also works: it keeps the
 ///   route attribute on the function it emits.)
 /// - Outside any Loggier middleware (a task spawned without the request scope, a
-///   function called from a CLI, a test) it times the call with a monotonic clock and,
+///   function called from a CLI, a test — and a request on one of the middleware's
+///   `exclude_paths`, which gets no scope at all) it times the call with a monotonic clock and,
 ///   when a global client is installed ([`init`]), records it: one record (logger
 ///   `"track_endpoint"`, `timing.kind` `"http"`, `timing.name` the handler's path,
 ///   `timing.threshold_ms` the `slow_threshold_ms`) with the endpoint's tags, at info

@@ -946,6 +946,24 @@ mod tests {
         }
 
         #[test]
+        fn an_endpoint_can_turn_request_body_capture_off() {
+            static NO_BODY: EndpointOptions =
+                EndpointOptions::new("t::login").capture_request_body(false);
+            let s = settings(|b| b.capture_request_body(true).statuses_to_track(["4xx"]));
+            let mut x = Exchange::start(s, None, None);
+            let mut body = x
+                .request_body_capture(Some(b"application/json"))
+                .expect("global capture on");
+            body.push(br#"{"user":"ann"}"#);
+            handler_sets(&x, &NO_BODY);
+            x.set_request_body(body);
+            let _ = x.on_response(401, None);
+            let level = x.finish().expect("401 tracked");
+            let r = x.into_record(level, view("POST", "/login", None), [], []);
+            assert!(r.http.expect("tx").request.body.is_none());
+        }
+
+        #[test]
         fn endpoint_slow_threshold_applies_even_with_slow_logging_off() {
             let s = settings(|b| b.log_slow_requests(false));
             let mut x = Exchange::start(Arc::clone(&s), None, None);
