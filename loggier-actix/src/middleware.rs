@@ -9,7 +9,7 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage};
-use loggier_core::context::instrument_frame;
+use loggier_core::context::instrument_request;
 use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
 
 use crate::body::{RequestBody, ResponseBody};
@@ -243,7 +243,7 @@ where
                 Some(Arc::clone(&frame)),
             )));
         let pending = Pending::new(exchange, config.client.clone(), req.head(), request_body);
-        let fut = instrument_frame(frame, self.service.call(req));
+        let fut = instrument_request(frame, || self.service.call(req));
         ResponseFuture::recorded(fut, pending, Rc::clone(config))
     }
 }

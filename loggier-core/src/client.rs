@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
@@ -14,12 +14,16 @@ use crate::error::ConfigError;
 use crate::mask::Masker;
 use crate::pipeline::spool::{DeliveryMode, open_queue, spool_for};
 use crate::pipeline::stats::{ClientCounters, QueueView, SinkCounters};
-use crate::pipeline::{Envelope, Msg, PipelineSettings, Stats, worker};
+use crate::pipeline::{Envelope, Msg, PipelineSettings, Stats, deadline_after, worker};
 use crate::record::{Exception, Fields, Level, Record, ServiceInfo};
 use crate::sink::Sink;
 
 /// Longest an implicit shutdown (last handle dropped) waits for the sinks.
 const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a caller blocked on a full channel ([`FullPolicy::Block`]) checks
+/// whether the pipeline has shut down meanwhile.
+const BLOCK_RECHECK: Duration = Duration::from_millis(50);
 
 /// The Loggier client: cheap to clone (`Arc` inside), `Send + Sync`.
 ///
@@ -29,8 +33,17 @@ const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// on the worker thread. Logging calls return `()`; a record that cannot be accepted
 /// is counted in [`Stats`], never lost silently.
 ///
-/// When the last clone is dropped the pipeline shuts down, waiting up to 2 s for
-/// the sinks; call [`Loggier::shutdown`] to choose the bound.
+/// # `Drop` versus [`shutdown`](Loggier::shutdown)
+/// Call [`Loggier::shutdown`] at the end of `main` (or drop the
+/// [`InitGuard`](crate::InitGuard)): it waits up to the bound you give for every
+/// sink, retrying a failing network sink until then.
+///
+/// When the last clone is dropped without it, the pipeline shuts down *impatiently*,
+/// because a `Drop` often runs on an async runtime's thread that must not be held
+/// up: local sinks write what they have, network sinks make the sends that can
+/// start at once (no waiting out a backoff), then what is left goes to the disk
+/// queue (with caching) or is counted as `dropped_failed`. That wait is bounded by
+/// 2 s and in practice lasts as long as those sends.
 ///
 /// # Example
 /// ```
@@ -62,6 +75,9 @@ pub struct Loggier {
 struct Inner {
     level: AtomicU8,
     tx: flume::Sender<Msg>,
+    /// The channel's receiving side, used only to count records that land in it
+    /// after the worker has shut down.
+    rx: flume::Receiver<Msg>,
     full_policy: FullPolicy,
     global: ArcSwap<Fields>,
     counters: Arc<ClientCounters>,
@@ -117,7 +133,7 @@ impl Loggier {
     /// Submits a finished record. Below the level: discarded, not counted. Otherwise
     /// the current scope is captured and the record is queued for the worker; a full
     /// channel drops it (counted) or blocks, per [`FullPolicy`].
-    pub fn log(&self, record: Record) {
+    pub fn log(&self, #[allow(unused_mut)] mut record: Record) {
         if !self.enabled(record.level) {
             return;
         }
@@ -130,10 +146,14 @@ impl Loggier {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
+        let scope = context::current();
+        // Feature `opentelemetry`: the active OTel span's ids, when the scope has none.
+        #[cfg(feature = "opentelemetry")]
+        crate::otel::fill_trace_ids(&mut record, scope.as_deref());
         let env = Box::new(Envelope {
             record,
             global: inner.global.load_full(),
-            scope: context::current(),
+            scope,
         });
         let sent = match inner.full_policy {
             FullPolicy::DropNewest => match inner.tx.try_send(Msg::Record(env)) {
@@ -141,14 +161,57 @@ impl Loggier {
                 Err(flume::TrySendError::Full(_)) => Err(&inner.counters.dropped_queue_full),
                 Err(flume::TrySendError::Disconnected(_)) => Err(&inner.counters.dropped_closed),
             },
-            FullPolicy::Block => inner
-                .tx
-                .send(Msg::Record(env))
-                .map_err(|_| &inner.counters.dropped_closed),
+            FullPolicy::Block => inner.send_blocking(Msg::Record(env)),
         };
         if let Err(counter) = sent {
             counter.fetch_add(1, Ordering::Relaxed);
         }
+        inner.after_send();
+    }
+
+    /// Like [`Loggier::log`] but never blocks and reports whether the pipeline took
+    /// the record: `Ok(())` when it was queued for the worker (or is below the level
+    /// and discarded by design), `Err(record)` — handed back, not counted as dropped —
+    /// when the channel is full or the client is shut down. For relays that must
+    /// answer "accepted" only for records the pipeline owns (HTTP 503 otherwise),
+    /// whatever the [`FullPolicy`].
+    ///
+    /// # Errors
+    /// The record itself (boxed) when it was not accepted.
+    pub fn try_log(&self, record: Record) -> Result<(), Box<Record>> {
+        if !self.enabled(record.level) {
+            return Ok(());
+        }
+        let inner = &*self.inner;
+        if inner.closed.load(Ordering::Acquire) {
+            return Err(Box::new(record));
+        }
+        let env = Box::new(Envelope {
+            record,
+            global: inner.global.load_full(),
+            scope: context::current(),
+        });
+        // Count first so `enqueued` never lags a record the worker already saw.
+        inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        match inner.tx.try_send(Msg::Record(env)) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                inner.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
+                match e.into_inner() {
+                    Msg::Record(env) => Err(Box::new(env.record)),
+                    // The channel hands back what `try_send` was given: a record.
+                    _ => Err(Box::new(Record::new(Level::Info, String::new()))),
+                }
+            }
+        }
+    }
+
+    /// Channel capacity left right now: how many records [`Loggier::try_log`] could
+    /// queue without waiting (a snapshot; other threads may take it first).
+    pub fn channel_free(&self) -> usize {
+        let tx = &self.inner.tx;
+        tx.capacity()
+            .map_or(usize::MAX, |c| c.saturating_sub(tx.len()))
     }
 
     /// Starts a record at `level` with `message`; add fields, tags or an exception and
@@ -214,25 +277,30 @@ impl Loggier {
     ///
     /// Returns `true` when everything was written; `false` on timeout or when some
     /// records were dropped (see [`Loggier::stats`]).
+    ///
+    /// `timeout` may be anything up to [`Duration::MAX`] (it saturates).
     pub fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
-        let (tx, rx) = flume::bounded(1);
-        if self
-            .inner
-            .tx
-            .send_deadline(Msg::Flush(tx), deadline)
-            .is_err()
-        {
-            return false;
-        }
-        rx.recv_deadline(deadline).unwrap_or(false)
+        self.inner.flush(timeout, true)
+    }
+
+    /// Like [`Loggier::flush`], but gives up (`false`) as soon as a sink cannot
+    /// make progress now — a network sink backing off or offline — instead of
+    /// waiting for it. The panic hook uses it, so a panicking thread (possibly an
+    /// async runtime's) waits only for writes that can actually complete.
+    pub(crate) fn flush_now(&self, timeout: Duration) -> bool {
+        self.inner.flush(timeout, false)
     }
 
     /// [`Loggier::flush`] for async code: waits without blocking the runtime thread.
     pub async fn flush_async(&self, timeout: Duration) -> bool {
         let (tx, rx) = flume::bounded(1);
         let fut = async {
-            self.inner.tx.send_async(Msg::Flush(tx)).await.ok()?;
+            let msg = Msg::Flush {
+                ack: tx,
+                patient: true,
+            };
+            self.inner.tx.send_async(msg).await.ok()?;
+            self.inner.after_send();
             rx.recv_async().await.ok()
         };
         matches!(tokio::time::timeout(timeout, fut).await, Ok(Some(true)))
@@ -240,9 +308,14 @@ impl Loggier {
 
     /// Stops accepting records, writes what can be written within `timeout`, closes
     /// the sinks and stops the worker thread. Later logging calls are counted as
-    /// `dropped_closed`. Idempotent. Blocks the calling thread.
+    /// `dropped_closed`. Idempotent. Blocks the calling thread. `timeout` may be
+    /// anything up to [`Duration::MAX`] (it saturates).
+    ///
+    /// Afterwards [`Loggier::stats`] balances exactly: `enqueued` equals
+    /// `written + every dropped reason + pending` (records logged while the
+    /// shutdown ran are `dropped_closed`; nothing stays in the channel).
     pub fn shutdown(&self, timeout: Duration) {
-        self.inner.shutdown(timeout);
+        self.inner.shutdown(timeout, true);
     }
 
     /// A snapshot of the counters.
@@ -273,17 +346,19 @@ impl Loggier {
 }
 
 impl Inner {
-    fn shutdown(&self, timeout: Duration) {
+    fn shutdown(&self, timeout: Duration, patient: bool) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let (tx, rx) = flume::bounded(1);
-        if self
-            .tx
-            .send_deadline(Msg::Shutdown(deadline, tx), deadline)
-            .is_ok()
-        {
+        let msg = Msg::Shutdown {
+            deadline,
+            patient,
+            ack: tx,
+        };
+        if self.tx.send_deadline(msg, deadline).is_ok() {
+            self.after_send();
             let _ = rx.recv_deadline(deadline);
         }
         // The worker answers just before it returns; join only if it already has.
@@ -295,11 +370,51 @@ impl Inner {
             }
         }
     }
+
+    fn flush(&self, timeout: Duration, patient: bool) -> bool {
+        let deadline = deadline_after(timeout);
+        let (tx, rx) = flume::bounded(1);
+        let msg = Msg::Flush { ack: tx, patient };
+        if self.tx.send_deadline(msg, deadline).is_err() {
+            return false;
+        }
+        self.after_send();
+        rx.recv_deadline(deadline).unwrap_or(false)
+    }
+
+    /// [`FullPolicy::Block`]: waits for room, but gives up (counted as
+    /// `dropped_closed`) once the pipeline has shut down.
+    fn send_blocking(&self, mut msg: Msg) -> Result<(), &std::sync::atomic::AtomicU64> {
+        loop {
+            match self.tx.send_timeout(msg, BLOCK_RECHECK) {
+                Ok(()) => return Ok(()),
+                Err(flume::SendTimeoutError::Disconnected(_)) => {
+                    return Err(&self.counters.dropped_closed);
+                }
+                Err(flume::SendTimeoutError::Timeout(m)) => {
+                    if self.counters.worker_done.load(Ordering::SeqCst) {
+                        return Err(&self.counters.dropped_closed);
+                    }
+                    msg = m;
+                }
+            }
+        }
+    }
+
+    /// After a send: if the worker has already shut down and drained the channel,
+    /// nobody will read what was just sent; count it (`dropped_closed`, a flush
+    /// answered `false`) so `stats()` balances.
+    fn after_send(&self) {
+        if self.counters.worker_done.load(Ordering::SeqCst) {
+            worker::drain_closed(&self.rx, &self.counters);
+        }
+    }
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shutdown(DROP_SHUTDOWN_TIMEOUT);
+        // Impatient: see "Drop versus shutdown" on `Loggier`.
+        self.shutdown(DROP_SHUTDOWN_TIMEOUT, false);
     }
 }
 
@@ -447,7 +562,7 @@ impl LoggierBuilder {
         data_dir: impl Into<PathBuf> => |c, v| c.data_dir = v.into();
         /// Keep undeliverable batches on disk (default true).
         enable_caching: bool => |c, v| c.enable_caching = v;
-        /// Disk-queue directory (default `<data_dir>/queue`).
+        /// Disk-queue directory (default `<data_dir>/queue`); one client per directory.
         cache_dir: impl Into<PathBuf> => |c, v| c.cache_dir = Some(v.into());
         /// Retries per batch before a network sink is considered offline and its
         /// batches are parked in the disk queue (default 3).
@@ -483,7 +598,9 @@ impl LoggierBuilder {
     /// [`ConfigError`] naming the setting at fault: an out-of-range value, an unknown
     /// or uncompiled sink name, an unwritable `data_dir`, two sinks with one name,
     /// `delivery_mode` durable without `enable_caching` or without the `disk-queue`
-    /// feature, `cache_dir` when durable delivery cannot open its queue, or
+    /// feature, `cache_dir` when durable delivery cannot open its queue or when
+    /// another client (in this process or another) holds the queue — the message
+    /// names its pid; run several instances with one `cache_dir` each — or
     /// (`worker`) when the worker thread cannot be started.
     ///
     /// When a network sink is configured and caching is on, the disk queue
@@ -551,6 +668,7 @@ impl LoggierBuilder {
         let sink_counters = sinks.iter().map(|(_, c, _)| Arc::clone(c)).collect();
         let counters = Arc::new(ClientCounters::default());
         let (tx, rx) = flume::bounded(config.channel_capacity);
+        let drain = rx.clone();
         let handle = worker::spawn(rx, sinks, settings, Arc::clone(&counters)).map_err(|e| {
             ConfigError::invalid("worker", "thread", format!("cannot start worker: {e}"))
         })?;
@@ -558,6 +676,7 @@ impl LoggierBuilder {
             inner: Arc::new(Inner {
                 level: AtomicU8::new(config.log_level as u8),
                 tx,
+                rx: drain,
                 full_policy: config.full_policy,
                 global: ArcSwap::from_pointee(Fields::new()),
                 counters,
@@ -626,5 +745,34 @@ mod tests {
     fn client_is_send_sync_and_cheap_to_clone() {
         fn assert_send_sync<T: Send + Sync + Clone>() {}
         assert_send_sync::<Loggier>();
+    }
+
+    #[test]
+    fn try_log_reports_acceptance_and_hands_refused_records_back() {
+        let dir = std::env::temp_dir().join(format!("loggier-try-log-{}", std::process::id()));
+        let log = Loggier::builder()
+            .data_dir(&dir)
+            .channel_capacity(4)
+            .build()
+            .expect("builds");
+        let free = log.channel_free();
+        assert!(free <= 4 && free > 0, "{free}");
+        assert!(log.try_log(Record::new(Level::Info, "kept")).is_ok());
+        // Below the level: accepted and discarded by design, not counted.
+        assert!(log.try_log(Record::new(Level::Debug, "filtered")).is_ok());
+        assert!(log.flush(Duration::from_secs(5)));
+        log.shutdown(Duration::from_secs(5));
+        let back = log
+            .try_log(Record::new(Level::Error, "after shutdown"))
+            .expect_err("closed client refuses");
+        assert_eq!(back.message, "after shutdown");
+        let s = log.stats();
+        assert_eq!(s.enqueued, 1, "refused records are not counted as enqueued");
+        assert_eq!(
+            s.dropped_closed, 0,
+            "nor as dropped: the caller got them back"
+        );
+        assert_eq!(s.sinks[0].written, 1);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -72,6 +72,9 @@ pub enum ErrorKind {
     Rejected,
     /// The disk queue failed.
     Queue,
+    /// The disk queue file is held by another client (another process, or another
+    /// client in this one); the message names the holder's pid.
+    Locked,
     /// The pipeline is shut down.
     Closed,
 }

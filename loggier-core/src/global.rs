@@ -10,7 +10,7 @@ use arc_swap::ArcSwapOption;
 use crate::client::{Loggier, LoggierBuilder};
 use crate::config::Config;
 use crate::error::ConfigError;
-use crate::pipeline::worker::WORKER_THREAD_NAME;
+use crate::pipeline::worker::on_pipeline_thread;
 use crate::record::{Exception, Level, Record};
 
 static GLOBAL: ArcSwapOption<Loggier> = ArcSwapOption::const_empty();
@@ -54,7 +54,10 @@ pub fn set_global(client: Loggier) {
 ///
 /// The panic hook records one critical record (logger `"panic"`) with the panic
 /// message, location, thread name and a forced backtrace, flushes for at most
-/// [`PANIC_FLUSH_TIMEOUT`], then calls the hook that was installed before.
+/// [`PANIC_FLUSH_TIMEOUT`] — giving up at once on a sink that cannot make progress
+/// now, such as a network sink backing off — then calls the hook that was installed
+/// before. A panic on Loggier's own worker or sink threads (a sink's bug, caught and
+/// counted by the pipeline) only calls the previous hook.
 ///
 /// # Errors
 /// As [`LoggierBuilder::build`].
@@ -127,6 +130,13 @@ pub fn install_panic_hook() {
             previous(info);
             return;
         }
+        // A panic inside a sink (caught by the pipeline, counted as that batch's
+        // drop with the message as the sink's `last_error`) is not fed back into the
+        // pipeline: a sink that panics on every batch would otherwise loop forever.
+        if on_pipeline_thread() {
+            previous(info);
+            return;
+        }
         if let Some(client) = global() {
             let message = panic_payload_text(info.payload());
             let thread = std::thread::current();
@@ -144,10 +154,10 @@ pub fn install_panic_hook() {
                     .with_field("column", loc.column());
             }
             client.log(record);
-            // Flushing from the worker thread would wait on itself.
-            if thread_name != WORKER_THREAD_NAME {
-                client.flush(PANIC_FLUSH_TIMEOUT);
-            }
+            // The flush gives up as soon as a sink cannot make progress now (a
+            // network sink backing off), so the panicking thread — possibly an async
+            // runtime's — waits only for writes that can actually complete.
+            client.flush_now(PANIC_FLUSH_TIMEOUT);
         }
         previous(info);
     }));

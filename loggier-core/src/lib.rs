@@ -33,8 +33,9 @@
 //! current [`context::Scope`] (an `Arc` clone) and `try_send`s into a bounded channel;
 //! it never does I/O. A dedicated worker thread with its own current-thread tokio
 //! runtime merges context (global < scope < call), masks secrets ([`mask`]) and hands
-//! each record to one task per [`Sink`], which batches by count, bytes and interval,
-//! encodes, sends and retries. [`Loggier::stats`] counts every record: written,
+//! each record to every [`Sink`]; each sink runs on a thread of its own (so a sink
+//! blocked in a write delays no other), where it batches by count, bytes and
+//! interval, encodes, sends and retries. [`Loggier::stats`] counts every record: written,
 //! pending, or dropped with a reason.
 //!
 //! # Features
@@ -49,6 +50,12 @@
 //! - `macros` (default): the attributes [`trace_function`], [`trace_http`],
 //!   [`trace_database`], [`capture_exceptions`] and [`track_endpoint`] (crate
 //!   `loggier-macros`).
+//! - `log`: [`log_bridge`], `log::info!` and friends from any crate as records.
+//! - `opentelemetry`: [`otel`], records carry the active OpenTelemetry span's ids and
+//!   the middleware's incoming `traceparent` becomes the handler's OTel parent context.
+//! - `reqwest`: [`outgoing::TraceHttp`], a `reqwest-middleware` middleware that times
+//!   outgoing calls, propagates `traceparent` and the request id, and records slow
+//!   and failed calls.
 //! - `disk-queue`: the SQLite [`queue`] where network sinks park batches while the
 //!   network is down (offline cache) or commit every batch first
 //!   ([`DeliveryMode::Durable`]); replayed oldest-first when the sink is back.
@@ -61,8 +68,14 @@ pub mod error;
 mod global;
 #[cfg(feature = "http-capture")]
 pub mod http;
+#[cfg(feature = "log")]
+pub mod log_bridge;
 mod macros;
 pub mod mask;
+#[cfg(feature = "opentelemetry")]
+pub mod otel;
+#[cfg(feature = "reqwest")]
+pub mod outgoing;
 mod pipeline;
 #[cfg(feature = "disk-queue")]
 pub mod queue;

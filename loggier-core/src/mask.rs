@@ -1,14 +1,33 @@
 //! Masking of secrets before a record leaves the process.
 //!
 //! # Security
-//! The worker masks every record before any sink encodes it: context fields (nested
-//! objects and arrays included), HTTP query parameters, headers and JSON bodies. A
-//! key is sensitive when, lower-cased with `-` folded to `_`, it equals one of the
-//! keys in [`DEFAULT_SENSITIVE_KEYS`] or the configured `sensitive_fields`, or contains
-//! one of the strong markers in [`SENSITIVE_SUBSTRINGS`] (so `db_password` and
-//! `x-auth-token` are masked too). The value is replaced by [`FILTERED`] whatever its
-//! type. Text that is not structured (a message, a non-JSON body) is not scanned.
+//! The worker masks every record before any sink encodes it: the message, context
+//! fields (nested objects and arrays included), HTTP query parameters, headers and
+//! bodies (JSON, form and text, complete or cut at `max_body_size`).
+//!
+//! **Keys.** A key is compared after [folding](fold_key): lower-cased with every
+//! character that is not a letter or digit removed, so `cardNumber`, `card-number`,
+//! `card_number` and `CARD_NUMBER` are all `cardnumber`, and `X-Session-Id` is
+//! `xsessionid`. A folded key is sensitive when it
+//! - equals one of [`DEFAULT_SENSITIVE_KEYS`] or the configured `sensitive_fields`
+//!   (folded the same way), or
+//! - contains one of the markers in [`SENSITIVE_SUBSTRINGS`] (so `db_password`,
+//!   `x-auth-token`, `jsessionid` and `client_secret` are masked), or
+//! - ends with one of [`SENSITIVE_SUFFIXES`] (`dbPwd`).
+//!
+//! Short, ambiguous names (`auth`, `pass`, `pwd`, `sid`, `ssn`, `session`) only match
+//! whole keys, so `author`, `passenger`, `classname` and `session_count` stay readable.
+//!
+//! **Values.** The value of a sensitive key is replaced by [`FILTERED`] whatever its
+//! type. Text is scanned too ([`Masker::mask_text`]): a string that is a JSON document
+//! is masked by key like structured data (a document cut short is scanned without
+//! parsing, and a value cut off by the end is dropped); in any other text,
+//! `key=value` pairs (query strings, form bodies, cookies, logfmt), `key: value`
+//! lines and `<key>value</key>` elements with a sensitive key have their value
+//! replaced. The message, every string in the context, header values and text bodies
+//! go through that scan, so a URL with `?token=…` logged as a field is masked too.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use serde_json::Value;
@@ -18,10 +37,16 @@ use crate::record::{BodyContent, CapturedBody, Fields, Record};
 /// The replacement for a masked value.
 pub const FILTERED: &str = "[FILTERED]";
 
-/// Keys masked by default (compared after lower-casing and folding `-` to `_`).
+const QUOTED_FILTERED: &str = "\"[FILTERED]\"";
+
+/// Keys masked by default when the whole [folded](fold_key) key equals one of them
+/// (each entry is folded too, so its spelling here does not matter).
 pub const DEFAULT_SENSITIVE_KEYS: &[&str] = &[
     "password",
     "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
     "secret",
     "token",
     "api_key",
@@ -29,36 +54,77 @@ pub const DEFAULT_SENSITIVE_KEYS: &[&str] = &[
     "authorization",
     "auth",
     "cookie",
+    "cookies",
     "set_cookie",
     "session",
     "sessionid",
+    "session_id",
+    "session_key",
+    "sid",
+    "connect.sid",
+    "jsessionid",
+    "phpsessid",
     "csrftoken",
+    "xsrf_token",
     "credit_card",
     "card_number",
+    "cc_number",
+    "card_no",
     "cvv",
+    "cvv2",
+    "cvc",
+    "cvc2",
     "ssn",
     "private_key",
+    "secret_key",
+    "access_key",
     "x_api_key",
+    "otp",
 ];
 
-/// Markers that make any key containing them sensitive (after folding), e.g.
-/// `user_password`, `refresh_token`, `client_secret`.
+/// Markers that make any [folded](fold_key) key containing them sensitive, e.g.
+/// `user_password`, `refresh_token`, `client_secret`, `X-Session-Id`, `creditCardNo`.
 pub const SENSITIVE_SUBSTRINGS: &[&str] = &[
     "password",
     "passwd",
+    "passphrase",
     "secret",
     "token",
-    "api_key",
     "apikey",
-    "private_key",
-    "credit_card",
-    "card_number",
+    "privatekey",
+    "secretkey",
+    "accesskey",
+    "creditcard",
+    "cardnumber",
+    "sessionid",
+    "sessid",
+    "cookie",
+    "authorization",
+    "csrf",
+    "xsrf",
+    "cvv",
+    "signature",
+    "bearer",
+    "jwt",
 ];
+
+/// Endings that make a [folded](fold_key) key sensitive, e.g. `dbPwd`, `user_pwd`.
+pub const SENSITIVE_SUFFIXES: &[&str] = &["pwd"];
+
+/// A key lower-cased with everything but letters and digits removed: the form every
+/// key is compared in (`Card-Number`, `cardNumber`, `card_number` → `cardnumber`).
+pub fn fold_key(key: &str) -> String {
+    key.chars()
+        .filter(|c| c.is_alphanumeric())
+        .flat_map(char::to_lowercase)
+        .collect()
+}
 
 /// Decides which keys are secrets and masks them. Cheap to clone (a set of strings).
 #[derive(Debug, Clone)]
 pub struct Masker {
     keys: HashSet<String>,
+    substrings: Vec<String>,
 }
 
 impl Default for Masker {
@@ -68,18 +134,20 @@ impl Default for Masker {
 }
 
 impl Masker {
-    /// The default keys plus `extra` (folded the same way).
+    /// The default keys plus `extra` (folded the same way; matched as whole keys).
     pub fn new<I, S>(extra: I) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut keys: HashSet<String> = DEFAULT_SENSITIVE_KEYS
-            .iter()
-            .map(|k| (*k).to_string())
-            .collect();
-        keys.extend(extra.into_iter().map(|k| fold(k.as_ref())));
-        Masker { keys }
+        let mut keys: HashSet<String> =
+            DEFAULT_SENSITIVE_KEYS.iter().map(|k| fold_key(k)).collect();
+        keys.extend(extra.into_iter().map(|k| fold_key(k.as_ref())));
+        keys.remove("");
+        Masker {
+            keys,
+            substrings: SENSITIVE_SUBSTRINGS.iter().map(|k| fold_key(k)).collect(),
+        }
     }
 
     /// This masker with `extra` keys added (folded the same way).
@@ -90,17 +158,22 @@ impl Masker {
         S: AsRef<str>,
     {
         self.keys
-            .extend(extra.into_iter().map(|k| fold(k.as_ref())));
+            .extend(extra.into_iter().map(|k| fold_key(k.as_ref())));
+        self.keys.remove("");
         self
     }
 
-    /// `true` when `key` names a secret.
+    /// `true` when `key` names a secret (see the [module docs](self) for the rules).
     pub fn is_sensitive_key(&self, key: &str) -> bool {
-        let k = fold(key);
-        self.keys.contains(&k) || SENSITIVE_SUBSTRINGS.iter().any(|s| k.contains(s))
+        let k = fold_key(key);
+        !k.is_empty()
+            && (self.keys.contains(&k)
+                || self.substrings.iter().any(|s| k.contains(s.as_str()))
+                || SENSITIVE_SUFFIXES.iter().any(|s| k.ends_with(s)))
     }
 
-    /// Masks sensitive keys in `fields`, recursing into nested objects and arrays.
+    /// Masks sensitive keys in `fields`, recursing into nested objects and arrays, and
+    /// scans every other string value with [`Masker::mask_text`].
     pub fn mask_fields(&self, fields: &mut Fields) {
         for (k, v) in fields.iter_mut() {
             if self.is_sensitive_key(k) {
@@ -111,18 +184,228 @@ impl Masker {
         }
     }
 
-    /// Masks sensitive keys anywhere inside `value`.
+    /// Masks sensitive keys anywhere inside `value`; strings are scanned with
+    /// [`Masker::mask_text`].
     pub fn mask_value(&self, value: &mut Value) {
         match value {
             Value::Object(map) => self.mask_fields(map),
             Value::Array(items) => items.iter_mut().for_each(|v| self.mask_value(v)),
+            Value::String(s) => {
+                if let Cow::Owned(masked) = self.mask_text(s) {
+                    *s = masked;
+                }
+            }
             _ => {}
         }
     }
 
-    /// Masks a record in place: context, HTTP query parameters, headers and JSON
-    /// bodies.
+    /// Masks secrets in free text: a JSON document (whole or cut off) by key, and in
+    /// any text `key=value`, `key: value` and `<key>value</key>` with a sensitive
+    /// key. Returns the text unchanged (borrowed) when nothing was masked.
+    pub fn mask_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        if !text.contains(['=', ':', '<']) {
+            return Cow::Borrowed(text);
+        }
+        let trimmed = text.trim_start();
+        let structured = if trimmed.starts_with(['{', '[']) {
+            match serde_json::from_str::<Value>(text) {
+                Ok(mut v) if v.is_object() || v.is_array() => {
+                    let before = v.clone();
+                    self.mask_value(&mut v);
+                    if v == before {
+                        return Cow::Borrowed(text);
+                    }
+                    return Cow::Owned(v.to_string());
+                }
+                _ => Some(self.mask_json_text(text)),
+            }
+        } else {
+            None
+        };
+        match structured {
+            Some(s) => match self.mask_pairs(&s) {
+                Cow::Owned(o) => Cow::Owned(o),
+                Cow::Borrowed(_) if s == text => Cow::Borrowed(text),
+                Cow::Borrowed(_) => Cow::Owned(s),
+            },
+            None => self.mask_pairs(text),
+        }
+    }
+
+    /// Masks sensitive members in JSON *text* that may be cut off or invalid (a
+    /// truncated body): every `"key": value` whose key is sensitive gets its value
+    /// replaced by `"[FILTERED]"`; a value cut off by the end of the text is dropped.
+    /// Everything else is copied unchanged.
+    pub fn mask_json_text(&self, text: &str) -> String {
+        let b = text.as_bytes();
+        let mut out = String::with_capacity(text.len());
+        let mut i = 0;
+        let mut copied = 0;
+        while i < b.len() {
+            if b[i] != b'"' {
+                i += 1;
+                continue;
+            }
+            let key_start = i;
+            let key_end = skip_string(b, i);
+            // A string followed by ':' is a key.
+            let mut j = key_end;
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if key_end > b.len() || j >= b.len() || b[j] != b':' {
+                i = key_end;
+                continue;
+            }
+            let key_text = &text[key_start + 1..key_end.saturating_sub(1).max(key_start + 1)];
+            j += 1;
+            while j < b.len() && b[j].is_ascii_whitespace() {
+                j += 1;
+            }
+            if self.is_sensitive_key(&unescape_json_key(key_text)) {
+                let value_end = skip_value(b, j);
+                out.push_str(&text[copied..j]);
+                out.push('"');
+                out.push_str(FILTERED);
+                out.push('"');
+                copied = value_end.min(b.len());
+                i = copied;
+            } else {
+                i = j;
+            }
+        }
+        if copied < b.len() {
+            out.push_str(&text[copied..]);
+        }
+        out
+    }
+
+    /// Masks sensitive fields of an `application/x-www-form-urlencoded` body or a
+    /// query string, keeping the encoded form (`user=bob&password=[FILTERED]`); keys
+    /// are percent-decoded before they are judged.
+    pub fn mask_form_text(&self, text: &str) -> String {
+        let mut out = String::with_capacity(text.len());
+        for (n, pair) in text.split('&').enumerate() {
+            if n > 0 {
+                out.push('&');
+            }
+            match pair.split_once('=') {
+                Some((k, _)) if self.is_sensitive_key(&percent_decode(k)) => {
+                    out.push_str(k);
+                    out.push('=');
+                    out.push_str(FILTERED);
+                }
+                _ => out.push_str(pair),
+            }
+        }
+        out
+    }
+
+    /// `key=value`, `key: value` and `<key>value</key>` with a sensitive key → the
+    /// value replaced by [`FILTERED`].
+    fn mask_pairs<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let b = text.as_bytes();
+        let mut out = String::new();
+        let mut copied = 0;
+        let mut i = 0;
+        while i < b.len() {
+            let c = b[i];
+            let (value_start, kind) = match c {
+                b'=' | b':' => {
+                    // Key: the run of key characters (or a quoted string) before it.
+                    let mut k_end = i;
+                    while k_end > copied && b[k_end - 1] == b' ' && c == b':' {
+                        k_end -= 1;
+                    }
+                    let (k_start, k_end) = if k_end > 0 && matches!(b[k_end - 1], b'"' | b'\'') {
+                        let q = b[k_end - 1];
+                        let mut s = k_end - 1;
+                        while s > 0 && b[s - 1] != q {
+                            s -= 1;
+                        }
+                        (s, k_end - 1)
+                    } else {
+                        let mut s = k_end;
+                        while s > 0 && is_key_byte(b[s - 1]) {
+                            s -= 1;
+                        }
+                        (s, k_end)
+                    };
+                    if k_start < copied
+                        || k_start >= k_end
+                        || !self.is_sensitive_key(&percent_decode(&text[k_start..k_end]))
+                    {
+                        i += 1;
+                        continue;
+                    }
+                    let mut v = i + 1;
+                    while v < b.len() && b[v] == b' ' {
+                        v += 1;
+                    }
+                    (v, if c == b'=' { Sep::Equals } else { Sep::Colon })
+                }
+                b'<' => {
+                    let mut e = i + 1;
+                    while e < b.len() && is_key_byte(b[e]) {
+                        e += 1;
+                    }
+                    if e >= b.len()
+                        || b[e] != b'>'
+                        || e == i + 1
+                        || !self.is_sensitive_key(&text[i + 1..e])
+                    {
+                        i += 1;
+                        continue;
+                    }
+                    (e + 1, Sep::Element)
+                }
+                _ => {
+                    i += 1;
+                    continue;
+                }
+            };
+            if text[value_start..].starts_with(FILTERED)
+                || text[value_start..].starts_with(QUOTED_FILTERED)
+            {
+                i = value_start + FILTERED.len();
+                continue;
+            }
+            let (value_end, quote) = pair_value_end(b, value_start, kind);
+            if value_end == value_start && kind != Sep::Element {
+                i = value_start.max(i + 1);
+                continue;
+            }
+            out.push_str(&text[copied..value_start]);
+            match quote {
+                Some((q, closed)) => {
+                    out.push(char::from(q));
+                    out.push_str(FILTERED);
+                    if closed {
+                        out.push(char::from(q));
+                    }
+                }
+                None => out.push_str(FILTERED),
+            }
+            copied = value_end;
+            i = value_end.max(i + 1);
+        }
+        if copied == 0 && out.is_empty() {
+            return Cow::Borrowed(text);
+        }
+        out.push_str(&text[copied..]);
+        Cow::Owned(out)
+    }
+
+    /// Masks a record in place: message, exception messages, context, HTTP query
+    /// parameters, headers and bodies (JSON by key, text with [`Masker::mask_text`]).
     pub fn mask_record(&self, record: &mut Record) {
+        self.mask_string(&mut record.message);
+        if let Some(e) = record.exception.as_mut() {
+            self.mask_string(&mut e.message);
+            for cause in &mut e.chain {
+                self.mask_string(&mut cause.message);
+            }
+        }
         self.mask_fields(&mut record.context);
         if let Some(http) = record.http.as_deref_mut() {
             self.mask_fields(&mut http.request.query);
@@ -135,19 +418,176 @@ impl Masker {
         }
     }
 
+    fn mask_string(&self, s: &mut String) {
+        if let Cow::Owned(m) = self.mask_text(s) {
+            *s = m;
+        }
+    }
+
     fn mask_body(&self, body: Option<&mut CapturedBody>) {
-        if let Some(CapturedBody {
-            content: BodyContent::Json(v),
-            ..
-        }) = body
-        {
-            self.mask_value(v);
+        match body.map(|b| &mut b.content) {
+            Some(BodyContent::Json(v)) => self.mask_value(v),
+            Some(BodyContent::Text(t)) => {
+                if let Cow::Owned(m) = self.mask_text(t) {
+                    *t = m;
+                }
+            }
+            _ => {}
         }
     }
 }
 
-fn fold(key: &str) -> String {
-    key.trim().to_ascii_lowercase().replace('-', "_")
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sep {
+    Equals,
+    Colon,
+    Element,
+}
+
+/// Bytes a key may consist of in free text (`x-api-key`, `user.password`, `pass%77d`).
+fn is_key_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'%' | b'+')
+}
+
+/// End of the value starting at `start`: a quoted value runs to its closing quote (or
+/// the end of the text); `key=value` to the next `&`, `;`, `,`, space or quote;
+/// `key: value` to the end of the line (or `,`, `;`, `&`, a quote or a closing
+/// bracket); `<key>value` to the next `<`.
+fn pair_value_end(b: &[u8], start: usize, sep: Sep) -> (usize, Option<(u8, bool)>) {
+    if start >= b.len() {
+        return (b.len(), None);
+    }
+    if sep != Sep::Element && matches!(b[start], b'"' | b'\'') {
+        let q = b[start];
+        let mut i = start + 1;
+        while i < b.len() {
+            if b[i] == b'\\' {
+                i += 2;
+                continue;
+            }
+            if b[i] == q {
+                return (i + 1, Some((q, true)));
+            }
+            i += 1;
+        }
+        return (b.len(), Some((q, false)));
+    }
+    let stop = |c: u8| match sep {
+        Sep::Equals => {
+            matches!(
+                c,
+                b'&' | b';' | b',' | b'"' | b'\'' | b'}' | b']' | b')' | b'<' | b'>'
+            ) || c.is_ascii_whitespace()
+        }
+        Sep::Colon => matches!(
+            c,
+            b'\n' | b'\r' | b',' | b';' | b'&' | b'"' | b'}' | b']' | b'<'
+        ),
+        Sep::Element => c == b'<',
+    };
+    let mut i = start;
+    while i < b.len() && !stop(b[i]) {
+        i += 1;
+    }
+    (i, None)
+}
+
+/// The text of a JSON key with simple escapes (`\"`, `\\`, `\uXXXX`) decoded.
+fn unescape_json_key(raw: &str) -> Cow<'_, str> {
+    if !raw.contains('\\') {
+        return Cow::Borrowed(raw);
+    }
+    match serde_json::from_str::<String>(&format!("\"{raw}\"")) {
+        Ok(s) => Cow::Owned(s),
+        Err(_) => Cow::Borrowed(raw),
+    }
+}
+
+/// Index just past the string starting at `b[start] == '"'` (or `b.len()` if cut off).
+fn skip_string(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
+/// Index just past the JSON value starting at `start` (or `b.len()` if cut off).
+fn skip_value(b: &[u8], start: usize) -> usize {
+    match b.get(start) {
+        None => b.len(),
+        Some(b'"') => skip_string(b, start),
+        Some(b'{' | b'[') => {
+            let mut depth = 0usize;
+            let mut i = start;
+            while i < b.len() {
+                match b[i] {
+                    b'"' => {
+                        i = skip_string(b, i);
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth = depth.saturating_sub(1);
+                        if depth == 0 {
+                            return i + 1;
+                        }
+                    }
+                    _ => {}
+                }
+                i += 1;
+            }
+            b.len()
+        }
+        Some(_) => {
+            let mut i = start;
+            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') && !b[i].is_ascii_whitespace()
+            {
+                i += 1;
+            }
+            i
+        }
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are,
+/// invalid UTF-8 replaced.
+pub(crate) fn percent_decode(s: &str) -> String {
+    if !s.contains(['%', '+']) {
+        return s.to_string();
+    }
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +608,80 @@ mod tests {
         assert!(m.is_sensitive_key("db_password"));
         assert!(!m.is_sensitive_key("author"));
         assert!(!m.is_sensitive_key("user_id"));
+    }
+
+    #[test]
+    fn spellings_fold_to_one_form() {
+        assert_eq!(fold_key("cardNumber"), "cardnumber");
+        assert_eq!(fold_key("card-number"), "cardnumber");
+        assert_eq!(fold_key("Card_Number"), "cardnumber");
+        assert_eq!(fold_key("X-Session-Id"), "xsessionid");
+        let m = Masker::new(["favourite_colour"]);
+        assert!(m.is_sensitive_key("FavouriteColour"));
+        assert!(m.is_sensitive_key("dbPwd"));
+        assert!(!m.is_sensitive_key("favourite"));
+        assert!(!m.is_sensitive_key(""));
+        assert!(!m.is_sensitive_key("--"));
+    }
+
+    #[test]
+    fn text_is_scanned_for_pairs_json_and_elements() {
+        let m = Masker::default();
+        let cases = [
+            ("a=1&password=hunter2&b=2", "a=1&password=[FILTERED]&b=2"),
+            (
+                "sessionid=abc; theme=dark",
+                "sessionid=[FILTERED]; theme=dark",
+            ),
+            (
+                "Authorization: Bearer abc def\nAccept: */*",
+                "Authorization: [FILTERED]\nAccept: */*",
+            ),
+            (
+                "<user>bob</user><pwd>hunter2</pwd>",
+                "<user>bob</user><pwd>[FILTERED]</pwd>",
+            ),
+            (
+                "token=\"a b\" level=info",
+                "token=\"[FILTERED]\" level=info",
+            ),
+            (
+                "https://x/cb?api_key=k1&q=2",
+                "https://x/cb?api_key=[FILTERED]&q=2",
+            ),
+            ("pass%77ord=x", "pass%77ord=[FILTERED]"),
+            ("password=[FILTERED]&a=1", "password=[FILTERED]&a=1"),
+            ("time 12:30, author=ann", "time 12:30, author=ann"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(m.mask_text(input), want, "{input}");
+        }
+        assert!(matches!(m.mask_text("nothing here"), Cow::Borrowed(_)));
+        assert!(matches!(m.mask_text("a=1&b=2"), Cow::Borrowed(_)));
+        // JSON text: parsed when whole, scanned when cut.
+        assert_eq!(
+            m.mask_text(r#"{"cardNumber":"4111","note":"ok"}"#),
+            r#"{"cardNumber":"[FILTERED]","note":"ok"}"#
+        );
+        let cut = m.mask_text(r#"{"note":"ok","privateKey":"-----BEGIN"#);
+        assert!(!cut.contains("BEGIN"), "{cut}");
+        let nested = m.mask_text(r#"{"q":"x=1&session_id=abc"}"#);
+        assert!(!nested.contains("abc"), "{nested}");
+        let escaped = m.mask_text(r#"{"pass\u0077ord":"hunter2","#);
+        assert!(!escaped.contains("hunter2"), "{escaped}");
+    }
+
+    #[test]
+    fn messages_and_text_bodies_are_masked_in_records() {
+        let m = Masker::default();
+        let mut r =
+            Record::new(Level::Info, "calling https://api/x?token=t0k&page=2").with_exception(
+                crate::record::Exception::new("io", "connect to db://u@h?password=pw1 failed"),
+            );
+        m.mask_record(&mut r);
+        assert_eq!(r.message, "calling https://api/x?token=[FILTERED]&page=2");
+        let e = r.exception.as_ref().expect("exception");
+        assert_eq!(e.message, "connect to db://u@h?password=[FILTERED] failed");
     }
 
     #[test]

@@ -27,8 +27,42 @@
 //! other values use their `Debug` text. The current Loggier [`Scope`](crate::context::Scope)
 //! (request id, trace ids) applies as for any call.
 //!
+//! # Span timings
+//! With [`TracingLayer::span_timings`], every span that closes at least `threshold`
+//! after it was created becomes one timing record, so `#[tracing::instrument]` users
+//! get the same slow-call records as `#[trace_function]`:
+//!
+//! ```
+//! use std::time::Duration;
+//! use tracing_subscriber::layer::SubscriberExt;
+//!
+//! # fn main() -> Result<(), loggier_core::ConfigError> {
+//! let dir = std::env::temp_dir().join("loggier-doc-span-timings");
+//! let log = loggier_core::Loggier::builder().data_dir(&dir).build()?;
+//! let layer = loggier_core::TracingLayer::new(log.clone()).span_timings(Duration::from_millis(5));
+//! tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+//!     let _span = tracing::info_span!("load_invoice", invoice = 7).entered();
+//!     std::thread::sleep(Duration::from_millis(10));
+//! });
+//! assert!(log.flush(Duration::from_secs(5)));
+//! let text = std::fs::read_to_string(dir.join("loggier.ndjson")).expect("written");
+//! assert!(text.contains(r#""timing":{"name":"load_invoice","kind":"function""#));
+//! # Ok(()) }
+//! ```
+//!
+//! The record: level from the span's level, message
+//! `"Slow function: <span name> took <ms> ms"`, logger = the span's target, context =
+//! the span's fields (and its parents', as for events), and
+//! [`timing`](crate::Timing) `{name: span name, kind: function, duration_ms,
+//! threshold_ms}`. The duration is wall time from the span's creation to its close
+//! (busy and idle time together: an `.await` inside an instrumented future counts),
+//! measured with [`Instant`]. Spans below the threshold cost one `Instant::now()` at
+//! creation and one at close.
+//!
 //! Events raised on the Loggier worker thread (e.g. by the HTTP client a network sink
 //! uses) are ignored, so our own delivery can never feed back into the pipeline.
+
+use std::time::{Duration, Instant};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record as SpanRecord};
@@ -37,22 +71,38 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::client::Loggier;
-use crate::pipeline::worker::WORKER_THREAD_NAME;
-use crate::record::{Fields, Level, Record};
+use crate::pipeline::worker::on_pipeline_thread;
+use crate::record::{Fields, Level, Record, Timing, TimingKind};
 
 /// Forwards `tracing` events to a [`Loggier`] client; see the [module docs](self).
 #[derive(Debug, Clone)]
 pub struct TracingLayer {
     client: Loggier,
+    span_threshold: Option<Duration>,
 }
 
 impl TracingLayer {
     /// A layer logging through `client`. Events below the client's level are skipped
-    /// after one atomic load.
+    /// after one atomic load. Span timings are off.
     pub fn new(client: Loggier) -> Self {
-        TracingLayer { client }
+        TracingLayer {
+            client,
+            span_threshold: None,
+        }
+    }
+
+    /// Turns span timings on (default off): a span that closes `threshold` or more
+    /// after its creation becomes one timing record (see the
+    /// [module docs](self#span-timings)). `Duration::ZERO` records every span.
+    #[must_use]
+    pub fn span_timings(mut self, threshold: Duration) -> Self {
+        self.span_threshold = Some(threshold);
+        self
     }
 }
+
+/// When a span was created, kept in its extensions while span timings are on.
+struct SpanStart(Instant);
 
 /// Fields recorded on a span, kept in the span's extensions.
 struct SpanFields(Fields);
@@ -111,10 +161,6 @@ fn map_level(level: &tracing::Level) -> Level {
     }
 }
 
-fn on_worker_thread() -> bool {
-    std::thread::current().name() == Some(WORKER_THREAD_NAME)
-}
-
 impl<S> tracing_subscriber::Layer<S> for TracingLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -126,8 +172,51 @@ where
                 fields: &mut fields,
                 message: None,
             });
-            span.extensions_mut().insert(SpanFields(fields));
+            let mut ext = span.extensions_mut();
+            ext.insert(SpanFields(fields));
+            if self.span_threshold.is_some() {
+                ext.insert(SpanStart(Instant::now()));
+            }
         }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(threshold) = self.span_threshold else {
+            return;
+        };
+        let Some(span) = ctx.span(&id) else {
+            return;
+        };
+        let Some(elapsed) = span.extensions().get::<SpanStart>().map(|s| s.0.elapsed()) else {
+            return;
+        };
+        let meta = span.metadata();
+        let level = map_level(meta.level());
+        if elapsed < threshold || !self.client.enabled(level) || on_pipeline_thread() {
+            return;
+        }
+        let mut fields = Fields::new();
+        for s in span.scope().from_root() {
+            if let Some(SpanFields(f)) = s.extensions().get::<SpanFields>() {
+                fields.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+        let duration_ms = elapsed.as_secs_f64() * 1_000.0;
+        let mut record = Record::new(
+            level,
+            format!("Slow function: {} took {duration_ms:.1} ms", meta.name()),
+        )
+        .with_logger(meta.target().to_string())
+        .with_timing(Timing {
+            name: meta.name().to_string(),
+            kind: TimingKind::Function,
+            duration_ms,
+            threshold_ms: Some(threshold.as_secs_f64() * 1_000.0),
+            id: None,
+            parent: None,
+        });
+        record.context = fields;
+        self.client.log(record);
     }
 
     fn on_record(&self, id: &Id, values: &SpanRecord<'_>, ctx: Context<'_, S>) {
@@ -145,7 +234,7 @@ where
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
         let meta = event.metadata();
         let level = map_level(meta.level());
-        if !self.client.enabled(level) || on_worker_thread() {
+        if !self.client.enabled(level) || on_pipeline_thread() {
             return;
         }
         let mut fields = Fields::new();

@@ -33,6 +33,10 @@ enum Op {
     Flush,
     /// Shut the client down and start a new one on the same queue.
     Restart,
+    /// Another connection holds the queue's write lock (`BEGIN IMMEDIATE`) for
+    /// this many ms: stores and deletes wait; a delivered batch must not be
+    /// sent again because its delete had to wait.
+    LockQueue(u64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -44,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::Recover),
         1 => Just(Op::Flush),
         1 => Just(Op::Restart),
+        1 => (50u64..400).prop_map(Op::LockQueue),
     ]
 }
 
@@ -102,6 +107,21 @@ fn run(ops: &[Op], durable: bool) -> Result<(), TestCaseError> {
                         log.stats()
                     );
                 }
+            }
+            Op::LockQueue(ms) => {
+                let file = dir
+                    .path()
+                    .join("queue")
+                    .join(loggier_core::config::QUEUE_FILE_NAME);
+                let other = rusqlite::Connection::open(&file)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                other
+                    .execute_batch("BEGIN IMMEDIATE")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                std::thread::sleep(Duration::from_millis(*ms));
+                other
+                    .execute_batch("ROLLBACK")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             Op::Restart => {
                 log.shutdown(Duration::from_secs(5));

@@ -51,7 +51,10 @@ fn shutdown_while_down_then_the_next_start_delivers_everything() {
     let s = log.stats();
     let k = &s.sinks[0];
     assert_eq!(k.restored, N);
-    assert_eq!(k.replayed, N, "{k:?}");
+    // The restored records are replayed; records logged while the replay ran are
+    // taken in meanwhile and queue behind it on disk (to keep the order), so they
+    // may be delivered from disk too.
+    assert!(k.replayed >= N && k.replayed <= N + 50, "{k:?}");
     assert_eq!(k.written, N + 50);
     assert_eq!(k.pending, 0);
     assert_eq!(log.pending_count(), 0);

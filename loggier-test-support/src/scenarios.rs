@@ -28,6 +28,7 @@ pub async fn run_common(base: &str, records: &Records) {
     streaming_response(base, records).await;
     client_disconnect(base, records).await;
     sensitive_data_masked(base, records).await;
+    secret_spellings_in_text_and_form_bodies_masked(base, records).await;
     request_ids(base, records).await;
     traceparent(base, records).await;
     handler_logs_carry_request_id(base, records).await;
@@ -315,6 +316,55 @@ pub async fn sensitive_data_masked(base: &str, records: &Records) {
     assert_eq!(
         req["body"]["content"]["credentials"]["password"],
         "[FILTERED]"
+    );
+    let raw = records.raw_text().await;
+    assert!(!raw.contains("sekrit"), "a secret leaked into the output");
+}
+
+/// Issue 9, item 9, through the adapter: camelCase / kebab / snake spellings of
+/// secret keys in headers, the query string, a JSON body sent as
+/// `text/plain;charset=UTF-8` (browser `fetch` with a string body) and a form body are
+/// masked; the echoed error responses too. No `sekrit` reaches the sink.
+pub async fn secret_spellings_in_text_and_form_bodies_masked(base: &str, records: &Records) {
+    let id = new_id("spellings-text");
+    let body = r#"{"user":"ann","cardNumber":"sekrit-b1","nested":{"private-key":"sekrit-b2","cvv2":"sekrit-b3"}}"#;
+    let resp = http_client()
+        .post(format!(
+            "{base}/echo?status=400&session_id=sekrit-q1&sessionId=sekrit-q2&page=2"
+        ))
+        .header("x-request-id", &id)
+        .header("x-session-id", "sekrit-h1")
+        .header("cookies", "sekrit-h2")
+        .header("content-type", "text/plain;charset=UTF-8")
+        .body(body)
+        .send()
+        .await
+        .expect("request succeeds");
+    assert_eq!(resp.status().as_u16(), 400);
+    let _ = resp.bytes().await;
+    let r = records.transaction(&id).await;
+    let req = &tx(&r)["request"];
+    assert_eq!(req["headers"]["x-session-id"], "[FILTERED]", "{req}");
+    assert_eq!(req["query_params"]["session_id"], "[FILTERED]", "{req}");
+    assert_eq!(req["query_params"]["page"], "2");
+    assert_eq!(req["body"]["content"]["user"], "ann", "{req}");
+    assert_eq!(req["body"]["content"]["cardNumber"], "[FILTERED]", "{req}");
+
+    let id = new_id("spellings-form");
+    let resp = post_echo(
+        base,
+        400,
+        &id,
+        "application/x-www-form-urlencoded",
+        "user=ann&pwd=sekrit-f1&passphrase=sekrit-f2&jsessionid=sekrit-f3".into(),
+    )
+    .await;
+    let _ = resp.bytes().await;
+    let r = records.transaction(&id).await;
+    let content = &tx(&r)["request"]["body"]["content"];
+    assert_eq!(
+        content,
+        "user=ann&pwd=[FILTERED]&passphrase=[FILTERED]&jsessionid=[FILTERED]"
     );
     let raw = records.raw_text().await;
     assert!(!raw.contains("sekrit"), "a secret leaked into the output");

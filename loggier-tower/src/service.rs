@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Loggier;
-use loggier_core::context::instrument_frame;
+use loggier_core::context::instrument_request;
 use loggier_core::http::CaptureSettings;
 use tower_service::Service;
 
@@ -157,10 +157,9 @@ where
             client_ip,
             body: slot,
         };
-        let fut = instrument_frame(
-            Arc::clone(&frame),
-            self.inner.call(Request::from_parts(parts, body)),
-        );
+        let fut = instrument_request(Arc::clone(&frame), || {
+            self.inner.call(Request::from_parts(parts, body))
+        });
         ResponseFuture::captured(
             fut,
             Pending {

@@ -53,6 +53,17 @@ pub const DEFAULT_CACHE_MAX_BYTES: u64 = 256 * 1024 * 1024;
 /// Default `cache_max_age`: 7 days.
 pub const DEFAULT_CACHE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
+/// Largest `flush_interval`: 1 hour. A record waits at most this long in a batch.
+pub const MAX_FLUSH_INTERVAL: Duration = Duration::from_secs(60 * 60);
+/// Largest `http_timeout`: 1 hour.
+pub const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(60 * 60);
+/// Largest `network_check_interval`: 1 day.
+pub const MAX_NETWORK_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest `retry_initial_backoff` and `retry_max_backoff`: 1 day.
+pub const MAX_RETRY_BACKOFF: Duration = Duration::from_secs(24 * 60 * 60);
+/// Largest `cache_max_age`: 10 years (3650 days).
+pub const MAX_CACHE_MAX_AGE: Duration = Duration::from_secs(3650 * 24 * 60 * 60);
+
 /// What a logging call does when the pipeline's channel is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FullPolicy {
@@ -89,7 +100,8 @@ pub struct Config {
     /// Most estimated bytes in one batch. Default 1 MiB. Must be > 0.
     pub max_batch_bytes: usize,
     /// Longest time a record waits in a batch before it is written. Default 1 s
-    /// (Vector's default batch timeout). Must be > 0.
+    /// (Vector's default batch timeout). Must be > 0 and at most
+    /// [`MAX_FLUSH_INTERVAL`] (1 hour).
     pub flush_interval: Duration,
     /// Capacity of the channel between callers and the worker, records. Default
     /// 10 000. Must be > 0.
@@ -109,32 +121,38 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Keep batches that cannot be delivered in the disk queue. Default `true`.
     pub enable_caching: bool,
-    /// Directory of the disk queue. Default `<data_dir>/queue`.
+    /// Directory of the disk queue. Default `<data_dir>/queue`. One client per
+    /// directory: a second client on a queue in use gets a
+    /// [`ConfigError`] for `cache_dir` naming the holder's pid; give each
+    /// instance its own.
     pub cache_dir: Option<PathBuf>,
     /// Delivery attempts per batch before it is parked for later replay. Default 3.
     pub max_retries: u32,
-    /// Timeout of one network request. Default 5 s. Must be > 0.
+    /// Timeout of one network request. Default 5 s. Must be > 0 and at most
+    /// [`MAX_HTTP_TIMEOUT`] (1 hour).
     pub http_timeout: Duration,
     /// Interval of the health probe while a network sink is offline (after
     /// `max_retries` failed retries): the oldest parked batch is re-sent this often
-    /// until it goes through. Default 60 s (seeds/004). Must be > 0.
+    /// until it goes through. Default 60 s (seeds/004). Must be > 0 and at most
+    /// [`MAX_NETWORK_CHECK_INTERVAL`] (1 day).
     pub network_check_interval: Duration,
     /// What network sinks guarantee: [`DeliveryMode::OfflineCache`] (default) or
     /// [`DeliveryMode::Durable`] (write-ahead to the disk queue; needs the
     /// `disk-queue` feature and `enable_caching`).
     pub delivery_mode: DeliveryMode,
     /// Upper bound of the first retry's delay (full jitter). Default 500 ms; see
-    /// [`RetryPolicy`]. Must be > 0.
+    /// [`RetryPolicy`]. Must be > 0 and at most [`MAX_RETRY_BACKOFF`] (1 day).
     pub retry_initial_backoff: Duration,
     /// Largest delay between two attempts. Default 30 s; see [`RetryPolicy`]. Must
-    /// be ≥ `retry_initial_backoff`.
+    /// be ≥ `retry_initial_backoff` and at most [`MAX_RETRY_BACKOFF`] (1 day).
     pub retry_max_backoff: Duration,
     /// Most payload bytes kept in the disk queue, all sinks together; past it the
     /// oldest batches are deleted and counted (`dropped_cache_full`). Default
     /// 256 MiB. Must be > 0.
     pub cache_max_bytes: u64,
     /// Oldest batch kept in the disk queue; older ones are deleted and counted
-    /// (`dropped_expired`). Default 7 days. Must be > 0.
+    /// (`dropped_expired`). Default 7 days. Must be > 0 and at most
+    /// [`MAX_CACHE_MAX_AGE`] (10 years).
     pub cache_max_age: Duration,
     /// `fsync` every disk-queue commit (SQLite `synchronous = FULL`), so stored
     /// batches also survive power loss, not only a crash of the process. Default
@@ -331,8 +349,40 @@ impl Config {
     /// `service_name`, zero `max_batch_size`, `max_batch_bytes`, `channel_capacity`,
     /// `flush_interval`, `http_timeout`, `network_check_interval`, `cache_max_bytes`
     /// or `cache_max_age`; a zero `retry_initial_backoff` or a `retry_max_backoff`
-    /// below it.
+    /// below it; a duration above its bound (see [`MAX_FLUSH_INTERVAL`],
+    /// [`MAX_HTTP_TIMEOUT`], [`MAX_NETWORK_CHECK_INTERVAL`], [`MAX_RETRY_BACKOFF`],
+    /// [`MAX_CACHE_MAX_AGE`]), which no deployment needs and which would overflow
+    /// the pipeline's clock arithmetic.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let bounds: [(&'static str, Duration, Duration); 6] = [
+            ("flush_interval", self.flush_interval, MAX_FLUSH_INTERVAL),
+            ("http_timeout", self.http_timeout, MAX_HTTP_TIMEOUT),
+            (
+                "network_check_interval",
+                self.network_check_interval,
+                MAX_NETWORK_CHECK_INTERVAL,
+            ),
+            (
+                "retry_initial_backoff",
+                self.retry_initial_backoff,
+                MAX_RETRY_BACKOFF,
+            ),
+            (
+                "retry_max_backoff",
+                self.retry_max_backoff,
+                MAX_RETRY_BACKOFF,
+            ),
+            ("cache_max_age", self.cache_max_age, MAX_CACHE_MAX_AGE),
+        ];
+        for (setting, value, max) in bounds {
+            if value > max {
+                return Err(ConfigError::invalid(
+                    setting,
+                    format!("{value:?}"),
+                    format!("must be at most {max:?}"),
+                ));
+            }
+        }
         if self.service_name.trim().is_empty() {
             return Err(ConfigError::invalid(
                 "service_name",

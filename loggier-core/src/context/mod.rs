@@ -244,7 +244,44 @@ pub fn enter_frame(frame: &Arc<ScopeFrame>) -> ScopeGuard {
 pub fn instrument_frame<F: Future>(frame: Arc<ScopeFrame>, fut: F) -> Scoped<F> {
     Scoped {
         inner: TASK_SCOPE.scope(frame, fut),
+        otel: OtelSlot::default(),
     }
+}
+
+/// The OpenTelemetry context a [`Scoped`] attaches around each poll
+/// ([`instrument_request`]); nothing without the `opentelemetry` feature.
+#[cfg(feature = "opentelemetry")]
+type OtelSlot = Option<opentelemetry::Context>;
+#[cfg(not(feature = "opentelemetry"))]
+type OtelSlot = ();
+
+/// Runs `call` — which creates a request handler's future — inside the already
+/// resolved request `frame`, and wraps the future it returns so that `frame` is
+/// active whenever it is polled, like [`instrument_frame`]. The framework middleware
+/// enters every request scope with it.
+///
+/// With the `opentelemetry` feature, the OpenTelemetry parent context of the frame
+/// (`loggier_core::otel::parent_context`: the caller's span from the
+/// incoming `traceparent`) is attached too, during `call` and during every poll, so
+/// spans the handler starts are children of the caller's span. Without that feature,
+/// or when the frame has no trace ids, nothing OpenTelemetry-related happens.
+pub fn instrument_request<F: Future>(
+    frame: Arc<ScopeFrame>,
+    call: impl FnOnce() -> F,
+) -> Scoped<F> {
+    #[cfg(feature = "opentelemetry")]
+    let otel =
+        crate::otel::remote_span_context(&frame).map(|_| crate::otel::parent_context(&frame));
+    let fut = {
+        let _scope = enter_frame(&frame);
+        #[cfg(feature = "opentelemetry")]
+        let _otel = otel.clone().map(opentelemetry::Context::attach);
+        call()
+    };
+    let scoped = instrument_frame(frame, fut);
+    #[cfg(feature = "opentelemetry")]
+    let scoped = Scoped { otel, ..scoped };
+    scoped
 }
 
 /// Keeps a [`Scope`] entered on the current thread; leaving happens on drop.
@@ -272,13 +309,19 @@ pin_project_lite::pin_project! {
     pub struct Scoped<F: Future> {
         #[pin]
         inner: tokio::task::futures::TaskLocalFuture<Arc<ScopeFrame>, F>,
+        otel: OtelSlot,
     }
 }
 
 impl<F: Future> Future for Scoped<F> {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        self.project().inner.poll(cx)
+        let this = self.project();
+        #[cfg(feature = "opentelemetry")]
+        let _otel = this.otel.clone().map(opentelemetry::Context::attach);
+        #[cfg(not(feature = "opentelemetry"))]
+        let () = *this.otel;
+        this.inner.poll(cx)
     }
 }
 
@@ -317,6 +360,24 @@ mod tests {
             drop(g);
             assert!(current().is_none());
         }
+    }
+
+    #[tokio::test]
+    async fn a_request_frame_is_active_while_the_handler_is_created_and_polled() {
+        let frame = Scope::new().request_id("req-3").into_frame();
+        let fut = instrument_request(frame, || {
+            let at_call = current().and_then(|f| f.request_id().map(str::to_string));
+            async move {
+                tokio::task::yield_now().await;
+                let at_poll = current().and_then(|f| f.request_id().map(str::to_string));
+                (at_call, at_poll)
+            }
+        });
+        assert!(current().is_none(), "left after the call");
+        let (at_call, at_poll) = fut.await;
+        assert_eq!(at_call.as_deref(), Some("req-3"));
+        assert_eq!(at_poll.as_deref(), Some("req-3"));
+        assert!(current().is_none());
     }
 
     #[tokio::test]

@@ -145,10 +145,12 @@ impl BodyCapture {
     }
 
     /// Turns the copy into the record form: JSON parsed and masked by key (JSON that is
-    /// truncated or invalid is kept as text with sensitive members masked), form bodies
-    /// masked by key, text kept (invalid UTF-8 replaced, a character cut by the limit
-    /// dropped), anything else `[binary N bytes, type]`. `masker` decides
-    /// which keys are sensitive.
+    /// truncated or invalid is kept as text with sensitive members masked, a value cut
+    /// off by the limit dropped), form bodies masked by key, text that looks like JSON
+    /// (`text/plain` from `fetch`) treated as JSON, other text kept with `key=value`,
+    /// `key: value` and `<key>value</key>` secrets masked (invalid UTF-8 replaced, a
+    /// character cut by the limit dropped), anything else `[binary N bytes, type]`.
+    /// `masker` decides which keys are sensitive.
     pub(crate) fn into_captured(self, masker: &Masker) -> CapturedBody {
         let truncated = self.is_truncated();
         let size_bytes = self.total_bytes;
@@ -159,19 +161,13 @@ impl BodyCapture {
         let content = match kind {
             BodyKind::Binary => binary(self.content_type, size_bytes),
             BodyKind::Json => json_content(&self.buf, truncated, masker),
-            BodyKind::Form => {
-                BodyContent::Text(redact::mask_form_text(&text_of(&self.buf), masker))
-            }
-            BodyKind::Text => BodyContent::Text(text_of(&self.buf)),
+            BodyKind::Form => BodyContent::Text(redact::mask_text(
+                &redact::mask_form_text(&text_of(&self.buf), masker),
+                masker,
+            )),
+            BodyKind::Text => text_content(&text_of(&self.buf), truncated, masker),
             BodyKind::Unknown => match utf8_prefix(&self.buf) {
-                Some(t) => {
-                    let first = t.trim_start().as_bytes().first();
-                    if matches!(first, Some(b'{' | b'[')) {
-                        json_content(&self.buf, truncated, masker)
-                    } else {
-                        BodyContent::Text(t.to_string())
-                    }
-                }
+                Some(t) => text_content(t, truncated, masker),
                 None => binary(None, size_bytes),
             },
         };
@@ -185,6 +181,16 @@ impl BodyCapture {
 
 fn binary(content_type: Option<String>, len: u64) -> BodyContent {
     BodyContent::Binary { content_type, len }
+}
+
+/// A text body: JSON-looking text (what browsers send as `text/plain;charset=UTF-8`
+/// for `fetch` with a string body) is treated like a JSON body; any other text is
+/// scanned for `key=value`, `key: value` and `<key>value</key>` secrets.
+fn text_content(text: &str, truncated: bool, masker: &Masker) -> BodyContent {
+    if matches!(text.trim_start().as_bytes().first(), Some(b'{' | b'[')) {
+        return json_content(text.as_bytes(), truncated, masker);
+    }
+    BodyContent::Text(redact::mask_text(text, masker))
 }
 
 fn json_content(buf: &[u8], truncated: bool, masker: &Masker) -> BodyContent {

@@ -50,6 +50,7 @@
 //! from request headers.
 
 mod body;
+mod env;
 mod exchange;
 pub(crate) mod panic;
 mod redact;

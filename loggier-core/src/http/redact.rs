@@ -40,34 +40,7 @@ pub(crate) fn query_fields(query: &str, masker: &Masker) -> Fields {
 /// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are,
 /// invalid UTF-8 replaced.
 pub(crate) fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                    continue;
-                }
-                _ => out.push(b'%'),
-            },
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    crate::mask::percent_decode(s)
 }
 
 /// Masks, in place, every object member of `v` whose key is sensitive, at any depth.
@@ -76,122 +49,22 @@ pub(crate) fn mask_json(v: &mut Value, masker: &Masker) {
 }
 
 /// Masks sensitive members in JSON *text* that may be cut off or invalid (a truncated
-/// body): every `"key": value` whose key is sensitive gets its value replaced by
-/// `"[FILTERED]"`; a value cut off by the end of the text is dropped. Everything else is
-/// copied unchanged.
+/// body), then any `key=value` / `key: value` pairs left in it; see
+/// [`Masker::mask_json_text`] and [`Masker::mask_text`].
 pub(crate) fn mask_json_text(text: &str, masker: &Masker) -> String {
-    let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    let mut copied = 0;
-    while i < b.len() {
-        if b[i] != b'"' {
-            i += 1;
-            continue;
-        }
-        let key_start = i;
-        let key_end = skip_string(b, i);
-        // A string followed by ':' is a key.
-        let mut j = key_end;
-        while j < b.len() && b[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        if key_end > b.len() || j >= b.len() || b[j] != b':' {
-            i = key_end;
-            continue;
-        }
-        let key_text = &text[key_start + 1..key_end.saturating_sub(1).max(key_start + 1)];
-        j += 1;
-        while j < b.len() && b[j].is_ascii_whitespace() {
-            j += 1;
-        }
-        if masker.is_sensitive_key(key_text) {
-            let value_end = skip_value(b, j);
-            out.push_str(&text[copied..j]);
-            out.push('"');
-            out.push_str(FILTERED);
-            out.push('"');
-            copied = value_end.min(b.len());
-            i = copied;
-        } else {
-            i = j;
-        }
-    }
-    if copied < b.len() {
-        out.push_str(&text[copied..]);
-    }
-    out
-}
-
-/// Index just past the string starting at `b[start] == '"'` (or `b.len()` if cut off).
-fn skip_string(b: &[u8], start: usize) -> usize {
-    let mut i = start + 1;
-    while i < b.len() {
-        match b[i] {
-            b'\\' => i += 2,
-            b'"' => return i + 1,
-            _ => i += 1,
-        }
-    }
-    b.len()
-}
-
-/// Index just past the JSON value starting at `start` (or `b.len()` if cut off).
-fn skip_value(b: &[u8], start: usize) -> usize {
-    match b.get(start) {
-        None => b.len(),
-        Some(b'"') => skip_string(b, start),
-        Some(b'{' | b'[') => {
-            let mut depth = 0usize;
-            let mut i = start;
-            while i < b.len() {
-                match b[i] {
-                    b'"' => {
-                        i = skip_string(b, i);
-                        continue;
-                    }
-                    b'{' | b'[' => depth += 1,
-                    b'}' | b']' => {
-                        depth = depth.saturating_sub(1);
-                        if depth == 0 {
-                            return i + 1;
-                        }
-                    }
-                    _ => {}
-                }
-                i += 1;
-            }
-            b.len()
-        }
-        Some(_) => {
-            let mut i = start;
-            while i < b.len() && !matches!(b[i], b',' | b'}' | b']') && !b[i].is_ascii_whitespace()
-            {
-                i += 1;
-            }
-            i
-        }
-    }
+    let json = masker.mask_json_text(text);
+    masker.mask_text(&json).into_owned()
 }
 
 /// Masks sensitive fields of an `application/x-www-form-urlencoded` body, keeping the
 /// encoded form (`user=bob&password=[FILTERED]`).
 pub(crate) fn mask_form_text(text: &str, masker: &Masker) -> String {
-    let mut out = String::with_capacity(text.len());
-    for (n, pair) in text.split('&').enumerate() {
-        if n > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((k, _)) if masker.is_sensitive_key(&percent_decode(k)) => {
-                out.push_str(k);
-                out.push('=');
-                out.push_str(FILTERED);
-            }
-            _ => out.push_str(pair),
-        }
-    }
-    out
+    masker.mask_form_text(text)
+}
+
+/// Masks secrets in a text body (see [`Masker::mask_text`]).
+pub(crate) fn mask_text(text: &str, masker: &Masker) -> String {
+    masker.mask_text(text).into_owned()
 }
 
 #[cfg(test)]

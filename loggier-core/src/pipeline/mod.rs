@@ -2,10 +2,14 @@
 //!
 //! ```text
 //! caller ── try_send ──► channel ──► worker (own thread, current-thread tokio runtime)
-//!                                     merge context, mask, Arc<Record>
-//!                                       ├─► sink task "file"  (batch → encode → send)
-//!                                       └─► sink task "loki"  (batch → encode → send)
+//!                                     merge context, mask, Arc<Record>, try_send
+//!                                       ├─► thread "loggier-sink-file"  (batch → encode → send)
+//!                                       └─► thread "loggier-sink-loki"  (batch → encode → send)
 //! ```
+//!
+//! Each sink thread has its own current-thread runtime, so blocking I/O in one sink
+//! (a stdout nobody reads, a file write on a full disk, a SQLite busy wait) delays
+//! neither the worker nor another sink.
 
 pub(crate) mod retry;
 pub(crate) mod sink_task;
@@ -35,10 +39,37 @@ pub(crate) struct Envelope {
 #[derive(Debug)]
 pub(crate) enum Msg {
     Record(Box<Envelope>),
-    /// Answer `true` on the channel once everything sent before is written by every sink.
-    Flush(flume::Sender<bool>),
+    /// Answer `true` on `ack` once everything sent before is written by every sink.
+    /// Not `patient`: answer `false` as soon as a sink cannot make progress right
+    /// now (backing off, offline) instead of waiting for it.
+    Flush {
+        ack: flume::Sender<bool>,
+        patient: bool,
+    },
     /// Write what can be written before `deadline`, close the sinks, answer, exit.
-    Shutdown(Instant, flume::Sender<()>),
+    /// Not `patient`: network sinks make only the attempts that can start now and
+    /// do not wait out a backoff (what is left goes to the disk queue, or is counted).
+    Shutdown {
+        deadline: Instant,
+        patient: bool,
+        ack: flume::Sender<()>,
+    },
+}
+
+/// Longest wait any deadline in the pipeline is allowed to express: 100 years.
+/// `Instant + Duration::MAX` overflows; every deadline saturates to this instead.
+const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// `now + d`, saturating far in the future instead of overflowing.
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    instant_plus(Instant::now(), d)
+}
+
+/// `at + d`, saturating far in the future instead of overflowing.
+pub(crate) fn instant_plus(at: Instant, d: Duration) -> Instant {
+    at.checked_add(d.min(FAR_FUTURE))
+        .or_else(|| at.checked_add(Duration::from_secs(365 * 24 * 60 * 60)))
+        .unwrap_or(at)
 }
 
 /// Settings the worker and sink tasks need.

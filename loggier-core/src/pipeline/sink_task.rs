@@ -12,10 +12,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::PipelineSettings;
+use futures_util::FutureExt as _;
+
 use super::retry::{Backoff, DEFAULT_REPORT_INTERVAL, RateLimiter};
-use super::spool::{DeliveryMode, Spool, Stored};
+use super::spool::{Acked, DeliveryMode, Spool, Stored};
 use super::stats::SinkCounters;
+use super::{PipelineSettings, deadline_after, instant_plus};
 use crate::record::Record;
 use crate::sink::{Payload, SendOutcome, Sink};
 
@@ -26,10 +28,53 @@ use crate::sink::{Payload, SendOutcome, Sink};
 pub(crate) enum Control {
     /// Answer `true` once every record sent before is delivered (durable mode:
     /// delivered or committed to disk); `false` when some were dropped, or the sink
-    /// is offline (its batches are then on disk, when it has a disk queue).
-    Flush(flume::Sender<bool>),
+    /// is offline (its batches are then on disk, when it has a disk queue). Not
+    /// `patient`: also `false` as soon as the sink cannot make progress now.
+    Flush {
+        ack: flume::Sender<bool>,
+        patient: bool,
+    },
     /// Persist or deliver what can be within the deadline, close the sink, end.
-    Shutdown(Instant, flume::Sender<()>),
+    /// Not `patient`: no waiting out a backoff.
+    Shutdown {
+        deadline: Instant,
+        patient: bool,
+        ack: flume::Sender<()>,
+    },
+}
+
+impl Control {
+    /// The shutdown a closed control channel (the worker is gone) stands for.
+    fn orphan() -> Self {
+        Control::Shutdown {
+            deadline: deadline_after(ORPHAN_SHUTDOWN),
+            patient: false,
+            ack: flume::bounded(1).0,
+        }
+    }
+}
+
+/// First wait before retrying the delete of a delivered batch whose delete failed.
+const ACK_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// Longest wait between two retries of such a delete.
+const ACK_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// A batch the sink acknowledged whose row could not be deleted yet. It is not sent
+/// again (it was delivered); its delete is retried with backoff, and it is counted
+/// `written` once the row is gone.
+struct Unacked {
+    seq: i64,
+    records: u64,
+    replay: bool,
+    /// Records the receiver refused inside the accepted request, with its message.
+    refused: Option<(u64, String)>,
+}
+
+/// What one guarded send produced.
+enum Sent {
+    Outcome(SendOutcome),
+    /// The sink panicked while sending; the panic message.
+    Panicked(String),
 }
 
 /// Most encoded payloads kept in memory waiting for their first send. Past it the
@@ -48,8 +93,12 @@ struct Batcher {
 
 struct PendingFlush {
     ack: flume::Sender<bool>,
-    /// `Task::drops` when the flush was asked.
+    /// `Task::drops` when the flush before this one was asked: a record dropped
+    /// since then was accepted before this flush (even if it was dropped before
+    /// the flush reached the task), so the flush answers `false`.
     drops_at: u64,
+    /// `false`: give up as soon as the sink cannot make progress now.
+    patient: bool,
 }
 
 struct Task {
@@ -72,8 +121,21 @@ struct Task {
     flushes: Vec<PendingFlush>,
     /// Records this task has dropped so far.
     drops: u64,
+    /// `drops` when the last flush was asked, or when a flush last answered
+    /// (whichever is later): drops up to it are already reported.
+    drops_at_last_flush: u64,
     /// Control messages that arrived during a send, handled next.
     held: VecDeque<Control>,
+    /// Delivered batches whose disk-queue row is not deleted yet, oldest first.
+    unacked: Vec<Unacked>,
+    /// Next retry of the deletes in `unacked`, and the wait after that.
+    ack_retry_at: Option<Instant>,
+    ack_delay: Duration,
+    /// The record channel while a send runs from the main loop: records arriving
+    /// meanwhile go to `intake` (at most `intake_cap`), batched after the send.
+    records: Option<flume::Receiver<Arc<Record>>>,
+    intake: Vec<Arc<Record>>,
+    intake_cap: usize,
 }
 
 pub(crate) async fn run(
@@ -106,8 +168,16 @@ pub(crate) async fn run(
         reporter: RateLimiter::new(DEFAULT_REPORT_INTERVAL),
         flushes: Vec::new(),
         drops: 0,
+        drops_at_last_flush: 0,
         held: VecDeque::new(),
+        unacked: Vec::new(),
+        ack_retry_at: None,
+        ack_delay: ACK_RETRY_FIRST,
+        records: None,
+        intake: Vec::new(),
+        intake_cap: 0,
     };
+    t.intake_cap = t.max_records.saturating_mul(MAX_OUTBOX);
     let mut records_open = true;
     loop {
         t.answer_flushes(false);
@@ -118,24 +188,26 @@ pub(crate) async fn run(
             continue;
         }
         if t.ready(Instant::now()) {
-            t.step(&control).await;
+            // Intake between two sends: however long the backlog, records waiting
+            // in the channel are batched (to disk, behind the backlog) instead of
+            // filling the channel and being dropped.
+            if records_open {
+                t.take_waiting(&records);
+            }
+            if t.batch_due(Instant::now()) {
+                t.seal();
+            }
+            t.step(&control, &records).await;
             t.answer_flushes(false);
             continue;
         }
-        let ready = t.ready(Instant::now());
-        let wake = if t.has_work() && !ready {
-            t.not_before
-        } else {
-            None
-        };
-        let due = t.batch.started.map(|s| s + t.max_delay);
+        let wake = t.next_wake();
+        let due = t.batch.started.map(|s| instant_plus(s, t.max_delay));
         let accepting = records_open && t.outbox.len() < MAX_OUTBOX;
         tokio::select! {
             biased;
             c = control.recv_async() => {
-                let c = c.unwrap_or_else(|_| {
-                    Control::Shutdown(Instant::now() + ORPHAN_SHUTDOWN, flume::bounded(1).0)
-                });
+                let c = c.unwrap_or_else(|_| Control::orphan());
                 if t.handle(c, &records).await {
                     return;
                 }
@@ -145,7 +217,6 @@ pub(crate) async fn run(
                 Err(_) => records_open = false,
             },
             () = sleep_until_opt(due) => t.seal(),
-            () = std::future::ready(()), if ready => {}
             () = sleep_until_opt(wake) => {}
         }
     }
@@ -162,12 +233,16 @@ impl Task {
     /// Handles a control message; `true` when the task must end.
     async fn handle(&mut self, c: Control, records: &flume::Receiver<Arc<Record>>) -> bool {
         match c {
-            Control::Flush(ack) => {
-                self.begin_flush(records, ack).await;
+            Control::Flush { ack, patient } => {
+                self.begin_flush(records, ack, patient).await;
                 false
             }
-            Control::Shutdown(deadline, ack) => {
-                self.shutdown(records, deadline).await;
+            Control::Shutdown {
+                deadline,
+                patient,
+                ack,
+            } => {
+                self.shutdown(records, deadline, patient).await;
                 let _ = ack.send(());
                 true
             }
@@ -176,33 +251,68 @@ impl Task {
 
     /// Awaits `send`, watching the control channel meanwhile: a flush is kept for
     /// later, a shutdown (or a closed channel) cancels the send and returns `None`.
-    /// A cancelled payload is still in the outbox or on disk.
+    /// A cancelled payload is still in the outbox or on disk. A panic inside the
+    /// sink's `send` (building or polling its future) is caught and returned as
+    /// [`Sent::Panicked`]; the task and the sink go on.
+    ///
+    /// With `intake`, records arriving on the channel during the send are taken
+    /// into the buffer (up to its cap), so a slow send or a long replay never lets
+    /// the channel fill up; the caller batches them after the send.
+    #[allow(clippy::type_complexity)]
     async fn send_watching(
         sink: &mut Box<dyn Sink>,
         payload: &Payload,
         control: Option<&flume::Receiver<Control>>,
         held: &mut VecDeque<Control>,
-    ) -> Option<SendOutcome> {
-        let send = sink.send(payload);
+        intake: Option<(&flume::Receiver<Arc<Record>>, &mut Vec<Arc<Record>>, usize)>,
+    ) -> Option<Sent> {
+        let send = match std::panic::catch_unwind(AssertUnwindSafe(move || {
+            let sink = sink;
+            sink.send(payload)
+        })) {
+            Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
+            Err(p) => return Some(Sent::Panicked(crate::global::panic_payload_text(&*p))),
+        };
+        let send = send.map(|r| match r {
+            Ok(o) => Sent::Outcome(o),
+            Err(p) => Sent::Panicked(crate::global::panic_payload_text(&*p)),
+        });
         tokio::pin!(send);
         let Some(control) = control else {
             return Some(send.await);
         };
+        let (records, buffer, cap) = match intake {
+            Some((r, b, cap)) => (Some(r), Some(b), cap),
+            None => (None, None, 0),
+        };
+        let mut buffer = buffer;
+        let mut records_open = records.is_some();
         loop {
+            let room = records_open && buffer.as_ref().is_some_and(|b| b.len() < cap);
             tokio::select! {
                 biased;
                 o = &mut send => return Some(o),
+                r = async {
+                    match records {
+                        Some(rx) => rx.recv_async().await,
+                        None => std::future::pending().await,
+                    }
+                }, if room => match r {
+                    Ok(rec) => {
+                        if let Some(b) = buffer.as_mut() {
+                            b.push(rec);
+                        }
+                    }
+                    Err(_) => records_open = false,
+                },
                 c = control.recv_async() => match c {
-                    Ok(f @ Control::Flush(_)) => held.push_back(f),
-                    Ok(s @ Control::Shutdown(..)) => {
+                    Ok(f @ Control::Flush { .. }) => held.push_back(f),
+                    Ok(s @ Control::Shutdown { .. }) => {
                         held.push_back(s);
                         return None;
                     }
                     Err(_) => {
-                        held.push_back(Control::Shutdown(
-                            Instant::now() + ORPHAN_SHUTDOWN,
-                            flume::bounded(1).0,
-                        ));
+                        held.push_back(Control::orphan());
                         return None;
                     }
                 },
@@ -214,14 +324,75 @@ impl Task {
         SinkCounters::add(counter(&self.counters), n);
     }
 
-    /// `true` when there is something to send: a disk backlog or the outbox.
+    /// `true` when there is something left to do: the outbox, batches on disk
+    /// (delivered ones whose delete is pending included).
     fn has_work(&self) -> bool {
         !self.outbox.is_empty() || self.spool.has_backlog()
     }
 
-    /// `true` when a send may start now.
+    /// `true` when the disk holds batches not yet delivered.
+    fn sendable_backlog(&self) -> bool {
+        self.spool.pending_batches() > self.unacked.len() as u64
+    }
+
+    /// `true` when there is a batch to send (disk or memory).
+    fn has_sendable(&self) -> bool {
+        !self.outbox.is_empty() || self.sendable_backlog()
+    }
+
+    /// `true` when the deletes of delivered batches are due for a retry.
+    fn acks_due(&self, now: Instant) -> bool {
+        !self.unacked.is_empty() && self.ack_retry_at.is_none_or(|at| at <= now)
+    }
+
+    /// `true` when a send (or a pending delete) may start now.
     fn ready(&self, now: Instant) -> bool {
-        self.has_work() && self.not_before.is_none_or(|nb| nb <= now)
+        self.acks_due(now) || (self.has_sendable() && self.not_before.is_none_or(|nb| nb <= now))
+    }
+
+    /// When the loop must wake up for a send or a delete that is not ready yet.
+    fn next_wake(&self) -> Option<Instant> {
+        let send = self.not_before.filter(|_| self.has_sendable());
+        let ack = self.ack_retry_at.filter(|_| !self.unacked.is_empty());
+        match (send, ack) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// `true` when the open batch has waited `max_delay`.
+    fn batch_due(&self, now: Instant) -> bool {
+        self.batch
+            .started
+            .is_some_and(|s| instant_plus(s, self.max_delay) <= now)
+    }
+
+    /// Batches the records taken in during the last send.
+    fn absorb_intake(&mut self) {
+        let taken = std::mem::take(&mut self.intake);
+        for r in taken {
+            if self.push(r) {
+                self.seal();
+            }
+        }
+    }
+
+    /// Takes the records waiting in the channel now (no waiting), as far as the
+    /// outbox bound allows.
+    fn take_waiting(&mut self, records: &flume::Receiver<Arc<Record>>) {
+        for _ in 0..records.len() {
+            if self.outbox.len() >= MAX_OUTBOX {
+                break;
+            }
+            match records.try_recv() {
+                Ok(r) => {
+                    if self.push(r) {
+                        self.seal();
+                    }
+                }
+                Err(_) => break,
+            }
+        }
     }
 
     /// Adds a record, then takes up to one more batch worth from the channel.
@@ -294,9 +465,14 @@ impl Task {
                 self.drop_records(|c| &c.dropped_encode, n, format!("encode failed: {e}"));
                 return;
             }
-            Err(_) => {
+            Err(p) => {
                 self.add(|c| &c.left_memory, n);
-                self.drop_records(|c| &c.dropped_encode, n, "encode panicked".to_string());
+                let msg = crate::global::panic_payload_text(&*p);
+                self.drop_records(
+                    |c| &c.dropped_encode,
+                    n,
+                    format!("dropped {n} records, the sink panicked while encoding: {msg}"),
+                );
                 return;
             }
         };
@@ -324,49 +500,85 @@ impl Task {
 
     /// One delivery attempt: the oldest batch on disk, else the oldest in memory.
     /// With `control`, a shutdown arriving meanwhile cancels the attempt.
-    async fn step(&mut self, control: &flume::Receiver<Control>) {
+    async fn step(
+        &mut self,
+        control: &flume::Receiver<Control>,
+        records: &flume::Receiver<Arc<Record>>,
+    ) {
+        self.records = Some(records.clone());
         self.attempt(Some(control)).await;
+        self.records = None;
+        self.absorb_intake();
     }
 
     async fn attempt(&mut self, control: Option<&flume::Receiver<Control>>) {
-        if self.spool.has_backlog() {
-            let Some(b) = self.spool.oldest() else {
-                // The queue cannot be read now; try again later rather than spin.
-                self.not_before = Some(Instant::now() + self.settings.network_check_interval);
-                self.counters
-                    .set_last_error("disk queue read failed; delivery paused".to_string());
-                return;
+        if self.acks_due(Instant::now()) {
+            self.retry_acks();
+            return;
+        }
+        if self.sendable_backlog() {
+            let after = self.unacked.last().map_or(0, |u| u.seq);
+            let b = match self.spool.oldest_after(after) {
+                Ok(Some(b)) => b,
+                Ok(None) => return,
+                Err(e) => {
+                    // The queue cannot be read now; try again later rather than spin.
+                    self.not_before = Some(deadline_after(self.settings.network_check_interval));
+                    self.counters
+                        .set_last_error(format!("disk queue read failed; delivery paused: {e}"));
+                    return;
+                }
             };
             let n = u64::from(b.payload.records);
-            let Some(outcome) =
-                Self::send_watching(&mut self.sink, &b.payload, control, &mut self.held).await
+            let Some(sent) = Self::send_watching(
+                &mut self.sink,
+                &b.payload,
+                control,
+                &mut self.held,
+                self.records
+                    .as_ref()
+                    .map(|r| (r, &mut self.intake, self.intake_cap)),
+            )
+            .await
             else {
                 return;
             };
-            match outcome {
-                SendOutcome::Delivered => {
-                    if self.spool.ack(b.seq) {
-                        let written = self.delivered(n);
-                        if !self.durable || b.replay {
-                            self.add(|c| &c.replayed, written);
+            match sent {
+                Sent::Outcome(SendOutcome::Delivered) => {
+                    let refused = self.take_refusal(n);
+                    let u = Unacked {
+                        seq: b.seq,
+                        records: n,
+                        replay: !self.durable || b.replay,
+                        refused,
+                    };
+                    match self.spool.ack(b.seq) {
+                        Acked::Deleted => self.count_acked(u),
+                        // Evicted meanwhile and counted by the queue.
+                        Acked::Gone => {}
+                        Acked::Failed(e) => {
+                            // Delivered: never sent again. The delete is retried
+                            // with backoff; the row counts as pending until then.
+                            self.unacked.push(u);
+                            self.ack_failed(&e);
                         }
-                    } else {
-                        // Evicted meanwhile and counted by the queue; only clear
-                        // the sink's per-request report.
-                        let _ = self.sink.take_partial_rejection();
                     }
                     self.succeeded();
                 }
-                SendOutcome::Reject { reason } => {
+                Sent::Outcome(SendOutcome::Reject { reason }) => {
                     let n = self.spool.remove(b.seq);
                     self.rejected(n, reason);
                 }
-                SendOutcome::Retry {
+                Sent::Outcome(SendOutcome::Retry {
                     reason,
                     retry_after,
-                } => {
+                }) => {
                     self.spool.bump(b.seq);
                     self.failed(reason, retry_after);
+                }
+                Sent::Panicked(msg) => {
+                    let n = self.spool.remove(b.seq);
+                    self.panicked(n, &msg);
                 }
             }
             return;
@@ -377,26 +589,41 @@ impl Task {
             return;
         };
         let n = u64::from(p.records);
-        let Some(outcome) = Self::send_watching(&mut self.sink, &p, control, &mut self.held).await
+        let Some(sent) = Self::send_watching(
+            &mut self.sink,
+            &p,
+            control,
+            &mut self.held,
+            self.records
+                .as_ref()
+                .map(|r| (r, &mut self.intake, self.intake_cap)),
+        )
+        .await
         else {
             return;
         };
-        match outcome {
-            SendOutcome::Delivered => {
+        match sent {
+            Sent::Outcome(SendOutcome::Delivered) => {
                 self.outbox.pop_front();
                 self.add(|c| &c.left_memory, n);
-                self.delivered(n);
+                let refused = self.take_refusal(n);
+                self.count_delivered(n, refused);
                 self.succeeded();
             }
-            SendOutcome::Reject { reason } => {
+            Sent::Outcome(SendOutcome::Reject { reason }) => {
                 self.outbox.pop_front();
                 self.add(|c| &c.left_memory, n);
                 self.rejected(n, reason);
             }
-            SendOutcome::Retry {
+            Sent::Panicked(msg) => {
+                self.outbox.pop_front();
+                self.add(|c| &c.left_memory, n);
+                self.panicked(n, &msg);
+            }
+            Sent::Outcome(SendOutcome::Retry {
                 reason,
                 retry_after,
-            } => {
+            }) => {
                 if self.spool.enabled() {
                     // Park it and everything behind it, in order; retries and
                     // replays then come from disk.
@@ -426,25 +653,84 @@ impl Task {
         }
     }
 
+    /// Retries the deletes of delivered batches, oldest first, stopping at the
+    /// first failure (the others would wait on the same lock).
+    fn retry_acks(&mut self) {
+        while let Some(u) = self.unacked.first() {
+            match self.spool.ack(u.seq) {
+                Acked::Deleted => {
+                    let u = self.unacked.remove(0);
+                    self.count_acked(u);
+                }
+                Acked::Gone => {
+                    self.unacked.remove(0);
+                }
+                Acked::Failed(e) => {
+                    self.ack_failed(&e);
+                    return;
+                }
+            }
+        }
+        self.ack_retry_at = None;
+        self.ack_delay = ACK_RETRY_FIRST;
+    }
+
+    /// Schedules the next delete retry (doubling, capped) and reports the error.
+    fn ack_failed(&mut self, e: &str) {
+        let delay = self.ack_delay;
+        self.ack_delay = (self.ack_delay * 2).min(ACK_RETRY_MAX);
+        self.ack_retry_at = Some(deadline_after(delay));
+        self.counters.set_last_error(format!(
+            "delivered batch kept in the disk queue, its delete failed (retry in {delay:?}): {e}"
+        ));
+    }
+
+    /// Counts a delivered batch whose row is now deleted.
+    fn count_acked(&mut self, u: Unacked) {
+        let written = self.count_delivered(u.records, u.refused);
+        if u.replay {
+            self.add(|c| &c.replayed, written);
+        }
+    }
+
+    /// Records of the payload just delivered that the receiver refused one by one
+    /// inside the accepted request (an OTLP partial success), with its message.
+    fn take_refusal(&mut self, n: u64) -> Option<(u64, String)> {
+        match self.sink.take_partial_rejection() {
+            Some((k, reason)) if k > 0 => Some((k.min(n), reason)),
+            _ => None,
+        }
+    }
+
     /// Counts a delivered payload of `n` records; returns how many were written.
-    /// Records the receiver refused one by one inside the accepted request (an OTLP
-    /// partial success) are counted as `dropped_rejected` instead.
-    fn delivered(&mut self, n: u64) -> u64 {
-        let refused = match self.sink.take_partial_rejection() {
-            Some((k, reason)) if k > 0 => {
+    /// Records refused inside the accepted request are counted as
+    /// `dropped_rejected` instead.
+    fn count_delivered(&mut self, n: u64, refused: Option<(u64, String)>) -> u64 {
+        let k = match refused {
+            Some((k, reason)) => {
                 // Counted and reported, but the request itself was accepted: a
                 // flush still reports success (as before the disk queue existed).
-                let k = k.min(n);
                 self.add(|c| &c.dropped_rejected, k);
                 self.reporter.report(&self.counters.name, &reason);
                 self.counters.set_last_error(reason);
                 k
             }
-            _ => 0,
+            None => 0,
         };
-        self.add(|c| &c.written, n - refused);
+        self.add(|c| &c.written, n - k);
         self.add(|c| &c.batches, 1);
-        n - refused
+        n - k
+    }
+
+    /// The sink panicked while sending a batch of `n` records: counted as
+    /// `dropped_failed` with the panic message; the sink keeps running.
+    fn panicked(&mut self, n: u64, msg: &str) {
+        self.add(|c| &c.errors, 1);
+        self.drop_records(
+            |c| &c.dropped_failed,
+            n,
+            format!("dropped {n} records, the sink panicked while sending: {msg}"),
+        );
     }
 
     fn succeeded(&mut self) {
@@ -492,7 +778,7 @@ impl Task {
             self.add(|c| &c.retried, 1);
         }
         self.counters.set_last_error(reason);
-        self.not_before = Some(Instant::now() + delay);
+        self.not_before = Some(deadline_after(delay));
     }
 
     fn drop_records(
@@ -514,13 +800,16 @@ impl Task {
         &mut self,
         records: &flume::Receiver<Arc<Record>>,
         ack: flume::Sender<bool>,
+        patient: bool,
     ) {
         self.drain_channel(records);
         self.flushes.push(PendingFlush {
             ack,
-            drops_at: self.drops,
+            drops_at: self.drops_at_last_flush,
+            patient,
         });
-        if self.offline && self.has_work() {
+        self.drops_at_last_flush = self.drops;
+        if self.offline && self.has_sendable() {
             self.not_before = None;
             self.attempt(None).await;
         }
@@ -528,6 +817,7 @@ impl Task {
     }
 
     /// Answers the pending flushes that are settled (or all of them when `last`).
+    /// An impatient flush is answered `false` as soon as nothing can be sent now.
     fn answer_flushes(&mut self, last: bool) {
         if self.flushes.is_empty() {
             return;
@@ -538,21 +828,34 @@ impl Task {
         } else {
             !self.has_work()
         };
-        let give_up = !settled && (last || (self.offline && self.spool.enabled()));
-        if !settled && !give_up {
-            return;
-        }
+        let stuck = !self.ready(Instant::now());
         let drops = self.drops;
-        for f in self.flushes.drain(..) {
-            let _ = f.ack.send(settled && drops == f.drops_at);
+        let mut answered = false;
+        self.flushes.retain(|f| {
+            let give_up = last || (self.offline && self.spool.enabled()) || (!f.patient && stuck);
+            if settled || give_up {
+                let _ = f.ack.send(settled && drops == f.drops_at);
+                answered = true;
+                false
+            } else {
+                true
+            }
+        });
+        if answered {
+            self.drops_at_last_flush = drops;
         }
     }
 
     /// Shutdown: with a disk queue, everything in memory is committed first, then
     /// delivered from disk until the deadline (what remains is replayed by the next
-    /// start); without one, delivered until the deadline and the rest counted as
-    /// `dropped_failed`.
-    async fn shutdown(&mut self, records: &flume::Receiver<Arc<Record>>, deadline: Instant) {
+    /// start); without one, delivered until the deadline (not `patient`: without
+    /// waiting out a backoff) and the rest counted as `dropped_failed`.
+    async fn shutdown(
+        &mut self,
+        records: &flume::Receiver<Arc<Record>>,
+        deadline: Instant,
+        patient: bool,
+    ) {
         self.drain_channel(records);
         if self.spool.enabled() {
             let parked: Vec<Payload> = self.outbox.drain(..).collect();
@@ -562,7 +865,7 @@ impl Task {
         }
         // One immediate attempt even when backing off or offline.
         self.not_before = None;
-        self.deliver_until(deadline).await;
+        self.deliver_until(deadline, patient).await;
         let left: Vec<Payload> = self.outbox.drain(..).collect();
         let n: u64 = left.iter().map(|p| u64::from(p.records)).sum();
         if n > 0 {
@@ -574,24 +877,57 @@ impl Task {
             );
         }
         self.answer_flushes(true);
-        self.sink.close().await;
+        let left = deadline.saturating_duration_since(Instant::now());
+        let sink = &mut self.sink;
+        let close = match std::panic::catch_unwind(AssertUnwindSafe(move || {
+            let sink = sink;
+            sink.close()
+        })) {
+            Ok(fut) => AssertUnwindSafe(fut).catch_unwind(),
+            Err(p) => {
+                self.counters.set_last_error(format!(
+                    "the sink panicked while closing: {}",
+                    crate::global::panic_payload_text(&*p)
+                ));
+                return;
+            }
+        };
+        match tokio::time::timeout(left, close).await {
+            Ok(Ok(())) => {}
+            Ok(Err(p)) => self.counters.set_last_error(format!(
+                "the sink panicked while closing: {}",
+                crate::global::panic_payload_text(&*p)
+            )),
+            Err(_) => self
+                .counters
+                .set_last_error("closing the sink did not finish by the shutdown deadline".into()),
+        }
     }
 
     /// Sends until there is nothing left or the deadline. With a disk queue it stops
     /// at the first failure (what is left is safe on disk, and waiting out a backoff
-    /// would only delay the exit); without one it keeps retrying until the deadline.
-    async fn deliver_until(&mut self, deadline: Instant) {
+    /// would only delay the exit); without one it keeps retrying until the deadline
+    /// when `patient`, and stops at the first backoff otherwise.
+    async fn deliver_until(&mut self, deadline: Instant, patient: bool) {
         // Bounded: every round either sends or sleeps towards the deadline.
         for _ in 0..1_000_000 {
-            if !self.has_work() {
+            if !self.has_sendable() && self.unacked.is_empty() {
                 return;
             }
             let now = Instant::now();
             if now >= deadline {
                 return;
             }
+            if !self.has_sendable() {
+                // Only deletes of delivered batches are left: one more try, then
+                // the rows stay for the next start.
+                if self.acks_due(now) {
+                    self.retry_acks();
+                }
+                return;
+            }
             if let Some(nb) = self.not_before {
-                if self.spool.enabled() && nb > now {
+                if (self.spool.enabled() || !patient) && nb > now {
                     return;
                 }
                 if nb >= deadline {

@@ -44,6 +44,18 @@ pub(crate) struct SpoolBatch {
     pub(crate) replay: bool,
 }
 
+/// The outcome of deleting a delivered batch.
+#[cfg_attr(not(feature = "disk-queue"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Acked {
+    /// The row is deleted.
+    Deleted,
+    /// The row was already gone (evicted by a bound and counted by the queue).
+    Gone,
+    /// The delete failed (e.g. the file is locked); the row is still there.
+    Failed(String),
+}
+
 /// The outcome of storing a batch.
 #[cfg_attr(not(feature = "disk-queue"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,14 +73,23 @@ pub(crate) struct Spool {
     queue: Option<Arc<Mutex<crate::queue::DiskQueue>>>,
     #[cfg(feature = "disk-queue")]
     sink: String,
+    /// The queue's counters, read without taking the queue's lock.
+    #[cfg(feature = "disk-queue")]
+    stats: Option<crate::queue::QueueStatsHandle>,
 }
 
 #[cfg(feature = "disk-queue")]
 impl Spool {
     pub(crate) fn new(queue: Option<Arc<Mutex<crate::queue::DiskQueue>>>, sink: &str) -> Self {
+        let stats = queue.as_ref().map(|q| {
+            q.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .stats_handle()
+        });
         Spool {
             queue,
             sink: sink.to_string(),
+            stats,
         }
     }
 
@@ -85,7 +106,14 @@ impl Spool {
 
     /// `true` when this sink has batches on disk.
     pub(crate) fn has_backlog(&self) -> bool {
-        self.with(|q| q.pending(&self.sink).0 > 0).unwrap_or(false)
+        self.pending_batches() > 0
+    }
+
+    /// Batches of this sink on disk. From the counters: never waits for the queue.
+    pub(crate) fn pending_batches(&self) -> u64 {
+        self.stats
+            .as_ref()
+            .map_or(0, |h| h.sink(&self.sink).pending_batches)
     }
 
     /// Commits `payload`; `None` when the spool is disabled.
@@ -99,26 +127,36 @@ impl Spool {
         })
     }
 
-    /// The oldest stored batch of this sink.
-    pub(crate) fn oldest(&self) -> Option<SpoolBatch> {
+    /// The oldest stored batch of this sink with a row id above `after` (rows up
+    /// to `after` are delivered, waiting for their delete). Corrupt rows met on the
+    /// way are quarantined and counted by the queue.
+    ///
+    /// # Errors
+    /// The queue's error text when it cannot be read.
+    pub(crate) fn oldest_after(&self, after: i64) -> Result<Option<SpoolBatch>, String> {
         self.with(|q| {
             let upto = q.restored_upto();
-            q.oldest(&self.sink, 1)
-                .ok()
-                .and_then(|mut v| v.pop())
-                .map(|b| SpoolBatch {
-                    seq: b.seq,
-                    replay: b.attempts > 0 || b.seq <= upto,
-                    payload: b.payload,
+            q.oldest_after(&self.sink, after, 1)
+                .map(|mut v| {
+                    v.pop().map(|b| SpoolBatch {
+                        seq: b.seq,
+                        replay: b.attempts > 0 || b.seq <= upto,
+                        payload: b.payload,
+                    })
                 })
+                .map_err(|e| e.to_string())
         })
-        .flatten()
+        .unwrap_or(Ok(None))
     }
 
-    /// Deletes a delivered batch; `false` when it was already gone (evicted and
-    /// counted by the queue) or could not be deleted (it will be sent again).
-    pub(crate) fn ack(&self, seq: i64) -> bool {
-        self.with(|q| q.ack(seq).unwrap_or(false)).unwrap_or(false)
+    /// Deletes a delivered batch.
+    pub(crate) fn ack(&self, seq: i64) -> Acked {
+        self.with(|q| match q.ack(seq) {
+            Ok(true) => Acked::Deleted,
+            Ok(false) => Acked::Gone,
+            Err(e) => Acked::Failed(e.to_string()),
+        })
+        .unwrap_or(Acked::Gone)
     }
 
     /// Deletes a refused batch; returns its records (0 when already gone).
@@ -146,11 +184,14 @@ impl Spool {
     pub(crate) fn store(&self, _payload: &Payload) -> Option<Stored> {
         None
     }
-    pub(crate) fn oldest(&self) -> Option<SpoolBatch> {
-        None
+    pub(crate) fn pending_batches(&self) -> u64 {
+        0
     }
-    pub(crate) fn ack(&self, _seq: i64) -> bool {
-        false
+    pub(crate) fn oldest_after(&self, _after: i64) -> Result<Option<SpoolBatch>, String> {
+        Ok(None)
+    }
+    pub(crate) fn ack(&self, _seq: i64) -> Acked {
+        Acked::Gone
     }
     pub(crate) fn remove(&self, _seq: i64) -> u64 {
         0
@@ -174,7 +215,9 @@ pub(crate) type SharedQueue = Option<std::convert::Infallible>;
 /// without it.
 ///
 /// # Errors
-/// [`ConfigError::Invalid`](crate::ConfigError) for `cache_dir` (durable mode only).
+/// [`ConfigError::Invalid`](crate::ConfigError) for `cache_dir` when another client
+/// (this process or another) holds the queue, naming its pid; and in durable mode
+/// when the queue cannot be opened.
 #[cfg(feature = "disk-queue")]
 pub(crate) fn open_queue(
     config: &crate::config::Config,
@@ -209,6 +252,13 @@ pub(crate) fn open_queue(
             let view = super::stats::QueueView::new(Some(q.stats_handle()));
             Ok((Some(Arc::new(Mutex::new(q))), view))
         }
+        Err(e) if e.kind() == crate::error::ErrorKind::Locked => Err(crate::ConfigError::invalid(
+            "cache_dir",
+            config.queue_dir().display(),
+            format!(
+                "{e}; each Loggier client needs a cache_dir of its own (run several instances with one cache_dir each)"
+            ),
+        )),
         Err(e) => {
             if config.delivery_mode == DeliveryMode::Durable {
                 return Err(crate::ConfigError::invalid(

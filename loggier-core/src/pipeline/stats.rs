@@ -11,6 +11,9 @@ pub(crate) struct ClientCounters {
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_closed: AtomicU64,
     pub(crate) dispatched: AtomicU64,
+    /// Set by the worker once it has shut down and drained the channel; a caller
+    /// whose record lands in the channel after that counts it itself.
+    pub(crate) worker_done: AtomicBool,
 }
 
 /// Counters of one sink task.

@@ -40,15 +40,32 @@
 //!   once as [`OpenReport::recovered`]. Corruption found later (a read or write fails
 //!   with `SQLITE_CORRUPT`/`SQLITE_NOTADB`) does the same; the records that were
 //!   pending are counted as `dropped_corrupt`.
+//! - A single row that cannot be decoded (a payload stored as TEXT, a damaged
+//!   record count) is deleted when it is reached and its records are counted as
+//!   `dropped_corrupt`; the batches behind it are delivered.
 //! - A full disk (`SQLITE_FULL`) or another I/O error while storing a batch drops
 //!   that batch and counts it (`dropped_disk_full` / `dropped_io`); nothing panics.
 //!
 //! # Concurrency
-//! A [`DiskQueue`] is one SQLite connection: `Send`, not `Sync`; the pipeline owns it
-//! on the worker thread. Counters live in a separate [`QueueStatsHandle`] that any
-//! thread can read without touching the file. One queue file belongs to one process:
-//! two processes sharing a file would both replay its batches (the receiver sees
-//! duplicates, which the batch id lets it drop).
+//! A [`DiskQueue`] is one SQLite connection: `Send`, not `Sync`; the pipeline shares
+//! it between the network sinks of one client behind a mutex. Counters live in a
+//! separate [`QueueStatsHandle`] that any thread can read without touching the file.
+//!
+//! One queue file belongs to one client. [`DiskQueue::open`] takes an exclusive
+//! advisory lock on `<file>.lock` (flock on Unix, `LockFileEx` on Windows; the file
+//! holds the owner's pid) and keeps it until the queue is dropped, so a second
+//! client on the same file — in another process or in this one — is refused with
+//! [`ErrorKind::Locked`](crate::ErrorKind::Locked) naming the holder, instead of
+//! delivering and deleting the first one's batches behind its back.
+//! [`LoggierBuilder::build`](crate::LoggierBuilder::build) turns that into a
+//! [`ConfigError`](crate::ConfigError) for `cache_dir`. To run several instances on
+//! one machine (workers of a pre-fork server, replicas sharing a volume), give each
+//! its own `cache_dir`, e.g. `LOGGIER_CACHE_DIR=/var/lib/app/queue-$WORKER_ID`.
+//!
+//! # File modes
+//! On Unix the queue file, its `-wal`/`-shm` companions and the lock file are
+//! created with mode `0600` (owner only): batches hold log records, which may hold
+//! personal data. An existing file keeps its mode.
 
 mod store;
 

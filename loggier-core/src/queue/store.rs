@@ -114,6 +114,8 @@ impl PushOutcome {
 /// ```
 #[derive(Debug)]
 pub struct DiskQueue {
+    /// Holds the advisory lock on `<file>.lock` for as long as the queue is open.
+    _lock: fs::File,
     conn: Connection,
     path: PathBuf,
     config: QueueConfig,
@@ -132,11 +134,15 @@ impl DiskQueue {
     /// `<file>.corrupt-<unix-seconds>` and a fresh queue is created; the returned
     /// [`OpenReport::recovered`] says so.
     ///
+    /// One queue file belongs to one client: `open` takes an exclusive advisory lock
+    /// on `<file>.lock` (which holds the owner's pid) and keeps it until the queue
+    /// is dropped. The file and its lock file are created with mode `0600` on Unix.
+    ///
     /// # Errors
-    /// An [`Error`] of kind [`ErrorKind::Queue`] when no queue can be opened at all:
-    /// the directory cannot be created or written, the file is locked by another
-    /// connection, or the fresh file cannot be created either. Callers then run
-    /// without a disk queue.
+    /// [`ErrorKind::Locked`] when another client (this process or another) has the
+    /// queue open; the message names its pid. [`ErrorKind::Queue`] when no queue
+    /// can be opened at all: the directory cannot be created or written, or the
+    /// fresh file cannot be created either. Callers then run without a disk queue.
     pub fn open(
         path: impl Into<PathBuf>,
         config: QueueConfig,
@@ -151,6 +157,7 @@ impl DiskQueue {
                 )
             })?;
         }
+        let lock = lock_queue(&path)?;
         let stats = QueueStatsHandle::default();
         let mut report = OpenReport::default();
         let conn = match open_checked(&path, config.sync) {
@@ -171,6 +178,7 @@ impl DiskQueue {
             Err(e) => return Err(e.into_error(&path)),
         };
         let mut q = DiskQueue {
+            _lock: lock,
             conn,
             path,
             config,
@@ -301,15 +309,67 @@ impl DiskQueue {
     /// Up to `n` of `sink`'s batches, oldest first (insertion order). Expired
     /// batches are deleted (and counted) first.
     ///
+    /// A row that cannot be decoded (a payload that is not a BLOB, a negative or
+    /// non-numeric record count) is quarantined: deleted and counted as
+    /// `dropped_corrupt`, with the reason in [`QueueStats::last_error`], so it can
+    /// never stall the batches behind it.
+    ///
     /// # Errors
     /// [`ErrorKind::Queue`] when the file cannot be read. Corruption is handled
     /// (file moved aside, pending records counted as `dropped_corrupt`) and then
     /// reported as this error, with an empty queue left behind.
     pub fn oldest(&mut self, sink: &str, n: usize) -> Result<Vec<QueuedBatch>, Error> {
+        self.oldest_after(sink, 0, n)
+    }
+
+    /// [`DiskQueue::oldest`] among the rows with a `seq` greater than `after`.
+    ///
+    /// # Errors
+    /// As [`DiskQueue::oldest`].
+    pub fn oldest_after(
+        &mut self,
+        sink: &str,
+        after: i64,
+        n: usize,
+    ) -> Result<Vec<QueuedBatch>, Error> {
         self.expire(now_ms());
-        match self.select_oldest(sink, n) {
-            Ok(v) => Ok(v),
-            Err(e) => Err(self.handle_error("read", &e)),
+        // Bounded: each round quarantines at least one row or returns.
+        for _ in 0..1000 {
+            let (good, bad) = match self.select_oldest(sink, after, n) {
+                Ok(v) => v,
+                Err(e) => return Err(self.handle_error("read", &e)),
+            };
+            if bad.is_empty() {
+                return Ok(good);
+            }
+            for (seq, reason) in bad {
+                self.quarantine(seq, &reason)?;
+            }
+            if !good.is_empty() {
+                return Ok(good);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    /// Deletes an undecodable row, counting its records as `dropped_corrupt`.
+    fn quarantine(&mut self, seq: i64, reason: &str) -> Result<(), Error> {
+        match self.delete_row(seq) {
+            Ok(Some(row)) => {
+                let msg = format!(
+                    "disk queue {}: batch row {seq} of sink {} is unreadable ({reason}); deleted, {} records counted as dropped_corrupt",
+                    self.path.display(),
+                    row.sink,
+                    row.records
+                );
+                self.stats.update(|s| {
+                    s.sinks.entry(row.sink).or_default().dropped_corrupt += row.records;
+                    s.last_error = Some(msg);
+                });
+                Ok(())
+            }
+            Ok(None) => Ok(()),
+            Err(e) => Err(self.handle_error("quarantine", &e)),
         }
     }
 
@@ -460,43 +520,31 @@ impl DiskQueue {
         Ok(Inserted::New(seq))
     }
 
-    fn select_oldest(&mut self, sink: &str, n: usize) -> rusqlite::Result<Vec<QueuedBatch>> {
+    /// Up to `n` decodable rows of `sink` after `after`, and the undecodable rows met
+    /// before them (row id, reason).
+    #[allow(clippy::type_complexity)]
+    fn select_oldest(
+        &mut self,
+        sink: &str,
+        after: i64,
+        n: usize,
+    ) -> rusqlite::Result<(Vec<QueuedBatch>, Vec<(i64, String)>)> {
         let limit = i64::try_from(n).unwrap_or(i64::MAX);
         let mut st = self.conn.prepare_cached(
             "SELECT seq, batch_id, created_at_ms, attempts, records, payload
-             FROM batches WHERE sink = ?1 ORDER BY seq LIMIT ?2",
+             FROM batches WHERE sink = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         )?;
-        let rows = st.query_map(params![sink, limit], |r| {
-            let id: String = r.get(1)?;
-            let payload: Vec<u8> = r.get(5)?;
-            let records: i64 = r.get(4)?;
-            let attempts: i64 = r.get(3)?;
-            Ok((
-                r.get::<_, i64>(0)?,
-                id,
-                r.get::<_, i64>(2)?,
-                attempts,
-                records,
-                payload,
-            ))
-        })?;
+        let mut rows = st.query(params![sink, after, limit])?;
         let mut out = Vec::new();
-        for row in rows {
-            let (seq, id, created_at_ms, attempts, records, payload) = row?;
-            // A row whose id does not parse is still delivered, under a fresh id.
-            let id = uuid::Uuid::parse_str(&id).unwrap_or_else(|_| uuid::Uuid::now_v7());
-            out.push(QueuedBatch {
-                seq,
-                payload: Payload {
-                    id,
-                    bytes: Bytes::from(payload),
-                    records: u32::try_from(records).unwrap_or(0),
-                },
-                created_at_ms,
-                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            });
+        let mut bad = Vec::new();
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            match decode_row(r) {
+                Ok(b) => out.push(b),
+                Err(reason) => bad.push((seq, reason)),
+            }
         }
-        Ok(out)
+        Ok((out, bad))
     }
 
     /// Deletes one row and updates the pending gauges; `None` when it was not there.
@@ -510,11 +558,12 @@ impl DiskQueue {
         let sql = format!("DELETE FROM batches WHERE {cond} RETURNING sink, records, bytes");
         let deleted: Vec<DeletedRow> = {
             let mut st = self.conn.prepare_cached(&sql)?;
+            // Tolerant of damaged values: a row must be deletable whatever it holds.
             let rows = st.query_map(params![arg], |r| {
                 Ok(DeletedRow {
-                    sink: r.get(0)?,
-                    records: u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
-                    bytes: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    sink: value_text(r.get_ref(0)?),
+                    records: value_count(r.get_ref(1)?),
+                    bytes: value_count(r.get_ref(2)?),
                 })
             })?;
             rows.collect::<rusqlite::Result<_>>()?
@@ -642,6 +691,136 @@ impl DiskQueue {
     }
 }
 
+/// Decodes one `batches` row (`seq, batch_id, created_at_ms, attempts, records,
+/// payload`); the reason when it cannot be delivered as stored.
+fn decode_row(r: &rusqlite::Row<'_>) -> Result<QueuedBatch, String> {
+    use rusqlite::types::ValueRef;
+    let seq: i64 = r.get(0).map_err(|e| e.to_string())?;
+    let payload = match r.get_ref(5).map_err(|e| e.to_string())? {
+        ValueRef::Blob(b) => Bytes::copy_from_slice(b),
+        other => {
+            return Err(format!("payload is {:?}, not a BLOB", other.data_type()));
+        }
+    };
+    let records = match r.get_ref(4).map_err(|e| e.to_string())? {
+        ValueRef::Integer(i) => u32::try_from(i).map_err(|_| format!("records is {i}"))?,
+        other => {
+            return Err(format!(
+                "records is {:?}, not an INTEGER",
+                other.data_type()
+            ));
+        }
+    };
+    // A row whose id does not parse is still delivered, under a fresh id.
+    let id = match r.get_ref(1).map_err(|e| e.to_string())? {
+        ValueRef::Text(t) => std::str::from_utf8(t)
+            .ok()
+            .and_then(|t| uuid::Uuid::parse_str(t).ok())
+            .unwrap_or_else(uuid::Uuid::now_v7),
+        _ => uuid::Uuid::now_v7(),
+    };
+    let created_at_ms = r.get_ref(2).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
+    let attempts = r.get_ref(3).ok().and_then(|v| v.as_i64().ok()).unwrap_or(0);
+    Ok(QueuedBatch {
+        seq,
+        payload: Payload {
+            id,
+            bytes: payload,
+            records,
+        },
+        created_at_ms,
+        attempts: u32::try_from(attempts.max(0)).unwrap_or(u32::MAX),
+    })
+}
+
+/// A column value as text, lossily (a damaged `sink` column).
+fn value_text(v: rusqlite::types::ValueRef<'_>) -> String {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Text(t) | ValueRef::Blob(t) => String::from_utf8_lossy(t).into_owned(),
+        ValueRef::Integer(i) => i.to_string(),
+        ValueRef::Real(f) => f.to_string(),
+        ValueRef::Null => String::new(),
+    }
+}
+
+/// A count column as `u64`; 0 when it is not a non-negative integer.
+fn value_count(v: rusqlite::types::ValueRef<'_>) -> u64 {
+    v.as_i64()
+        .ok()
+        .and_then(|i| u64::try_from(i).ok())
+        .unwrap_or(0)
+}
+
+/// Takes the exclusive advisory lock `<path>.lock` (created `0600` on Unix) and
+/// writes this process's pid into it.
+///
+/// # Errors
+/// [`ErrorKind::Locked`] naming the holder's pid when another client has it;
+/// [`ErrorKind::Queue`] when the lock file cannot be created.
+fn lock_queue(path: &Path) -> Result<fs::File, Error> {
+    use std::io::{Read, Seek, Write};
+    let lock_path = sibling(path, ".lock");
+    let mut file = private_options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| {
+            Error::with_source(
+                ErrorKind::Queue,
+                format!("cannot create disk queue lock {}", lock_path.display()),
+                e,
+            )
+        })?;
+    let locked = fs4::fs_std::FileExt::try_lock_exclusive(&file).map_err(|e| {
+        Error::with_source(
+            ErrorKind::Queue,
+            format!("cannot lock disk queue {}", lock_path.display()),
+            e,
+        )
+    })?;
+    if !locked {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = holder.trim();
+        let who = if holder.is_empty() {
+            "another Loggier client".to_string()
+        } else {
+            format!("another Loggier client (pid {holder})")
+        };
+        return Err(Error::new(
+            ErrorKind::Locked,
+            format!(
+                "disk queue {} is in use by {who}; lock file {}",
+                path.display(),
+                lock_path.display()
+            ),
+        ));
+    }
+    // Best effort: the pid only helps the error message of a second client.
+    let _ = file
+        .set_len(0)
+        .and_then(|()| file.rewind())
+        .and_then(|()| write!(file, "{}", std::process::id()))
+        .and_then(|()| file.flush());
+    Ok(file)
+}
+
+/// `OpenOptions` that create files readable and writable by the owner only
+/// (`0600`) on Unix.
+fn private_options() -> fs::OpenOptions {
+    #[allow(unused_mut)]
+    let mut o = fs::OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o
+}
+
 enum Inserted {
     New(i64),
     Existing(i64),
@@ -658,6 +837,8 @@ enum OpenError {
     Corrupt(String),
     /// Anything else (permissions on the directory, locked, out of memory).
     Other(rusqlite::Error),
+    /// The file could not be created.
+    Create(std::io::Error),
 }
 
 impl OpenError {
@@ -670,6 +851,11 @@ impl OpenError {
             OpenError::Other(e) => Error::with_source(
                 ErrorKind::Queue,
                 format!("cannot open disk queue {}", path.display()),
+                e,
+            ),
+            OpenError::Create(e) => Error::with_source(
+                ErrorKind::Queue,
+                format!("cannot create disk queue {}", path.display()),
                 e,
             ),
         }
@@ -692,6 +878,16 @@ fn open_checked(path: &Path, sync: SyncMode) -> Result<Connection, OpenError> {
             OpenError::Other(e)
         }
     };
+    // Create the file ourselves so it is private (0600 on Unix); SQLite gives its
+    // `-wal` and `-shm` companions the same mode.
+    if !path.exists() {
+        private_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(OpenError::Create)?;
+    }
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -12,6 +12,10 @@ use crate::record::{Record, ServiceInfo, encode_json_line};
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// Default number of rotated files kept beside the live one: 5.
 pub const DEFAULT_MAX_FILES: usize = 5;
+/// Default Unix mode of a log file the sink creates: `0o600` (owner read/write
+/// only). Log records may hold personal data; widen it with
+/// [`FileSinkBuilder::file_mode`].
+pub const DEFAULT_FILE_MODE: u32 = 0o600;
 
 /// Builder for [`FileSink`].
 #[derive(Debug, Clone)]
@@ -21,9 +25,19 @@ pub struct FileSinkBuilder {
     max_file_bytes: u64,
     max_files: usize,
     name: String,
+    file_mode: u32,
 }
 
 impl FileSinkBuilder {
+    /// Unix permission bits of log files the sink creates (the live file and each
+    /// fresh file after a rotation). Default [`DEFAULT_FILE_MODE`] (`0o600`); e.g.
+    /// `0o640` lets a log shipper in the file's group read it. The process umask
+    /// still applies; an existing file keeps its mode. Ignored on other platforms.
+    pub fn file_mode(mut self, mode: u32) -> Self {
+        self.file_mode = mode;
+        self
+    }
+
     /// Rotate when the live file would grow past `bytes` (default 64 MiB). A single
     /// batch larger than this is still written whole, into a fresh file.
     pub fn max_file_bytes(mut self, bytes: u64) -> Self {
@@ -68,7 +82,7 @@ impl FileSinkBuilder {
                 )
             })?;
         }
-        let file = open_append(&self.path).map_err(|e| {
+        let file = open_append(&self.path, self.file_mode).map_err(|e| {
             ConfigError::invalid(
                 "data_dir",
                 self.path.display(),
@@ -81,8 +95,12 @@ impl FileSinkBuilder {
             max_file_bytes: self.max_file_bytes,
             max_files: self.max_files,
             name: self.name,
+            file_mode: self.file_mode,
             file,
             size,
+            torn: false,
+            #[cfg(test)]
+            fail_after: None,
         })
     }
 }
@@ -91,6 +109,10 @@ impl FileSinkBuilder {
 ///
 /// Each batch is one `write` call, so lines from one batch are never interleaved with
 /// another writer's. The line format is [`encode_json_line`].
+///
+/// A write that fails part-way (disk full) is cut back to the last complete line
+/// before the batch is retried, so a retry never leaves a fragment glued to a
+/// duplicate. The sink assumes it is the only writer of its file.
 ///
 /// # Example
 /// ```
@@ -109,8 +131,16 @@ pub struct FileSink {
     max_file_bytes: u64,
     max_files: usize,
     name: String,
+    file_mode: u32,
     file: File,
+    /// Bytes of complete lines in the live file.
     size: u64,
+    /// A failed write left a fragment that could not be cut off: the next write
+    /// starts with a newline so the fragment stays a line of its own.
+    torn: bool,
+    /// Test hook: the next append writes this many bytes, then fails like ENOSPC.
+    #[cfg(test)]
+    fail_after: Option<usize>,
 }
 
 impl FileSink {
@@ -121,6 +151,7 @@ impl FileSink {
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             max_files: DEFAULT_MAX_FILES,
             name: "file".to_string(),
+            file_mode: DEFAULT_FILE_MODE,
         }
     }
 
@@ -142,7 +173,7 @@ impl FileSink {
                 .write(true)
                 .truncate(true)
                 .open(&self.path)?;
-            self.file = open_append(&self.path)?;
+            self.file = open_append(&self.path, self.file_mode)?;
         } else {
             let _ = fs::remove_file(self.rotated(self.max_files));
             for n in (1..self.max_files).rev() {
@@ -152,7 +183,7 @@ impl FileSink {
                 }
             }
             fs::rename(&self.path, self.rotated(1))?;
-            self.file = open_append(&self.path)?;
+            self.file = open_append(&self.path, self.file_mode)?;
         }
         self.size = 0;
         Ok(())
@@ -163,14 +194,64 @@ impl FileSink {
         if self.size > 0 && self.size + len > self.max_file_bytes {
             self.rotate()?;
         }
-        self.file.write_all(bytes)?;
-        self.size += len;
-        Ok(())
+        if self.torn {
+            if let Err(e) = self.append(b"\n") {
+                self.cut_back();
+                return Err(e);
+            }
+            self.size += 1;
+            self.torn = false;
+        }
+        match self.append(bytes) {
+            Ok(()) => {
+                self.size += len;
+                Ok(())
+            }
+            Err(e) => {
+                self.cut_back();
+                Err(e)
+            }
+        }
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        #[cfg(test)]
+        if let Some(n) = self.fail_after.take() {
+            self.file.write_all(&bytes[..n.min(bytes.len())])?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "no space left on device (injected)",
+            ));
+        }
+        self.file.write_all(bytes)
+    }
+
+    /// After a failed append: truncate the file back to the last complete line
+    /// (`size`). When even that fails, note the fragment so the next write starts
+    /// on a fresh line.
+    fn cut_back(&mut self) {
+        if self.file.set_len(self.size).is_err() {
+            if let Ok(m) = self.file.metadata() {
+                if m.len() != self.size {
+                    self.size = m.len();
+                    self.torn = true;
+                }
+            }
+        }
     }
 }
 
-fn open_append(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+fn open_append(path: &Path, mode: u32) -> std::io::Result<File> {
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    o.open(path)
 }
 
 impl Sink for FileSink {
@@ -272,6 +353,80 @@ mod tests {
                 serde_json::from_str::<serde_json::Value>(line).expect("whole json line");
             }
         }
+    }
+
+    #[test]
+    fn item8_a_partial_write_is_cut_back_before_the_retry() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("app.ndjson");
+        let mut sink = FileSink::builder(&path).build().expect("build");
+        write(&mut sink, "before");
+        let recs = [
+            Record::new(Level::Info, "first of the batch"),
+            Record::new(Level::Info, "second of the batch"),
+        ];
+        let payload = sink.encode(&recs, &svc()).expect("encodes").remove(0);
+        // The disk fills up 30 bytes into the batch: a real partial write.
+        sink.fail_after = Some(30);
+        let out = futures_ready(sink.send(&payload));
+        assert!(
+            matches!(out, SendOutcome::Retry { ref reason, .. } if reason.contains("no space")),
+            "{out:?}"
+        );
+        // The pipeline retries the same payload.
+        assert_eq!(futures_ready(sink.send(&payload)), SendOutcome::Delivered);
+        write(&mut sink, "after");
+        let text = fs::read_to_string(&path).expect("read");
+        let messages: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("torn line {l:?}: {e}\n{text}"));
+                v["message"].as_str().expect("message").to_string()
+            })
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                "before",
+                "first of the batch",
+                "second of the batch",
+                "after"
+            ]
+        );
+        assert_eq!(
+            sink.size,
+            fs::metadata(&path).expect("meta").len(),
+            "tracked size"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn item11_log_files_are_created_private_unless_widened() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mode = |p: &Path| fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+        let private = dir.path().join("private.ndjson");
+        let mut sink = FileSink::builder(&private)
+            .max_file_bytes(200)
+            .build()
+            .expect("build");
+        assert_eq!(mode(&private), 0o600);
+        for i in 0..4 {
+            write(
+                &mut sink,
+                &format!("line {i} padded to rotate the file soon enough"),
+            );
+        }
+        assert!(dir.path().join("private.ndjson.1").exists());
+        assert_eq!(mode(&private), 0o600, "a fresh file after rotation");
+        let shared = dir.path().join("shared.ndjson");
+        let _sink = FileSink::builder(&shared)
+            .file_mode(0o640)
+            .build()
+            .expect("build");
+        assert_eq!(mode(&shared), 0o640);
     }
 
     #[test]

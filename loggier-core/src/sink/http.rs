@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use reqwest::header::{AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue};
 
-use super::http_transport::{DEFAULT_HTTP_TIMEOUT, HttpTransport};
+use super::endpoint::{EndpointNames, EndpointOptions};
+use super::http_transport::HttpTransport;
 use super::{BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{ConfigError, Error, ErrorKind};
 use crate::record::{Record, ServiceInfo, encode_json};
@@ -16,13 +17,21 @@ use crate::record::{Record, ServiceInfo, encode_json};
 /// split into several requests (each with its own batch id).
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
-/// Builder for [`HttpSink`].
+/// Setting names of the HTTP ingest sink in [`ConfigError`]s.
+const NAMES: EndpointNames = EndpointNames {
+    url: "api_url",
+    auth: "api_key",
+    tenant: "api_tenant",
+    tenant_header: None,
+    headers: "api_headers",
+};
+
+/// Builder for [`HttpSink`]. `Debug` output never shows the API key (see
+/// [`EndpointOptions`]).
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct HttpSinkBuilder {
-    url: String,
-    api_key: Option<String>,
-    timeout: Duration,
+    endpoint: EndpointOptions,
     gzip: bool,
     max_request_bytes: usize,
     name: String,
@@ -33,16 +42,33 @@ impl HttpSinkBuilder {
     /// `Authorization` header).
     ///
     /// # Security
-    /// The header value is marked sensitive, so it never appears in `Debug` output.
+    /// The header value is marked sensitive, and neither the builder's nor the sink's
+    /// `Debug` output shows the key.
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
-        self.api_key = Some(key.into());
+        self.endpoint = self.endpoint.bearer_token(key);
         self
     }
 
     /// Per-request timeout (`http_timeout`). Default 5 s
-    /// ([`DEFAULT_HTTP_TIMEOUT`]); a timeout is a retryable failure.
+    /// ([`DEFAULT_HTTP_TIMEOUT`](super::http_transport::DEFAULT_HTTP_TIMEOUT)); a
+    /// timeout is a retryable failure.
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.endpoint = self.endpoint.timeout(timeout);
+        self
+    }
+
+    /// Adds a header sent on every request (e.g. for a proxy in front of the
+    /// endpoint); its value is treated as a secret. See [`EndpointOptions::header`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.endpoint = self.endpoint.header(name, value);
+        self
+    }
+
+    /// Replaces URL, credentials, timeout and extra headers at once with `options`
+    /// (the type every network sink builder shares). A tenant is refused by `build`:
+    /// the ingest API has no tenant header.
+    pub fn endpoint(mut self, options: EndpointOptions) -> Self {
+        self.endpoint = options;
         self
     }
 
@@ -70,19 +96,11 @@ impl HttpSinkBuilder {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for `api_url` when the URL does not parse or is not
-    /// `http`/`https`; for `api_key` when it contains characters not allowed in a
-    /// header (the key itself is not echoed); for `http_timeout` when it is zero; for
-    /// `max_request_bytes` when it is zero.
+    /// `http`/`https`; for `api_key` when it is empty or contains characters not
+    /// allowed in a header (the key itself is not echoed); for `api_headers` for a bad
+    /// extra header; for `api_tenant` when a tenant is set; for `http_timeout` when it
+    /// is zero; for `max_request_bytes` when it is zero.
     pub fn build(self) -> Result<HttpSink, ConfigError> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|e| ConfigError::invalid("api_url", &self.url, e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(ConfigError::invalid(
-                "api_url",
-                &self.url,
-                "scheme must be http or https",
-            ));
-        }
         if self.max_request_bytes == 0 {
             return Err(ConfigError::invalid(
                 "max_request_bytes",
@@ -90,23 +108,15 @@ impl HttpSinkBuilder {
                 "must be greater than zero",
             ));
         }
-        let mut headers = HeaderMap::new();
+        let resolved = self.endpoint.resolve(&NAMES)?;
+        let mut headers = resolved.headers;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         if self.gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        if let Some(key) = &self.api_key {
-            let mut v = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
-                ConfigError::invalid(
-                    "api_key",
-                    "[FILTERED]",
-                    "contains characters not allowed in an HTTP header",
-                )
-            })?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
-        }
-        let transport = HttpTransport::new(self.timeout, headers)?;
+        let url = resolved.url;
+        let timeout = resolved.timeout;
+        let transport = HttpTransport::new(timeout, headers)?;
         Ok(HttpSink {
             url: url.to_string(),
             transport,
@@ -155,16 +165,15 @@ impl HttpSink {
     /// A builder posting to `url` (e.g. `https://api.loggier.com/api/ingest`).
     pub fn builder(url: impl Into<String>) -> HttpSinkBuilder {
         HttpSinkBuilder {
-            url: url.into(),
-            api_key: None,
-            timeout: DEFAULT_HTTP_TIMEOUT,
+            endpoint: EndpointOptions::new(url),
             gzip: true,
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             name: "http".to_owned(),
         }
     }
 
-    /// The endpoint URL (normalised).
+    /// The endpoint URL (normalised; credentials written into it were moved to the
+    /// `Authorization` header).
     pub fn url(&self) -> &str {
         &self.url
     }

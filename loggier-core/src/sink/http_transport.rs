@@ -15,6 +15,17 @@ pub const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 /// Header carrying the batch id, so receivers can de-duplicate replays.
 pub const BATCH_ID_HEADER: &str = "x-loggier-batch-id";
+/// Most bytes read from the body of a non-2xx response: 4 KiB. Only an excerpt goes
+/// into the error message; the rest is never read (the connection is closed instead),
+/// so a broken or hostile endpoint cannot make the sink buffer megabytes.
+pub const MAX_ERROR_BODY_BYTES: usize = 4 * 1024;
+/// Most bytes read from the body of a 2xx answer to a `POST`: 64 KiB (an OTLP
+/// partial-success message is a few hundred bytes; Loki and Vector answer with an
+/// empty body).
+pub const MAX_REPLY_BODY_BYTES: usize = 64 * 1024;
+/// Default most bytes of a 2xx `GET` answer ([`HttpTransport::get`], the Loki query
+/// client): 32 MiB. A larger answer is an error, not a silently cut one.
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 32 * 1024 * 1024;
 
 /// A `POST`-only HTTP client with the retry classification all network sinks share.
 ///
@@ -26,15 +37,53 @@ pub const BATCH_ID_HEADER: &str = "x-loggier-batch-id";
 /// - any other status → [`SendOutcome::Reject`] with the status and the first 512
 ///   bytes of the response body.
 ///
+/// Response bodies are read only as far as they are used: at most
+/// [`MAX_ERROR_BODY_BYTES`] of an error answer and [`MAX_REPLY_BODY_BYTES`] of a 2xx
+/// answer to a `POST`; the connection is dropped rather than drained past that.
+///
 /// Every request carries `X-Loggier-Batch-Id: <payload id>`. Redirects are not
 /// followed (a log endpoint that redirects is misconfigured; the 3xx is reported).
 ///
 /// The client must be used from inside a tokio runtime (the Loggier worker thread
 /// provides one).
-#[derive(Debug, Clone)]
+///
+/// # TLS
+/// `https://` endpoints use rustls (reqwest's `rustls` feature: the aws-lc-rs crypto
+/// provider, built from source with the C compiler only, and the operating system's
+/// certificate store through `rustls-platform-verifier`; when the system has no CA
+/// store, as in slim containers, Mozilla's roots compiled in from `webpki-root-certs`
+/// are used instead). No system OpenSSL,
+/// `pkg-config` or `cmake` is needed. To use the platform's TLS library instead
+/// (OpenSSL on Linux, Secure Transport on macOS, SChannel on Windows), opt in from the
+/// application's `Cargo.toml`:
+///
+/// ```toml
+/// reqwest = { version = "0.13", default-features = false, features = ["native-tls"] }
+/// ```
+///
+/// reqwest then prefers native TLS for every client it builds, this one included.
+/// It is not a feature of this crate, so `--all-features` builds never need OpenSSL.
+#[derive(Clone)]
 pub struct HttpTransport {
     client: reqwest::Client,
     headers: HeaderMap,
+}
+
+/// Header names only: the values carry credentials (auth, API keys, proxy keys) even
+/// when a caller forgot to mark them sensitive.
+impl std::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field(
+                "headers",
+                &self
+                    .headers
+                    .keys()
+                    .map(HeaderName::as_str)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
 }
 
 impl HttpTransport {
@@ -52,13 +101,37 @@ impl HttpTransport {
                 "must be greater than zero",
             ));
         }
-        let client = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ConfigError::invalid("http_client", "reqwest", e.to_string()))?;
+        let builder = || {
+            reqwest::Client::builder()
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
+        };
+        let client = match builder().build() {
+            Ok(client) => client,
+            // rustls loads the system's CA store here and fails when there is none
+            // (a slim container): fall back to Mozilla's roots compiled in, so the sink
+            // still builds, plain `http://` works and `https://` verifies as usual.
+            Err(first) => builder()
+                .tls_certs_only(
+                    webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                        .iter()
+                        .filter_map(|c| reqwest::Certificate::from_der(c.as_ref()).ok()),
+                )
+                .build()
+                .map_err(|e| {
+                    ConfigError::invalid(
+                        "http_client",
+                        "reqwest",
+                        format!(
+                            "{}; with the built-in CA roots: {}",
+                            describe_reqwest_error(&first),
+                            describe_reqwest_error(&e)
+                        ),
+                    )
+                })?,
+        };
         Ok(HttpTransport { client, headers })
     }
 
@@ -98,12 +171,14 @@ impl HttpTransport {
 
     /// `POST`s `body` like [`HttpTransport::post_bytes`] but returns the response
     /// unclassified, for protocols that read 2xx bodies or classify statuses their own
-    /// way (OTLP partial success, OTLP's narrower retry set). The body is read whole
-    /// (bounded by the request timeout).
+    /// way (OTLP partial success, OTLP's narrower retry set). At most
+    /// [`MAX_REPLY_BODY_BYTES`] of a 2xx body and [`MAX_ERROR_BODY_BYTES`] of any other
+    /// are read; the rest is left unread and the connection closed.
     ///
     /// # Errors
-    /// A description of the network failure (connection, timeout, body read); callers
-    /// treat it as retryable.
+    /// A description of the network failure (connection, timeout, or a 2xx body that
+    /// could not be read); callers treat it as retryable. A failure while reading the
+    /// body of an error answer keeps the bytes read so far.
     pub async fn post_for_reply(
         &self,
         url: &str,
@@ -120,7 +195,7 @@ impl HttpTransport {
             req = req.header(k, v);
         }
         req = req.header(BATCH_ID_HEADER, batch_id.to_string());
-        let resp = req.send().await.map_err(|e| describe_reqwest_error(&e))?;
+        let mut resp = req.send().await.map_err(|e| describe_reqwest_error(&e))?;
         let status = resp.status().as_u16();
         let header_text = |name: reqwest::header::HeaderName| {
             resp.headers()
@@ -131,7 +206,11 @@ impl HttpTransport {
         let retry_after = header_text(reqwest::header::RETRY_AFTER)
             .and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let content_type = header_text(reqwest::header::CONTENT_TYPE);
-        let body = resp.bytes().await.map_err(|e| describe_reqwest_error(&e))?;
+        let body = if (200..300).contains(&status) {
+            read_capped(&mut resp, MAX_REPLY_BODY_BYTES).await?.0
+        } else {
+            read_error_body(&mut resp).await
+        };
         Ok(HttpReply {
             status,
             retry_after,
@@ -141,12 +220,28 @@ impl HttpTransport {
     }
 
     /// `GET`s `url` with the fixed headers and returns the status and body, for health
-    /// probes and query clients.
+    /// probes and query clients; [`HttpTransport::get_limited`] with
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`].
     ///
     /// # Errors
-    /// A description of the network failure.
+    /// As [`HttpTransport::get_limited`].
     pub async fn get(&self, url: &str) -> Result<(u16, Bytes), String> {
-        let resp = self
+        self.get_limited(url, DEFAULT_MAX_RESPONSE_BYTES).await
+    }
+
+    /// `GET`s `url` with the fixed headers and returns the status and body. A 2xx
+    /// body may be at most `max_body_bytes` long; of any other answer at most
+    /// [`MAX_ERROR_BODY_BYTES`] are read (for the error message).
+    ///
+    /// # Errors
+    /// A description of the network failure, or of a 2xx body longer than
+    /// `max_body_bytes` (reading stops there).
+    pub async fn get_limited(
+        &self,
+        url: &str,
+        max_body_bytes: usize,
+    ) -> Result<(u16, Bytes), String> {
+        let mut resp = self
             .client
             .get(url)
             .headers(self.headers.clone())
@@ -154,9 +249,49 @@ impl HttpTransport {
             .await
             .map_err(|e| describe_reqwest_error(&e))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| describe_reqwest_error(&e))?;
+        if !(200..300).contains(&status) {
+            return Ok((status, read_error_body(&mut resp).await));
+        }
+        let (body, complete) = read_capped(&mut resp, max_body_bytes).await?;
+        if !complete {
+            return Err(format!(
+                "response body is larger than {max_body_bytes} bytes; not read further"
+            ));
+        }
         Ok((status, body))
     }
+}
+
+/// Reads `resp`'s body up to `cap` bytes, chunk by chunk. Returns the bytes and
+/// `true` when the body ended within the cap (`false`: more was coming and was left
+/// unread; dropping the response then closes the connection).
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<(Bytes, bool), String> {
+    let mut buf: Vec<u8> = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest_error(&e))? {
+        let room = cap - buf.len();
+        if chunk.len() > room {
+            buf.extend_from_slice(&chunk[..room]);
+            return Ok((Bytes::from(buf), false));
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok((Bytes::from(buf), true))
+}
+
+/// At most [`MAX_ERROR_BODY_BYTES`] of an error answer's body; a read failure keeps
+/// what arrived before it (the status is what matters).
+async fn read_error_body(resp: &mut reqwest::Response) -> Bytes {
+    let mut buf: Vec<u8> = Vec::new();
+    while buf.len() < MAX_ERROR_BODY_BYTES {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let take = chunk.len().min(MAX_ERROR_BODY_BYTES - buf.len());
+                buf.extend_from_slice(&chunk[..take]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    Bytes::from(buf)
 }
 
 /// A response as received by [`HttpTransport::post_for_reply`], before classification.
@@ -169,7 +304,8 @@ pub struct HttpReply {
     pub retry_after: Option<Duration>,
     /// The `Content-Type` header, when present and valid text.
     pub content_type: Option<String>,
-    /// The whole response body.
+    /// The response body as far as it was read: at most [`MAX_REPLY_BODY_BYTES`] of a
+    /// 2xx answer, at most [`MAX_ERROR_BODY_BYTES`] of any other.
     pub body: Bytes,
 }
 

@@ -5,14 +5,19 @@
 //! sends. Splitting encode from send is what lets a failed batch be stored on disk as
 //! the exact bytes that go on the wire, and replayed later without re-encoding.
 //!
-//! Every sink runs on the Loggier worker thread (a current-thread tokio runtime), in
-//! its own task, so a slow sink never delays another.
+//! Every sink runs on a thread of its own (`loggier-sink-<name>`, with its own
+//! current-thread tokio runtime), so a sink blocked in a write, an `fsync` or a
+//! network call never delays another sink or a caller. A panic inside
+//! [`Sink::encode`], [`Sink::send`] or [`Sink::close`] is caught: the batch is
+//! counted as dropped with the panic message as `last_error`, and the sink goes on.
 
+#[cfg(feature = "http-transport")]
+pub mod endpoint;
 #[cfg(feature = "file")]
 mod file;
 #[cfg(feature = "http-ingest")]
 pub mod http;
-#[cfg(any(feature = "loki", feature = "vector"))]
+#[cfg(feature = "http-transport")]
 mod http_auth;
 #[cfg(feature = "http-transport")]
 pub mod http_transport;
@@ -26,7 +31,9 @@ mod stdout;
 pub mod vector;
 
 #[cfg(feature = "file")]
-pub use file::{DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder};
+pub use file::{
+    DEFAULT_FILE_MODE, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_FILES, FileSink, FileSinkBuilder,
+};
 #[cfg(feature = "http-ingest")]
 pub use http::{HttpSink, HttpSinkBuilder};
 #[cfg(feature = "http-transport")]

@@ -84,11 +84,11 @@
 
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use serde::ser::{SerializeMap, Serializer};
 
-use super::http_auth::HttpAuth;
-use super::http_transport::{DEFAULT_HTTP_TIMEOUT, HttpTransport};
+use super::endpoint::{EndpointNames, EndpointOptions};
+use super::http_transport::HttpTransport;
 use super::{BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{ConfigError, Error, ErrorKind};
 use crate::record::{Fields, Record, ServiceInfo, format_timestamp};
@@ -119,16 +119,23 @@ pub const RESERVED_KEYS: [&str; 20] = [
 
 const CONTENT_TYPE_NDJSON: &str = "application/x-ndjson";
 
+/// Setting names of the Vector sink in [`ConfigError`]s.
+const NAMES: EndpointNames = EndpointNames {
+    url: "vector_url",
+    auth: "vector_auth",
+    tenant: "vector_tenant",
+    tenant_header: None,
+    headers: "vector_headers",
+};
+
 /// Builder for [`VectorSink`].
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct VectorSinkBuilder {
-    url: String,
+    endpoint: EndpointOptions,
     project: Option<String>,
     table: Option<String>,
     fields: Fields,
-    auth: HttpAuth,
-    timeout: Duration,
     name: String,
 }
 
@@ -221,23 +228,38 @@ impl VectorSinkBuilder {
     /// # Security
     /// The password never appears in `Debug` output.
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.auth = HttpAuth::Basic {
-            user: user.into(),
-            password: password.into(),
-        };
+        self.endpoint = self.endpoint.basic_auth(user, password);
         self
     }
 
     /// `Authorization: Bearer <token>` (for a proxy in front of Vector, or a custom
     /// auth strategy). Replaces basic auth.
+    ///
+    /// # Security
+    /// The token never appears in `Debug` output.
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.auth = HttpAuth::Bearer(token.into());
+        self.endpoint = self.endpoint.bearer_token(token);
         self
     }
 
     /// Per-request timeout (default 5 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.endpoint = self.endpoint.timeout(timeout);
+        self
+    }
+
+    /// Adds a header sent on every request (e.g. for a proxy in front of Vector); its
+    /// value is treated as a secret. See [`EndpointOptions::header`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.endpoint = self.endpoint.header(name, value);
+        self
+    }
+
+    /// Replaces URL, credentials, timeout and extra headers at once with `options`
+    /// (the type every network sink builder shares). A tenant is refused by `build`:
+    /// Vector's `http_server` source has no tenant header.
+    pub fn endpoint(mut self, options: EndpointOptions) -> Self {
+        self.endpoint = options;
         self
     }
 
@@ -253,18 +275,11 @@ impl VectorSinkBuilder {
     /// [`ConfigError::Missing`] for `vector_project` or `vector_table` when unset or
     /// blank; [`ConfigError::Invalid`] for a URL that is not `http(s)://host…`
     /// (`vector_url`), a static field using a reserved key (`vector_field`),
-    /// unusable credentials (`vector_auth`) or a zero timeout (`http_timeout`).
+    /// unusable credentials (`vector_auth`), a bad extra header (`vector_headers`), a
+    /// tenant (`vector_tenant`: Vector has no tenant header) or a zero timeout
+    /// (`http_timeout`).
     pub fn build(self) -> Result<VectorSink, ConfigError> {
-        let url = reqwest::Url::parse(self.url.trim()).map_err(|e| {
-            ConfigError::invalid("vector_url", &self.url, format!("not a URL: {e}"))
-        })?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
-            return Err(ConfigError::invalid(
-                "vector_url",
-                &self.url,
-                "expected http(s)://host[:port][/path]",
-            ));
-        }
+        let resolved = self.endpoint.resolve(&NAMES)?;
         let project = self
             .project
             .filter(|p| !p.trim().is_empty())
@@ -285,14 +300,11 @@ impl VectorSinkBuilder {
                 "this key is part of the line format",
             ));
         }
-        let mut headers = HeaderMap::new();
+        let mut headers = resolved.headers;
         headers.insert(CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE_NDJSON));
-        if let Some(v) = self.auth.header_value("vector_auth")? {
-            headers.insert(reqwest::header::AUTHORIZATION, v);
-        }
-        let transport = HttpTransport::new(self.timeout, headers)?;
+        let transport = HttpTransport::new(resolved.timeout, headers)?;
         Ok(VectorSink {
-            url: url.to_string(),
+            url: resolved.url.to_string(),
             project,
             table,
             fields: self.fields,
@@ -322,12 +334,10 @@ impl VectorSink {
     /// Defaults: no auth, 5 s timeout, no static fields; project and table must be set.
     pub fn builder(url: impl Into<String>) -> VectorSinkBuilder {
         VectorSinkBuilder {
-            url: url.into(),
+            endpoint: EndpointOptions::new(url),
             project: None,
             table: None,
             fields: Fields::new(),
-            auth: HttpAuth::None,
-            timeout: DEFAULT_HTTP_TIMEOUT,
             name: "vector".to_string(),
         }
     }

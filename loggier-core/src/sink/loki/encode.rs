@@ -34,6 +34,9 @@ pub(crate) struct LokiEncoder {
     pub(crate) static_labels: Vec<(String, String)>,
     /// Context keys copied to structured metadata, after the built-in ones.
     pub(crate) metadata_fields: Vec<String>,
+    /// Context keys whose scalar value becomes a label of the record's stream
+    /// (overriding a built-in label of the same name); empty by default.
+    pub(crate) label_fields: Vec<String>,
     pub(crate) line_format: LineFormat,
     pub(crate) push_format: PushFormat,
     pub(crate) max_line_bytes: usize,
@@ -108,6 +111,11 @@ impl LokiEncoder {
                 let text = render_labels(&labels);
                 (labels, text)
             });
+            let own = self.record_labels(r, labels);
+            let (labels, text) = match &own {
+                Some((l, t)) => (l, t),
+                None => (&*labels, &*text),
+            };
             let entry = self.entry(r, service, &mut buf)?;
             streams
                 .entry(text.clone())
@@ -125,6 +133,33 @@ impl LokiEncoder {
             s.entries.sort_by_key(|e| e.ts_ns);
         }
         Ok(out)
+    }
+
+    /// The record's own label set when one of the label fields is set in its context
+    /// (a non-empty scalar), else `None` (the level's shared set applies).
+    fn record_labels(&self, r: &Record, base: &[(String, String)]) -> Option<(Pairs, String)> {
+        if self.label_fields.is_empty() {
+            return None;
+        }
+        let mut labels: Option<Pairs> = None;
+        for key in &self.label_fields {
+            let Some(v) = r.context.get(key).and_then(scalar_text) else {
+                continue;
+            };
+            if v.is_empty() {
+                continue;
+            }
+            let v = cut_owned(v, MAX_LABEL_VALUE_BYTES);
+            let l = labels.get_or_insert_with(|| base.to_vec());
+            match l.iter_mut().find(|(k, _)| k == key) {
+                Some(pair) => pair.1 = v,
+                None => l.push((key.clone(), v)),
+            }
+        }
+        let mut labels = labels?;
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let text = render_labels(&labels);
+        Some((labels, text))
     }
 
     fn entry(&self, r: &Record, service: &ServiceInfo, buf: &mut Vec<u8>) -> Result<Entry, Error> {
@@ -508,6 +543,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn label_fields_give_each_record_its_own_stream() {
+        let enc = LokiEncoder {
+            static_labels: Vec::new(),
+            metadata_fields: Vec::new(),
+            label_fields: vec!["service".into(), "component".into()],
+            line_format: LineFormat::Json,
+            push_format: PushFormat::Protobuf,
+            max_line_bytes: 1024,
+            max_request_bytes: 1 << 20,
+        };
+        let svc = ServiceInfo {
+            service: "relay".into(),
+            environment: "prod".into(),
+            ..ServiceInfo::default()
+        };
+        let records = [
+            Record::new(Level::Info, "a")
+                .with_field("service", "app")
+                .with_field("component", "pubsub"),
+            Record::new(Level::Info, "b").with_field("component", "web"),
+            Record::new(Level::Info, "c").with_field("component", serde_json::json!({"x": 1})),
+        ];
+        let streams = enc.group(&records, &svc).expect("groups");
+        let texts: Vec<&str> = streams.iter().map(|s| s.labels_text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                r#"{component="pubsub", environment="prod", level="info", service="app"}"#,
+                r#"{component="web", environment="prod", level="info", service="relay"}"#,
+                r#"{environment="prod", level="info", service="relay"}"#,
+            ]
+        );
+    }
+
+    #[test]
     fn plan_splits_greedily_and_keeps_order() {
         // Two streams, overhead 10 each, entries of 30; limit 100.
         let costs = vec![vec![30, 30, 30, 30], vec![30, 30]];
@@ -543,6 +613,7 @@ mod tests {
         let enc = LokiEncoder {
             static_labels: Vec::new(),
             metadata_fields: Vec::new(),
+            label_fields: Vec::new(),
             line_format: LineFormat::Json,
             push_format: PushFormat::Protobuf,
             max_line_bytes: 1024,

@@ -92,11 +92,11 @@ pub use query::{
 use std::str::FromStr;
 use std::time::Duration;
 
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 
 use self::encode::LokiEncoder;
-use super::http_auth::HttpAuth;
-use super::http_transport::{DEFAULT_HTTP_TIMEOUT, HttpTransport};
+use super::endpoint::{EndpointNames, EndpointOptions, redact_url};
+use super::http_transport::HttpTransport;
 use super::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{ConfigError, Error};
 use crate::record::{Level, Record, ServiceInfo};
@@ -186,96 +186,89 @@ impl FromStr for PushFormat {
     }
 }
 
-/// Where Loki is and how to authenticate; shared by the sink and the query client.
-#[derive(Debug, Clone)]
-struct Endpoint {
-    url: String,
-    tenant_id: Option<String>,
-    auth: HttpAuth,
-    timeout: Duration,
+/// Setting names of the Loki sink and query client in [`ConfigError`]s.
+const NAMES: EndpointNames = EndpointNames {
+    url: "loki_url",
+    auth: "loki_auth",
+    tenant: "loki_tenant_id",
+    tenant_header: Some(TENANT_HEADER),
+    headers: "loki_headers",
+};
+
+/// Reads `LOKI_URL`, `LOKI_TENANT_ID`, `LOKI_USERNAME`/`LOKI_PASSWORD`,
+/// `LOKI_BEARER_TOKEN` and `LOKI_TIMEOUT_MS` into endpoint options.
+fn endpoint_from_env(
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<EndpointOptions, ConfigError> {
+    let var = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+    let url = var("LOKI_URL").ok_or_else(|| {
+        ConfigError::missing(
+            "LOKI_URL",
+            "set it to Loki's base URL, e.g. http://loki:3100",
+        )
+    })?;
+    let mut ep = EndpointOptions::new(url);
+    if let Some(t) = var("LOKI_TENANT_ID") {
+        ep = ep.tenant(t);
+    }
+    let user = var("LOKI_USERNAME");
+    let password = var("LOKI_PASSWORD");
+    let token = var("LOKI_BEARER_TOKEN");
+    ep = match (user, password, token) {
+        (None, None, None) => ep,
+        (None, None, Some(t)) => ep.bearer_token(t),
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(ConfigError::invalid(
+                "LOKI_BEARER_TOKEN",
+                "[FILTERED]",
+                "set either LOKI_BEARER_TOKEN or LOKI_USERNAME/LOKI_PASSWORD, not both",
+            ));
+        }
+        (Some(user), Some(password), None) => ep.basic_auth(user, password),
+        (Some(_), None, None) => {
+            return Err(ConfigError::missing(
+                "LOKI_PASSWORD",
+                "LOKI_USERNAME is set; basic auth needs both",
+            ));
+        }
+        (None, Some(_), None) => {
+            return Err(ConfigError::missing(
+                "LOKI_USERNAME",
+                "LOKI_PASSWORD is set; basic auth needs both",
+            ));
+        }
+    };
+    if let Some(ms) = var("LOKI_TIMEOUT_MS") {
+        let n: u64 = ms.trim().parse().map_err(|_| {
+            ConfigError::invalid("LOKI_TIMEOUT_MS", &ms, "expected milliseconds, e.g. 5000")
+        })?;
+        ep = ep.timeout(Duration::from_millis(n));
+    }
+    Ok(ep)
 }
 
-impl Endpoint {
-    fn new(url: String) -> Self {
-        Endpoint {
-            url,
-            tenant_id: None,
-            auth: HttpAuth::None,
-            timeout: DEFAULT_HTTP_TIMEOUT,
-        }
+/// Validates the URL, tenant and credentials of `ep`; returns the base URL (no
+/// trailing `/`), the fixed headers and the timeout.
+fn resolve(
+    ep: &EndpointOptions,
+    multi_tenant: bool,
+) -> Result<(String, HeaderMap, Duration), ConfigError> {
+    if let Some(t) = ep.tenant_id() {
+        validate_tenant(t, multi_tenant)?;
     }
-
-    fn from_env_with(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let var = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let url = var("LOKI_URL").ok_or_else(|| {
-            ConfigError::missing(
-                "LOKI_URL",
-                "set it to Loki's base URL, e.g. http://loki:3100",
-            )
-        })?;
-        let mut ep = Endpoint::new(url);
-        ep.tenant_id = var("LOKI_TENANT_ID");
-        let user = var("LOKI_USERNAME");
-        let password = var("LOKI_PASSWORD");
-        let token = var("LOKI_BEARER_TOKEN");
-        ep.auth = match (user, password, token) {
-            (None, None, None) => HttpAuth::None,
-            (None, None, Some(t)) => HttpAuth::Bearer(t),
-            (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "LOKI_BEARER_TOKEN",
-                    "[FILTERED]",
-                    "set either LOKI_BEARER_TOKEN or LOKI_USERNAME/LOKI_PASSWORD, not both",
-                ));
-            }
-            (Some(user), Some(password), None) => HttpAuth::Basic { user, password },
-            (Some(_), None, None) => {
-                return Err(ConfigError::missing(
-                    "LOKI_PASSWORD",
-                    "LOKI_USERNAME is set; basic auth needs both",
-                ));
-            }
-            (None, Some(_), None) => {
-                return Err(ConfigError::missing(
-                    "LOKI_USERNAME",
-                    "LOKI_PASSWORD is set; basic auth needs both",
-                ));
-            }
-        };
-        if let Some(ms) = var("LOKI_TIMEOUT_MS") {
-            let n: u64 = ms.trim().parse().map_err(|_| {
-                ConfigError::invalid("LOKI_TIMEOUT_MS", &ms, "expected milliseconds, e.g. 5000")
-            })?;
-            ep.timeout = Duration::from_millis(n);
-        }
-        Ok(ep)
-    }
-
-    /// Validates the URL, tenant and credentials; returns the base URL (no trailing
-    /// `/`) and the fixed headers.
-    fn resolve(&self, multi_tenant: bool) -> Result<(String, HeaderMap), ConfigError> {
-        let base = parse_base_url(&self.url)?;
-        let mut headers = HeaderMap::new();
-        if let Some(t) = &self.tenant_id {
-            validate_tenant(t, multi_tenant)?;
-            let v = HeaderValue::from_str(t)
-                .map_err(|_| ConfigError::invalid("loki_tenant_id", t, "not a valid header"))?;
-            headers.insert(HeaderName::from_static(TENANT_HEADER), v);
-        }
-        if let Some(v) = self.auth.header_value("loki_auth")? {
-            headers.insert(reqwest::header::AUTHORIZATION, v);
-        }
-        Ok((base, headers))
-    }
+    let r = ep.resolve(&NAMES)?;
+    let base = base_url(&r.url, ep.url())?;
+    Ok((base, r.headers, r.timeout))
 }
 
 /// Builder for [`LokiSink`]; see the [module docs](self) for the wire format.
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct LokiSinkBuilder {
-    endpoint: Endpoint,
+    endpoint: EndpointOptions,
     labels: Vec<(String, String)>,
     metadata_fields: Vec<String>,
+    label_fields: Vec<String>,
     line_format: LineFormat,
     push_format: PushFormat,
     max_line_bytes: usize,
@@ -301,7 +294,7 @@ impl LokiSinkBuilder {
     /// # Errors
     /// As [`LokiSinkBuilder::from_env`].
     pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let endpoint = Endpoint::from_env_with(&lookup)?;
+        let endpoint = endpoint_from_env(&lookup)?;
         let var = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
         let mut b = LokiSinkBuilder::new(endpoint);
         if let Some(spec) = var("LOKI_LABELS") {
@@ -349,7 +342,7 @@ impl LokiSinkBuilder {
         b.build()
     }
 
-    fn new(endpoint: Endpoint) -> Self {
+    fn new(endpoint: EndpointOptions) -> Self {
         LokiSinkBuilder {
             endpoint,
             labels: Vec::new(),
@@ -357,6 +350,7 @@ impl LokiSinkBuilder {
                 .iter()
                 .map(|s| s.to_string())
                 .collect(),
+            label_fields: Vec::new(),
             line_format: LineFormat::Json,
             push_format: PushFormat::Protobuf,
             max_line_bytes: DEFAULT_MAX_LINE_BYTES,
@@ -368,7 +362,7 @@ impl LokiSinkBuilder {
     /// `X-Scope-OrgID` tenant for multi-tenant Loki. Up to 150 characters from
     /// `A-Z a-z 0-9 ! - _ . * ' ( )` (Loki's tenant id rules). Default: none.
     pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
-        self.endpoint.tenant_id = Some(tenant.into());
+        self.endpoint = self.endpoint.tenant(tenant);
         self
     }
 
@@ -379,10 +373,7 @@ impl LokiSinkBuilder {
     /// The password is kept in memory and sent on every request; it never appears in
     /// `Debug` output.
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.endpoint.auth = HttpAuth::Basic {
-            user: user.into(),
-            password: password.into(),
-        };
+        self.endpoint = self.endpoint.basic_auth(user, password);
         self
     }
 
@@ -391,13 +382,27 @@ impl LokiSinkBuilder {
     /// # Security
     /// As for [`LokiSinkBuilder::basic_auth`].
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.endpoint.auth = HttpAuth::Bearer(token.into());
+        self.endpoint = self.endpoint.bearer_token(token);
         self
     }
 
     /// Per-request timeout (default 5 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.endpoint.timeout = timeout;
+        self.endpoint = self.endpoint.timeout(timeout);
+        self
+    }
+
+    /// Adds a header sent on every request (e.g. for a proxy in front of Loki); its
+    /// value is treated as a secret. See [`EndpointOptions::header`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.endpoint = self.endpoint.header(name, value);
+        self
+    }
+
+    /// Replaces URL, credentials, timeout, tenant and extra headers at once with
+    /// `options` (the type every network sink builder shares).
+    pub fn endpoint(mut self, options: EndpointOptions) -> Self {
+        self.endpoint = options;
         self
     }
 
@@ -421,6 +426,27 @@ impl LokiSinkBuilder {
         S: Into<String>,
     {
         self.metadata_fields = keys.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Context keys whose scalar value becomes a label of the record's stream, for
+    /// relays that forward records of many services: a record whose context has
+    /// `service` = `"app"` gets the label `service="app"` instead of the client's own
+    /// service name; a key that is not a built-in label (e.g. `component`) is added
+    /// when the record has it and left out otherwise. Values longer than 2048 bytes
+    /// are cut. Default: none.
+    ///
+    /// # Cardinality
+    /// Every distinct value is a new Loki stream: name only low-cardinality keys
+    /// (service, component), never ids. Names follow the label-name rule and may not
+    /// be structured-metadata keys; together with the built-in and static labels at
+    /// most [`MAX_LABELS`].
+    pub fn label_fields<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.label_fields = keys.into_iter().map(Into::into).collect();
         self
     }
 
@@ -465,10 +491,10 @@ impl LokiSinkBuilder {
     /// (`loki_auth`); a bad label name, a label colliding with a built-in label or
     /// metadata key, an empty label value, or more than [`MAX_LABELS`] labels
     /// (`loki_label`); a bad metadata key (`loki_metadata_fields`); limits out of
-    /// range (`loki_max_line_bytes`, `loki_max_request_bytes`); a zero timeout
-    /// (`http_timeout`).
+    /// range (`loki_max_line_bytes`, `loki_max_request_bytes`); a bad extra header
+    /// (`loki_headers`); a zero timeout (`http_timeout`).
     pub fn build(self) -> Result<LokiSink, ConfigError> {
-        let (base, headers) = self.endpoint.resolve(false)?;
+        let (base, headers, timeout) = resolve(&self.endpoint, false)?;
         let mut metadata_fields: Vec<String> = Vec::new();
         for key in self.metadata_fields {
             validate_label_name(&key, "loki_metadata_fields")?;
@@ -524,6 +550,34 @@ impl LokiSinkBuilder {
             ));
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut label_fields: Vec<String> = Vec::new();
+        for key in self.label_fields {
+            validate_label_name(&key, "loki_label_fields")?;
+            if BUILTIN_METADATA.contains(&key.as_str())
+                || metadata_fields.contains(&key)
+                || labels.iter().any(|(n, _)| *n == key)
+            {
+                return Err(ConfigError::invalid(
+                    "loki_label_fields",
+                    &key,
+                    "is already a static label or a structured-metadata key",
+                ));
+            }
+            if !label_fields.contains(&key) {
+                label_fields.push(key);
+            }
+        }
+        let extra = label_fields
+            .iter()
+            .filter(|k| !BUILTIN_LABELS.contains(&k.as_str()))
+            .count();
+        if labels.len() + extra + BUILTIN_LABELS.len() > MAX_LABELS {
+            return Err(ConfigError::invalid(
+                "loki_label_fields",
+                label_fields.join(","),
+                format!("with the static and built-in labels more than {MAX_LABELS} labels"),
+            ));
+        }
         if self.max_line_bytes < MIN_LINE_BYTES {
             return Err(ConfigError::invalid(
                 "loki_max_line_bytes",
@@ -541,7 +595,7 @@ impl LokiSinkBuilder {
                 ),
             ));
         }
-        let transport = HttpTransport::new(self.endpoint.timeout, headers)?;
+        let transport = HttpTransport::new(timeout, headers)?;
         Ok(LokiSink {
             name: self.name,
             push_url: format!("{base}{PUSH_PATH}"),
@@ -549,6 +603,7 @@ impl LokiSinkBuilder {
             encoder: LokiEncoder {
                 static_labels: labels,
                 metadata_fields,
+                label_fields,
                 line_format: self.line_format,
                 push_format: self.push_format,
                 max_line_bytes: self.max_line_bytes,
@@ -576,12 +631,34 @@ impl LokiSink {
     /// `/loki/api/v1/push` is accepted). Defaults: no tenant, no auth, 5 s timeout,
     /// JSON lines, protobuf+snappy bodies, 256 000-byte lines, 1 MiB requests.
     pub fn builder(url: impl Into<String>) -> LokiSinkBuilder {
-        LokiSinkBuilder::new(Endpoint::new(url.into()))
+        LokiSinkBuilder::new(EndpointOptions::new(url))
     }
 
     /// The full push URL, `{base}/loki/api/v1/push`.
     pub fn push_url(&self) -> &str {
         &self.push_url
+    }
+
+    /// Every label name a stream of this sink can carry, sorted: the built-in labels
+    /// ([`BUILTIN_LABELS`]), the static labels and the
+    /// [label fields](LokiSinkBuilder::label_fields). A LogQL stream selector on any
+    /// other name matches nothing this sink pushed.
+    pub fn label_names(&self) -> Vec<String> {
+        let e = &self.encoder;
+        let mut names: Vec<String> = BUILTIN_LABELS.iter().map(|s| s.to_string()).collect();
+        names.extend(e.static_labels.iter().map(|(n, _)| n.clone()));
+        names.extend(e.label_fields.iter().cloned());
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Structured-metadata keys this sink can attach to an entry: the built-in ones
+    /// ([`BUILTIN_METADATA`]) then the configured metadata fields.
+    pub fn metadata_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = BUILTIN_METADATA.iter().map(|s| s.to_string()).collect();
+        names.extend(self.encoder.metadata_fields.iter().cloned());
+        names
     }
 
     /// The label set a record of `level` gets with `service`'s identity, sorted by
@@ -630,24 +707,13 @@ impl Sink for LokiSink {
     }
 }
 
-/// `http(s)://host[:port][/prefix]` without a trailing `/` or `/loki/api/v1/push`.
-fn parse_base_url(raw: &str) -> Result<String, ConfigError> {
-    let url = reqwest::Url::parse(raw.trim())
-        .map_err(|e| ConfigError::invalid("loki_url", raw, format!("not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::invalid(
-            "loki_url",
-            raw,
-            "scheme must be http or https",
-        ));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::invalid("loki_url", raw, "has no host"));
-    }
+/// `http(s)://host[:port][/prefix]` without a trailing `/` or `/loki/api/v1/push`,
+/// from an already checked URL (`raw` is the URL as given, for errors).
+fn base_url(url: &reqwest::Url, raw: &str) -> Result<String, ConfigError> {
     if url.query().is_some() || url.fragment().is_some() {
         return Err(ConfigError::invalid(
             "loki_url",
-            raw,
+            redact_url(raw),
             "must not have a query string or fragment",
         ));
     }
@@ -656,6 +722,12 @@ fn parse_base_url(raw: &str) -> Result<String, ConfigError> {
         base = stripped.trim_end_matches('/').to_string();
     }
     Ok(base)
+}
+
+/// [`base_url`] of a URL given as text, checked like the sink's `build` does.
+#[cfg(test)]
+fn parse_base_url(raw: &str) -> Result<String, ConfigError> {
+    resolve(&EndpointOptions::new(raw), false).map(|(base, _, _)| base)
 }
 
 /// Loki's label-name rule `[a-zA-Z_][a-zA-Z0-9_]*`, at most 1024 bytes

@@ -13,10 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::header::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
-use super::Endpoint;
 use crate::error::{ConfigError, Error, ErrorKind};
-use crate::sink::http_auth::HttpAuth;
-use crate::sink::http_transport::{HttpTransport, body_excerpt};
+use crate::sink::endpoint::EndpointOptions;
+use crate::sink::http_transport::{DEFAULT_MAX_RESPONSE_BYTES, HttpTransport, body_excerpt};
 
 /// Asks Loki 3+ to return structured metadata and parsed labels per entry instead of
 /// folding them into the stream labels. Older Loki ignores it.
@@ -129,7 +128,8 @@ impl Sample {
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct LokiClientBuilder {
-    endpoint: Endpoint,
+    endpoint: EndpointOptions,
+    max_response_bytes: usize,
 }
 
 impl LokiClientBuilder {
@@ -149,14 +149,15 @@ impl LokiClientBuilder {
     /// As [`LokiClientBuilder::from_env`].
     pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         Ok(LokiClientBuilder {
-            endpoint: Endpoint::from_env_with(&lookup)?,
+            endpoint: super::endpoint_from_env(&lookup)?,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         })
     }
 
     /// `X-Scope-OrgID` tenant; several tenants may be queried at once as
     /// `tenant1|tenant2`.
     pub fn tenant_id(mut self, tenant: impl Into<String>) -> Self {
-        self.endpoint.tenant_id = Some(tenant.into());
+        self.endpoint = self.endpoint.tenant(tenant);
         self
     }
 
@@ -165,22 +166,47 @@ impl LokiClientBuilder {
     /// # Security
     /// The password never appears in `Debug` output.
     pub fn basic_auth(mut self, user: impl Into<String>, password: impl Into<String>) -> Self {
-        self.endpoint.auth = HttpAuth::Basic {
-            user: user.into(),
-            password: password.into(),
-        };
+        self.endpoint = self.endpoint.basic_auth(user, password);
         self
     }
 
     /// `Authorization: Bearer <token>`. Replaces basic auth.
+    ///
+    /// # Security
+    /// The token never appears in `Debug` output.
     pub fn bearer_token(mut self, token: impl Into<String>) -> Self {
-        self.endpoint.auth = HttpAuth::Bearer(token.into());
+        self.endpoint = self.endpoint.bearer_token(token);
         self
     }
 
     /// Per-request timeout (default 5 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.endpoint.timeout = timeout;
+        self.endpoint = self.endpoint.timeout(timeout);
+        self
+    }
+
+    /// Adds a header sent on every request (e.g. for a proxy in front of Loki); its
+    /// value is treated as a secret. See [`EndpointOptions::header`].
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.endpoint = self.endpoint.header(name, value);
+        self
+    }
+
+    /// Largest successful answer read, bytes (default
+    /// [`DEFAULT_MAX_RESPONSE_BYTES`], 32 MiB). A larger answer fails with kind
+    /// [`ErrorKind::Network`] once this many bytes arrived, instead of being buffered
+    /// whole; narrow the query or lower its `limit`. Error answers are read up to
+    /// 4 KiB whatever this is.
+    pub fn max_response_bytes(mut self, bytes: usize) -> Self {
+        self.max_response_bytes = bytes;
+        self
+    }
+
+    /// Replaces URL, credentials, timeout, tenant and extra headers at once with
+    /// `options` (shared with [`LokiSinkBuilder`](super::LokiSinkBuilder)); the
+    /// tenant may name several tenants as `tenant1|tenant2`.
+    pub fn endpoint(mut self, options: EndpointOptions) -> Self {
+        self.endpoint = options;
         self
     }
 
@@ -188,16 +214,28 @@ impl LokiClientBuilder {
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] for a bad URL (`loki_url`), tenant
-    /// (`loki_tenant_id`), credentials (`loki_auth`) or a zero timeout
+    /// (`loki_tenant_id`), credentials (`loki_auth`), extra headers
+    /// (`loki_headers`), a zero `loki_max_response_bytes` or a zero timeout
     /// (`http_timeout`).
     pub fn build(self) -> Result<LokiClient, ConfigError> {
-        let (base, mut headers) = self.endpoint.resolve(true)?;
+        if self.max_response_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "loki_max_response_bytes",
+                0,
+                "must be greater than zero",
+            ));
+        }
+        let (base, mut headers, timeout) = super::resolve(&self.endpoint, true)?;
         headers.insert(
             HeaderName::from_static(ENCODING_FLAGS_HEADER),
             HeaderValue::from_static("categorize-labels"),
         );
-        let transport = HttpTransport::new(self.endpoint.timeout, headers)?;
-        Ok(LokiClient { base, transport })
+        let transport = HttpTransport::new(timeout, headers)?;
+        Ok(LokiClient {
+            base,
+            transport,
+            max_response_bytes: self.max_response_bytes,
+        })
     }
 }
 
@@ -235,6 +273,7 @@ impl LokiClientBuilder {
 pub struct LokiClient {
     base: String,
     transport: HttpTransport,
+    max_response_bytes: usize,
 }
 
 impl LokiClient {
@@ -242,7 +281,8 @@ impl LokiClient {
     /// auth, 5 s timeout.
     pub fn builder(url: impl Into<String>) -> LokiClientBuilder {
         LokiClientBuilder {
-            endpoint: Endpoint::new(url.into()),
+            endpoint: EndpointOptions::new(url),
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
         }
     }
 
@@ -336,7 +376,7 @@ impl LokiClient {
 
     async fn get(&self, url: &reqwest::Url) -> Result<(u16, bytes::Bytes), Error> {
         self.transport
-            .get(url.as_str())
+            .get_limited(url.as_str(), self.max_response_bytes)
             .await
             .map_err(|e| Error::new(ErrorKind::Network, format!("loki request failed: {e}")))
     }

@@ -15,8 +15,8 @@
 //! - **OTLP/gRPC** ([spec](https://opentelemetry.io/docs/specs/otlp/#otlpgrpc)):
 //!   `opentelemetry.proto.collector.logs.v1.LogsService/Export` over plaintext HTTP/2
 //!   (default `http://localhost:4317`), gzip through gRPC message compression. TLS is
-//!   not built in for gRPC (it would pull rustls and a C/cmake crypto backend); use
-//!   OTLP/HTTP with `https://` (native TLS) or a plaintext local collector.
+//!   not built in for gRPC; use OTLP/HTTP with `https://` (rustls, see
+//!   [`HttpTransport`](crate::sink::HttpTransport)) or a plaintext local collector.
 //!
 //! # Mapping
 //! Per the [logs data model](https://opentelemetry.io/docs/specs/otel/logs/data-model/)
@@ -117,6 +117,7 @@ use opentelemetry_proto::tonic::common::v1::AnyValue;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
+use super::endpoint::redact_url;
 use super::{BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{ConfigError, Error, ErrorKind};
 use crate::record::{Record, ServiceInfo};
@@ -273,10 +274,14 @@ pub struct OtlpSinkBuilder {
 
 impl fmt::Debug for OtlpSinkBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let endpoint = self.endpoint.as_ref().map(|e| match e {
+            EndpointCfg::Base(u) => format!("Base({})", redact_url(u)),
+            EndpointCfg::Logs(u) => format!("Logs({})", redact_url(u)),
+        });
         f.debug_struct("OtlpSinkBuilder")
             .field("name", &self.name)
             .field("protocol", &self.protocol)
-            .field("endpoint", &self.endpoint)
+            .field("endpoint", &endpoint)
             .field(
                 "headers",
                 &self
@@ -586,7 +591,7 @@ impl fmt::Debug for OtlpSink {
         f.debug_struct("OtlpSink")
             .field("name", &self.name)
             .field("protocol", &self.protocol())
-            .field("endpoint", &self.endpoint())
+            .field("endpoint", &redact_url(self.endpoint()))
             .field("compression", &self.compression)
             .field("max_request_bytes", &self.max_request_bytes)
             .finish_non_exhaustive()
