@@ -86,6 +86,32 @@ pub use extract::RequestLogger;
 pub use future::ResponseFuture;
 pub use middleware::{Loggier, LoggierMiddleware};
 
+/// `#[track_endpoint(...)]` on an actix-web handler: per-route statuses, tags, body
+/// capture and slow threshold, applied by the [`Loggier`] middleware to that handler's
+/// requests; see [`loggier_core::track_endpoint`] for the options.
+///
+/// Stack it *below* actix's route macro, so it applies to the handler function the
+/// route macro turns into a service:
+///
+/// ```no_run
+/// use actix_web::{App, HttpResponse, HttpServer, get};
+/// use loggier_actix::{Loggier, track_endpoint};
+///
+/// #[get("/orders/{id}")]
+/// #[track_endpoint(tags = ["orders"], statuses = [404, "5xx"], capture_response_body = true)]
+/// async fn order() -> HttpResponse {
+///     HttpResponse::NotFound().body("no such order")
+/// }
+///
+/// # async fn run(client: loggier_core::Loggier) -> std::io::Result<()> {
+/// HttpServer::new(move || App::new().wrap(Loggier::new(client.clone())).service(order))
+///     .bind(("127.0.0.1", 8080))?
+///     .run()
+///     .await
+/// # }
+/// ```
+pub use loggier_core::track_endpoint;
+
 /// The policy types, re-exported so an actix service needs one import path.
 pub use loggier_core::http::{CaptureSettings, CaptureSettingsBuilder, ResponseBodyCapture};
 

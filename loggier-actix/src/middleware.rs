@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage};
 use loggier_core::context::instrument_request;
@@ -44,9 +44,14 @@ pub(crate) struct Config {
 ///   and route template (from [`HttpRequest::match_pattern`]), so any `Loggier` call in
 ///   the handler carries them; the [`RequestLogger`] extractor does the same from
 ///   spawned tasks;
-/// - when `capture_request_body` is on, wraps the request payload and copies at most
-///   `max_body_size` bytes as chunks pass to the handler (chunked bodies included),
-///   never collecting it;
+/// - when `capture_request_body` is on — or an endpoint may ask for it
+///   (`#[track_endpoint(capture_request_body = true)]`, see
+///   [`CaptureSettingsBuilder::endpoint_request_body`](loggier_core::http::CaptureSettingsBuilder::endpoint_request_body))
+///   — wraps the request payload and copies at most `max_body_size` bytes as chunks
+///   pass to the handler (chunked bodies included), never collecting it;
+/// - runs the handler with the request's endpoint slot in its scope, so a handler
+///   marked `#[track_endpoint(...)]` sets this request's tracked statuses, tags, body
+///   capture and slow threshold;
 /// - records the `actix_web::Error` a response was built from (type and message). An
 ///   `Err` returned by the inner service (a middleware refusing the request) is
 ///   recorded right away with the status of the response actix-web builds from it,
@@ -211,13 +216,25 @@ where
             exchange.set_route(route);
         }
 
-        let request_body = exchange
-            .request_body_capture(headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes()))
-            .map(|capture| {
-                let (payload, shared) = RequestBody::wrap(req.take_payload(), capture);
-                req.set_payload(payload);
-                shared
-            });
+        // A request without a body has `Payload::None`: nothing to copy, no wrapper.
+        let request_body = match req.take_payload() {
+            Payload::None => None,
+            payload => {
+                let content_type = req.headers().get(header::CONTENT_TYPE);
+                let capture = exchange.request_body_capture(content_type.map(|v| v.as_bytes()));
+                match capture {
+                    Some(capture) => {
+                        let (payload, shared) = RequestBody::wrap(payload, capture);
+                        req.set_payload(payload);
+                        Some(shared)
+                    }
+                    None => {
+                        req.set_payload(payload);
+                        None
+                    }
+                }
+            }
+        };
 
         let frame = exchange.scope().into_frame();
         req.extensions_mut()

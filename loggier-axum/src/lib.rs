@@ -63,6 +63,9 @@ use loggier_core::Loggier;
 
 pub use extract::{MissingLoggierLayer, RequestLogger};
 pub use loggier_core::http::CaptureSettings;
+/// `#[track_endpoint(...)]` on an axum handler: per-route statuses, tags, body capture
+/// and slow threshold; see [`loggier_core::track_endpoint`].
+pub use loggier_core::track_endpoint;
 pub use loggier_tower::{
     ClientAddr, HandlerPanic, LoggierLayer, LoggierService, RequestBody, RequestContext,
     RequestMeta, ResponseBody, ResponseFuture,

@@ -10,11 +10,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use loggier_axum::{LoggierRouterExt, RequestLogger};
+use loggier_axum::{CaptureSettings, LoggierRouterExt, RequestLogger, track_endpoint};
 use loggier_test_support::app::{ms_param, status_param};
 use loggier_test_support::scenarios::{self, new_id};
 use loggier_test_support::{
-    Records, StreamGate, endless_chunks, scenario_settings, stream_chunks, test_client,
+    Records, StreamGate, endless_chunks, endpoint_settings, scenario_settings, stream_chunks,
+    test_client,
 };
 
 fn status(code: u16) -> StatusCode {
@@ -85,8 +86,37 @@ async fn route_template(log: RequestLogger, Path(id): Path<u32>) -> Response {
     text(500, format!("{id} {}", log.route().unwrap_or("none")))
 }
 
+// The endpoint routes of the contract: axum handlers with `#[track_endpoint]`.
+
+#[track_endpoint(tags = ["lookup"], statuses = [404])]
+async fn endpoint_missing(RawQuery(q): RawQuery) -> Response {
+    text(status_param(q.as_deref(), 404), "missing")
+}
+
+#[track_endpoint(tags = ["checkout", "critical"])]
+async fn endpoint_tagged(RawQuery(q): RawQuery) -> Response {
+    text(status_param(q.as_deref(), 200), "tagged")
+}
+
+// The `Bytes` extractor reads the whole body before this function starts: the
+// middleware's provisional copy is what ends up in the record.
+#[track_endpoint(capture_request_body = true, capture_response_body = true, statuses = ["2xx", "4xx"])]
+async fn endpoint_body(RawQuery(q): RawQuery, headers: HeaderMap, body: Bytes) -> Response {
+    echo(RawQuery(q), headers, body).await
+}
+
+#[track_endpoint(slow_threshold_ms = 50)]
+async fn endpoint_slow(RawQuery(q): RawQuery) -> &'static str {
+    tokio::time::sleep(Duration::from_millis(ms_param(q.as_deref()))).await;
+    "slow"
+}
+
 async fn setup() -> (String, Records) {
     let (loggier, records) = test_client("axum-test");
+    (serve(loggier, scenario_settings()).await, records)
+}
+
+async fn serve(loggier: loggier_core::Loggier, settings: CaptureSettings) -> String {
     let app = Router::new()
         .route("/ok", get(|| async { "ok" }))
         .route("/status/{code}", get(status_route))
@@ -99,8 +129,12 @@ async fn setup() -> (String, Records) {
         .route("/endless", get(endless))
         .route("/panic", get(boom))
         .route("/users/{id}/orders", get(route_template))
+        .route("/endpoint/missing", get(endpoint_missing))
+        .route("/endpoint/tagged", get(endpoint_tagged))
+        .route("/endpoint/body", post(endpoint_body))
+        .route("/endpoint/slow", get(endpoint_slow))
         .with_state(StreamGate::default())
-        .with_loggier_settings(loggier, scenario_settings());
+        .with_loggier_settings(loggier, settings);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -112,13 +146,20 @@ async fn setup() -> (String, Records) {
         )
         .await
     });
-    (format!("http://{addr}"), records)
+    format!("http://{addr}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_scenarios_pass_on_axum() {
     let (base, records) = setup().await;
     scenarios::run_common(&base, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_scenarios_pass_on_axum() {
+    let (loggier, records) = test_client("axum-endpoint-test");
+    let base = serve(loggier, endpoint_settings()).await;
+    scenarios::run_endpoint(&base, &records).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,7 +48,8 @@
 //! - `otlp-grpc`: adds OTLP/gRPC (tonic, plaintext) to the OTLP sink.
 //! - `http-ingest`: [`HttpSink`], the Loggier ingest wire format (gzip JSON array, bearer key).
 //! - `macros` (default): the attributes [`trace_function`], [`trace_http`],
-//!   [`trace_database`] and [`capture_exceptions`] (crate `loggier-macros`).
+//!   [`trace_database`], [`capture_exceptions`] and [`track_endpoint`] (crate
+//!   `loggier-macros`).
 //! - `log`: [`log_bridge`], `log::info!` and friends from any crate as records.
 //! - `opentelemetry`: [`otel`], records carry the active OpenTelemetry span's ids and
 //!   the middleware's incoming `traceparent` becomes the handler's OTel parent context.
@@ -199,9 +200,102 @@ pub use loggier_macros::trace_database;
 #[cfg(feature = "macros")]
 pub use loggier_macros::capture_exceptions;
 
+/// Per-endpoint capture options on a request handler — the `track_endpoint` decorator
+/// of the Loggier notes (seeds/004) for axum, actix-web and tower/hyper handlers.
+///
+/// `#[track_endpoint(tags = ["..."], statuses = [...], capture_request_body = bool,
+/// capture_response_body = bool, slow_threshold_ms = N)]`, every option optional:
+///
+/// | option | effect on this handler's requests | when not given |
+/// |---|---|---|
+/// | `tags = ["payment"]` | added to the transaction record's `tags` | no extra tags |
+/// | `statuses = [404, "5xx", 200..=204]` | the statuses recorded; *replaces* `statuses_to_track` (codes, classes `"4xx"`, ranges `"500-599"` / `500..=599`) | `statuses_to_track` |
+/// | `capture_request_body = true` | request body (≤ `max_body_size` bytes) kept in the record; `false`: never | `capture_request_body` |
+/// | `capture_response_body = true` | response body of every recorded response kept; `false`: never | `capture_response_body` (errors) |
+/// | `slow_threshold_ms = 250` | a request taking ≥ 250 ms is recorded as slow, even with `log_slow_requests` off | `slow_request_threshold` |
+///
+/// The middleware opens a per-request slot in the request's scope
+/// ([`context::EndpointSlot`]); the attribute fills it with its static
+/// [`context::EndpointOptions`] when the handler starts, and the middleware applies
+/// them when it finalises the record (`loggier_core::http::Exchange`) — for that
+/// request only. A request body is usually read by an extractor *before* the handler
+/// starts, so the middleware copies request bodies provisionally (up to
+/// `max_body_size`) and drops the copy as soon as the endpoint turns out not to want
+/// it: see `CaptureSettingsBuilder::endpoint_request_body` for the cost and how to
+/// turn it off.
+///
+/// - Works on `async` and sync functions and methods; the body is not rewritten
+///   (`return`, `?`, generics, `impl Trait` returns behave as without it); the only
+///   addition is a guard created first thing in the body.
+/// - actix-web: put it *below* the route macro (`#[get("/x")]` then
+///   `#[track_endpoint(..)]`), so it applies to the handler function that the route
+///   macro wraps in its service struct. (Placed above, it also works: it keeps the
+///   route attribute on the function it emits.)
+/// - Outside any Loggier middleware (a task spawned without the request scope, a
+///   function called from a CLI, a test — and a request on one of the middleware's
+///   `exclude_paths`, which gets no scope at all) it times the call with a monotonic clock and,
+///   when a global client is installed ([`init`]), records it: one record (logger
+///   `"track_endpoint"`, `timing.kind` `"http"`, `timing.name` the handler's path,
+///   `timing.threshold_ms` the `slow_threshold_ms`) with the endpoint's tags, at info
+///   level — warning when slower than `slow_threshold_ms`, error when the handler
+///   panicked (the panic keeps unwinding).
+/// - Generated code refers to `::loggier_core`, so the crate using the attribute
+///   depends on `loggier-core` (as every Loggier service does, for its client), also
+///   when it imports the attribute from `loggier-axum`, `loggier-actix` or
+///   `loggier-tower`.
+/// - Bad options are compile errors pointing at the option (unknown name, wrong type,
+///   duplicate, status outside 100–999, use on something that is not a function).
+///
+/// ```
+/// use std::time::Duration;
+/// use loggier_core::track_endpoint;
+///
+/// #[track_endpoint(tags = ["billing"], statuses = [402, "5xx"], slow_threshold_ms = 1)]
+/// async fn charge(cents: u64) -> Result<u64, String> {
+///     tokio::time::sleep(Duration::from_millis(5)).await;
+///     if cents == 0 { return Err("nothing to charge".into()); }
+///     Ok(cents)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let dir = std::env::temp_dir().join("loggier-doc-track-endpoint");
+/// # let _ = std::fs::remove_dir_all(&dir);
+/// let guard = loggier_core::init_with(loggier_core::Loggier::builder().data_dir(&dir))?;
+/// // Called outside any middleware: the call itself is timed and recorded.
+/// assert_eq!(charge(1999).await, Ok(1999));
+/// assert!(guard.client().flush_async(Duration::from_secs(5)).await);
+/// let text = std::fs::read_to_string(dir.join("loggier.ndjson"))?;
+/// assert!(text.contains(r#""tags":["billing"]"#));
+/// assert!(text.contains(r#""kind":"http""#));
+/// assert!(text.contains("Slow endpoint:"));
+/// # Ok(()) }
+/// ```
+///
+/// With axum, on a handler behind `loggier_axum`'s layer:
+///
+/// ```
+/// use axum::{Router, http::StatusCode, routing::get};
+/// use loggier_core::track_endpoint;
+///
+/// // 404s of this route are recorded (with the tag), other routes keep the defaults.
+/// #[track_endpoint(tags = ["users"], statuses = [404])]
+/// async fn show_user() -> StatusCode {
+///     StatusCode::NOT_FOUND
+/// }
+///
+/// let app: Router = Router::new().route("/users/{id}", get(show_user));
+/// // .with_loggier(client) from loggier_axum::LoggierRouterExt
+/// # let _ = app;
+/// ```
+#[cfg(feature = "macros")]
+pub use loggier_macros::track_endpoint;
+
 /// Plumbing for the macros. Not public API.
 #[doc(hidden)]
 pub mod __private {
+    pub mod endpoint;
+
     /// `serde_json::to_value`, `null` on failure.
     pub fn to_value<T: serde::Serialize + ?Sized>(v: &T) -> serde_json::Value {
         serde_json::to_value(v).unwrap_or(serde_json::Value::Null)

@@ -37,8 +37,13 @@
 //! Defaults are the seeds/004 API reference's. The full behaviour (which client,
 //! what a record looks like, parents of nested timings, costs) is documented on
 //! `loggier_core::trace_function`.
+//!
+//! `#[track_endpoint(tags, statuses, capture_request_body, capture_response_body,
+//! slow_threshold_ms)]` (module `endpoint`) sets a request handler's capture options
+//! for the HTTP middleware; documented on `loggier_core::track_endpoint`.
 
 mod args;
+mod endpoint;
 mod expand;
 
 use proc_macro::TokenStream;
@@ -84,4 +89,14 @@ pub fn trace_database(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn capture_exceptions(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::expand(MacroKind::CaptureExceptions, args.into(), item.into()).into()
+}
+
+/// Sets a request handler's capture options for the requests it serves:
+/// `#[track_endpoint(tags = [...], statuses = [...], capture_request_body = bool,
+/// capture_response_body = bool, slow_threshold_ms = N)]`. Inside a Loggier
+/// middleware it fills the request's endpoint slot; outside one it times the call and
+/// records it. See `loggier_core::track_endpoint`.
+#[proc_macro_attribute]
+pub fn track_endpoint(args: TokenStream, item: TokenStream) -> TokenStream {
+    endpoint::expand(args.into(), item.into()).into()
 }

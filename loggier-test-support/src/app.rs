@@ -15,6 +15,20 @@
 //! | `GET /panic` | panics with `boom from handler` (not for actix) |
 //!
 //! Statuses outside 100–999 are the app's problem; the scenarios only use valid ones.
+//!
+//! ## Endpoint routes (`#[track_endpoint]`)
+//!
+//! Served, with the routes above, by a second server using [`endpoint_settings`]
+//! (request bodies not captured globally) for [`run_endpoint`](crate::scenarios::run_endpoint).
+//! Each handler carries exactly this attribute (placed below the framework's route
+//! macro where there is one):
+//!
+//! | route | attribute | behaviour |
+//! |---|---|---|
+//! | `GET /endpoint/missing?status=N` | `#[track_endpoint(tags = ["lookup"], statuses = [404])]` | status N (default 404), `text/plain` body `missing` |
+//! | `GET /endpoint/tagged?status=N` | `#[track_endpoint(tags = ["checkout", "critical"])]` | status N (default 200), body `tagged` |
+//! | `POST /endpoint/body?status=N` | `#[track_endpoint(capture_request_body = true, capture_response_body = true, statuses = ["2xx", "4xx"])]` | reads the whole body (an extractor, where the framework has one), answers status N (default 200) with the same bytes and `Content-Type` |
+//! | `GET /endpoint/slow?ms=N` | `#[track_endpoint(slow_threshold_ms = 50)]` | sleeps N ms, then 200 `slow` |
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +50,22 @@ pub fn scenario_settings() -> CaptureSettings {
         .build()
         .expect("scenario settings are valid")
 }
+
+/// The settings of the endpoint scenario server: [`scenario_settings`] with request
+/// body capture off, so only an endpoint asking for it (`capture_request_body = true`)
+/// gets its request body recorded.
+pub fn endpoint_settings() -> CaptureSettings {
+    CaptureSettings::builder()
+        .capture_request_body(false)
+        .max_body_size(BODY_LIMIT)
+        .slow_request_threshold(SLOW_THRESHOLD)
+        .exclude_paths(["/health", "/static/*"])
+        .build()
+        .expect("endpoint scenario settings are valid")
+}
+
+/// `slow_threshold_ms` of the `/endpoint/slow` handler.
+pub const ENDPOINT_SLOW_THRESHOLD_MS: u64 = 50;
 
 /// `max_body_size` of [`scenario_settings`], bytes.
 pub const BODY_LIMIT: usize = 1024;

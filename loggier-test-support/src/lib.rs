@@ -9,6 +9,8 @@
 //! let (loggier, records) = loggier_test_support::test_client("axum");
 //! let base = start_my_server(loggier, scenario_settings()).await; // "http://127.0.0.1:PORT"
 //! loggier_test_support::scenarios::run_common(&base, &records).await;
+//! // A second server with `endpoint_settings()` and the `#[track_endpoint]` routes:
+//! loggier_test_support::scenarios::run_endpoint(&endpoint_base, &records).await;
 //! ```
 #![allow(missing_docs)] // test-only crate; items are documented where it helps
 
@@ -16,7 +18,7 @@ pub mod app;
 pub mod scenarios;
 mod sink;
 
-pub use app::{StreamGate, endless_chunks, scenario_settings, stream_chunks};
+pub use app::{StreamGate, endless_chunks, endpoint_settings, scenario_settings, stream_chunks};
 pub use sink::{CollectingSink, Records, WAIT, is_transaction, request_id, test_client};
 
 /// A reqwest client for the scenarios: no proxy, 10 s timeout, no connection reuse

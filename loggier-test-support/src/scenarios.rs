@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::app::{BODY_LIMIT, SLOW_THRESHOLD, STREAM_FIRST, STREAM_TOTAL};
+use crate::app::{
+    BODY_LIMIT, ENDPOINT_SLOW_THRESHOLD_MS, SLOW_THRESHOLD, STREAM_FIRST, STREAM_TOTAL,
+};
 use crate::http_client;
 use crate::sink::{Records, is_transaction, request_id};
 
@@ -30,6 +32,16 @@ pub async fn run_common(base: &str, records: &Records) {
     request_ids(base, records).await;
     traceparent(base, records).await;
     handler_logs_carry_request_id(base, records).await;
+}
+
+/// Runs every `#[track_endpoint]` scenario against a server using
+/// [`endpoint_settings`](crate::endpoint_settings) and serving the
+/// [endpoint routes](crate::app) next to the common ones.
+pub async fn run_endpoint(base: &str, records: &Records) {
+    endpoint_statuses(base, records).await;
+    endpoint_tags(base, records).await;
+    endpoint_request_body(base, records).await;
+    endpoint_slow_threshold(base, records).await;
 }
 
 async fn get(base: &str, path: &str, id: Option<&str>) -> reqwest::Response {
@@ -480,4 +492,132 @@ pub async fn panic_becomes_500(base: &str, records: &Records) {
     // Still serving.
     let resp = get(base, "/ok", None).await;
     assert_eq!(resp.status().as_u16(), 200);
+}
+
+/// `statuses = [404]` on `/endpoint/missing`: its 404 is recorded (with the endpoint's
+/// tag) while a 404 from another route is not; and its list replaces the default set,
+/// so its 401 is not recorded while another route's 401 is.
+pub async fn endpoint_statuses(base: &str, records: &Records) {
+    let (tracked, other_404, endpoint_401, other_401) = (
+        new_id("ep-404"),
+        new_id("other-404"),
+        new_id("ep-401"),
+        new_id("other-401"),
+    );
+    for (path, id, status) in [
+        ("/endpoint/missing", &tracked, 404),
+        ("/status/404", &other_404, 404),
+        ("/endpoint/missing?status=401", &endpoint_401, 401),
+        ("/status/401", &other_401, 401),
+    ] {
+        let resp = get(base, path, Some(id)).await;
+        assert_eq!(resp.status().as_u16(), status, "{path}");
+        let _ = resp.bytes().await;
+    }
+    let r = records.transaction(&tracked).await;
+    assert_eq!(r["level"], "WARNING");
+    assert_eq!(r["message"], "Client error: GET /endpoint/missing - 404");
+    assert_eq!(tx(&r)["response"]["status_code"], 404);
+    assert_eq!(r["tags"], serde_json::json!(["lookup"]), "{r}");
+    let r = records.transaction(&other_401).await;
+    assert!(
+        r.get("tags").is_none(),
+        "other routes get no endpoint tags: {r}"
+    );
+    assert_not_recorded(base, records, &[&other_404, &endpoint_401]).await;
+}
+
+/// `tags` on `/endpoint/tagged` land on that route's transaction record only.
+pub async fn endpoint_tags(base: &str, records: &Records) {
+    let tagged = new_id("ep-tagged");
+    let plain = new_id("plain-500");
+    let resp = get(base, "/endpoint/tagged?status=500", Some(&tagged)).await;
+    assert_eq!(resp.status().as_u16(), 500);
+    let _ = resp.bytes().await;
+    let resp = get(base, "/status/500", Some(&plain)).await;
+    let _ = resp.bytes().await;
+    let r = records.transaction(&tagged).await;
+    assert_eq!(r["level"], "ERROR");
+    assert_eq!(
+        r["tags"],
+        serde_json::json!(["checkout", "critical"]),
+        "{r}"
+    );
+    let r = records.transaction(&plain).await;
+    assert!(r.get("tags").is_none(), "{r}");
+    // A tagged request that is not recorded stays unrecorded: tags change no decision.
+    let quiet = new_id("ep-tagged-200");
+    let resp = get(base, "/endpoint/tagged", Some(&quiet)).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = resp.bytes().await;
+    assert_not_recorded(base, records, &[&quiet]).await;
+}
+
+/// With request bodies off globally, `capture_request_body = true` on `/endpoint/body`
+/// records that route's request body (read by an extractor before the handler ran;
+/// secrets masked) and `capture_response_body = true` its 2xx response body, while
+/// `/echo` with the same request keeps neither request body nor 2xx body.
+pub async fn endpoint_request_body(base: &str, records: &Records) {
+    let body = r#"{"order":"ORD-7","password":"hunter2-endpoint","items":[1,2,3]}"#;
+    let with = new_id("ep-body");
+    let resp = http_client()
+        .post(format!("{base}/endpoint/body?status=201"))
+        .header("x-request-id", &with)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .expect("request succeeds");
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(resp.text().await.expect("body"), body);
+    let r = records.transaction(&with).await;
+    assert_eq!(r["message"], "Request: POST /endpoint/body - 201");
+    let req_body = &tx(&r)["request"]["body"];
+    assert_eq!(req_body["content"]["order"], "ORD-7", "{r}");
+    assert_eq!(req_body["content"]["password"], "[FILTERED]");
+    assert_eq!(req_body["size_bytes"], body.len());
+    assert_eq!(req_body["truncated"], false);
+    let resp_body = &tx(&r)["response"]["body"];
+    assert_eq!(resp_body["content"]["order"], "ORD-7", "2xx body kept: {r}");
+
+    // Same request to a route without the attribute: recorded for its 400, but the
+    // request body is not kept (global capture is off).
+    let without = new_id("echo-body");
+    let resp = post_echo(base, 400, &without, "application/json", body.into()).await;
+    assert_eq!(resp.text().await.expect("body"), body);
+    let r = records.transaction(&without).await;
+    assert!(tx(&r)["request"].get("body").is_none(), "{r}");
+    assert!(
+        tx(&r)["response"]["body"].is_object(),
+        "error bodies still kept: {r}"
+    );
+    assert!(!records.raw_text().await.contains("hunter2-endpoint"));
+}
+
+/// `slow_threshold_ms = 50` on `/endpoint/slow`: a 150 ms request there is recorded
+/// as slow (with that threshold) while the same delay on `/slow` (threshold 500 ms) is
+/// not.
+pub async fn endpoint_slow_threshold(base: &str, records: &Records) {
+    let ms = ENDPOINT_SLOW_THRESHOLD_MS + 100;
+    let slow = new_id("ep-slow");
+    let other = new_id("other-slow");
+    let resp = get(base, &format!("/endpoint/slow?ms={ms}"), Some(&slow)).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = resp.bytes().await;
+    let resp = get(base, &format!("/slow?ms={ms}"), Some(&other)).await;
+    let _ = resp.bytes().await;
+    let r = records.transaction(&slow).await;
+    assert_eq!(r["level"], "WARNING");
+    let msg = r["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("Slow request: GET /endpoint/slow - 200 ("),
+        "{msg}"
+    );
+    assert_eq!(
+        r["context"]["slow_request_threshold_ms"],
+        ENDPOINT_SLOW_THRESHOLD_MS
+    );
+    let d = tx(&r)["duration_ms"].as_f64().unwrap_or_default();
+    assert!(d >= ms as f64, "duration {d} ms < {ms} ms");
+    assert_not_recorded(base, records, &[&other]).await;
 }

@@ -55,8 +55,10 @@ fn tee<D: Buf>(capture: &mut BodyCapture, data: &D) {
 
 pin_project_lite::pin_project! {
     /// The request body as the inner service sees it: the original body, plus — when
-    /// `capture_request_body` is on — a bounded copy taken as frames pass (never
-    /// collected or delayed; chunked bodies included). The copy is handed over when
+    /// `capture_request_body` is on, or the request's endpoint may ask for it
+    /// (`#[track_endpoint(capture_request_body = true)]`) — a bounded copy taken as
+    /// frames pass (never collected or delayed; chunked bodies included; freed early
+    /// when the endpoint turns out not to want it). The copy is handed over when
     /// the body ends or is dropped; a handler that still holds an unfinished request
     /// body when its response ends gets a record without the request body.
     pub struct RequestBody<B> {

@@ -118,9 +118,10 @@ where
                         .headers_mut()
                         .insert(settings.request_id_header().clone(), v);
                 }
-                let response_headers = (settings.capture_request_data()
-                    && (settings.may_record(status) || pending.exchange.has_failed()))
-                .then(|| response.headers().clone());
+                let response_headers = pending
+                    .exchange
+                    .wants_response_headers()
+                    .then(|| response.headers().clone());
                 let empty = response.body().is_end_stream();
                 let state = BodyState {
                     pending,

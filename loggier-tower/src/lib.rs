@@ -103,6 +103,10 @@ pub use body::{RequestBody, ResponseBody};
 pub use future::ResponseFuture;
 pub use layer::LoggierLayer;
 pub use loggier_core::context::RequestContext;
+/// `#[track_endpoint(...)]`: per-handler statuses, tags, body capture and slow
+/// threshold, applied by [`LoggierService`] to that handler's requests; see
+/// [`loggier_core::track_endpoint`].
+pub use loggier_core::track_endpoint;
 pub use service::{ClientAddr, LoggierService, RequestMeta};
 
 /// The timing attributes and guard, re-exported so handlers need one import path

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Loggier;
-use loggier_core::context::{Scope, instrument_request};
+use loggier_core::context::instrument_request;
 use loggier_core::http::CaptureSettings;
 use tower_service::Service;
 
@@ -119,23 +119,24 @@ where
         let route = self.meta.route(&request);
         let client_ip = self.meta.client_ip(&request);
 
-        let mut scope = Scope::new().request_id(exchange.request_id());
-        if let Some(t) = exchange.trace_parent() {
-            scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
-        }
         if let Some(r) = route {
-            scope = scope.route(r.clone());
             exchange.set_route(r);
         }
-        let frame = scope.into_frame();
+        // Request id, trace ids, route and the endpoint slot `#[track_endpoint]` fills.
+        let frame = exchange.scope().into_frame();
 
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(crate::RequestContext::new(
             self.loggier.clone(),
             Some(Arc::clone(&frame)),
         ));
-        let capture = exchange
-            .request_body_capture(parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes));
+        // Nothing to copy from a body that is already over (GET, HEAD, `Content-Length: 0`).
+        let capture = if body.is_end_stream() {
+            None
+        } else {
+            exchange
+                .request_body_capture(parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+        };
         let (body, slot) = match capture {
             Some(c) => {
                 let slot = Arc::new(Mutex::new(None));

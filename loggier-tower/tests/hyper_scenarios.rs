@@ -12,12 +12,14 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use loggier_core::Loggier;
+use loggier_core::http::CaptureSettings;
 use loggier_test_support::app::{ms_param, status_param};
 use loggier_test_support::scenarios::{self, new_id};
 use loggier_test_support::{
-    Records, StreamGate, endless_chunks, scenario_settings, stream_chunks, test_client,
+    Records, StreamGate, endless_chunks, endpoint_settings, scenario_settings, stream_chunks,
+    test_client,
 };
-use loggier_tower::{ClientAddr, LoggierLayer, RequestBody};
+use loggier_tower::{ClientAddr, LoggierLayer, RequestBody, track_endpoint};
 use tower::{ServiceBuilder, service_fn};
 
 type AppBody = BoxBody<Bytes, std::io::Error>;
@@ -48,6 +50,47 @@ where
     resp
 }
 
+// The endpoint routes of the contract: plain async fns called by the service, each
+// with its `#[track_endpoint]`.
+
+#[track_endpoint(tags = ["lookup"], statuses = [404])]
+async fn endpoint_missing(q: Option<&str>) -> Response<AppBody> {
+    text(status_param(q, 404), "missing")
+}
+
+#[track_endpoint(tags = ["checkout", "critical"])]
+async fn endpoint_tagged(q: Option<&str>) -> Response<AppBody> {
+    text(status_param(q, 200), "tagged")
+}
+
+#[track_endpoint(capture_request_body = true, capture_response_body = true, statuses = ["2xx", "4xx"])]
+async fn endpoint_body(req: Request<RequestBody<Incoming>>) -> Response<AppBody> {
+    let status = status_param(req.uri().query(), 200);
+    echo(status, req).await
+}
+
+#[track_endpoint(slow_threshold_ms = 50)]
+async fn endpoint_slow(q: Option<&str>) -> Response<AppBody> {
+    tokio::time::sleep(Duration::from_millis(ms_param(q))).await;
+    text(200, "slow")
+}
+
+/// Answers `status` with the request's body and `Content-Type`.
+async fn echo(status: u16, req: Request<RequestBody<Incoming>>) -> Response<AppBody> {
+    let ct = req.headers().get("content-type").cloned();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut resp = text(status, body);
+    if let Some(ct) = ct {
+        resp.headers_mut().insert("content-type", ct);
+    }
+    resp
+}
+
 async fn route(
     app: App,
     req: Request<RequestBody<Incoming>>,
@@ -66,20 +109,11 @@ async fn route(
             text(200, "slow")
         }
         ("GET", "/health") => text(status_param(q, 200), "healthy"),
-        ("POST", "/echo") => {
-            let ct = req.headers().get("content-type").cloned();
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .unwrap_or_default();
-            let mut resp = text(status_param(q, 200), body);
-            if let Some(ct) = ct {
-                resp.headers_mut().insert("content-type", ct);
-            }
-            resp
-        }
+        ("POST", "/echo") => echo(status_param(q, 200), req).await,
+        ("GET", "/endpoint/missing") => endpoint_missing(q).await,
+        ("GET", "/endpoint/tagged") => endpoint_tagged(q).await,
+        ("POST", "/endpoint/body") => endpoint_body(req).await,
+        ("GET", "/endpoint/slow") => endpoint_slow(q).await,
         ("GET", "/log") => {
             app.loggier.info("inside handler");
             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -98,12 +132,12 @@ async fn route(
     Ok(resp)
 }
 
-async fn start_server(loggier: Loggier) -> String {
+async fn start_server(loggier: Loggier, settings: CaptureSettings) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let layer = LoggierLayer::new(loggier.clone()).settings(scenario_settings());
+    let layer = LoggierLayer::new(loggier.clone()).settings(settings);
     let app = App {
         loggier,
         gate: StreamGate::default(),
@@ -133,13 +167,20 @@ async fn start_server(loggier: Loggier) -> String {
 
 async fn setup() -> (String, Records) {
     let (loggier, records) = test_client("hyper-test");
-    (start_server(loggier).await, records)
+    (start_server(loggier, scenario_settings()).await, records)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_scenarios_pass_on_plain_hyper() {
     let (base, records) = setup().await;
     scenarios::run_common(&base, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoint_scenarios_pass_on_plain_hyper() {
+    let (loggier, records) = test_client("hyper-endpoint-test");
+    let base = start_server(loggier, endpoint_settings()).await;
+    scenarios::run_endpoint(&base, &records).await;
 }
 
 /// With plain hyper a panicking handler takes its connection down (hyper has no 500

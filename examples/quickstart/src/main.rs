@@ -16,7 +16,8 @@
 //! 3. The service starts on 127.0.0.1 (a free port) with `.with_loggier_settings(..)`.
 //! 4. A reqwest client sends: a healthy order (200, not recorded), a 404, a JSON
 //!    checkout over the body limit carrying a password and card number (400: recorded
-//!    with the body truncated and the secrets `[FILTERED]`), a slow payment (warning),
+//!    with the body truncated and the secrets `[FILTERED]`, and the tags its handler's
+//!    `#[track_endpoint(tags = [..])]` sets), a slow payment (warning),
 //!    an inventory sync that fails (500 with the error), a panicking handler (500 +
 //!    backtrace; the service keeps running) and a health check (excluded).
 //! 5. Graceful shutdown, flush, and a summary of what landed in the file.
@@ -33,7 +34,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use loggier_axum::{CaptureSettings, LoggierRouterExt, RequestLogger};
+use loggier_axum::{CaptureSettings, LoggierRouterExt, RequestLogger, track_endpoint};
 use loggier_core::{Config, Loggier, LoggierBuilder, fields, info, warning};
 use serde_json::{Value, json};
 
@@ -79,6 +80,9 @@ async fn get_order(Path(id): Path<u32>, State(log): State<Loggier>) -> Response 
     Json(json!({"id": id, "status": "paid", "total_cents": 1999})).into_response()
 }
 
+// Per-route options: this route's records get these tags (and could change statuses,
+// body capture or the slow threshold for this route only).
+#[track_endpoint(tags = ["checkout", "payment"])]
 async fn checkout(log: RequestLogger, Json(body): Json<Value>) -> Response {
     let items = body["items"].as_array().map_or(0, Vec::len);
     if items > 20 {
@@ -262,7 +266,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         } else {
             r["message"].as_str().unwrap_or("").to_string()
         };
-        println!("  {:<8} {what}", r["level"].as_str().unwrap_or("?"));
+        // Tags beyond the client's own ("quickstart"): the endpoint's.
+        let tags: Vec<&str> = r["tags"]
+            .as_array()
+            .map(|t| t.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let endpoint_tags: Vec<&str> = tags.into_iter().filter(|t| *t != "quickstart").collect();
+        let tags = if endpoint_tags.is_empty() {
+            String::new()
+        } else {
+            format!("  tags: {}", endpoint_tags.join(", "))
+        };
+        println!("  {:<8} {what}{tags}", r["level"].as_str().unwrap_or("?"));
     }
     for s in &stats.sinks {
         println!(

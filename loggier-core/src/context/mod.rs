@@ -31,7 +31,9 @@ use std::task::{Context, Poll};
 
 use crate::record::Fields;
 
+mod endpoint;
 mod request;
+pub use endpoint::{EndpointOptions, EndpointSlot, set_endpoint_options};
 pub use request::RequestContext;
 
 /// The resolved values of the innermost scope, flattened with its parents' values
@@ -44,6 +46,8 @@ pub struct ScopeFrame {
     span_id: Option<String>,
     route: Option<String>,
     tags: Vec<String>,
+    /// The request's endpoint slot, when the scope belongs to a captured request.
+    endpoint: Option<Arc<EndpointSlot>>,
 }
 
 impl ScopeFrame {
@@ -70,6 +74,16 @@ impl ScopeFrame {
     /// Tags, outer scopes first.
     pub fn tags(&self) -> &[String] {
         &self.tags
+    }
+    /// The endpoint slot of the HTTP request this scope belongs to (set by the
+    /// middleware), when there is one.
+    pub fn endpoint_slot(&self) -> Option<&Arc<EndpointSlot>> {
+        self.endpoint.as_ref()
+    }
+    /// The [`EndpointOptions`] the request's handler set (`#[track_endpoint]`), once it
+    /// started.
+    pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
+        self.endpoint.as_deref().and_then(EndpointSlot::get)
     }
 }
 
@@ -156,6 +170,14 @@ impl Scope {
         self
     }
 
+    /// Sets the request's endpoint slot, which the request's handler fills with its
+    /// [`EndpointOptions`] ([`set_endpoint_options`]). HTTP middleware sets it (see
+    /// `loggier_core::http::Exchange::scope`); nested scopes share their parent's.
+    pub fn endpoint_slot(mut self, slot: Arc<EndpointSlot>) -> Self {
+        self.frame.endpoint = Some(slot);
+        self
+    }
+
     /// Flattens this scope over the current one.
     fn resolve(self) -> Arc<ScopeFrame> {
         let own = self.frame;
@@ -171,6 +193,7 @@ impl Scope {
                     f.span_id = own.span_id;
                 }
                 f.route = own.route.or(f.route);
+                f.endpoint = own.endpoint.or(f.endpoint);
                 Arc::new(f)
             }
         }

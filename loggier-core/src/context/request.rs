@@ -53,6 +53,12 @@ impl RequestContext {
         self.frame.as_deref().and_then(ScopeFrame::trace_id)
     }
 
+    /// The options the request's handler set with `#[track_endpoint]`, once it
+    /// started; `None` before, without the attribute, or for an uncaptured request.
+    pub fn endpoint(&self) -> Option<&'static super::EndpointOptions> {
+        self.frame.as_deref().and_then(ScopeFrame::endpoint)
+    }
+
     /// The request's resolved scope; `None` for an uncaptured request.
     pub fn scope(&self) -> Option<&Arc<ScopeFrame>> {
         self.frame.as_ref()

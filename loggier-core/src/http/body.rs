@@ -1,5 +1,8 @@
 //! [`BodyCapture`]: a bounded copy of a body taken as its frames pass.
 
+use std::sync::Arc;
+
+use crate::context::EndpointSlot;
 use crate::record::{BodyContent, CapturedBody};
 
 use super::redact;
@@ -66,6 +69,9 @@ pub struct BodyCapture {
     limit: usize,
     total_bytes: u64,
     content_type: Option<String>,
+    /// A request body copy taken before the request's endpoint was known: the slot the
+    /// endpoint fills, and whether the copy is wanted when the endpoint does not say.
+    gate: Option<(Arc<EndpointSlot>, bool)>,
 }
 
 impl BodyCapture {
@@ -80,11 +86,31 @@ impl BodyCapture {
                 .and_then(|c| std::str::from_utf8(c).ok())
                 .map(|c| c.trim().to_string())
                 .filter(|c| !c.is_empty()),
+            gate: None,
         }
+    }
+
+    /// Makes this a copy whose fate depends on the request's endpoint
+    /// ([`EndpointOptions::request_body`](crate::context::EndpointOptions::request_body)):
+    /// as soon as `slot` is filled with options that do not want the request body
+    /// (`capture_request_body = false`, or not set and `default` is `false`), the bytes
+    /// kept so far are freed and no more are copied (bytes are still counted).
+    pub(crate) fn gated(mut self, slot: Arc<EndpointSlot>, default: bool) -> Self {
+        self.gate = Some((slot, default));
+        self
     }
 
     /// Counts `chunk` and copies as much of it as still fits under the limit.
     pub fn push(&mut self, chunk: &[u8]) {
+        if let Some((slot, default)) = &self.gate {
+            if let Some(endpoint) = slot.get() {
+                if !endpoint.request_body().unwrap_or(*default) {
+                    self.buf = Vec::new();
+                    self.limit = 0;
+                }
+                self.gate = None;
+            }
+        }
         self.total_bytes = self
             .total_bytes
             .saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
@@ -302,6 +328,29 @@ mod tests {
             b.content,
             BodyContent::Text("user=bob&password=[FILTERED]".into())
         );
+    }
+
+    #[test]
+    fn a_gated_copy_stops_when_the_endpoint_does_not_want_it() {
+        use crate::context::EndpointOptions;
+        static NO: EndpointOptions = EndpointOptions::new("no").capture_request_body(false);
+        static SILENT: EndpointOptions = EndpointOptions::new("silent");
+
+        let slot = Arc::new(EndpointSlot::new());
+        let mut c = BodyCapture::new(64, None).gated(Arc::clone(&slot), false);
+        c.push(b"abc"); // endpoint not known yet: provisional copy
+        assert_eq!(c.captured(), b"abc");
+        assert!(slot.set(&NO));
+        c.push(b"def");
+        assert!(c.captured().is_empty());
+        assert_eq!(c.total_bytes(), 6);
+
+        // Not set by the endpoint: the default decides.
+        let slot = Arc::new(EndpointSlot::new());
+        let mut c = BodyCapture::new(64, None).gated(Arc::clone(&slot), true);
+        assert!(slot.set(&SILENT));
+        c.push(b"abc");
+        assert_eq!(c.captured(), b"abc");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::context::{EndpointOptions, EndpointSlot};
 use crate::record::{Exception, Fields, HttpRequest, HttpResponse, HttpTransaction, Level, Record};
 
 use super::body::BodyCapture;
@@ -80,6 +81,13 @@ enum Failure {
 ///    then [`into_record`](Exchange::into_record), whose result goes to
 ///    `Loggier::log`.
 ///
+/// The handler runs inside [`scope`](Exchange::scope), which carries the request's
+/// [`EndpointSlot`]: a handler marked `#[track_endpoint(...)]` fills it with its
+/// [`EndpointOptions`] when it starts, and from then on every decision above follows
+/// them for this request — tracked statuses, response body capture, slow threshold,
+/// whether the request body copy is kept — and the record gets the endpoint's tags.
+/// Options the endpoint does not set keep the [`CaptureSettings`].
+///
 /// Plain owned data; no `Send` requirement is placed on the adapter.
 #[derive(Debug)]
 pub struct Exchange {
@@ -97,6 +105,8 @@ pub struct Exchange {
     response_body: Option<BodyCapture>,
     aborted: bool,
     duration: Option<Duration>,
+    /// Filled by the request's handler (`#[track_endpoint]`) through the scope.
+    endpoint: Arc<EndpointSlot>,
 }
 
 impl CaptureSettings {
@@ -142,6 +152,7 @@ impl Exchange {
             response_body: None,
             aborted: false,
             duration: None,
+            endpoint: Arc::new(EndpointSlot::new()),
         }
     }
 
@@ -171,17 +182,86 @@ impl Exchange {
         self.route.as_deref()
     }
 
+    /// The request's endpoint slot; [`scope`](Exchange::scope) carries it to the
+    /// handler. An adapter that knows the endpoint itself may fill it directly.
+    pub fn endpoint_slot(&self) -> &Arc<EndpointSlot> {
+        &self.endpoint
+    }
+
+    /// The options the request's endpoint set, once its handler started.
+    pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
+        self.endpoint.get()
+    }
+
+    /// Status `status` is tracked for this request: the endpoint's `statuses` when it
+    /// set them, else `statuses_to_track`.
+    fn tracked(&self, status: u16) -> bool {
+        self.endpoint()
+            .and_then(|e| e.tracks_status(status))
+            .unwrap_or_else(|| self.settings.statuses_to_track.contains(status))
+    }
+
+    /// The slow threshold for this request: the endpoint's, else
+    /// `slow_request_threshold` when `log_slow_requests` is on, else none.
+    fn slow_threshold(&self) -> Option<Duration> {
+        let s = &self.settings;
+        self.endpoint()
+            .and_then(EndpointOptions::slow_threshold)
+            .or_else(|| s.log_slow_requests.then_some(s.slow_request_threshold))
+    }
+
+    /// `true` when a response with `status` may be recorded for this request, its
+    /// duration not yet known (as [`CaptureSettings::may_record`], endpoint applied).
+    fn may_record(&self, status: u16) -> bool {
+        self.settings.log_all_requests || self.tracked(status) || self.slow_threshold().is_some()
+    }
+
+    /// `capture_response_body` for this request: the endpoint's `true` means every
+    /// recorded response, `false` none.
+    fn response_body_mode(&self) -> ResponseBodyCapture {
+        match self.endpoint().and_then(EndpointOptions::response_body) {
+            Some(true) => ResponseBodyCapture::All,
+            Some(false) => ResponseBodyCapture::Off,
+            None => self.settings.capture_response_body,
+        }
+    }
+
+    /// `capture_request_body` for this request: the endpoint's when set.
+    fn wants_request_body(&self) -> bool {
+        self.endpoint()
+            .and_then(EndpointOptions::request_body)
+            .unwrap_or(self.settings.capture_request_body)
+    }
+
     /// Time since [`start`](Exchange::start).
     pub fn elapsed(&self) -> Duration {
         self.started.elapsed()
     }
 
-    /// A [`BodyCapture`] for the request body when `capture_request_body` is on (and
-    /// `max_body_size` > 0), else `None` — then the body must not be wrapped.
-    /// `content_type` is the request's `Content-Type` value.
+    /// A [`BodyCapture`] for the request body, or `None` — then the body must not be
+    /// wrapped. `content_type` is the request's `Content-Type` value. Adapters call it
+    /// before the handler runs, and only for requests that have a body.
+    ///
+    /// `Some` when `max_body_size` > 0 and either `capture_request_body` is on, or
+    /// [`endpoint_request_body`](CaptureSettings::endpoint_request_body) is on (the
+    /// default) and the request's endpoint may still ask for the body. In the second
+    /// case the copy is provisional: extractors usually read the body before the
+    /// handler (and its `#[track_endpoint]`) starts, so the copy is taken as the body
+    /// passes, stops and is freed as soon as the endpoint turns out not to want it, and
+    /// is left out of the record unless the endpoint asked for it.
     pub fn request_body_capture(&self, content_type: Option<&[u8]>) -> Option<BodyCapture> {
-        (self.settings.capture_request_body && self.settings.max_body_size > 0)
-            .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
+        let s = &self.settings;
+        if s.max_body_size == 0 {
+            return None;
+        }
+        let wanted = match self.endpoint() {
+            Some(_) => self.wants_request_body(),
+            None => s.capture_request_body || s.endpoint_request_body,
+        };
+        wanted.then(|| {
+            BodyCapture::new(s.max_body_size, content_type)
+                .gated(Arc::clone(&self.endpoint), s.capture_request_body)
+        })
     }
 
     /// Hands back the request body copy once the body ended or was dropped.
@@ -195,13 +275,18 @@ impl Exchange {
     /// unless the response may be recorded.
     pub fn on_response(&mut self, status: u16, content_type: Option<&[u8]>) -> Option<BodyCapture> {
         self.status = Some(status);
-        if self.settings.may_record(status) || self.failure.is_some() {
+        let may_record = self.may_record(status);
+        if may_record || self.failure.is_some() {
             self.response_content_type = content_type
                 .and_then(|c| std::str::from_utf8(c).ok())
                 .map(str::to_string);
         }
-        self.settings
-            .should_capture_response_body(status)
+        let allowed = match self.response_body_mode() {
+            ResponseBodyCapture::Off => false,
+            ResponseBodyCapture::Errors => status >= 400,
+            ResponseBodyCapture::All => true,
+        };
+        (allowed && may_record && self.settings.max_body_size > 0)
             .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
     }
 
@@ -264,15 +349,18 @@ impl Exchange {
     /// before the body ends (actix-web) copy them only when this is `true`.
     pub fn wants_response_headers(&self) -> bool {
         self.settings.capture_request_data
-            && (self.failure.is_some() || self.status.is_none_or(|c| self.settings.may_record(c)))
+            && (self.failure.is_some() || self.status.is_none_or(|c| self.may_record(c)))
     }
 
     /// The context [`Scope`](crate::context::Scope) of this request: its request id,
-    /// the caller's trace id and span id (when a valid `traceparent` came in) and the
-    /// route template (when set). Adapters run the handler inside it, so every record
-    /// logged there carries them.
+    /// the caller's trace id and span id (when a valid `traceparent` came in), the
+    /// route template (when set) and the request's [`EndpointSlot`]. Adapters run the
+    /// handler inside it, so every record logged there carries them and
+    /// `#[track_endpoint]` finds the slot.
     pub fn scope(&self) -> crate::context::Scope {
-        let mut scope = crate::context::Scope::new().request_id(self.request_id.clone());
+        let mut scope = crate::context::Scope::new()
+            .request_id(self.request_id.clone())
+            .endpoint_slot(Arc::clone(&self.endpoint));
         if let Some(t) = &self.trace {
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
@@ -297,14 +385,15 @@ impl Exchange {
     /// status is tracked, it was slow (`log_slow_requests` and duration ≥
     /// `slow_request_threshold`), the handler failed or panicked, or access-log mode is
     /// on. Level: error for 5xx, failures and panics; warning for 4xx and slow
-    /// requests; info otherwise. Calling it again keeps the first duration.
+    /// requests; info otherwise. Calling it again keeps the first duration. The
+    /// request's [endpoint options](Exchange::endpoint), when set, replace the
+    /// tracked statuses and the slow threshold.
     pub fn finish(&mut self) -> Option<Level> {
         let duration = *self.duration.get_or_insert_with(|| self.started.elapsed());
-        let s = &self.settings;
-        let slow = s.log_slow_requests && duration >= s.slow_request_threshold;
-        let tracked = self.status.is_some_and(|c| s.statuses_to_track.contains(c));
+        let slow = self.slow_threshold().is_some_and(|t| duration >= t);
+        let tracked = self.status.is_some_and(|c| self.tracked(c));
         let failed = self.failure.is_some();
-        if !(failed || tracked || slow || s.log_all_requests) {
+        if !(failed || tracked || slow || self.settings.log_all_requests) {
             return None;
         }
         let status = self.status.unwrap_or(0);
@@ -327,6 +416,11 @@ impl Exchange {
     ///
     /// `request_headers` / `response_headers` are the entries of each header map
     /// ([`header_entries`] for `http` 1.x maps); pass [`std::iter::empty`] when unknown.
+    ///
+    /// With [endpoint options](Exchange::endpoint): their tags are appended to the
+    /// record's, the request body is kept only when the endpoint (or, when it does not
+    /// say, `capture_request_body`) wants it, and the response body follows the
+    /// endpoint's `capture_response_body`.
     pub fn into_record<'a, 'b, Q, R>(
         mut self,
         level: Level,
@@ -339,7 +433,12 @@ impl Exchange {
         R: IntoIterator<Item = HeaderEntry<'b>>,
     {
         let duration = *self.duration.get_or_insert_with(|| self.started.elapsed());
-        let s = &*self.settings;
+        let endpoint = self.endpoint();
+        let keep_request_body = self.wants_request_body();
+        let response_body_mode = self.response_body_mode();
+        let slow_threshold = self.slow_threshold();
+        let settings = Arc::clone(&self.settings);
+        let s = &*settings;
         let extra = &s.masker;
 
         let mut req = HttpRequest {
@@ -358,7 +457,7 @@ impl Exchange {
         req.body = self
             .request_body
             .take()
-            .filter(|b| b.total_bytes() > 0)
+            .filter(|b| keep_request_body && b.total_bytes() > 0)
             .map(|b| b.into_captured(extra));
 
         let response = self.status.map(|status| {
@@ -370,7 +469,7 @@ impl Exchange {
             if s.capture_request_data {
                 resp.headers = header_fields(s, response_headers, None);
             }
-            let body_allowed = match s.capture_response_body {
+            let body_allowed = match response_body_mode {
                 ResponseBodyCapture::Off => false,
                 ResponseBodyCapture::Errors => status >= 400,
                 ResponseBodyCapture::All => true,
@@ -385,7 +484,7 @@ impl Exchange {
             resp
         });
 
-        let slow = s.log_slow_requests && duration >= s.slow_request_threshold;
+        let slow = slow_threshold.is_some_and(|t| duration >= t);
         let line = format!("{} {}", request.method, request.path);
         let message = match (&self.failure, self.status) {
             (Some(Failure::Panic(_)), Some(c)) => format!("Handler panicked: {line} - {c}"),
@@ -413,9 +512,14 @@ impl Exchange {
             record.trace_id = Some(t.trace_id);
             record.span_id = Some(t.span_id);
         }
-        if slow {
-            let ms = u64::try_from(s.slow_request_threshold.as_millis()).unwrap_or(u64::MAX);
+        if let Some(t) = slow_threshold.filter(|_| slow) {
+            let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
             record = record.with_field("slow_request_threshold_ms", ms);
+        }
+        if let Some(e) = endpoint {
+            record
+                .tags
+                .extend(e.tag_list().iter().map(|t| (*t).to_string()));
         }
         if self.aborted {
             record = record.with_field("response_aborted", true);
@@ -669,7 +773,7 @@ mod tests {
 
     #[test]
     fn ok_response_body_is_not_teed_by_default_and_aborts_are_noted() {
-        let s = settings(|b| b.log_all_requests(true));
+        let s = settings(|b| b.log_all_requests(true).endpoint_request_body(false));
         let mut x = Exchange::start(s, None, None);
         assert!(x.request_body_capture(None).is_none());
         assert!(x.on_response(200, Some(b"text/plain")).is_none());
@@ -751,5 +855,128 @@ mod tests {
         let level = x.finish().expect("panic recorded");
         let r = x.into_record(level, view("GET", "/", None), [], []);
         assert!(r.exception.expect("exc").backtrace.is_none());
+    }
+
+    mod endpoint {
+        use super::*;
+        use crate::context::{EndpointOptions, current, set_endpoint_options};
+
+        static NOT_FOUND_TRACKED: EndpointOptions = EndpointOptions::new("t::lookup")
+            .tags(&["lookup", "critical"])
+            .statuses(&[(404, 404)]);
+        static BODIES: EndpointOptions = EndpointOptions::new("t::pay")
+            .capture_request_body(true)
+            .capture_response_body(true);
+        static SLOW: EndpointOptions = EndpointOptions::new("t::report").slow_threshold_ms(0);
+        static PLAIN: EndpointOptions = EndpointOptions::new("t::plain");
+
+        /// Runs the "handler" inside the exchange's scope, as an adapter does.
+        fn handler_sets(x: &Exchange, options: &'static EndpointOptions) {
+            let _g = x.scope().enter();
+            assert!(set_endpoint_options(options));
+            assert_eq!(current().and_then(|f| f.endpoint()), Some(options));
+        }
+
+        #[test]
+        fn endpoint_statuses_replace_the_tracked_set_and_tags_are_added() {
+            let s = settings(|b| b.log_slow_requests(false));
+            let mut x = Exchange::start(Arc::clone(&s), None, None);
+            handler_sets(&x, &NOT_FOUND_TRACKED);
+            let _ = x.on_response(404, None);
+            let level = x.finish().expect("404 tracked for this endpoint");
+            assert_eq!(level, Level::Warning);
+            let r = x.into_record(level, view("GET", "/users/9", None), [], []);
+            assert_eq!(r.tags, ["lookup", "critical"]);
+
+            // 401 is in the default set, not in the endpoint's.
+            let mut x = Exchange::start(Arc::clone(&s), None, None);
+            handler_sets(&x, &NOT_FOUND_TRACKED);
+            let _ = x.on_response(401, None);
+            assert_eq!(x.finish(), None);
+
+            // Another request, no endpoint: the settings decide again.
+            let mut x = Exchange::start(s, None, None);
+            let _ = x.on_response(404, None);
+            assert_eq!(x.finish(), None);
+        }
+
+        #[test]
+        fn endpoint_body_flags_apply_to_their_request_only() {
+            let s = settings(|b| b.statuses_to_track(["200"]).log_slow_requests(false));
+            let mut x = Exchange::start(Arc::clone(&s), None, None);
+            // The adapter wraps the body before the handler runs: provisional copy.
+            let mut body = x
+                .request_body_capture(Some(b"text/plain"))
+                .expect("endpoint may ask");
+            body.push(b"read by an extractor");
+            handler_sets(&x, &BODIES);
+            body.push(b", then more");
+            x.set_request_body(body);
+            let tee = x.on_response(200, Some(b"text/plain"));
+            let mut tee = tee.expect("endpoint wants 200 bodies");
+            tee.push(b"paid");
+            x.set_response_body(tee);
+            let level = x.finish().expect("200 tracked");
+            let r = x.into_record(level, view("POST", "/pay", None), [], []);
+            let tx = r.http.expect("tx");
+            let req_body = tx.request.body.expect("request body kept");
+            assert_eq!(
+                req_body.content,
+                BodyContent::Text("read by an extractor, then more".into())
+            );
+            assert!(tx.response.expect("resp").body.is_some());
+
+            // Same settings, an endpoint that does not ask: nothing kept.
+            let mut x = Exchange::start(Arc::clone(&s), None, None);
+            let mut body = x.request_body_capture(None).expect("provisional");
+            body.push(b"secret-ish");
+            handler_sets(&x, &PLAIN);
+            body.push(b" more");
+            assert!(body.captured().is_empty(), "copy freed once known");
+            x.set_request_body(body);
+            assert!(x.on_response(200, None).is_none(), "200 body not an error");
+            let level = x.finish().expect("200 tracked");
+            let r = x.into_record(level, view("POST", "/other", None), [], []);
+            assert!(r.http.expect("tx").request.body.is_none());
+
+            // Once the endpoint is known, no copy is offered at all.
+            let x = Exchange::start(Arc::clone(&s), None, None);
+            handler_sets(&x, &PLAIN);
+            assert!(x.request_body_capture(None).is_none());
+        }
+
+        #[test]
+        fn an_endpoint_can_turn_request_body_capture_off() {
+            static NO_BODY: EndpointOptions =
+                EndpointOptions::new("t::login").capture_request_body(false);
+            let s = settings(|b| b.capture_request_body(true).statuses_to_track(["4xx"]));
+            let mut x = Exchange::start(s, None, None);
+            let mut body = x
+                .request_body_capture(Some(b"application/json"))
+                .expect("global capture on");
+            body.push(br#"{"user":"ann"}"#);
+            handler_sets(&x, &NO_BODY);
+            x.set_request_body(body);
+            let _ = x.on_response(401, None);
+            let level = x.finish().expect("401 tracked");
+            let r = x.into_record(level, view("POST", "/login", None), [], []);
+            assert!(r.http.expect("tx").request.body.is_none());
+        }
+
+        #[test]
+        fn endpoint_slow_threshold_applies_even_with_slow_logging_off() {
+            let s = settings(|b| b.log_slow_requests(false));
+            let mut x = Exchange::start(Arc::clone(&s), None, None);
+            handler_sets(&x, &SLOW);
+            let _ = x.on_response(200, None);
+            assert_eq!(x.finish(), Some(Level::Warning));
+            let r = x.into_record(Level::Warning, view("GET", "/report", None), [], []);
+            assert!(r.message.starts_with("Slow request: GET /report - 200"));
+            assert_eq!(r.context["slow_request_threshold_ms"], 0);
+
+            let mut x = Exchange::start(s, None, None);
+            let _ = x.on_response(200, None);
+            assert_eq!(x.finish(), None);
+        }
     }
 }

@@ -278,6 +278,7 @@ enum PathRule {
 pub struct CaptureSettings {
     pub(crate) capture_request_data: bool,
     pub(crate) capture_request_body: bool,
+    pub(crate) endpoint_request_body: bool,
     pub(crate) capture_response_body: ResponseBodyCapture,
     pub(crate) max_body_size: usize,
     pub(crate) statuses_to_track: StatusSet,
@@ -301,6 +302,7 @@ impl Default for CaptureSettings {
         CaptureSettings {
             capture_request_data: true,
             capture_request_body: false,
+            endpoint_request_body: true,
             capture_response_body: ResponseBodyCapture::Errors,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             statuses_to_track: StatusSet::default(),
@@ -336,6 +338,13 @@ impl CaptureSettings {
     /// `capture_request_body` (default off).
     pub fn capture_request_body(&self) -> bool {
         self.capture_request_body
+    }
+
+    /// `endpoint_request_body` (default on): request bodies are copied provisionally
+    /// so that an endpoint marked `#[track_endpoint(capture_request_body = true)]` can
+    /// ask for its request body; see [`CaptureSettingsBuilder::endpoint_request_body`].
+    pub fn endpoint_request_body(&self) -> bool {
+        self.endpoint_request_body
     }
 
     /// `capture_response_body` (default [`ResponseBodyCapture::Errors`]).
@@ -458,6 +467,24 @@ impl CaptureSettingsBuilder {
     /// request body into records.
     pub fn capture_request_body(mut self, on: bool) -> Self {
         self.settings.capture_request_body = on;
+        self
+    }
+
+    /// `endpoint_request_body` (default `true`): let endpoints marked
+    /// `#[track_endpoint(capture_request_body = true)]` record their request bodies
+    /// while `capture_request_body` is off.
+    ///
+    /// Extractors read a request body before the handler (and so its endpoint options)
+    /// starts, so with this on every request body that is read is copied as it passes
+    /// — at most `max_body_size` bytes, no copy for requests without a body — and the
+    /// copy is freed as soon as the request's endpoint is known not to want it (or,
+    /// for routes without `#[track_endpoint]`, when the request ends); only an
+    /// endpoint that asked keeps it in its record. Turn it off when no endpoint uses
+    /// `capture_request_body = true`, to save that copy; the endpoints' option then
+    /// has no effect unless `capture_request_body` is on. The bench
+    /// `loggier-core/benches/endpoint_tee.rs` measures the copy against this switch.
+    pub fn endpoint_request_body(mut self, on: bool) -> Self {
+        self.settings.endpoint_request_body = on;
         self
     }
 
