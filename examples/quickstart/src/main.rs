@@ -17,7 +17,8 @@
 //! 4. A reqwest client sends: a healthy order (200, not recorded), a 404, a JSON
 //!    checkout over the body limit carrying a password and card number (400: recorded
 //!    with the body truncated and the secrets `[FILTERED]`, and the tags its handler's
-//!    `#[track_endpoint(tags = [..])]` sets), a slow payment (warning),
+//!    `#[track_endpoint(tags = [..])]` sets), a slow payment (warning, plus a timing
+//!    record from its `#[trace_function]` helper whose parent is the request id),
 //!    an inventory sync that fails (500 with the error), a panicking handler (500 +
 //!    backtrace; the service keeps running) and a health check (excluded).
 //! 5. Graceful shutdown, flush, and a summary of what landed in the file.
@@ -34,7 +35,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use loggier_axum::{CaptureSettings, LoggierRouterExt, RequestLogger, track_endpoint};
+use loggier_axum::{
+    CaptureSettings, LoggierRouterExt, RequestLogger, trace_function, track_endpoint,
+};
 use loggier_core::{Config, Loggier, LoggierBuilder, fields, info, warning};
 use serde_json::{Value, json};
 
@@ -97,8 +100,20 @@ async fn checkout(log: RequestLogger, Json(body): Json<Value>) -> Response {
 }
 
 async fn slow_payment() -> &'static str {
+    if authorise_card("4111111111111111").await {
+        "authorised"
+    } else {
+        "declined"
+    }
+}
+
+// A slow helper: a call that takes 200 ms or more becomes one timing record, carrying
+// the request id as its parent. The card number argument is never recorded (no
+// `include_args`).
+#[trace_function(name = "payments.authorise_card", threshold_ms = 200, tags = ["payments"])]
+async fn authorise_card(card: &str) -> bool {
     tokio::time::sleep(Duration::from_millis(400)).await;
-    "authorised"
+    card.len() == 16
 }
 
 async fn sync_inventory(log: RequestLogger) -> Response {
@@ -255,7 +270,17 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
     for r in &records {
         let tx = &r["context"]["transaction"];
-        let what = if tx.is_object() {
+        let timing = &r["timing"];
+        let what = if timing.is_object() {
+            format!(
+                "timing {} ({}) took {:.0} ms, threshold {} ms, parent {}",
+                timing["name"].as_str().unwrap_or("?"),
+                timing["kind"].as_str().unwrap_or("?"),
+                timing["duration_ms"].as_f64().unwrap_or(0.0),
+                timing["threshold_ms"],
+                timing["parent"].as_str().unwrap_or("-")
+            )
+        } else if tx.is_object() {
             format!(
                 "{} {} -> {} in {:.0} ms",
                 tx["request"]["method"].as_str().unwrap_or("?"),
@@ -296,8 +321,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
         if leaked { "LEAKED" } else { "none (masked)" }
     );
     println!("data dir: {}", data_dir.display());
-    if !flushed || leaked {
-        return Err("quickstart check failed: not flushed or a secret leaked".into());
+    let timed = records
+        .iter()
+        .any(|r| r["timing"]["name"] == "payments.authorise_card");
+    if !flushed || leaked || !timed {
+        return Err(
+            "quickstart check failed: not flushed, a secret leaked or the timing is missing".into(),
+        );
     }
     Ok(())
 }
