@@ -49,6 +49,27 @@ pub fn count_lines(path: &Path) -> std::io::Result<u64> {
     }
 }
 
+/// Number of lines of the file at `path` that contain `needle` (0 when the file
+/// does not exist).
+///
+/// # Errors
+/// An I/O error other than "not found" while reading.
+pub fn count_lines_containing(path: &Path, needle: &str) -> std::io::Result<u64> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0u64;
+    for line in BufReader::with_capacity(1 << 16, file).split(b'\n') {
+        let line = line?;
+        if line.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
 /// Median of `values` (sorts them in place; mean of the two middle values for an even
 /// count). `NaN` for an empty slice.
 pub fn median(values: &mut [f64]) -> f64 {
