@@ -47,13 +47,21 @@ mod tests {
         let peak = peak_rss_kib().expect("VmHWM on Linux");
         let now = rss_kib().expect("VmRSS on Linux");
         assert!(peak >= now && now > 0, "peak {peak} KiB, now {now} KiB");
+        // Busy-spin until the process has been charged 100 ms of CPU: the counter must
+        // move with work (the wall-clock bound only keeps a broken reader from hanging).
         let before = cpu_time().expect("stat on Linux");
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < Duration::from_millis(300) {
-            x = std::hint::black_box(x.wrapping_add(1));
+        let mut spent = Duration::ZERO;
+        while start.elapsed() < Duration::from_secs(30) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+            spent = cpu_time().expect("stat on Linux") - before;
+            if spent >= Duration::from_millis(100) {
+                break;
+            }
         }
-        let spent = cpu_time().expect("stat on Linux") - before;
         assert!(spent >= Duration::from_millis(100), "spent {spent:?}");
     }
 }
