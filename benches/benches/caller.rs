@@ -74,10 +74,16 @@ impl LogExporter for CountingExporter {
 }
 
 fn loggier_benches(c: &mut Criterion, dir: &std::path::Path) {
+    // The embedded file sink, without rotation so every line can be counted.
+    let file = loggier_core::FileSink::builder(dir.join("loggier.ndjson"))
+        .max_file_bytes(1 << 40)
+        .build()
+        .expect("file sink");
     let log = Loggier::builder()
         .service_name("bench")
         .data_dir(dir)
         .channel_capacity(CHUNK as usize * 4)
+        .sink(file)
         .build()
         .expect("valid bench config");
     let mut g = c.benchmark_group("caller");

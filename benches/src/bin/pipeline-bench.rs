@@ -520,7 +520,7 @@ fn report(results: &[Value], o: &Opts) -> String {
         "### Pipeline: end-to-end throughput, CPU and memory\n\n\
          {} records from {} producer thread(s), `info!` with a message and 3 fields, \
          `FullPolicy::Block`; one child process per scenario.\n\n\
-         | scenario | records/s end to end | caller records/s | CPU µs / record (all threads) | peak RSS MiB | arrived |\n\
+         | scenario | records/s delivered end to end | caller records/s | CPU µs / delivered record (all threads) | peak RSS MiB | arrived |\n\
          |---|---:|---:|---:|---:|---|\n",
         thousands(o.records as f64),
         o.producers
