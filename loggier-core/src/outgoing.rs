@@ -138,18 +138,18 @@ impl TraceHttp {
 fn propagate(req: &mut Request, frame: Option<&ScopeFrame>, settings: &CaptureSettings) {
     let headers = req.headers_mut();
     if !headers.contains_key("traceparent") {
-        #[cfg(feature = "opentelemetry")]
-        let ids = crate::otel::current_span_ids();
-        #[cfg(not(feature = "opentelemetry"))]
-        let ids: Option<(String, String)> = None;
-        let (trace_id, parent_id) = ids.unwrap_or_else(|| {
+        let from_scope = || {
             let trace = frame
                 .and_then(ScopeFrame::trace_id)
                 .filter(|t| t.len() == 32)
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("{:032x}", fastrand::u128(1..)));
             (trace, format!("{:016x}", fastrand::u64(1..)))
-        });
+        };
+        #[cfg(feature = "opentelemetry")]
+        let (trace_id, parent_id) = crate::otel::current_span_ids().unwrap_or_else(from_scope);
+        #[cfg(not(feature = "opentelemetry"))]
+        let (trace_id, parent_id) = from_scope();
         if let Ok(v) = HeaderValue::from_str(&format!("00-{trace_id}-{parent_id}-01")) {
             headers.insert(HeaderName::from_static("traceparent"), v);
         }

@@ -1,0 +1,103 @@
+//! Shared pieces of the Loggier benchmarks (not published).
+//!
+//! - [`fixtures`]: the realistic record mix the encode benches and pipeline runs use
+//!   (plain, with context, HTTP transaction, exception);
+//! - [`LokiReceiver`]: a loopback Loki push receiver (axum on 127.0.0.1:0) that decodes
+//!   the real wire format (snappy block + `logproto.PushRequest`) and counts entries,
+//!   and can be switched "down" (answers 503) for the outage run;
+//! - [`proc_stats`]: peak/current RSS and process CPU time from `/proc/self`;
+//! - [`count_lines`], [`median`]: what the harnesses use to validate and summarise.
+//!
+//! The binaries `http-bench` and `pipeline-bench` and the criterion benches `caller`
+//! and `encode` are driven by `scripts/bench.sh`, which writes `target/bench-report.md`.
+//!
+//! ```
+//! let recs = loggier_bench::fixtures::mix(8);
+//! assert_eq!(recs.len(), 8);
+//! assert_eq!(loggier_bench::median(&mut [3.0, 1.0, 2.0]), 2.0);
+//! ```
+
+pub mod fixtures;
+pub mod loki_receiver;
+pub mod proc_stats;
+
+pub use loki_receiver::LokiReceiver;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+
+/// Number of `\n`-terminated lines in the file at `path` (0 when it does not exist).
+///
+/// # Errors
+/// An I/O error other than "not found" while reading.
+pub fn count_lines(path: &Path) -> std::io::Result<u64> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    let mut n = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(n);
+        }
+        n += buf.iter().filter(|&&b| b == b'\n').count() as u64;
+        let len = buf.len();
+        reader.consume(len);
+    }
+}
+
+/// Number of lines of the file at `path` that contain `needle` (0 when the file
+/// does not exist).
+///
+/// # Errors
+/// An I/O error other than "not found" while reading.
+pub fn count_lines_containing(path: &Path, needle: &str) -> std::io::Result<u64> {
+    let file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut n = 0u64;
+    for line in BufReader::with_capacity(1 << 16, file).split(b'\n') {
+        let line = line?;
+        if line.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Median of `values` (sorts them in place; mean of the two middle values for an even
+/// count). `NaN` for an empty slice.
+pub fn median(values: &mut [f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// Thousands-separated integer rendering for report tables, e.g. `12,345`.
+pub fn thousands(v: f64) -> String {
+    if !v.is_finite() {
+        return "n/a".to_string();
+    }
+    let n = v.round() as i64;
+    let s = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
