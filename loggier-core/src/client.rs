@@ -651,6 +651,7 @@ impl LoggierBuilder {
             retry: config.retry_policy(),
             network_check_interval: config.network_check_interval,
             delivery: config.delivery_mode,
+            full_policy: config.full_policy,
         };
         let sinks: Vec<_> = sinks
             .into_iter()

@@ -68,12 +68,16 @@ pub const MAX_CACHE_MAX_AGE: Duration = Duration::from_secs(3650 * 24 * 60 * 60)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FullPolicy {
     /// Drop the new record and count it (`Stats::dropped_queue_full`). The caller never
-    /// waits. Default: request latency stays flat whatever the sinks do.
+    /// waits. Default: request latency stays flat whatever the sinks do. The same
+    /// applies between the worker and each sink: a record a sink has no room for is
+    /// counted in that sink's `dropped_backlog`, and no sink waits for another.
     #[default]
     DropNewest,
-    /// Block the calling thread until there is room. Never loses a record at the
-    /// channel, but a stalled pipeline stalls the caller — and inside an async runtime
-    /// it stalls that runtime thread. For batch jobs, not for request handlers.
+    /// Block the calling thread until there is room. Never drops a record for lack of
+    /// room anywhere in the pipeline: the worker also waits for room in each sink's
+    /// queue, so the slowest sink sets the pace of every sink and every caller. A
+    /// stalled sink therefore stalls the callers — and inside an async runtime it
+    /// stalls that runtime thread. For batch jobs, not for request handlers.
     Block,
 }
 

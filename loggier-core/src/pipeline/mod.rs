@@ -88,6 +88,10 @@ pub(crate) struct PipelineSettings {
     pub(crate) network_check_interval: Duration,
     /// Offline cache or durable.
     pub(crate) delivery: spool::DeliveryMode,
+    /// What the worker does when a sink's queue is full: count the record
+    /// `dropped_backlog` (`DropNewest`) or wait for room (`Block`, so the
+    /// backpressure reaches the callers and nothing is dropped).
+    pub(crate) full_policy: crate::config::FullPolicy,
 }
 
 /// Merges the captured context into the record and masks it (worker side).

@@ -1,8 +1,10 @@
 //! The worker thread: receives envelopes, finishes records and fans them out to the
 //! sinks. Each sink runs on a thread of its own (with its own current-thread tokio
 //! runtime), so a sink blocked in a write, an `fsync` or a SQLite busy wait delays no
-//! other sink and no caller: the worker only ever does `try_send` into the sinks'
-//! bounded channels.
+//! other sink and no caller: with the default `FullPolicy::DropNewest` the worker only
+//! ever does `try_send` into the sinks' bounded channels. With `FullPolicy::Block` it
+//! waits for room in each sink's channel instead, so nothing is dropped and the
+//! slowest sink sets the pace (the user chose backpressure over isolation).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -13,6 +15,7 @@ use super::sink_task::{self, Control};
 use super::spool::Spool;
 use super::stats::{ClientCounters, SinkCounters};
 use super::{Msg, PipelineSettings, deadline_after, finish};
+use crate::config::FullPolicy;
 use crate::record::Record;
 use crate::sink::Sink;
 
@@ -135,7 +138,7 @@ async fn run(
             },
         };
         match msg {
-            Msg::Record(env) => dispatch(*env, &handles, &settings, &counters),
+            Msg::Record(env) => dispatch(*env, &handles, &settings, &counters).await,
             Msg::Flush { ack, patient } => {
                 let waits: Vec<_> = handles
                     .iter()
@@ -189,9 +192,11 @@ async fn run(
     }
 }
 
-/// Hands one record to every sink; a full sink channel is that sink's
-/// `dropped_backlog`, a sink whose thread has ended counts it `dropped_failed`.
-fn dispatch(
+/// Hands one record to every sink. A full sink channel is that sink's
+/// `dropped_backlog` under [`FullPolicy::DropNewest`]; under [`FullPolicy::Block`] the
+/// worker waits for room, so the main channel fills and the callers wait instead of a
+/// record being dropped. A sink whose thread has ended counts it `dropped_failed`.
+async fn dispatch(
     env: super::Envelope,
     handles: &[SinkHandle],
     settings: &PipelineSettings,
@@ -200,7 +205,15 @@ fn dispatch(
     let record = Arc::new(finish(env, settings));
     counters.dispatched.fetch_add(1, Ordering::Relaxed);
     for h in handles {
-        match h.records.try_send(Arc::clone(&record)) {
+        let sent = match settings.full_policy {
+            FullPolicy::DropNewest => h.records.try_send(Arc::clone(&record)),
+            FullPolicy::Block => h
+                .records
+                .send_async(Arc::clone(&record))
+                .await
+                .map_err(|e| flume::TrySendError::Disconnected(e.into_inner())),
+        };
+        match sent {
             Ok(()) => SinkCounters::add(&h.counters.received, 1),
             Err(flume::TrySendError::Full(_)) => {
                 SinkCounters::add(&h.counters.dropped_backlog, 1);
