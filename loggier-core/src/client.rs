@@ -772,6 +772,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "file")] // the default sink list is ["file"]
     fn try_log_reports_acceptance_and_hands_refused_records_back() {
         let dir = std::env::temp_dir().join(format!("loggier-try-log-{}", std::process::id()));
         let log = Loggier::builder()
