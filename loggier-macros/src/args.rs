@@ -120,6 +120,49 @@ impl Parse for Pair {
     }
 }
 
+/// Parses `args` as comma-separated `key = value` pairs for the attribute `attr`
+/// (its name without `#[]`) and hands each option, in the written order, to `apply`
+/// as `(name, key, value)`. Each key is checked against `allowed` and for duplicates
+/// just before `apply` sees it; `canonical` maps an accepted spelling to the option's
+/// name (e.g. `log_level` to `level`) before both checks, and `name` is that
+/// canonical name, one of `allowed`.
+///
+/// # Errors
+/// The first problem in the written order: a token that is not a `key = value` pair,
+/// an unknown option or an option given twice (spanned on the key), or the error
+/// `apply` returns.
+pub(crate) fn parse_options(
+    args: proc_macro2::TokenStream,
+    attr: &str,
+    allowed: &[&str],
+    canonical: fn(String) -> String,
+    mut apply: impl FnMut(&str, &Ident, &Expr) -> syn::Result<()>,
+) -> syn::Result<()> {
+    let pairs = syn::parse::Parser::parse2(Punctuated::<Pair, Token![,]>::parse_terminated, args)?;
+    let mut seen: Vec<String> = Vec::new();
+    for Pair { key, value } in pairs {
+        let name = canonical(key.to_string());
+        if !allowed.contains(&name.as_str()) {
+            return Err(syn::Error::new_spanned(
+                &key,
+                format!(
+                    "unknown option `{key}` for #[{attr}]; expected one of: {}",
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(syn::Error::new_spanned(
+                &key,
+                format!("duplicate option `{name}`"),
+            ));
+        }
+        apply(&name, &key, &value)?;
+        seen.push(name);
+    }
+    Ok(())
+}
+
 impl TraceArgs {
     /// Parses `args` for the attribute `kind`.
     ///
@@ -127,70 +170,64 @@ impl TraceArgs {
     /// The first problem found, spanned on the offending token: an unknown option, a
     /// value of the wrong type, an option given twice, an unknown level name.
     pub(crate) fn parse(kind: MacroKind, args: proc_macro2::TokenStream) -> syn::Result<Self> {
-        let pairs =
-            syn::parse::Parser::parse2(Punctuated::<Pair, Token![,]>::parse_terminated, args)?;
         let mut out = TraceArgs::default();
-        let mut seen: Vec<String> = Vec::new();
-        for Pair { key, value } in pairs {
-            let mut name = key.to_string();
+        let canonical = |name: String| {
             if name == "log_level" {
-                name = "level".to_string();
+                "level".to_string()
+            } else {
+                name
             }
-            if !kind.allowed().contains(&name.as_str()) {
-                return Err(syn::Error::new_spanned(
-                    &key,
-                    format!(
-                        "unknown option `{key}` for #[{}]; expected one of: {}",
-                        kind.attr_name(),
-                        kind.allowed().join(", ")
-                    ),
-                ));
-            }
-            if seen.contains(&name) {
-                return Err(syn::Error::new_spanned(
-                    &key,
-                    format!("duplicate option `{name}`"),
-                ));
-            }
-            seen.push(name.clone());
-            match name.as_str() {
-                "name" => out.name = Some(lit_str(&key, &value)?),
-                "threshold_ms" => out.threshold_ms = Some(lit_ms(&key, &value)?),
-                "tags" => out.tags = str_list(&key, &value)?,
-                "include_args" => out.include_args = lit_bool(&key, &value)?,
-                "include_return" => out.include_return = lit_bool(&key, &value)?,
-                "include_body" => out.include_body = lit_bool(&key, &value)?,
-                "include_params" => out.include_params = lit_bool(&key, &value)?,
-                "mask_headers" => out.mask_headers = str_list(&key, &value)?,
-                "mask_params" => out.mask_params = str_list(&key, &value)?,
-                "level" => {
-                    let lit = lit_str(&key, &value)?;
-                    let level = lit.value().to_ascii_lowercase();
-                    if !LEVELS.contains(&level.as_str()) {
+        };
+        parse_options(
+            args,
+            kind.attr_name(),
+            kind.allowed(),
+            canonical,
+            |name, key, value| {
+                match name {
+                    "name" => out.name = Some(lit_str(key, value)?),
+                    "threshold_ms" => out.threshold_ms = Some(lit_ms(key, value)?),
+                    "tags" => out.tags = str_list(key, value)?,
+                    "include_args" => out.include_args = lit_bool(key, value)?,
+                    "include_return" => out.include_return = lit_bool(key, value)?,
+                    "include_body" => out.include_body = lit_bool(key, value)?,
+                    "include_params" => out.include_params = lit_bool(key, value)?,
+                    "mask_headers" => out.mask_headers = str_list(key, value)?,
+                    "mask_params" => out.mask_params = str_list(key, value)?,
+                    "level" => {
+                        let lit = lit_str(key, value)?;
+                        let level = lit.value().to_ascii_lowercase();
+                        if !LEVELS.contains(&level.as_str()) {
+                            return Err(syn::Error::new_spanned(
+                                &lit,
+                                format!(
+                                    "unknown level `{}`; expected one of: {}",
+                                    lit.value(),
+                                    LEVELS.join(", ")
+                                ),
+                            ));
+                        }
+                        out.level = Some((level, lit.span()));
+                    }
+                    _ => {
                         return Err(syn::Error::new_spanned(
-                            &lit,
-                            format!(
-                                "unknown level `{}`; expected one of: {}",
-                                lit.value(),
-                                LEVELS.join(", ")
-                            ),
+                            key,
+                            format!("option `{key}` is not supported here"),
                         ));
                     }
-                    out.level = Some((level, lit.span()));
                 }
-                _ => {
-                    return Err(syn::Error::new_spanned(
-                        &key,
-                        format!("option `{key}` is not supported here"),
-                    ));
-                }
-            }
-        }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 }
 
-fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
+/// `key = "..."`: a string literal.
+///
+/// # Errors
+/// `value` is not a string literal.
+pub(crate) fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Str(s), ..
@@ -202,7 +239,11 @@ fn lit_str(key: &Ident, value: &Expr) -> syn::Result<LitStr> {
     }
 }
 
-fn lit_bool(key: &Ident, value: &Expr) -> syn::Result<bool> {
+/// `key = true`: a boolean literal.
+///
+/// # Errors
+/// `value` is not `true` or `false`.
+pub(crate) fn lit_bool(key: &Ident, value: &Expr) -> syn::Result<bool> {
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Bool(b), ..
@@ -214,7 +255,11 @@ fn lit_bool(key: &Ident, value: &Expr) -> syn::Result<bool> {
     }
 }
 
-fn lit_ms(key: &Ident, value: &Expr) -> syn::Result<u64> {
+/// `key = 500`: a whole number of milliseconds.
+///
+/// # Errors
+/// `value` is not an integer literal, or does not fit in `u64`.
+pub(crate) fn lit_ms(key: &Ident, value: &Expr) -> syn::Result<u64> {
     match value {
         Expr::Lit(ExprLit {
             lit: Lit::Int(i), ..
@@ -231,11 +276,23 @@ fn lit_ms(key: &Ident, value: &Expr) -> syn::Result<u64> {
     }
 }
 
-fn str_list(key: &Ident, value: &Expr) -> syn::Result<Vec<LitStr>> {
+/// `key = ["a", "b"]`: a list of string literals.
+///
+/// # Errors
+/// `value` is not an array, or one of its elements is not a string literal.
+pub(crate) fn str_list(key: &Ident, value: &Expr) -> syn::Result<Vec<LitStr>> {
+    str_list_like(key, value, "[\"a\", \"b\"]")
+}
+
+/// [`str_list`] whose error message shows `example` as the value to write.
+///
+/// # Errors
+/// As [`str_list`].
+pub(crate) fn str_list_like(key: &Ident, value: &Expr, example: &str) -> syn::Result<Vec<LitStr>> {
     let wrong = |span_of: &dyn quote::ToTokens| {
         syn::Error::new_spanned(
             span_of,
-            format!("`{key}` expects a list of string literals, e.g. `{key} = [\"a\", \"b\"]`"),
+            format!("`{key}` expects a list of string literals, e.g. `{key} = {example}`"),
         )
     };
     match value {

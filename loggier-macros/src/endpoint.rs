@@ -22,9 +22,9 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, format_ident, quote};
-use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
-use syn::{Expr, ExprLit, ExprRange, Ident, Item, ItemFn, Lit, LitStr, RangeLimits, Token};
+use syn::{Expr, ExprLit, ExprRange, Ident, Item, ItemFn, Lit, LitStr, RangeLimits};
+
+use crate::args;
 
 const ATTR: &str = "track_endpoint";
 const OPTIONS: &[&str] = &[
@@ -45,117 +45,40 @@ struct EndpointArgs {
     slow_threshold_ms: Option<u64>,
 }
 
-/// `key = value`.
-struct Pair {
-    key: Ident,
-    value: Expr,
-}
-
-impl Parse for Pair {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
-        let key: Ident = input.parse()?;
-        if !input.peek(Token![=]) {
-            return Err(syn::Error::new_spanned(
-                &key,
-                format!("expected `=` after `{key}`: options are written `{key} = value`"),
-            ));
-        }
-        let _eq: Token![=] = input.parse()?;
-        let value: Expr = input.parse()?;
-        Ok(Pair { key, value })
-    }
-}
-
 impl EndpointArgs {
     fn parse(args: TokenStream) -> syn::Result<Self> {
-        let pairs =
-            syn::parse::Parser::parse2(Punctuated::<Pair, Token![,]>::parse_terminated, args)?;
         let mut out = EndpointArgs::default();
-        let mut seen: Vec<String> = Vec::new();
-        for Pair { key, value } in pairs {
-            let name = key.to_string();
-            if !OPTIONS.contains(&name.as_str()) {
-                return Err(syn::Error::new_spanned(
-                    &key,
-                    format!(
-                        "unknown option `{key}` for #[{ATTR}]; expected one of: {}",
-                        OPTIONS.join(", ")
-                    ),
-                ));
-            }
-            if seen.contains(&name) {
-                return Err(syn::Error::new_spanned(
-                    &key,
-                    format!("duplicate option `{name}`"),
-                ));
-            }
-            seen.push(name.clone());
-            match name.as_str() {
-                "tags" => out.tags = Some(tags(&key, &value)?),
-                "statuses" => out.statuses = Some(statuses(&key, &value)?),
-                "capture_request_body" => out.capture_request_body = Some(boolean(&key, &value)?),
-                "capture_response_body" => {
-                    out.capture_response_body = Some(boolean(&key, &value)?);
+        args::parse_options(
+            args,
+            ATTR,
+            OPTIONS,
+            |name| name,
+            |name, key, value| {
+                match name {
+                    "tags" => out.tags = Some(tags(key, value)?),
+                    "statuses" => out.statuses = Some(statuses(key, value)?),
+                    "capture_request_body" => {
+                        out.capture_request_body = Some(args::lit_bool(key, value)?);
+                    }
+                    "capture_response_body" => {
+                        out.capture_response_body = Some(args::lit_bool(key, value)?);
+                    }
+                    _ => out.slow_threshold_ms = Some(args::lit_ms(key, value)?),
                 }
-                _ => out.slow_threshold_ms = Some(millis(&key, &value)?),
-            }
-        }
+                Ok(())
+            },
+        )?;
         Ok(out)
     }
 }
 
-fn boolean(key: &Ident, value: &Expr) -> syn::Result<bool> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Bool(b), ..
-        }) => Ok(b.value),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` expects `true` or `false`"),
-        )),
-    }
-}
-
-fn millis(key: &Ident, value: &Expr) -> syn::Result<u64> {
-    match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(i), ..
-        }) => i.base10_parse::<u64>().map_err(|_| {
-            syn::Error::new_spanned(
-                i,
-                format!("`{key}` expects a whole number of milliseconds that fits in u64"),
-            )
-        }),
-        other => Err(syn::Error::new_spanned(
-            other,
-            format!("`{key}` expects a whole number of milliseconds, e.g. `{key} = 500`"),
-        )),
-    }
-}
-
+/// `tags = ["payment"]`: non-empty string literals.
 fn tags(key: &Ident, value: &Expr) -> syn::Result<Vec<LitStr>> {
-    let wrong = |tokens: &dyn ToTokens| {
-        syn::Error::new_spanned(
-            tokens,
-            format!("`{key}` expects a list of string literals, e.g. `{key} = [\"payment\"]`"),
-        )
-    };
-    let Expr::Array(array) = value else {
-        return Err(wrong(value));
-    };
-    array
-        .elems
-        .iter()
-        .map(|e| match e {
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(s), ..
-            }) if !s.value().is_empty() => Ok(s.clone()),
-            Expr::Lit(ExprLit {
-                lit: Lit::Str(s), ..
-            }) => Err(syn::Error::new_spanned(s, "a tag cannot be empty")),
-            other => Err(wrong(other)),
-        })
-        .collect()
+    let tags = args::str_list_like(key, value, "[\"payment\"]")?;
+    match tags.iter().find(|s| s.value().is_empty()) {
+        Some(empty) => Err(syn::Error::new_spanned(empty, "a tag cannot be empty")),
+        None => Ok(tags),
+    }
 }
 
 /// `statuses = [404, "5xx", "500-599", 200..=299]`: codes, classes and inclusive

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -319,6 +319,44 @@ impl Relay {
         Ok(())
     }
 
+    /// Reads a JSON/NDJSON body within the size limits and checks its nesting depth:
+    /// the body step shared by the text endpoints.
+    async fn read_text(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+        let limits = &self.inner.config.limits;
+        let bytes = read_body(headers, body, limits).await?;
+        check_text(&bytes, limits.max_depth)?;
+        Ok(bytes)
+    }
+
+    /// Checks that `caller` may write each of the batch's `services` (the error
+    /// path names the record: `[i].service`).
+    fn check_services<'a>(
+        &self,
+        caller: &Caller,
+        services: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> Result<(), ApiError> {
+        for (i, svc) in services.into_iter().enumerate() {
+            self.inner
+                .config
+                .keys
+                .check_service(caller, svc, &format!("[{i}].service"))?;
+        }
+        Ok(())
+    }
+
+    /// The last steps of every ingest endpoint: field lengths checked
+    /// ([`Relay::check_records`]), then the records handed to the pipeline
+    /// ([`Relay::accept`]). Returns how many were accepted.
+    fn check_and_accept(
+        &self,
+        records: Vec<Record>,
+        batch: bool,
+        endpoint: &'static str,
+    ) -> Result<usize, ApiError> {
+        self.check_records(&records, batch)?;
+        self.accept(records, endpoint)
+    }
+
     fn check_count(&self, n: usize) -> Result<(), ApiError> {
         let max = self.inner.config.limits.max_records;
         if n > max { Err(too_many(max)) } else { Ok(()) }
@@ -385,9 +423,7 @@ async fn post_log(
 ) -> Result<Response, ApiError> {
     let caller = relay.guard(&headers, Scope::Ingest)?;
     media_type(&headers, &[MediaType::Json])?;
-    let limits = &relay.inner.config.limits;
-    let bytes = read_body(&headers, body, limits).await?;
-    check_text(&bytes, limits.max_depth)?;
+    let bytes = relay.read_text(&headers, body).await?;
     let entry: LogEntry = parse_json(&bytes)?;
     relay
         .inner
@@ -395,14 +431,8 @@ async fn post_log(
         .keys
         .check_service(&caller, entry.service(), "service")?;
     let rid = request_id(&headers);
-    let records = vec![entry.into_record(&rid)];
-    relay.check_records(&records, false)?;
-    let n = relay.accept(records, "log")?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": n, "request_id": rid})),
-    )
-        .into_response())
+    let n = relay.check_and_accept(vec![entry.into_record(&rid)], false, "log")?;
+    Ok(accepted_with_request_id(n, &rid))
 }
 
 async fn post_logs(
@@ -412,30 +442,17 @@ async fn post_logs(
 ) -> Result<Response, ApiError> {
     let caller = relay.guard(&headers, Scope::Ingest)?;
     let media = media_type(&headers, &[MediaType::Json, MediaType::Ndjson])?;
-    let limits = &relay.inner.config.limits;
-    let bytes = read_body(&headers, body, limits).await?;
-    check_text(&bytes, limits.max_depth)?;
+    let bytes = relay.read_text(&headers, body).await?;
     let entries: Vec<LogEntry> = match media {
-        MediaType::Ndjson => parse_ndjson(&bytes, limits.max_records)?,
+        MediaType::Ndjson => parse_ndjson(&bytes, relay.inner.config.limits.max_records)?,
         _ => parse_json(&bytes)?,
     };
     relay.check_count(entries.len())?;
-    for (i, e) in entries.iter().enumerate() {
-        relay
-            .inner
-            .config
-            .keys
-            .check_service(&caller, e.service(), &format!("[{i}].service"))?;
-    }
+    relay.check_services(&caller, entries.iter().map(LogEntry::service))?;
     let rid = request_id(&headers);
     let records: Vec<Record> = entries.into_iter().map(|e| e.into_record(&rid)).collect();
-    relay.check_records(&records, true)?;
-    let n = relay.accept(records, "logs")?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({"accepted": n, "request_id": rid})),
-    )
-        .into_response())
+    let n = relay.check_and_accept(records, true, "logs")?;
+    Ok(accepted_with_request_id(n, &rid))
 }
 
 async fn post_ingest(
@@ -463,9 +480,7 @@ async fn post_ingest(
                 .to_string(),
         ),
     };
-    let limits = &relay.inner.config.limits;
-    let bytes = read_body(&headers, body, limits).await?;
-    check_text(&bytes, limits.max_depth)?;
+    let bytes = relay.read_text(&headers, body).await?;
     let incoming: Vec<IngestRecord> = parse_json(&bytes)?;
     relay.check_count(incoming.len())?;
     let mut records = Vec::with_capacity(incoming.len());
@@ -533,17 +548,23 @@ async fn post_loki_push(
         loki_json_records(push)?
     };
     relay.check_count(records.len())?;
-    for (i, r) in records.iter().enumerate() {
-        let svc = r.context.get("service").and_then(Value::as_str);
-        relay
-            .inner
-            .config
-            .keys
-            .check_service(&caller, svc, &format!("[{i}].service"))?;
-    }
-    relay.check_records(&records, true)?;
-    relay.accept(records, "loki_push")?;
+    relay.check_services(
+        &caller,
+        records
+            .iter()
+            .map(|r| r.context.get("service").and_then(Value::as_str)),
+    )?;
+    relay.check_and_accept(records, true, "loki_push")?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// `202 Accepted` with `{"accepted": n, "request_id": rid}` (`/log`, `/logs`).
+fn accepted_with_request_id(n: usize, rid: &str) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({"accepted": n, "request_id": rid})),
+    )
+        .into_response()
 }
 
 async fn health() -> Response {

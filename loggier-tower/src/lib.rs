@@ -1,4 +1,4 @@
-//! Loggier HTTP capture for [tower] services: hyper 1 servers, tonic, axum, or anything
+//! Loggier HTTP capture for [tower](https://docs.rs/tower) services: hyper 1 servers, tonic, axum, or anything
 //! that is a `Service<http::Request<B>>`.
 //!
 //! [`LoggierLayer`] wraps a service so that every request

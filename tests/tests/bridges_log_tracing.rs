@@ -3,7 +3,6 @@
 //! of that request. Own binary: installs the process-wide `log` logger and `tracing`
 //! subscriber.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::Router;
@@ -13,6 +12,9 @@ use loggier_core::TracingLayer;
 use loggier_test_support::{http_client, test_client};
 use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
+
+mod support;
+use support::serve;
 
 async fn handler() -> &'static str {
     log::info!(target: "orders", order = 7; "via log before await");
@@ -41,17 +43,7 @@ async fn log_and_tracing_calls_in_a_handler_carry_the_request_id() {
     let app = Router::new()
         .route("/orders/{id}", get(handler))
         .with_loggier(loggier.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let addr = serve(app).await;
 
     let resp = http_client()
         .get(format!("http://{addr}/orders/7"))

@@ -2,16 +2,17 @@
 //! span is a child of the incoming `traceparent`, and a record logged inside that
 //! span carries its trace id and span id.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
 use loggier_axum::{LoggierRouterExt, RequestLogger};
-use loggier_test_support::{http_client, test_client};
+use loggier_test_support::test_client;
 use opentelemetry::Context;
 use opentelemetry::trace::{FutureExt, Span, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
+
+mod support;
+use support::{get_text, serve};
 
 const TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
 const CALLER_SPAN: &str = "b7ad6b7169203331";
@@ -38,28 +39,19 @@ async fn handler_spans_join_the_incoming_trace_and_records_carry_their_ids() {
         .route("/orders", get(handler))
         .with_state(provider.tracer("handler"))
         .with_loggier(loggier);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let addr = serve(app).await;
 
-    let body = http_client()
-        .get(format!("http://{addr}/orders"))
-        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
-        .header("x-request-id", "req-otel-1")
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("body");
+    let body = get_text(
+        &format!("http://{addr}/orders"),
+        &[
+            (
+                "traceparent",
+                format!("00-{TRACE}-{CALLER_SPAN}-01").as_str(),
+            ),
+            ("x-request-id", "req-otel-1"),
+        ],
+    )
+    .await;
     let (trace_id, span_id) = body.split_once(' ').expect("two ids");
     assert_eq!(
         trace_id, TRACE,
@@ -81,15 +73,11 @@ async fn handler_spans_join_the_incoming_trace_and_records_carry_their_ids() {
 
     // Without a traceparent, the handler's span starts a new trace, and the record
     // logged inside takes that trace from OpenTelemetry.
-    let body = http_client()
-        .get(format!("http://{addr}/orders"))
-        .header("x-request-id", "req-otel-2")
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("body");
+    let body = get_text(
+        &format!("http://{addr}/orders"),
+        &[("x-request-id", "req-otel-2")],
+    )
+    .await;
     let (trace_id, span_id) = body.split_once(' ').expect("two ids");
     assert_ne!(trace_id, TRACE);
     let r = records

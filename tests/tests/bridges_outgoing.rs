@@ -2,7 +2,6 @@
 //! local server: `traceparent` and `x-request-id` reach it, and slow or failing calls
 //! become records with masked headers and query parameters.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,26 +16,14 @@ use loggier_test_support::{Records, http_client, test_client};
 use reqwest_middleware::ClientWithMiddleware;
 use serde_json::Value;
 
+mod support;
+use support::serve;
+
 const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const REQUEST_ID: &str = "req-out-1";
 const SECRET: &str = "s3cret-token-9931";
 const API_KEY: &str = "key-5521907";
-
-async fn serve(app: Router) -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-    addr
-}
 
 /// `(traceparent, x-request-id)` as the downstream server received them.
 type Seen = (Option<String>, Option<String>);

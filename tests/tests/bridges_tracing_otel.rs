@@ -3,18 +3,19 @@
 //! incoming `traceparent`, and `tracing::info!` inside it becomes a record carrying
 //! that span's OTel trace id and span id. Own binary: installs the global subscriber.
 
-use std::net::SocketAddr;
-
 use axum::Router;
 use axum::routing::get;
 use loggier_axum::LoggierRouterExt;
 use loggier_core::TracingLayer;
-use loggier_test_support::{http_client, test_client};
+use loggier_test_support::test_client;
 use opentelemetry::trace::{TraceContextExt, TracerProvider};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing::Instrument;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::layer::SubscriberExt;
+
+mod support;
+use support::{get_text, serve};
 
 const TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4737";
 const CALLER_SPAN: &str = "10f067aa0ba902b8";
@@ -46,28 +47,19 @@ async fn tracing_events_in_otel_bridged_spans_carry_the_span_ids() {
     let app = Router::new()
         .route("/orders", get(handler))
         .with_loggier(loggier);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
+    let addr = serve(app).await;
 
-    let body = http_client()
-        .get(format!("http://{addr}/orders"))
-        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
-        .header("x-request-id", "req-tracing-otel")
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("body");
+    let body = get_text(
+        &format!("http://{addr}/orders"),
+        &[
+            (
+                "traceparent",
+                format!("00-{TRACE}-{CALLER_SPAN}-01").as_str(),
+            ),
+            ("x-request-id", "req-tracing-otel"),
+        ],
+    )
+    .await;
     let (trace_id, span_id) = body.split_once(' ').expect("two ids");
     assert_eq!(
         trace_id, TRACE,

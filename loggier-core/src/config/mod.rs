@@ -38,14 +38,16 @@
 //! [`OtlpSinkBuilder::from_env_lookup`](crate::sink::otlp::OtlpSinkBuilder::from_env_lookup),
 //! feature `otlp`).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::ConfigError;
+
+mod vars;
 use crate::pipeline::retry::{DEFAULT_INITIAL_BACKOFF, DEFAULT_MAX_BACKOFF, RetryPolicy};
 pub use crate::pipeline::spool::DeliveryMode;
 use crate::record::Level;
+pub(crate) use vars::{collect as collect_vars, non_blank, parse_bool, parse_num, split_list};
 
 /// Default `cache_max_bytes`: 256 MiB (see [`crate::queue`] when the `disk-queue`
 /// feature is on).
@@ -228,11 +230,8 @@ impl Config {
         K: Into<String>,
         V: Into<String>,
     {
-        let vars: HashMap<String, String> = vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let vars = collect_vars(vars);
+        let get = |k: &str| non_blank(&vars, k);
         let mut c = Config::default();
         if let Some(v) = get("LOGGIER_SERVICE_NAME") {
             c.service_name = v.to_string();
@@ -247,16 +246,16 @@ impl Config {
             c.log_level = v.parse()?;
         }
         if let Some(v) = get("LOGGIER_MAX_BATCH_SIZE") {
-            c.max_batch_size = parse_num("max_batch_size", v)?;
+            c.max_batch_size = parse_num("max_batch_size", v, WHOLE_NUMBER)?;
         }
         if let Some(v) = get("LOGGIER_MAX_BATCH_BYTES") {
-            c.max_batch_bytes = parse_num("max_batch_bytes", v)?;
+            c.max_batch_bytes = parse_num("max_batch_bytes", v, WHOLE_NUMBER)?;
         }
         if let Some(v) = get("LOGGIER_FLUSH_INTERVAL_MS") {
-            c.flush_interval = Duration::from_millis(parse_num("flush_interval", v)?);
+            c.flush_interval = Duration::from_millis(parse_num("flush_interval", v, WHOLE_NUMBER)?);
         }
         if let Some(v) = get("LOGGIER_CHANNEL_CAPACITY") {
-            c.channel_capacity = parse_num("channel_capacity", v)?;
+            c.channel_capacity = parse_num("channel_capacity", v, WHOLE_NUMBER)?;
         }
         if let Some(v) = get("LOGGIER_FULL_POLICY") {
             c.full_policy = match v.to_ascii_lowercase().as_str() {
@@ -288,14 +287,14 @@ impl Config {
         }
         c.cache_dir = get("LOGGIER_CACHE_DIR").map(PathBuf::from);
         if let Some(v) = get("LOGGIER_MAX_RETRIES") {
-            c.max_retries = parse_num("max_retries", v)?;
+            c.max_retries = parse_num("max_retries", v, WHOLE_NUMBER)?;
         }
         if let Some(v) = get("LOGGIER_HTTP_TIMEOUT_MS") {
-            c.http_timeout = Duration::from_millis(parse_num("http_timeout", v)?);
+            c.http_timeout = Duration::from_millis(parse_num("http_timeout", v, WHOLE_NUMBER)?);
         }
         if let Some(v) = get("LOGGIER_NETWORK_CHECK_INTERVAL_MS") {
             c.network_check_interval =
-                Duration::from_millis(parse_num("network_check_interval", v)?);
+                Duration::from_millis(parse_num("network_check_interval", v, WHOLE_NUMBER)?);
         }
         if let Some(v) = get("LOGGIER_DELIVERY_MODE") {
             c.delivery_mode = match v.to_ascii_lowercase().as_str() {
@@ -311,16 +310,18 @@ impl Config {
             };
         }
         if let Some(v) = get("LOGGIER_RETRY_INITIAL_BACKOFF_MS") {
-            c.retry_initial_backoff = Duration::from_millis(parse_num("retry_initial_backoff", v)?);
+            c.retry_initial_backoff =
+                Duration::from_millis(parse_num("retry_initial_backoff", v, WHOLE_NUMBER)?);
         }
         if let Some(v) = get("LOGGIER_RETRY_MAX_BACKOFF_MS") {
-            c.retry_max_backoff = Duration::from_millis(parse_num("retry_max_backoff", v)?);
+            c.retry_max_backoff =
+                Duration::from_millis(parse_num("retry_max_backoff", v, WHOLE_NUMBER)?);
         }
         if let Some(v) = get("LOGGIER_CACHE_MAX_BYTES") {
-            c.cache_max_bytes = parse_num("cache_max_bytes", v)?;
+            c.cache_max_bytes = parse_num("cache_max_bytes", v, WHOLE_NUMBER)?;
         }
         if let Some(v) = get("LOGGIER_CACHE_MAX_AGE_SECS") {
-            c.cache_max_age = Duration::from_secs(parse_num("cache_max_age", v)?);
+            c.cache_max_age = Duration::from_secs(parse_num("cache_max_age", v, WHOLE_NUMBER)?);
         }
         if let Some(v) = get("LOGGIER_CACHE_FSYNC") {
             c.cache_fsync = parse_bool("cache_fsync", v)?;
@@ -480,29 +481,11 @@ impl Config {
     }
 }
 
+/// Reason completion for the numeric `LOGGIER_*` settings ("expected ...").
+const WHOLE_NUMBER: &str = "a non-negative whole number";
+
 /// File name of the disk queue inside [`Config::queue_dir`].
 pub const QUEUE_FILE_NAME: &str = "loggier-queue.db";
-
-fn split_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
-}
-
-fn parse_num<T: std::str::FromStr>(setting: &'static str, v: &str) -> Result<T, ConfigError> {
-    v.parse()
-        .map_err(|_| ConfigError::invalid(setting, v, "expected a non-negative whole number"))
-}
-
-fn parse_bool(setting: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::invalid(setting, v, "expected true or false")),
-    }
-}
 
 #[cfg(test)]
 mod tests {

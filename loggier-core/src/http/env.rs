@@ -3,9 +3,9 @@
 //! The variables, values and defaults are in one table, on
 //! [`CaptureSettings::from_env`].
 
-use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::config::{self, non_blank, parse_bool, parse_num, split_list};
 use crate::error::ConfigError;
 
 use super::settings::{CaptureSettings, CaptureSettingsBuilder, ResponseBodyCapture};
@@ -125,12 +125,8 @@ impl CaptureSettingsBuilder {
         K: Into<String>,
         V: Into<String>,
     {
-        let vars: HashMap<String, String> = vars
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .filter(|(k, _)| k.starts_with("LOGGIER_"))
-            .collect();
-        let get = |k: &str| vars.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let vars = config::collect_vars(vars);
+        let get = |k: &str| non_blank(&vars, k);
         let mut b = CaptureSettings::builder();
         if let Some(v) = get("LOGGIER_CAPTURE_REQUEST_DATA") {
             b = b.capture_request_data(parse_bool("LOGGIER_CAPTURE_REQUEST_DATA", v)?);
@@ -233,35 +229,6 @@ fn rename_to_variable(e: ConfigError) -> ConfigError {
         Some((var, _)) => as_variable(var, e),
         None => e,
     }
-}
-
-fn parse_bool(variable: &'static str, v: &str) -> Result<bool, ConfigError> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::invalid(
-            variable,
-            v,
-            "expected true or false (also 1/0, yes/no, on/off)",
-        )),
-    }
-}
-
-fn parse_num<T: std::str::FromStr>(
-    variable: &'static str,
-    v: &str,
-    what: &str,
-) -> Result<T, ConfigError> {
-    v.parse()
-        .map_err(|_| ConfigError::invalid(variable, v, format!("expected {what}")))
-}
-
-fn split_list(v: &str) -> Vec<String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect()
 }
 
 #[cfg(test)]

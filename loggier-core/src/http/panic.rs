@@ -81,7 +81,7 @@ pub fn take_request_panic() -> Option<RequestPanic> {
 }
 
 /// A region of the current thread in which panics are captured for the request being
-/// polled (see the [module docs](self)). Enter it around each poll of a handler future
+/// polled (see [`install_request_panic_hook`]). Enter it around each poll of a handler future
 /// or response body; `!Send`, so it cannot be held across `.await`.
 #[derive(Debug)]
 #[must_use = "the region ends when the guard is dropped"]

@@ -33,7 +33,7 @@ pub type Fields = serde_json::Map<String, serde_json::Value>;
 ///
 /// Built with [`Record::new`] and the `with_*` methods, or by the logging calls of
 /// [`Loggier`](crate::Loggier). Service identity (name, environment, project, version)
-/// is not stored per record; sinks add it from [`ServiceInfo`](crate::ServiceInfo) at
+/// is not stored per record; sinks add it from [`ServiceInfo`] at
 /// encode time.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]

@@ -131,7 +131,7 @@ impl HttpSinkBuilder {
 ///
 /// Wire format, one `POST` to the configured URL per batch:
 /// - body: a JSON array of records, each encoded by
-///   [`encode_json`](crate::record::encode_json) (the Loggier record format of the
+///   [`encode_json`] (the Loggier record format of the
 ///   product notes, "Example Log Output"), gzip-compressed unless disabled;
 /// - headers: `Content-Type: application/json`, `Content-Encoding: gzip`,
 ///   `Authorization: Bearer <api_key>` (when a key is set) and
