@@ -44,8 +44,10 @@ mod tests {
 
     #[test]
     fn reads_this_process() {
-        let peak = peak_rss_kib().expect("VmHWM on Linux");
+        // RSS first: the peak read after it can only be as large or larger (the
+        // other order races with the test harness's own allocations).
         let now = rss_kib().expect("VmRSS on Linux");
+        let peak = peak_rss_kib().expect("VmHWM on Linux");
         assert!(peak >= now && now > 0, "peak {peak} KiB, now {now} KiB");
         // Busy-spin until the process has been charged 100 ms of CPU: the counter must
         // move with work (the wall-clock bound only keeps a broken reader from hanging).
