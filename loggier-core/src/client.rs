@@ -133,7 +133,7 @@ impl Loggier {
     /// Submits a finished record. Below the level: discarded, not counted. Otherwise
     /// the current scope is captured and the record is queued for the worker; a full
     /// channel drops it (counted) or blocks, per [`FullPolicy`].
-    pub fn log(&self, #[allow(unused_mut)] mut record: Record) {
+    pub fn log(&self, record: Record) {
         if !self.enabled(record.level) {
             return;
         }
@@ -146,15 +146,7 @@ impl Loggier {
                 .fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let scope = context::current();
-        // Feature `opentelemetry`: the active OTel span's ids, when the scope has none.
-        #[cfg(feature = "opentelemetry")]
-        crate::otel::fill_trace_ids(&mut record, scope.as_deref());
-        let env = Box::new(Envelope {
-            record,
-            global: inner.global.load_full(),
-            scope,
-        });
+        let env = inner.envelope(record);
         let sent = match inner.full_policy {
             FullPolicy::DropNewest => match inner.tx.try_send(Msg::Record(env)) {
                 Ok(()) => Ok(()),
@@ -186,28 +178,29 @@ impl Loggier {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Box::new(record));
         }
-        let env = Box::new(Envelope {
-            record,
-            global: inner.global.load_full(),
-            scope: context::current(),
-        });
+        let env = inner.envelope(record);
         // Count first so `enqueued` never lags a record the worker already saw.
         inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         match inner.tx.try_send(Msg::Record(env)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                // As in `log`: a record that raced the shutdown is counted, not lost.
+                inner.after_send();
+                Ok(())
+            }
             Err(e) => {
                 inner.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
                 match e.into_inner() {
                     Msg::Record(env) => Err(Box::new(env.record)),
-                    // The channel hands back what `try_send` was given: a record.
-                    _ => Err(Box::new(Record::new(Level::Info, String::new()))),
+                    // `try_send` hands back exactly the message it was given.
+                    _ => unreachable!("try_send returned a message it was not given"),
                 }
             }
         }
     }
 
-    /// Channel capacity left right now: how many records [`Loggier::try_log`] could
-    /// queue without waiting (a snapshot; other threads may take it first).
+    /// Channel capacity left right now, in records: how many [`Loggier::try_log`]
+    /// could queue without waiting (a snapshot; other threads may take it first).
+    /// `usize::MAX` when the channel is unbounded.
     pub fn channel_free(&self) -> usize {
         let tx = &self.inner.tx;
         tx.capacity()
@@ -346,6 +339,20 @@ impl Loggier {
 }
 
 impl Inner {
+    /// Captures the current scope and the global context around `record` (and,
+    /// with feature `opentelemetry`, the active OTel span's ids when the scope has
+    /// none): everything the caller's thread adds before the channel.
+    fn envelope(&self, #[allow(unused_mut)] mut record: Record) -> Box<Envelope> {
+        let scope = context::current();
+        #[cfg(feature = "opentelemetry")]
+        crate::otel::fill_trace_ids(&mut record, scope.as_deref());
+        Box::new(Envelope {
+            record,
+            global: self.global.load_full(),
+            scope,
+        })
+    }
+
     fn shutdown(&self, timeout: Duration, patient: bool) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
