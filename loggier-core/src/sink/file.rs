@@ -231,11 +231,14 @@ impl FileSink {
     /// on a fresh line.
     fn cut_back(&mut self) {
         if self.file.set_len(self.size).is_err() {
-            if let Ok(m) = self.file.metadata() {
-                if m.len() != self.size {
+            match self.file.metadata() {
+                Ok(m) if m.len() == self.size => {}
+                Ok(m) => {
                     self.size = m.len();
                     self.torn = true;
                 }
+                // The real length is unknown: assume a fragment is there.
+                Err(_) => self.torn = true,
             }
         }
     }
