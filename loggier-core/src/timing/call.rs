@@ -12,7 +12,7 @@ use super::stack::{self, Parent};
 use super::{debug_mask, emit_record};
 use crate::client::Loggier;
 use crate::context::{self, ScopeFrame};
-use crate::mask::FILTERED;
+use crate::mask::{FILTERED, fold_key};
 use crate::record::{Exception, Fields, Level, TimingKind};
 
 /// What the attribute is: a timing of some kind, or `#[capture_exceptions]`.
@@ -119,12 +119,7 @@ impl Call {
     }
 
     fn is_sensitive(&self, key: &str) -> bool {
-        self.client.masker().is_sensitive_key(key)
-            || self
-                .meta
-                .extra_sensitive
-                .iter()
-                .any(|k| fold(k) == fold(key))
+        sensitive(&self.client, self.meta.extra_sensitive, key)
     }
 
     /// Enters the call on this thread (sync functions): nested timings see it as
@@ -188,10 +183,8 @@ impl Call {
         }
         if let Some(key) = meta.return_field {
             if let Some(text) = ret() {
-                let masked = debug_mask::scrub(&text, &|k| {
-                    self.client.masker().is_sensitive_key(k)
-                        || meta.extra_sensitive.iter().any(|e| fold(e) == fold(k))
-                });
+                let masked =
+                    debug_mask::scrub(&text, &|k| sensitive(&self.client, meta.extra_sensitive, k));
                 context.insert(key.to_string(), masked.into());
             }
         }
@@ -326,8 +319,18 @@ fn default_name(here: &str) -> String {
         .join("::")
 }
 
-fn fold(key: &str) -> String {
-    key.trim().to_ascii_lowercase().replace('-', "_")
+/// The client's sensitive keys plus the attribute's own (`mask_headers`,
+/// `mask_params`), matched in the masker's folded form (`apiKey` = `api-key` =
+/// `api_key`).
+fn sensitive(client: &Loggier, extra: &[&str], key: &str) -> bool {
+    if client.masker().is_sensitive_key(key) {
+        return true;
+    }
+    if extra.is_empty() {
+        return false;
+    }
+    let key = fold_key(key);
+    extra.iter().any(|e| fold_key(e) == key)
 }
 
 #[cfg(test)]
