@@ -32,6 +32,12 @@ fn item14_sinks_build_and_send_without_a_system_ca_store() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+        // A renamed test would make the child run nothing and still succeed.
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran no test:\n{stdout}"
+        );
         return;
     }
     let sink = LokiSink::builder("https://logs.example.com").build();
