@@ -852,7 +852,35 @@ async fn metrics(State(relay): State<Relay>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::Dedup;
+    use super::{ClientIp, Dedup, valid_id};
+    use std::net::IpAddr;
+
+    #[test]
+    fn failure_buckets_fold_ipv6_to_its_64_and_mapped_ipv4_to_ipv4() {
+        let ip = |s: &str| ClientIp(Some(s.parse::<IpAddr>().expect("ip")));
+        assert_eq!(
+            ip("2001:db8:1:2:aaaa::1").bucket(),
+            ip("2001:db8:1:2:bbbb::9").bucket()
+        );
+        assert_ne!(
+            ip("2001:db8:1:2::1").bucket(),
+            ip("2001:db8:1:3::1").bucket()
+        );
+        assert_eq!(ip("::ffff:10.0.0.7").bucket(), ip("10.0.0.7").bucket());
+        assert_ne!(ip("10.0.0.7").bucket(), ip("10.0.0.8").bucket());
+        assert_eq!(ClientIp(None).bucket(), None);
+    }
+
+    #[test]
+    fn ids_are_1_to_128_visible_ascii_characters() {
+        assert!(valid_id("0190d2c4-0000-7000-8000-000000000001"));
+        assert!(valid_id(&"a".repeat(128)));
+        assert!(!valid_id(&"a".repeat(129)));
+        assert!(!valid_id(""));
+        assert!(!valid_id("a b"));
+        assert!(!valid_id("a\r\nb"));
+        assert!(!valid_id("é"));
+    }
 
     #[test]
     fn dedup_window_is_bounded_and_forgets_the_oldest() {
