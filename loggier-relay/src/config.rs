@@ -16,7 +16,7 @@
 //! | `LOGGIER_RELAY_RATE_BURST` | burst size of the rate limit | 200 |
 //! | `LOGGIER_RELAY_DEDUP_WINDOW` | `X-Loggier-Batch-Id`s remembered | 10 000 |
 //! | `LOGGIER_RELAY_RETRY_AFTER_SECS` | `Retry-After` of a 503 when the pipeline is full | 1 |
-//! | `LOGGIER_RELAY_PERSIST_TIMEOUT_MS` | durable mode: longest wait for the disk commit before a 2xx, ms | 5000 |
+//! | `LOGGIER_RELAY_PERSIST_TIMEOUT_MS` | durable mode: longest wait for the disk commit before a 2xx, ms; keep it above the Loki timeout | 10 000 |
 //! | `LOGGIER_RELAY_AUTH_FAILURES_PER_MIN` | failed key checks (`invalid_key`) refilled per minute per client address | 10 |
 //! | `LOGGIER_RELAY_AUTH_FAILURE_BURST` | failed key checks a client address may make before it is locked out | 20 |
 //! | `APP_NAME` | service name when `LOGGIER_SERVICE_NAME` is unset (seeds/000) | `loggier-relay` |
@@ -81,7 +81,12 @@ pub struct RelayConfig {
     pub retry_after: Duration,
     /// Durable mode only: how long a request waits for its records to be committed
     /// to disk ([`Loggier::persist_async`](loggier_core::Loggier::persist_async))
-    /// before the relay gives up and answers 503 `not_persisted`. Default 5 s.
+    /// before the relay gives up and answers 503 `not_persisted`. Default 10 s.
+    ///
+    /// A commit can wait for a send that a sink has in progress (the sink cannot
+    /// encode while it sends), so keep this above the Loki sink's timeout
+    /// (`LOKI_TIMEOUT_MS`, else `LOGGIER_HTTP_TIMEOUT_MS`, default 5 s); a slow or
+    /// hanging Loki then delays answers instead of turning them into 503s.
     pub persist_timeout: Duration,
     /// Failed key checks (`invalid_key`) one client address regains per minute.
     /// Default 10.
@@ -103,7 +108,7 @@ impl Default for RelayConfig {
             rate_burst: NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN),
             dedup_window: 10_000,
             retry_after: Duration::from_secs(1),
-            persist_timeout: Duration::from_secs(5),
+            persist_timeout: Duration::from_secs(10),
             auth_failures_per_min: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
             auth_failure_burst: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
         }
@@ -219,7 +224,7 @@ impl RelayConfig {
         c.dedup_window = num("LOGGIER_RELAY_DEDUP_WINDOW", c.dedup_window)?;
         c.retry_after = Duration::from_secs(num("LOGGIER_RELAY_RETRY_AFTER_SECS", 1)? as u64);
         c.persist_timeout =
-            Duration::from_millis(num("LOGGIER_RELAY_PERSIST_TIMEOUT_MS", 5000)? as u64);
+            Duration::from_millis(num("LOGGIER_RELAY_PERSIST_TIMEOUT_MS", 10_000)? as u64);
         c.auth_failures_per_min = nz(
             "LOGGIER_RELAY_AUTH_FAILURES_PER_MIN",
             c.auth_failures_per_min,

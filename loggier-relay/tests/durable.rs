@@ -27,7 +27,16 @@ fn dead_loki_url() -> String {
 /// minute, so a record can only be on disk at the answer because the relay waited
 /// for the commit.
 async fn durable_relay(dir: tempfile::TempDir, loki_url: &str, config: RelayConfig) -> TestRelay {
-    let env: HashMap<String, String> = [
+    durable_relay_with(dir, loki_url, config, &[]).await
+}
+
+async fn durable_relay_with(
+    dir: tempfile::TempDir,
+    loki_url: &str,
+    config: RelayConfig,
+    extra: &[(&str, &str)],
+) -> TestRelay {
+    let mut env: HashMap<String, String> = [
         ("LOGGIER_DATA_DIR", dir.path().display().to_string()),
         ("LOGGIER_DELIVERY_MODE", "durable".into()),
         ("LOGGIER_SINKS", "loki".into()),
@@ -42,6 +51,9 @@ async fn durable_relay(dir: tempfile::TempDir, loki_url: &str, config: RelayConf
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
+    for (k, v) in extra {
+        env.insert((*k).to_string(), (*v).to_string());
+    }
     let p = build_pipeline(&env).expect("pipeline builds");
     let relay = Relay::builder(p.loggier.clone())
         .config(config)
@@ -265,5 +277,50 @@ async fn a_commit_that_cannot_happen_answers_503_not_2xx() {
     );
     // The two refused records were dropped by the queue and counted, not lost silently.
     assert_eq!(relay.loggier.stats().sinks[0].dropped_queue_io, 2);
+    relay.loggier.shutdown(Duration::from_millis(200));
+}
+
+/// A Loki that accepts connections and never answers: each send hangs until the
+/// sink's timeout. Commits wait at most for the send in progress, so the relay
+/// keeps answering 2xx (and the records are on disk) instead of 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_loki_delays_answers_but_they_stay_2xx_and_on_disk() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let relay = durable_relay_with(
+        dir,
+        &url,
+        RelayConfig::default(),
+        &[
+            ("LOKI_TIMEOUT_MS", "700"),
+            ("LOGGIER_NETWORK_CHECK_INTERVAL_MS", "200"),
+        ],
+    )
+    .await;
+    let path = relay.dir.path().to_path_buf();
+    for i in 0..8 {
+        let res = http()
+            .post(relay.url("/log"))
+            .json(&json!({"message": format!("hang-{i}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 202, "request {i}");
+        assert_eq!(records_on_disk(&path), i + 1);
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let s = relay.loggier.stats();
+    assert_eq!(s.sinks[0].written, 0, "{s:?}");
+    assert!(
+        s.sinks[0].errors >= 1,
+        "sends were attempted and timed out: {s:?}"
+    );
     relay.loggier.shutdown(Duration::from_millis(200));
 }
