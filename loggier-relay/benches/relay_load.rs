@@ -137,8 +137,13 @@ async fn run(target: &str, secs: u64, clients: usize) {
     let send_time = start.elapsed();
     let log = p.loggier.clone();
     assert!(log.flush_async(Duration::from_secs(120)).await, "flushed");
-    let total_time = start.elapsed();
     let accepted = ok * BATCH as u64;
+    // Durable: a flush means committed to disk; wait for the replay to Loki too.
+    let until = Instant::now() + Duration::from_secs(120);
+    while log.stats().sinks[0].written < accepted && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let total_time = start.elapsed();
     let written = log.stats().sinks[0].written;
     assert_eq!(written, accepted, "every accepted record written");
     if target != "file" {

@@ -738,31 +738,30 @@ async fn post_ingest(
         } else {
             let rest: Vec<Record> = records.into_iter().skip(done).collect();
             let outcome = relay.accept(rest, "ingest");
-            let now = done
-                + outcome
-                    .as_ref()
-                    .map_or_else(|e| e.accepted.unwrap_or(0), |n| *n);
-            if now > done {
-                dedup.set(&id, now);
+            // Records taken: all of them, or the leading ones before a 503.
+            let taken = outcome
+                .as_ref()
+                .map_or_else(|e| e.accepted.unwrap_or(0), |n| *n);
+            if taken > 0 {
+                dedup.set(&id, done + taken);
             }
-            (done, Some(outcome))
+            (done, Some((taken, outcome)))
         }
     };
-    let Some(outcome) = outcome else {
+    let Some((taken, outcome)) = outcome else {
         // A duplicate: the barrier also covers the first delivery's records, which
         // may still be on their way to disk.
         relay.persisted(0).await?;
         relay.inner.metrics.duplicate();
         return Ok(Json(json!({"accepted": 0, "duplicate": true, "batch_id": id})).into_response());
     };
-    let taken = outcome
-        .as_ref()
-        .map_or_else(|e| e.accepted.unwrap_or(0), |n| *n);
-    if let Err(e) = relay.persisted(taken).await {
-        if let Ok(mut dedup) = relay.inner.dedup.lock() {
-            dedup.roll_back(&id, done);
+    if taken > 0 {
+        if let Err(e) = relay.persisted(taken).await {
+            if let Ok(mut dedup) = relay.inner.dedup.lock() {
+                dedup.roll_back(&id, done);
+            }
+            return Err(e);
         }
-        return Err(e);
     }
     let n = outcome?;
     Ok(Json(json!({"accepted": n, "duplicate": done > 0, "batch_id": id})).into_response())
