@@ -324,3 +324,120 @@ async fn a_hanging_loki_delays_answers_but_they_stay_2xx_and_on_disk() {
     );
     relay.loggier.shutdown(Duration::from_millis(200));
 }
+
+/// The binary in durable mode, killed with SIGKILL (no shutdown, no flush) while
+/// clients send: every record it answered 202 for is in the disk queue, and a new
+/// relay over the same directory delivers all of them to Loki. (In offline-cache
+/// mode the same run loses the open batch: this test fails there.)
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_load_loses_nothing_answered_2xx_in_durable_mode() {
+    use std::collections::HashSet;
+    use std::process::{Command, Stdio};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_loggier-relay"))
+        .env_clear()
+        .env("LOGGIER_RELAY_ADDR", format!("127.0.0.1:{port}"))
+        .env("LOGGIER_DATA_DIR", dir.path())
+        .env("LOGGIER_DELIVERY_MODE", "durable")
+        .env("LOGGIER_SINKS", "loki")
+        .env("LOKI_URL", dead_loki_url())
+        .env("LOKI_TIMEOUT_MS", "500")
+        .env("LOGGIER_MAX_RETRIES", "0")
+        .env("LOGGIER_NETWORK_CHECK_INTERVAL_MS", "60000")
+        .env("LOGGIER_FLUSH_INTERVAL_MS", "60000")
+        .env("LOGGIER_MAX_BATCH_SIZE", "1000")
+        .env("LOGGIER_RELAY_RATE_PER_SEC", "1000000")
+        .env("LOGGIER_RELAY_RATE_BURST", "1000000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http().get(format!("{base}/health")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "relay did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let accepted = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let base = base.clone();
+        let accepted = Arc::clone(&accepted);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..400 {
+                let batch: Vec<Value> = (0..10)
+                    .map(|j| json!({"message": format!("t{t}-b{i}-r{j}")}))
+                    .collect();
+                match http()
+                    .post(format!("{base}/logs"))
+                    .json(&batch)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == 202 => accepted
+                        .lock()
+                        .unwrap()
+                        .extend((0..10).map(|j| format!("t{t}-b{i}-r{j}"))),
+                    Ok(r) if r.status() == 503 => {}
+                    Ok(r) => panic!("unexpected {}", r.status()),
+                    Err(_) => return, // killed
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let _ = child.wait();
+    let accepted = accepted.lock().unwrap().clone();
+    assert!(accepted.len() >= 100, "load ran: {}", accepted.len());
+    let on_disk = records_on_disk(dir.path());
+    assert!(
+        on_disk >= accepted.len() as i64,
+        "{on_disk} records on disk, {} answered 202",
+        accepted.len()
+    );
+
+    let loki = FakeLoki::start().await;
+    let relay = durable_relay(dir, &loki.url, RelayConfig::default()).await;
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut got = loki.entries();
+    while got.len() < on_disk as usize && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        got = loki.entries();
+    }
+    let delivered: HashSet<String> = got
+        .iter()
+        .filter_map(|e| e.json()["message"].as_str().map(str::to_string))
+        .collect();
+    let missing: Vec<&String> = accepted
+        .iter()
+        .filter(|m| !delivered.contains(*m))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {} records answered 202 lost, e.g. {:?}",
+        missing.len(),
+        accepted.len(),
+        &missing[..missing.len().min(5)]
+    );
+    relay.loggier.shutdown(Duration::from_secs(2));
+}
