@@ -299,6 +299,56 @@ impl Loggier {
         matches!(tokio::time::timeout(timeout, fut).await, Ok(Some(true)))
     }
 
+    /// Waits until every record accepted before this call is safe from a crash of
+    /// this process, or `timeout` passes — a barrier that travels the records' path
+    /// (channel, worker, each sink's task), for services that acknowledge records
+    /// to someone else (an HTTP relay answering 2xx). Blocks the calling thread; in
+    /// async code use [`Loggier::persist_async`].
+    ///
+    /// What "safe" means depends on the [`DeliveryMode`](crate::DeliveryMode):
+    /// - `Durable`: committed to the disk queue (one SQLite transaction per batch)
+    ///   by every sink that has one, and written by every sink that has none (file,
+    ///   stdout). Unlike [`Loggier::flush`] it never waits for a network delivery, a
+    ///   backoff or an offline sink; it may wait for a send already in progress in
+    ///   that sink (bounded by the sink's HTTP timeout).
+    /// - `OfflineCache`: nothing is promised on disk before delivery, so it returns
+    ///   once the worker has handed every earlier record to every sink.
+    ///
+    /// Returns `false` on timeout, when the pipeline is shut down, or when a record
+    /// was dropped since the previous barrier or flush (a failed disk commit, a full
+    /// sink queue) — possibly one logged by another thread; see [`Loggier::stats`].
+    /// `timeout` may be anything up to [`Duration::MAX`] (it saturates).
+    pub fn persist(&self, timeout: Duration) -> bool {
+        let deadline = deadline_after(timeout);
+        let (tx, rx) = flume::bounded(1);
+        if self
+            .inner
+            .tx
+            .send_deadline(Msg::Persist { ack: tx }, deadline)
+            .is_err()
+        {
+            return false;
+        }
+        self.inner.after_send();
+        rx.recv_deadline(deadline).unwrap_or(false)
+    }
+
+    /// [`Loggier::persist`] for async code: waits without blocking the runtime
+    /// thread (needs a tokio runtime for the timeout).
+    pub async fn persist_async(&self, timeout: Duration) -> bool {
+        let (tx, rx) = flume::bounded(1);
+        let fut = async {
+            self.inner
+                .tx
+                .send_async(Msg::Persist { ack: tx })
+                .await
+                .ok()?;
+            self.inner.after_send();
+            rx.recv_async().await.ok()
+        };
+        matches!(tokio::time::timeout(timeout, fut).await, Ok(Some(true)))
+    }
+
     /// Stops accepting records, writes what can be written within `timeout`, closes
     /// the sinks and stops the worker thread. Later logging calls are counted as
     /// `dropped_closed`. Idempotent. Blocks the calling thread. `timeout` may be

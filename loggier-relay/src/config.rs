@@ -16,6 +16,9 @@
 //! | `LOGGIER_RELAY_RATE_BURST` | burst size of the rate limit | 200 |
 //! | `LOGGIER_RELAY_DEDUP_WINDOW` | `X-Loggier-Batch-Id`s remembered | 10 000 |
 //! | `LOGGIER_RELAY_RETRY_AFTER_SECS` | `Retry-After` of a 503 when the pipeline is full | 1 |
+//! | `LOGGIER_RELAY_PERSIST_TIMEOUT_MS` | durable mode: longest wait for the disk commit before a 2xx, ms; keep it above the Loki timeout | 10 000 |
+//! | `LOGGIER_RELAY_AUTH_FAILURES_PER_MIN` | failed key checks (`invalid_key`) refilled per minute per client address | 10 |
+//! | `LOGGIER_RELAY_AUTH_FAILURE_BURST` | failed key checks a client address may make before it is locked out | 20 |
 //! | `APP_NAME` | service name when `LOGGIER_SERVICE_NAME` is unset (seeds/000) | `loggier-relay` |
 //! | `ENV` | environment when `LOGGIER_ENVIRONMENT` is unset (seeds/000) | `development` |
 //!
@@ -76,6 +79,21 @@ pub struct RelayConfig {
     pub dedup_window: usize,
     /// `Retry-After` sent with a 503 when the pipeline is full. Default 1 s.
     pub retry_after: Duration,
+    /// Durable mode only: how long a request waits for its records to be committed
+    /// to disk ([`Loggier::persist_async`](loggier_core::Loggier::persist_async))
+    /// before the relay gives up and answers 503 `not_persisted`. Default 10 s.
+    ///
+    /// A commit can wait for a send that a sink has in progress (the sink cannot
+    /// encode while it sends), so keep this above the Loki sink's timeout
+    /// (`LOKI_TIMEOUT_MS`, else `LOGGIER_HTTP_TIMEOUT_MS`, default 5 s); a slow or
+    /// hanging Loki then delays answers instead of turning them into 503s.
+    pub persist_timeout: Duration,
+    /// Failed key checks (`invalid_key`) one client address regains per minute.
+    /// Default 10.
+    pub auth_failures_per_min: NonZeroU32,
+    /// Failed key checks one client address may make in a row; past them it is
+    /// locked out (429) until the budget refills. Default 20.
+    pub auth_failure_burst: NonZeroU32,
 }
 
 impl Default for RelayConfig {
@@ -90,6 +108,9 @@ impl Default for RelayConfig {
             rate_burst: NonZeroU32::new(200).unwrap_or(NonZeroU32::MIN),
             dedup_window: 10_000,
             retry_after: Duration::from_secs(1),
+            persist_timeout: Duration::from_secs(10),
+            auth_failures_per_min: NonZeroU32::new(10).unwrap_or(NonZeroU32::MIN),
+            auth_failure_burst: NonZeroU32::new(20).unwrap_or(NonZeroU32::MIN),
         }
     }
 }
@@ -97,7 +118,7 @@ impl Default for RelayConfig {
 /// Names of the relay's own variables (see the module table). `APP_NAME` and `ENV`
 /// are read by [`build_pipeline`](crate::build_pipeline), the others by
 /// [`RelayConfig::from_lookup`].
-pub const RELAY_ENV: [&str; 16] = [
+pub const RELAY_ENV: [&str; 19] = [
     "LOGGIER_RELAY_ADDR",
     "LOGGIER_RELAY_INGEST_KEYS",
     "LOGGIER_RELAY_QUERY_KEYS",
@@ -112,6 +133,9 @@ pub const RELAY_ENV: [&str; 16] = [
     "LOGGIER_RELAY_RATE_BURST",
     "LOGGIER_RELAY_DEDUP_WINDOW",
     "LOGGIER_RELAY_RETRY_AFTER_SECS",
+    "LOGGIER_RELAY_PERSIST_TIMEOUT_MS",
+    "LOGGIER_RELAY_AUTH_FAILURES_PER_MIN",
+    "LOGGIER_RELAY_AUTH_FAILURE_BURST",
     "APP_NAME",
     "ENV",
 ];
@@ -199,6 +223,13 @@ impl RelayConfig {
         c.rate_burst = nz("LOGGIER_RELAY_RATE_BURST", c.rate_burst)?;
         c.dedup_window = num("LOGGIER_RELAY_DEDUP_WINDOW", c.dedup_window)?;
         c.retry_after = Duration::from_secs(num("LOGGIER_RELAY_RETRY_AFTER_SECS", 1)? as u64);
+        c.persist_timeout =
+            Duration::from_millis(num("LOGGIER_RELAY_PERSIST_TIMEOUT_MS", 10_000)? as u64);
+        c.auth_failures_per_min = nz(
+            "LOGGIER_RELAY_AUTH_FAILURES_PER_MIN",
+            c.auth_failures_per_min,
+        )?;
+        c.auth_failure_burst = nz("LOGGIER_RELAY_AUTH_FAILURE_BURST", c.auth_failure_burst)?;
         if c.keys.is_empty() && !c.addr.ip().is_loopback() && !c.allow_anonymous {
             return Err(ConfigError::invalid(
                 "LOGGIER_RELAY_ALLOW_ANONYMOUS",
@@ -210,10 +241,17 @@ impl RelayConfig {
     }
 }
 
+/// The relay's only boolean variable. Accepts the same spellings as the core's
+/// `LOGGIER_*` booleans; the core's parser is crate-private, so it is repeated here
+/// (one copy in this crate).
 fn parse_bool(name: &'static str, v: &str) -> Result<bool, ConfigError> {
     match v.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(ConfigError::invalid(name, v, "expected true or false")),
+        _ => Err(ConfigError::invalid(
+            name,
+            v,
+            "expected true or false (also 1/0, yes/no, on/off)",
+        )),
     }
 }

@@ -31,7 +31,7 @@ use crate::auth::Scope;
 use crate::body::{MediaType, check_text, media_type, read_body};
 use crate::error::ApiError;
 use crate::model::{parse_json, parse_rfc3339_ns};
-use crate::relay::Relay;
+use crate::relay::{ClientIp, Relay};
 
 /// Default entries per query.
 pub const DEFAULT_QUERY_LIMIT: u32 = 100;
@@ -209,10 +209,11 @@ pub fn render(res: &QueryResponse) -> Value {
 
 pub(crate) async fn post_query(
     State(relay): State<Relay>,
+    from: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    relay.guard(&headers, Scope::Query)?;
+    relay.guard(&headers, from, Scope::Query)?;
     media_type(&headers, &[MediaType::Json])?;
     let limits = &relay.inner.config.limits;
     let bytes = read_body(&headers, body, limits).await?;
@@ -243,10 +244,11 @@ pub(crate) async fn post_query(
 
 pub(crate) async fn get_simple(
     State(relay): State<Relay>,
+    from: ClientIp,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, ApiError> {
-    relay.guard(&headers, Scope::Query)?;
+    relay.guard(&headers, from, Scope::Query)?;
     let Query(q) = Query::<SimpleQuery>::try_from_uri(&uri)
         .map_err(|e| ApiError::bad_request("invalid_query_string", e.body_text()))?;
     let logql = q
@@ -277,19 +279,21 @@ pub(crate) async fn get_simple(
 
 pub(crate) async fn get_labels(
     State(relay): State<Relay>,
+    from: ClientIp,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    relay.guard(&headers, Scope::Query)?;
+    relay.guard(&headers, from, Scope::Query)?;
     let labels = client(&relay)?.labels().await.map_err(|e| loki_error(&e))?;
     Ok(Json(json!({ "labels": labels })).into_response())
 }
 
 pub(crate) async fn get_label_values(
     State(relay): State<Relay>,
+    from: ClientIp,
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    relay.guard(&headers, Scope::Query)?;
+    relay.guard(&headers, from, Scope::Query)?;
     let valid = !name.is_empty()
         && name.len() <= 256
         && name

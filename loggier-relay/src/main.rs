@@ -53,7 +53,11 @@ async fn main() -> ExitCode {
             "API keys required"
         }
     );
-    let served = axum::serve(listener, relay.router())
+    // With the peer address, so failed keys are limited per client address.
+    let app = relay
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await;
     let log = pipeline.loggier.clone();

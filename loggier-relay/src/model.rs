@@ -12,7 +12,8 @@
 
 use std::collections::BTreeMap;
 
-use loggier_core::{Fields, Level, Record, Timing, TimingKind};
+use loggier_core::record::{ExceptionCause, Frame};
+use loggier_core::{Exception, Fields, Level, Record, Timing, TimingKind};
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -24,64 +25,54 @@ pub const LOGGER_LOG_API: &str = "relay.log";
 /// Logger name of records taken from a Loki push body.
 pub const LOGGER_LOKI_PUSH: &str = "relay.loki_push";
 
-/// A level as clients write it, case-insensitively: `trace`, `debug`, `info`,
-/// `warning` (`warn`), `error`, `critical` (`fatal`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WireLevel {
-    /// `trace`.
-    Trace,
-    /// `debug`.
-    Debug,
-    /// `info`.
-    Info,
-    /// `warning` or `warn`.
-    Warning,
-    /// `error`.
-    Error,
-    /// `critical` or `fatal`.
-    Critical,
-}
-
 /// Prefix of the error for a level name that is not one of the six.
 pub const UNKNOWN_LEVEL: &str = "unknown level";
 
-impl<'de> Deserialize<'de> for WireLevel {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = WireLevel;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a level name: trace, debug, info, warning, error or critical")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<WireLevel, E> {
-                match v.parse::<Level>() {
-                    Ok(Level::Trace) => Ok(WireLevel::Trace),
-                    Ok(Level::Debug) => Ok(WireLevel::Debug),
-                    Ok(Level::Info) => Ok(WireLevel::Info),
-                    Ok(Level::Warning) => Ok(WireLevel::Warning),
-                    Ok(Level::Error) => Ok(WireLevel::Error),
-                    Ok(Level::Critical) => Ok(WireLevel::Critical),
-                    Err(_) => Err(E::custom(format!(
-                        "{UNKNOWN_LEVEL} {v:?}, expected one of trace, debug, info, warning (warn), error, critical (fatal)"
-                    ))),
-                }
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
+/// Level fields: a name as clients write it, case-insensitively — `trace`, `debug`,
+/// `info`, `warning` (`warn`), `error`, `critical` (`fatal`) — parsed by
+/// [`Level`]'s `FromStr` (one list of names for the whole suite). The relay keeps
+/// its own error text, which names the field's problem for the JSON error
+/// (`unknown level "loud", expected one of …`), where `Level`'s error names the
+/// `log_level` setting.
+pub mod level {
+    use super::{Deserialize, Deserializer, Level, UNKNOWN_LEVEL, de};
 
-impl From<WireLevel> for Level {
-    fn from(l: WireLevel) -> Level {
-        match l {
-            WireLevel::Trace => Level::Trace,
-            WireLevel::Debug => Level::Debug,
-            WireLevel::Info => Level::Info,
-            WireLevel::Warning => Level::Warning,
-            WireLevel::Error => Level::Error,
-            WireLevel::Critical => Level::Critical,
+    fn parse<E: de::Error>(v: &str) -> Result<Level, E> {
+        v.parse::<Level>().map_err(|_| {
+            E::custom(format!(
+                "{UNKNOWN_LEVEL} {v:?}, expected one of trace, debug, info, warning (warn), error, critical (fatal)"
+            ))
+        })
+    }
+
+    struct Name;
+
+    impl de::Visitor<'_> for Name {
+        type Value = Level;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a level name: trace, debug, info, warning, error or critical")
         }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Level, E> {
+            parse(v)
+        }
+    }
+
+    /// A required level.
+    ///
+    /// # Errors
+    /// Not a string, or [`UNKNOWN_LEVEL`] for a name that is not a level.
+    pub fn required<'de, D: Deserializer<'de>>(d: D) -> Result<Level, D::Error> {
+        d.deserialize_str(Name)
+    }
+
+    /// An optional level (`null` or absent: `None`).
+    ///
+    /// # Errors
+    /// As [`required`].
+    pub fn optional<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Level>, D::Error> {
+        #[derive(Deserialize)]
+        struct Wrap(#[serde(deserialize_with = "required")] Level);
+        Ok(Option::<Wrap>::deserialize(d)?.map(|Wrap(l)| l))
     }
 }
 
@@ -177,8 +168,8 @@ pub struct LogEntry {
     #[serde(default)]
     pub caller: Option<String>,
     /// Severity (default `info`).
-    #[serde(default)]
-    pub level: Option<WireLevel>,
+    #[serde(default, deserialize_with = "level::optional")]
+    pub level: Option<Level>,
 }
 
 impl LogEntry {
@@ -191,7 +182,7 @@ impl LogEntry {
     /// request id, and context `service`, `component`, `msg_id`, `version`,
     /// `revision_id`, `repository`, `caller`, `error`, `data`, `stack` (set ones only).
     pub fn into_record(self, request_id: &str) -> Record {
-        let level = self.level.map_or(Level::Info, Level::from);
+        let level = self.level.unwrap_or(Level::Info);
         let mut r = Record::new(level, self.message).with_logger(LOGGER_LOG_API);
         let mut put = |k: &str, v: Option<String>| {
             if let Some(v) = v {
@@ -228,7 +219,8 @@ pub struct IngestRecord {
     #[serde(default)]
     pub timestamp: Option<String>,
     /// Severity.
-    pub level: WireLevel,
+    #[serde(deserialize_with = "level::required")]
+    pub level: Level,
     /// Message.
     pub message: String,
     /// Logger name.
@@ -264,7 +256,8 @@ pub struct IngestRecord {
     /// Context (with `request_id` and `transaction` inside, as encoded).
     #[serde(default)]
     pub context: Option<Fields>,
-    /// Exception, kept as JSON in the context.
+    /// Exception (typed again when it has the Loggier shape, else kept in the
+    /// context).
     #[serde(default)]
     pub exception: Option<Value>,
     /// Timing (typed again when it has the Loggier shape, else kept in the context).
@@ -282,14 +275,20 @@ impl IngestRecord {
     }
 
     /// The Loggier record: timestamp, level, message, logger, tags, ids; the sender's
-    /// identity (`service`, `environment`, `project`, `version`, `revision`, `host`)
-    /// and `exception` go into the context next to the sender's context; a timing
-    /// of the Loggier shape stays a timing.
+    /// identity (`service`, `environment`, `project`, `version`, `host`, and
+    /// `revision` as `revision_id`, the name `/log` records use) goes into the
+    /// context next to the sender's context, so the Loki sink sends `service` and
+    /// `environment` as labels and `version`, `revision_id` as structured metadata.
+    /// The route of an HTTP transaction (`context.transaction.request.route`)
+    /// becomes context `route` (structured metadata `route`) unless the context has
+    /// one. An exception and a timing of the Loggier shape stay typed (top-level
+    /// `exception` / `timing` in the relay's output); any other shape is kept in the
+    /// context under its name.
     ///
     /// # Errors
     /// 400 `invalid_field` at `timestamp` for a time that is not RFC 3339.
     pub fn into_record(self) -> Result<Record, ApiError> {
-        let mut r = Record::new(self.level.into(), self.message);
+        let mut r = Record::new(self.level, self.message);
         if let Some(ts) = &self.timestamp {
             r.timestamp_ns = parse_rfc3339_ns(ts).ok_or_else(|| {
                 ApiError::bad_request(
@@ -318,13 +317,29 @@ impl IngestRecord {
         put("environment", self.environment);
         put("project", self.project);
         put("version", self.version);
-        put("revision", self.revision);
+        put("revision_id", self.revision);
         put("host", self.host);
+        let route = ctx
+            .get("transaction")
+            .and_then(|t| t.pointer("/request/route"))
+            .and_then(Value::as_str)
+            .filter(|r| !r.is_empty())
+            .map(str::to_string);
         for (k, v) in ctx {
             r.context.insert(k, v);
         }
+        if let Some(route) = route {
+            r.context
+                .entry("route")
+                .or_insert_with(|| Value::String(route));
+        }
         if let Some(e) = self.exception {
-            r.context.insert("exception".into(), e);
+            match typed_exception(&e) {
+                Some(exc) => r.exception = Some(Box::new(exc)),
+                None => {
+                    r.context.insert("exception".into(), e);
+                }
+            }
         }
         if let Some(t) = self.timing {
             match typed_timing(&t) {
@@ -339,6 +354,52 @@ impl IngestRecord {
         }
         Ok(r)
     }
+}
+
+/// The JSON `Exception` serializes to — `{"type","message","chain":[{"type",
+/// "message"}],"stacktrace","frames":[{"func","file","line"}]}` — back into a typed
+/// [`Exception`]. `None` for any other shape (a missing `type`/`message`, a field
+/// of the wrong type, an unknown key).
+fn typed_exception(v: &Value) -> Option<Exception> {
+    let obj = v.as_object()?;
+    let known = ["type", "message", "chain", "stacktrace", "frames"];
+    if obj.keys().any(|k| !known.contains(&k.as_str())) {
+        return None;
+    }
+    let text = |o: &serde_json::Map<String, Value>, k: &str| Some(o.get(k)?.as_str()?.to_string());
+    let mut exc = Exception::new(text(obj, "type")?, text(obj, "message")?);
+    if let Some(chain) = obj.get("chain") {
+        for c in chain.as_array()? {
+            let c = c.as_object()?;
+            exc.chain.push(ExceptionCause {
+                type_name: text(c, "type")?,
+                message: text(c, "message")?,
+            });
+        }
+    }
+    match obj.get("stacktrace") {
+        None | Some(Value::Null) => {}
+        Some(t) => exc.backtrace = Some(t.as_str()?.to_string()),
+    }
+    if let Some(frames) = obj.get("frames") {
+        for f in frames.as_array()? {
+            let f = f.as_object()?;
+            let file = match f.get("file") {
+                None | Some(Value::Null) => None,
+                Some(x) => Some(x.as_str()?.to_string()),
+            };
+            let line = match f.get("line") {
+                None | Some(Value::Null) => None,
+                Some(x) => Some(u32::try_from(x.as_u64()?).ok()?),
+            };
+            exc.frames.push(Frame {
+                func: text(f, "func")?,
+                file,
+                line,
+            });
+        }
+    }
+    Some(exc)
 }
 
 /// `{"name":…,"kind":"function"|"http"|"database","duration_ms":…}` back into a
@@ -713,7 +774,15 @@ mod tests {
         let e = parse_json::<LogEntry>(br#"{"message":"m","level":3}"#).expect_err("number");
         assert_eq!(e.code, "invalid_field");
         let ok: LogEntry = parse_json(br#"{"message":"m","level":"Warn"}"#).expect("any case");
-        assert_eq!(ok.level, Some(WireLevel::Warning));
+        assert_eq!(ok.level, Some(Level::Warning));
+        let ok: LogEntry = parse_json(br#"{"message":"m","level":null}"#).expect("null");
+        assert_eq!(ok.level, None);
+        let e = parse_json::<IngestRecord>(br#"{"message":"m","level":"FATALE"}"#)
+            .expect_err("ingest level");
+        assert_eq!(
+            (e.code, e.path.as_deref()),
+            ("unknown_level", Some("level"))
+        );
         let e = parse_ndjson::<LogEntry>(b"{\"message\":\"a\"}\n\n{\"message\":1}", 10)
             .expect_err("type");
         assert_eq!(e.path.as_deref(), Some("[1].message"));

@@ -1,21 +1,25 @@
 //! The relay state, its router and the ingest handlers.
 
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Json;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use loggier_core::{Config, Loggier, LokiClient, Record};
+use loggier_core::{Config, DeliveryMode, Loggier, LokiClient, Record};
 use serde_json::{Value, json};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -58,10 +62,18 @@ pub(crate) struct Inner {
     pub(crate) loki: Option<LokiClient>,
     pub(crate) config: RelayConfig,
     limiter: DefaultKeyedRateLimiter<String>,
+    /// Failed key checks per client address ([`ClientIp::bucket`]).
+    auth_limiter: DefaultKeyedRateLimiter<Option<IpAddr>>,
+    /// Addresses that used up their failure budget, until when they are refused.
+    lockout: Mutex<HashMap<Option<IpAddr>, Instant>>,
+    /// Failed key checks so far (triggers the periodic clean-up of both maps).
+    auth_failures: AtomicU64,
     dedup: Mutex<Dedup>,
     pub(crate) metrics: Metrics,
     pub(crate) queue_file: Option<PathBuf>,
     pub(crate) caching: bool,
+    /// Durable delivery: a 2xx waits for the disk commit.
+    durable: bool,
     /// Records the channel — and each sink's backlog, which has the same bound —
     /// holds.
     capacity: usize,
@@ -78,6 +90,7 @@ pub struct RelayBuilder {
     config: RelayConfig,
     queue_file: Option<PathBuf>,
     caching: bool,
+    durable: bool,
 }
 
 impl RelayBuilder {
@@ -96,11 +109,15 @@ impl RelayBuilder {
     }
 
     /// Tells the relay how the pipeline was built: where its disk queue lives (for
-    /// `loggier_relay_disk_queue_bytes`) and whether offline caching is on (for
-    /// `/ready`: a sink that is down but caching to disk still counts as ready).
+    /// `loggier_relay_disk_queue_bytes`), whether offline caching is on (for
+    /// `/ready`: a sink that is down but caching to disk still counts as ready), and
+    /// the delivery mode: with [`DeliveryMode::Durable`] every 2xx waits until the
+    /// request's records are committed to disk (see [`Relay::router`]). Without this
+    /// call the relay assumes offline-cache delivery.
     pub fn pipeline_config(mut self, config: &Config) -> Self {
         self.queue_file = Some(config.queue_file());
         self.caching = config.enable_caching;
+        self.durable = config.delivery_mode == DeliveryMode::Durable;
         self
     }
 
@@ -108,6 +125,8 @@ impl RelayBuilder {
     pub fn build(self) -> Relay {
         let c = &self.config;
         let quota = Quota::per_second(c.rate_per_sec).allow_burst(c.rate_burst);
+        let auth_quota =
+            Quota::per_minute(c.auth_failures_per_min).allow_burst(c.auth_failure_burst);
         let capacity = self
             .loggier
             .channel_free()
@@ -115,6 +134,9 @@ impl RelayBuilder {
         Relay {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::keyed(quota),
+                auth_limiter: RateLimiter::keyed(auth_quota),
+                lockout: Mutex::new(HashMap::new()),
+                auth_failures: AtomicU64::new(0),
                 dedup: Mutex::new(Dedup::new(c.dedup_window)),
                 metrics: Metrics::new(),
                 loggier: self.loggier,
@@ -122,6 +144,7 @@ impl RelayBuilder {
                 config: self.config,
                 queue_file: self.queue_file,
                 caching: self.caching,
+                durable: self.durable,
                 capacity,
                 admission: Mutex::new(()),
             }),
@@ -142,6 +165,7 @@ impl Relay {
             config: RelayConfig::default(),
             queue_file: None,
             caching: false,
+            durable: false,
         }
     }
 
@@ -168,6 +192,34 @@ impl Relay {
     ///
     /// Errors are JSON ([`ApiError`]). With CORS origins configured, a
     /// [`CorsLayer`] answers preflights for exactly those origins.
+    ///
+    /// # Durable mode
+    /// With a durable pipeline ([`RelayBuilder::pipeline_config`]), the ingest routes
+    /// answer 2xx only after [`Loggier::persist_async`] confirmed that the request's
+    /// records are committed to the disk queue of each network sink (and written by
+    /// each local one); when that fails or takes longer than
+    /// [`RelayConfig::persist_timeout`], they answer 503 `not_persisted` with
+    /// `Retry-After`. The records were handed to the pipeline and may still be
+    /// stored, so a client that sends them again may store them twice (at least
+    /// once, never silently lost). `/api/ingest` forgets the batch id then, so the
+    /// retry is not taken for a duplicate.
+    ///
+    /// # Failed keys
+    /// A presented key that matches no configured key (`invalid_key`) uses one unit
+    /// of its client address's failure budget
+    /// ([`RelayConfig::auth_failure_burst`], refilled at
+    /// [`RelayConfig::auth_failures_per_min`]); correct keys never use it. An address
+    /// whose budget is used up gets 429 `auth_rate_limited` with `Retry-After` for
+    /// every request that needs a key — even one with a correct key, or a guesser
+    /// would still learn the right key at full speed — until a unit refills. Other
+    /// addresses are not affected. IPv6 addresses count per /64.
+    ///
+    /// The address comes from axum's [`ConnectInfo<SocketAddr>`]: serve with
+    /// `into_make_service_with_connect_info::<SocketAddr>()` (the binary does).
+    /// Mounted without it, every caller shares one failure budget (guessing stays
+    /// slowed; a guesser can lock out everyone's key checks for the lockout time).
+    /// Behind a reverse proxy every client has the proxy's address;
+    /// `X-Forwarded-For` is not trusted.
     pub fn router(&self) -> Router {
         let r = Router::new()
             .route("/log", post(post_log))
@@ -219,9 +271,23 @@ impl Relay {
         )
     }
 
-    /// Authenticates, checks `scope` and applies the caller's rate limit.
-    pub(crate) fn guard(&self, headers: &HeaderMap, scope: Scope) -> Result<Caller, ApiError> {
-        let caller = self.inner.config.keys.authorize(headers, scope)?;
+    /// Authenticates, checks `scope` and applies the caller's rate limit. A client
+    /// address locked out for failed keys is refused before its key is looked at.
+    pub(crate) fn guard(
+        &self,
+        headers: &HeaderMap,
+        client: ClientIp,
+        scope: Scope,
+    ) -> Result<Caller, ApiError> {
+        let keys = &self.inner.config.keys;
+        if !keys.is_empty() {
+            self.check_lockout(client)?;
+        }
+        let caller = match keys.authorize(headers, scope) {
+            Ok(c) => c,
+            Err(e) if e.code == INVALID_KEY => return Err(self.auth_failed(client, e)),
+            Err(e) => return Err(e),
+        };
         let bucket = match self.inner.config.keys.key(&caller) {
             Some(k) => k.id.clone(),
             None => "anonymous".to_string(),
@@ -239,6 +305,97 @@ impl Relay {
             .retry_after(wait));
         }
         Ok(caller)
+    }
+
+    /// 429 while `client` is locked out for failed keys.
+    fn check_lockout(&self, client: ClientIp) -> Result<(), ApiError> {
+        let mut lockout = self
+            .inner
+            .lockout
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(until) = lockout.get(&client.bucket()).copied() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if until <= now {
+            lockout.remove(&client.bucket());
+            return Ok(());
+        }
+        Err(self.auth_rate_limited(until - now))
+    }
+
+    /// Counts a failed key check against `client`'s budget: the 401 `err`, or 429
+    /// (and a lockout) once the budget is used up. Every 256 failures the limiter
+    /// forgets addresses whose budget is full again and expired lockouts are removed,
+    /// so memory stays bounded by the addresses that failed recently.
+    fn auth_failed(&self, client: ClientIp, err: ApiError) -> ApiError {
+        let inner = &self.inner;
+        if inner.auth_failures.fetch_add(1, Ordering::Relaxed) % 256 == 255 {
+            inner.auth_limiter.retain_recent();
+            inner.auth_limiter.shrink_to_fit();
+            let now = Instant::now();
+            let mut lockout = inner
+                .lockout
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            lockout.retain(|_, until| *until > now);
+            lockout.shrink_to_fit();
+        }
+        let bucket = client.bucket();
+        match inner.auth_limiter.check_key(&bucket) {
+            Ok(()) => err,
+            Err(not_until) => {
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                let mut lockout = inner
+                    .lockout
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Bounded: past the cap a guesser's wrong keys still get 429 from the
+                // limiter, only the lockout of its correct-key requests is skipped.
+                if lockout.len() < MAX_LOCKOUTS || lockout.contains_key(&bucket) {
+                    lockout.insert(bucket, Instant::now() + wait);
+                }
+                self.auth_rate_limited(wait)
+            }
+        }
+    }
+
+    fn auth_rate_limited(&self, wait: Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "auth_rate_limited",
+            format!(
+                "too many invalid API keys from this address (budget {}, refilled at {}/min); retry later",
+                self.inner.config.auth_failure_burst, self.inner.config.auth_failures_per_min
+            ),
+        )
+        .retry_after(wait)
+    }
+
+    /// Durable mode: waits until every record handed to the pipeline so far is
+    /// committed to disk ([`Loggier::persist_async`]). Offline-cache mode: at once.
+    ///
+    /// # Errors
+    /// 503 `not_persisted` with `Retry-After` when the commit failed or took longer
+    /// than [`RelayConfig::persist_timeout`].
+    async fn persisted(&self, n: usize) -> Result<(), ApiError> {
+        if !self.inner.durable {
+            return Ok(());
+        }
+        let timeout = self.inner.config.persist_timeout;
+        if self.inner.loggier.persist_async(timeout).await {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_persisted",
+            format!(
+                "{n} records were handed to the pipeline but their commit to disk could not be confirmed within {} ms; send them again later (they may then be stored twice)",
+                timeout.as_millis()
+            ),
+        )
+        .retry_after(self.inner.config.retry_after))
     }
 
     fn pipeline_full(&self, accepted: usize) -> ApiError {
@@ -344,17 +501,20 @@ impl Relay {
         Ok(())
     }
 
-    /// The last steps of every ingest endpoint: field lengths checked
-    /// ([`Relay::check_records`]), then the records handed to the pipeline
-    /// ([`Relay::accept`]). Returns how many were accepted.
-    fn check_and_accept(
+    /// The last steps of `/log`, `/logs` and the Loki push: field lengths checked
+    /// ([`Relay::check_records`]), the records handed to the pipeline
+    /// ([`Relay::accept`]) and, in durable mode, committed ([`Relay::persisted`]).
+    /// Returns how many were accepted.
+    async fn check_and_accept(
         &self,
         records: Vec<Record>,
         batch: bool,
         endpoint: &'static str,
     ) -> Result<usize, ApiError> {
         self.check_records(&records, batch)?;
-        self.accept(records, endpoint)
+        let n = self.accept(records, endpoint)?;
+        self.persisted(n).await?;
+        Ok(n)
     }
 
     fn check_count(&self, n: usize) -> Result<(), ApiError> {
@@ -384,6 +544,14 @@ impl Dedup {
         self.seen.get(id).copied().unwrap_or(0)
     }
 
+    /// After a failed commit: back to `accepted` if it was raised meanwhile, so a
+    /// retry of the batch is stored again.
+    fn roll_back(&mut self, id: &str, accepted: usize) {
+        if let Some(v) = self.seen.get_mut(id) {
+            *v = (*v).min(accepted);
+        }
+    }
+
     fn set(&mut self, id: &str, accepted: usize) {
         if let Some(v) = self.seen.get_mut(id) {
             *v = accepted;
@@ -407,21 +575,80 @@ async fn count_rejections(State(relay): State<Relay>, req: Request, next: Next) 
     res
 }
 
+/// Code of the 401 for a key that matches no configured key.
+const INVALID_KEY: &str = "invalid_key";
+
+/// Most client addresses locked out at once (bounds the lockout map).
+const MAX_LOCKOUTS: usize = 65_536;
+
+/// The client's address, from axum's [`ConnectInfo<SocketAddr>`] when the server
+/// provides it (`into_make_service_with_connect_info`); `None` otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClientIp(Option<IpAddr>);
+
+impl ClientIp {
+    /// The failure-budget key: the address (IPv4-mapped IPv6 as IPv4), an IPv6
+    /// address cut to its /64 (one host usually has the whole /64), `None` when
+    /// unknown (one budget shared by every such caller).
+    fn bucket(self) -> Option<IpAddr> {
+        self.0.map(|ip| match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+            v4 => v4,
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Infallible> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// The rule for client-chosen ids (`X-Request-Id`, `X-Loggier-Batch-Id`): 1 to 128
+/// visible ASCII characters, after trimming.
+fn valid_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// The header's value when it is a [`valid_id`]: `None` when absent, `Some(Err(()))`
+/// when present but not valid.
+fn header_id(headers: &HeaderMap, name: &str) -> Option<Result<String, ()>> {
+    let v = headers.get(name)?;
+    Some(
+        v.to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|s| valid_id(s))
+            .map(str::to_string)
+            .ok_or(()),
+    )
+}
+
+/// `X-Request-Id` when valid, else a new UUIDv7.
 fn request_id(headers: &HeaderMap) -> String {
-    headers
-        .get(REQUEST_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_string)
+    match header_id(headers, REQUEST_ID_HEADER) {
+        Some(Ok(id)) => id,
+        _ => uuid::Uuid::now_v7().to_string(),
+    }
 }
 
 async fn post_log(
     State(relay): State<Relay>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = relay.guard(&headers, Scope::Ingest)?;
+    let caller = relay.guard(&headers, client, Scope::Ingest)?;
     media_type(&headers, &[MediaType::Json])?;
     let bytes = relay.read_text(&headers, body).await?;
     let entry: LogEntry = parse_json(&bytes)?;
@@ -431,16 +658,19 @@ async fn post_log(
         .keys
         .check_service(&caller, entry.service(), "service")?;
     let rid = request_id(&headers);
-    let n = relay.check_and_accept(vec![entry.into_record(&rid)], false, "log")?;
+    let n = relay
+        .check_and_accept(vec![entry.into_record(&rid)], false, "log")
+        .await?;
     Ok(accepted_with_request_id(n, &rid))
 }
 
 async fn post_logs(
     State(relay): State<Relay>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = relay.guard(&headers, Scope::Ingest)?;
+    let caller = relay.guard(&headers, client, Scope::Ingest)?;
     let media = media_type(&headers, &[MediaType::Json, MediaType::Ndjson])?;
     let bytes = relay.read_text(&headers, body).await?;
     let entries: Vec<LogEntry> = match media {
@@ -451,92 +681,99 @@ async fn post_logs(
     relay.check_services(&caller, entries.iter().map(LogEntry::service))?;
     let rid = request_id(&headers);
     let records: Vec<Record> = entries.into_iter().map(|e| e.into_record(&rid)).collect();
-    let n = relay.check_and_accept(records, true, "logs")?;
+    let n = relay.check_and_accept(records, true, "logs").await?;
     Ok(accepted_with_request_id(n, &rid))
 }
 
 async fn post_ingest(
     State(relay): State<Relay>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = relay.guard(&headers, Scope::Ingest)?;
+    let caller = relay.guard(&headers, client, Scope::Ingest)?;
     media_type(&headers, &[MediaType::Json])?;
-    let batch_id = match headers.get(BATCH_ID_HEADER) {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|s| {
-                    !s.is_empty() && s.len() <= 128 && s.bytes().all(|b| b.is_ascii_graphic())
-                })
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "invalid_batch_id",
-                        "X-Loggier-Batch-Id must be 1 to 128 visible ASCII characters",
-                    )
-                })?
-                .to_string(),
-        ),
-    };
+    let batch_id = header_id(&headers, BATCH_ID_HEADER)
+        .transpose()
+        .map_err(|()| {
+            ApiError::bad_request(
+                "invalid_batch_id",
+                "X-Loggier-Batch-Id must be 1 to 128 visible ASCII characters",
+            )
+        })?;
     let bytes = relay.read_text(&headers, body).await?;
     let incoming: Vec<IngestRecord> = parse_json(&bytes)?;
     relay.check_count(incoming.len())?;
-    let mut records = Vec::with_capacity(incoming.len());
-    for (i, r) in incoming.into_iter().enumerate() {
-        relay
-            .inner
-            .config
-            .keys
-            .check_service(&caller, r.service(), &format!("[{i}].service"))?;
-        records.push(r.into_record().map_err(|mut e| {
-            e.path = e.path.map(|p| format!("[{i}].{p}"));
-            e
-        })?);
-    }
+    relay.check_services(&caller, incoming.iter().map(IngestRecord::service))?;
+    let records = incoming
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.into_record().map_err(|mut e| {
+                e.path = e.path.map(|p| format!("[{i}].{p}"));
+                e
+            })
+        })
+        .collect::<Result<Vec<Record>, ApiError>>()?;
     relay.check_records(&records, true)?;
     let Some(id) = batch_id else {
         let n = relay.accept(records, "ingest")?;
+        relay.persisted(n).await?;
         return Ok(Json(json!({"accepted": n, "duplicate": false})).into_response());
     };
-    // The lock is held across the (non-blocking) hand-off so two deliveries of one
-    // batch cannot both store it.
-    let mut dedup = relay.inner.dedup.lock().map_err(|_| {
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "dedup state poisoned",
-        )
-    })?;
-    let done = dedup.accepted(&id);
     let total = records.len();
-    if done >= total && total > 0 {
+    // The dedup lock is held across the (non-blocking) hand-off so two deliveries of
+    // one batch cannot both store it; it is released before the commit is awaited.
+    let (done, outcome) = {
+        let mut dedup = relay.inner.dedup.lock().map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "dedup state poisoned",
+            )
+        })?;
+        let done = dedup.accepted(&id);
+        if done >= total && total > 0 {
+            (done, None)
+        } else {
+            let rest: Vec<Record> = records.into_iter().skip(done).collect();
+            let outcome = relay.accept(rest, "ingest");
+            // Records taken: all of them, or the leading ones before a 503.
+            let taken = outcome
+                .as_ref()
+                .map_or_else(|e| e.accepted.unwrap_or(0), |n| *n);
+            if taken > 0 {
+                dedup.set(&id, done + taken);
+            }
+            (done, Some((taken, outcome)))
+        }
+    };
+    let Some((taken, outcome)) = outcome else {
+        // A duplicate: the barrier also covers the first delivery's records, which
+        // may still be on their way to disk.
+        relay.persisted(0).await?;
         relay.inner.metrics.duplicate();
         return Ok(Json(json!({"accepted": 0, "duplicate": true, "batch_id": id})).into_response());
-    }
-    let rest: Vec<Record> = records.into_iter().skip(done).collect();
-    match relay.accept(rest, "ingest") {
-        Ok(n) => {
-            dedup.set(&id, done + n);
-            Ok(Json(json!({"accepted": n, "duplicate": done > 0, "batch_id": id})).into_response())
-        }
-        Err(e) => {
-            let now = done + e.accepted.unwrap_or(0);
-            if now > 0 {
-                dedup.set(&id, now);
+    };
+    if taken > 0 {
+        if let Err(e) = relay.persisted(taken).await {
+            if let Ok(mut dedup) = relay.inner.dedup.lock() {
+                dedup.roll_back(&id, done);
             }
-            Err(e)
+            return Err(e);
         }
     }
+    let n = outcome?;
+    Ok(Json(json!({"accepted": n, "duplicate": done > 0, "batch_id": id})).into_response())
 }
 
 async fn post_loki_push(
     State(relay): State<Relay>,
+    client: ClientIp,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let caller = relay.guard(&headers, Scope::Ingest)?;
+    let caller = relay.guard(&headers, client, Scope::Ingest)?;
     let media = media_type(&headers, &[MediaType::Json, MediaType::Protobuf])?;
     let limits = &relay.inner.config.limits;
     let bytes = read_body(&headers, body, limits).await?;
@@ -554,7 +791,7 @@ async fn post_loki_push(
             .iter()
             .map(|r| r.context.get("service").and_then(Value::as_str)),
     )?;
-    relay.check_and_accept(records, true, "loki_push")?;
+    relay.check_and_accept(records, true, "loki_push").await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -614,7 +851,35 @@ async fn metrics(State(relay): State<Relay>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::Dedup;
+    use super::{ClientIp, Dedup, valid_id};
+    use std::net::IpAddr;
+
+    #[test]
+    fn failure_buckets_fold_ipv6_to_its_64_and_mapped_ipv4_to_ipv4() {
+        let ip = |s: &str| ClientIp(Some(s.parse::<IpAddr>().expect("ip")));
+        assert_eq!(
+            ip("2001:db8:1:2:aaaa::1").bucket(),
+            ip("2001:db8:1:2:bbbb::9").bucket()
+        );
+        assert_ne!(
+            ip("2001:db8:1:2::1").bucket(),
+            ip("2001:db8:1:3::1").bucket()
+        );
+        assert_eq!(ip("::ffff:10.0.0.7").bucket(), ip("10.0.0.7").bucket());
+        assert_ne!(ip("10.0.0.7").bucket(), ip("10.0.0.8").bucket());
+        assert_eq!(ClientIp(None).bucket(), None);
+    }
+
+    #[test]
+    fn ids_are_1_to_128_visible_ascii_characters() {
+        assert!(valid_id("0190d2c4-0000-7000-8000-000000000001"));
+        assert!(valid_id(&"a".repeat(128)));
+        assert!(!valid_id(&"a".repeat(129)));
+        assert!(!valid_id(""));
+        assert!(!valid_id("a b"));
+        assert!(!valid_id("a\r\nb"));
+        assert!(!valid_id("é"));
+    }
 
     #[test]
     fn dedup_window_is_bounded_and_forgets_the_oldest() {

@@ -46,6 +46,15 @@ pub(crate) enum Msg {
         ack: flume::Sender<bool>,
         patient: bool,
     },
+    /// Persist barrier ([`Loggier::persist`](crate::Loggier::persist)): answer `true`
+    /// on `ack` once every record sent before is safe from a crash of this process —
+    /// durable mode: committed to the disk queue of each sink that has one, written
+    /// by each sink that has none; offline-cache mode: handed to every sink. `false`
+    /// when one of them was dropped (since the previous barrier) or a sink is gone.
+    /// Never waits for a network send or a backoff.
+    Persist {
+        ack: flume::Sender<bool>,
+    },
     /// Write what can be written before `deadline`, close the sinks, answer, exit.
     /// Not `patient`: network sinks make only the attempts that can start now and
     /// do not wait out a backoff (what is left goes to the disk queue, or is counted).

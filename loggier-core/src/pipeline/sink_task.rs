@@ -34,6 +34,13 @@ pub(crate) enum Control {
         ack: flume::Sender<bool>,
         patient: bool,
     },
+    /// Persist barrier: seal everything received. With a disk queue (durable mode)
+    /// sealing commits each batch, so it is answered at once: `true` unless a record
+    /// was dropped since the previous flush or barrier (a failed commit included).
+    /// Without one (a local sink), answered like an impatient flush: once written,
+    /// `false` as soon as the sink cannot make progress now. Never probes an offline
+    /// sink.
+    Persist { ack: flume::Sender<bool> },
     /// Persist or deliver what can be within the deadline, close the sink, end.
     /// Not `patient`: no waiting out a backoff.
     Shutdown {
@@ -237,6 +244,10 @@ impl Task {
                 self.begin_flush(records, ack, patient).await;
                 false
             }
+            Control::Persist { ack } => {
+                self.begin_persist(records, ack);
+                false
+            }
             Control::Shutdown {
                 deadline,
                 patient,
@@ -306,7 +317,9 @@ impl Task {
                     Err(_) => records_open = false,
                 },
                 c = control.recv_async() => match c {
-                    Ok(f @ Control::Flush { .. }) => held.push_back(f),
+                    Ok(f @ (Control::Flush { .. } | Control::Persist { .. })) => {
+                        held.push_back(f);
+                    }
                     Ok(s @ Control::Shutdown { .. }) => {
                         held.push_back(s);
                         return None;
@@ -813,6 +826,19 @@ impl Task {
             self.not_before = None;
             self.attempt(None).await;
         }
+        self.answer_flushes(false);
+    }
+
+    /// A persist barrier: a flush that is never patient and never probes, so in
+    /// durable mode (records reach disk when sealed) it is settled at once.
+    fn begin_persist(&mut self, records: &flume::Receiver<Arc<Record>>, ack: flume::Sender<bool>) {
+        self.drain_channel(records);
+        self.flushes.push(PendingFlush {
+            ack,
+            drops_at: self.drops_at_last_flush,
+            patient: false,
+        });
+        self.drops_at_last_flush = self.drops;
         self.answer_flushes(false);
     }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::sink_task::{self, Control};
-use super::spool::Spool;
+use super::spool::{DeliveryMode, Spool};
 use super::stats::{ClientCounters, SinkCounters};
 use super::{Msg, PipelineSettings, deadline_after, finish};
 use crate::config::FullPolicy;
@@ -127,6 +127,9 @@ async fn run(
     settings: Arc<PipelineSettings>,
     counters: Arc<ClientCounters>,
 ) {
+    // Records the worker dropped at hand-off (a sink's queue full) up to the last
+    // persist barrier: a barrier answers `false` when this has grown since.
+    let mut handoff_drops = 0u64;
     loop {
         let msg = match rx.recv_async().await {
             Ok(m) => m,
@@ -157,6 +160,7 @@ async fn run(
                     let _ = ack.send(ok);
                 });
             }
+            Msg::Persist { ack } => persist(ack, &handles, &settings, &mut handoff_drops),
             Msg::Shutdown {
                 deadline,
                 patient,
@@ -190,6 +194,43 @@ async fn run(
             }
         }
     }
+}
+
+/// Answers a persist barrier. Every record sent before it has been handed to the
+/// sinks (the channel is FIFO); offline-cache mode answers here, durable mode asks
+/// each sink task to commit what it holds and answers once all have (from a task,
+/// so dispatching goes on meanwhile).
+fn persist(
+    ack: flume::Sender<bool>,
+    handles: &[SinkHandle],
+    settings: &PipelineSettings,
+    handoff_drops: &mut u64,
+) {
+    let dropped: u64 = handles
+        .iter()
+        .map(|h| h.counters.dropped_backlog.load(Ordering::Relaxed))
+        .sum();
+    let clean = dropped == *handoff_drops;
+    *handoff_drops = dropped;
+    if settings.delivery != DeliveryMode::Durable {
+        let _ = ack.send(clean);
+        return;
+    }
+    let waits: Vec<_> = handles
+        .iter()
+        .map(|h| {
+            let (tx, rx) = flume::bounded(1);
+            let _ = h.control.send(Control::Persist { ack: tx });
+            rx
+        })
+        .collect();
+    tokio::spawn(async move {
+        let mut ok = clean;
+        for w in waits {
+            ok &= w.recv_async().await.unwrap_or(false);
+        }
+        let _ = ack.send(ok);
+    });
 }
 
 /// Hands one record to every sink. A full sink channel is that sink's
@@ -242,7 +283,7 @@ pub(crate) fn drain_closed(rx: &flume::Receiver<Msg>, counters: &ClientCounters)
             Msg::Record(_) => {
                 counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
             }
-            Msg::Flush { ack, .. } => {
+            Msg::Flush { ack, .. } | Msg::Persist { ack } => {
                 let _ = ack.send(false);
             }
             Msg::Shutdown { ack, .. } => {

@@ -1,0 +1,147 @@
+//! `Loggier::persist`: the barrier a relay awaits before answering 2xx. In durable
+//! mode every record logged before it is committed to the disk queue (counted by
+//! opening the SQLite file read-only) without waiting for the sink, and arrives
+//! after a restart; a commit that fails answers `false`; in offline-cache mode it
+//! answers once the records are handed to the sinks.
+#![cfg(all(feature = "http-ingest", feature = "disk-queue", feature = "file"))]
+
+mod support;
+
+use std::time::Duration;
+
+use loggier_core::{DeliveryMode, FileSink, HttpSink, Loggier};
+use support::{ClientOpts, Mode, Receiver, client, log_ids, missing_and_duplicates};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+fn queue_file(dir: &std::path::Path) -> std::path::PathBuf {
+    dir.join("queue")
+        .join(loggier_core::config::QUEUE_FILE_NAME)
+}
+
+/// Records in the queue file's rows, read by a read-only connection of our own.
+fn records_on_disk(dir: &std::path::Path) -> i64 {
+    let c = rusqlite::Connection::open_with_flags(
+        queue_file(dir),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .expect("read-only connection");
+    c.query_row(
+        "SELECT COALESCE(SUM(records), 0) FROM batches WHERE sink = 'http'",
+        [],
+        |r| r.get(0),
+    )
+    .expect("count")
+}
+
+fn durable() -> ClientOpts {
+    ClientOpts {
+        mode: DeliveryMode::Durable,
+        ..ClientOpts::default()
+    }
+}
+
+#[test]
+fn durable_persist_commits_earlier_records_to_disk_without_waiting_for_the_sink() {
+    let rx = Receiver::start_down();
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let log = client(&rx.url(), dir.path(), &durable());
+        log_ids(&log, 0..30);
+        assert!(log.persist(WAIT), "{:?}", log.stats());
+        // Right after the answer: all 30 on disk, none delivered (the sink is down).
+        assert_eq!(records_on_disk(dir.path()), 30);
+        let s = log.stats();
+        assert_eq!(s.sinks[0].written, 0, "{s:?}");
+        assert_eq!(s.sinks[0].pending_disk, 30, "{s:?}");
+        log_ids(&log, 30..35);
+        assert!(log.persist(WAIT));
+        assert_eq!(records_on_disk(dir.path()), 35);
+        // A crash now would keep them: simulate with an impatient exit.
+        log.shutdown(Duration::from_millis(200));
+    }
+    rx.up(Mode::Accept);
+    let log = client(&rx.url(), dir.path(), &durable());
+    let ids = rx.wait_for(WAIT, |ids| ids.len() >= 35);
+    let (missing, _) = missing_and_duplicates(&ids, 35);
+    assert!(missing.is_empty(), "missing after restart: {missing:?}");
+    assert!(log.flush(WAIT));
+    assert_eq!(records_on_disk(dir.path()), 0);
+    log.shutdown(WAIT);
+}
+
+#[test]
+fn durable_persist_answers_false_when_the_commit_fails_and_recovers() {
+    let rx = Receiver::start_down();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = client(&rx.url(), dir.path(), &durable());
+    log_ids(&log, 0..3);
+    assert!(log.persist(WAIT));
+    // Another connection holds the write lock: commits fail after the queue's busy
+    // timeout (2 s), the batch is dropped and counted, the barrier says so.
+    let other = rusqlite::Connection::open(queue_file(dir.path())).expect("second connection");
+    other.execute_batch("BEGIN IMMEDIATE").expect("write lock");
+    log_ids(&log, 3..6);
+    assert!(
+        !log.persist(WAIT),
+        "a failed commit must not be reported as persisted"
+    );
+    let s = log.stats();
+    assert_eq!(s.sinks[0].dropped_queue_io, 3, "{s:?}");
+    other.execute_batch("ROLLBACK").expect("release");
+    drop(other);
+    // The failure was reported once; the next barrier covers only new records.
+    log_ids(&log, 6..8);
+    assert!(log.persist(WAIT), "{:?}", log.stats());
+    assert_eq!(records_on_disk(dir.path()), 5);
+    log.shutdown(Duration::from_millis(200));
+}
+
+#[test]
+fn durable_persist_waits_for_a_local_sink_to_write() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("out.ndjson");
+    let log = Loggier::builder()
+        .service_name("persist-test")
+        .data_dir(dir.path())
+        .cache_dir(dir.path().join("queue"))
+        .delivery_mode(DeliveryMode::Durable)
+        .flush_interval(Duration::from_secs(60))
+        .sink(FileSink::builder(&file).build().expect("file sink"))
+        .build()
+        .expect("client");
+    log_ids(&log, 0..7);
+    assert!(log.persist(WAIT));
+    // The batch was due in 60 s; the barrier sealed and wrote it.
+    let text = std::fs::read_to_string(&file).expect("file written");
+    assert_eq!(text.lines().count(), 7);
+    log.shutdown(WAIT);
+    assert!(!log.persist(WAIT), "a shut-down client persists nothing");
+}
+
+#[test]
+fn offline_cache_persist_answers_once_handed_to_the_sinks() {
+    let rx = Receiver::start_down();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = HttpSink::builder(rx.url())
+        .api_key("test-key")
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("http sink");
+    let log = Loggier::builder()
+        .service_name("persist-test")
+        .data_dir(dir.path())
+        .cache_dir(dir.path().join("queue"))
+        .flush_interval(Duration::from_secs(60))
+        .sink(sink)
+        .build()
+        .expect("client");
+    log_ids(&log, 0..4);
+    assert!(log.persist(WAIT));
+    let s = log.stats();
+    // Handed over (the batch waits in the sink's memory), not delivered.
+    assert_eq!(s.dispatched, 4, "{s:?}");
+    assert_eq!(s.sinks[0].written, 0, "{s:?}");
+    assert_eq!(s.sinks[0].pending, 4, "{s:?}");
+    log.shutdown(Duration::from_millis(200));
+}
