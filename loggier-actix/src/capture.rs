@@ -8,7 +8,7 @@ use std::rc::Rc;
 
 use actix_web::HttpRequest;
 use actix_web::dev::RequestHead;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri};
 use loggier_core::Exception;
 use loggier_core::http::{BodyCapture, Exchange, HeaderEntry, RequestView};
@@ -32,10 +32,11 @@ pub(crate) struct Pending {
     peer: Option<SocketAddr>,
     request: Option<HttpRequest>,
     request_body: Option<SharedCapture>,
-    /// Copied at response time, only when the policy wants them
+    /// Kept at response time, only when the policy wants them
     /// ([`Exchange::wants_response_headers`]): actix hands the response head to the
-    /// dispatcher before the body ends.
-    response_headers: Option<HeaderMap>,
+    /// dispatcher before the body ends. A flat list of the map's name/value handles
+    /// (reference-counted bytes, no copies, one allocation), not a clone of the map.
+    response_headers: Vec<(HeaderName, HeaderValue)>,
     response_body: Option<BodyCapture>,
 }
 
@@ -54,7 +55,7 @@ impl Pending {
             peer: head.peer_addr,
             request: None,
             request_body,
-            response_headers: None,
+            response_headers: Vec::new(),
             response_body: None,
         }
     }
@@ -82,7 +83,9 @@ impl Pending {
             self.exchange.set_response_error(exception_of(err));
         }
         if self.exchange.wants_response_headers() {
-            self.response_headers = Some(headers.clone());
+            self.response_headers.reserve_exact(headers.len());
+            self.response_headers
+                .extend(headers.iter().map(|(n, v)| (n.clone(), v.clone())));
         }
     }
 
@@ -154,7 +157,11 @@ impl Pending {
             level,
             view,
             request.iter().flat_map(|r| header_entries(r.headers())),
-            response_headers.iter().flat_map(header_entries),
+            response_headers.iter().map(|(name, value)| HeaderEntry {
+                name: name.as_str(),
+                value: value.as_bytes(),
+                sensitive: value.is_sensitive(),
+            }),
         );
         client.log(record);
     }

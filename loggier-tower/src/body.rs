@@ -11,9 +11,9 @@ use bytes::Buf;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use loggier_core::Loggier;
-use loggier_core::context::{ScopeFrame, enter_frame};
+use loggier_core::context::enter_frame;
 use loggier_core::http::{
-    BodyCapture, Exchange, PanicCapture, RequestView, header_entries, take_request_panic,
+    BodyCapture, Exchange, HeaderEntry, PanicCapture, RequestView, take_request_panic,
 };
 
 /// Where a [`RequestBody`] leaves its copy when it ends or is dropped, for the response
@@ -139,24 +139,49 @@ impl<B: Body> Body for RequestBody<B> {
     }
 }
 
+/// The headers of a request or response that moved on (into the inner service, or
+/// to the server), kept for the record: a flat list of the map's name/value handles
+/// (names of standard headers are plain values, everything else shares the map's
+/// reference-counted bytes), in the map's iteration order. One allocation, no byte
+/// copies, no hash index; turned into text only when the request is recorded.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderSnapshot(Vec<(http::HeaderName, http::HeaderValue)>);
+
+impl HeaderSnapshot {
+    pub(crate) fn of(map: &HeaderMap) -> Self {
+        let mut v = Vec::with_capacity(map.len());
+        v.extend(map.iter().map(|(n, v)| (n.clone(), v.clone())));
+        HeaderSnapshot(v)
+    }
+
+    /// The entries, as [`loggier_core::http::header_entries`] yields them for the map.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = HeaderEntry<'_>> {
+        self.0.iter().map(|(n, v)| HeaderEntry {
+            name: n.as_str(),
+            value: v.as_bytes(),
+            sensitive: v.is_sensitive(),
+        })
+    }
+}
+
 /// What the request side left for the response side: the request facts needed to
 /// build the record, kept only as long as the request is in flight.
 #[derive(Debug)]
 pub(crate) struct RequestSnapshot {
     pub(crate) method: http::Method,
     pub(crate) uri: http::Uri,
-    /// Cloned only with `capture_request_data` (values are reference-counted `Bytes`).
-    pub(crate) headers: Option<HeaderMap>,
+    /// Empty unless `capture_request_data`.
+    pub(crate) headers: HeaderSnapshot,
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) body: Option<BodySlot>,
 }
 
-/// Everything needed to finish one captured request.
+/// Everything needed to finish one captured request. The request's scope frame is
+/// the exchange's ([`Exchange::frame`]).
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) loggier: Loggier,
     pub(crate) exchange: Exchange,
-    pub(crate) frame: Arc<ScopeFrame>,
     pub(crate) request: RequestSnapshot,
 }
 
@@ -165,7 +190,7 @@ impl Pending {
     /// runs inside `Drop`, possibly while unwinding).
     pub(crate) fn finish(
         mut self,
-        response_headers: Option<&HeaderMap>,
+        response_headers: Option<&HeaderSnapshot>,
         response_body: Option<BodyCapture>,
         aborted: bool,
     ) {
@@ -198,12 +223,13 @@ impl Pending {
             query: req.uri.query(),
             client_ip: req.client_ip,
         };
-        let empty = HeaderMap::new();
         let record = self.exchange.into_record(
             level,
             view,
-            header_entries(req.headers.as_ref().unwrap_or(&empty)),
-            header_entries(response_headers.unwrap_or(&empty)),
+            req.headers.entries(),
+            response_headers
+                .into_iter()
+                .flat_map(HeaderSnapshot::entries),
         );
         self.loggier.log(record);
     }
@@ -214,7 +240,7 @@ impl Pending {
 pub(crate) struct BodyState {
     pub(crate) pending: Pending,
     pub(crate) tee: Option<BodyCapture>,
-    pub(crate) response_headers: Option<HeaderMap>,
+    pub(crate) response_headers: Option<HeaderSnapshot>,
 }
 
 impl BodyState {
@@ -299,7 +325,7 @@ where
             return this.inner.poll_frame(cx);
         };
         let polled = {
-            let _scope = enter_frame(&state.pending.frame);
+            let _scope = enter_frame(state.pending.exchange.frame());
             let _panics = PanicCapture::enter();
             this.inner.as_mut().poll_frame(cx)
         };

@@ -12,7 +12,7 @@ use loggier_core::context::Scoped;
 use loggier_core::http::PanicCapture;
 
 use crate::HandlerPanic;
-use crate::body::{BodyState, Pending, ResponseBody};
+use crate::body::{BodyState, HeaderSnapshot, Pending, ResponseBody};
 
 pin_project_lite::pin_project! {
     #[project = KindProj]
@@ -121,7 +121,7 @@ where
                 let response_headers = pending
                     .exchange
                     .wants_response_headers()
-                    .then(|| response.headers().clone());
+                    .then(|| HeaderSnapshot::of(response.headers()));
                 let empty = response.body().is_end_stream();
                 let state = BodyState {
                     pending,

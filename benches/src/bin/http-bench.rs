@@ -4,7 +4,14 @@
 //! ```text
 //! http-bench [--quick] [--rounds N] [--warmup SECS] [--duration SECS]
 //!            [--connections N] [--server-threads N] [--out FILE.md]
+//!            [--framework axum|actix] [--modes MODE,MODE,...]
+//! http-bench load PORT CONNECTIONS SECS
 //! ```
+//!
+//! `--framework` runs one framework only; `--modes` runs only the listed modes
+//! (`bare` is always run, the ratios need it). `load` drives an already running
+//! server (e.g. `http-bench serve axum loggier DIR 1` under a profiler) with the same
+//! load generator and prints `requests=N rps=R`.
 //!
 //! Modes (each server in its own child process — this binary re-run as
 //! `http-bench serve FRAMEWORK MODE DIR` — so global loggers never mix):
@@ -61,11 +68,19 @@ impl Framework {
             _ => None,
         }
     }
-    fn modes(self) -> &'static [&'static str] {
+    fn all_modes(self) -> &'static [&'static str] {
         match self {
             Framework::Axum => &["bare", "loggier", "loggier-all", "tracelayer"],
             Framework::Actix => &["bare", "loggier", "loggier-all", "logger"],
         }
+    }
+    /// The modes to run: `bare` first, then those `only` names (all when empty).
+    fn modes(self, only: &[String]) -> Vec<&'static str> {
+        self.all_modes()
+            .iter()
+            .copied()
+            .filter(|m| *m == "bare" || only.is_empty() || only.iter().any(|o| o == m))
+            .collect()
     }
 }
 
@@ -396,6 +411,9 @@ fn drive(
 // ---------------------------------------------------------------- driver
 
 struct Opts {
+    frameworks: Vec<Framework>,
+    /// Modes to run besides `bare`; empty = all.
+    modes: Vec<String>,
     rounds: usize,
     warmup: Duration,
     duration: Duration,
@@ -530,6 +548,8 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
 
 fn parse_opts() -> Opts {
     let mut o = Opts {
+        frameworks: vec![Framework::Axum, Framework::Actix],
+        modes: Vec::new(),
         rounds: 3,
         warmup: Duration::from_secs(1),
         duration: Duration::from_secs(3),
@@ -559,6 +579,19 @@ fn parse_opts() -> Opts {
             "--connections" => o.connections = num(i) as usize,
             "--server-threads" => o.server_threads = num(i) as usize,
             "--out" => o.out = args.get(i + 1).map(PathBuf::from),
+            "--framework" => {
+                let fw = args
+                    .get(i + 1)
+                    .and_then(|f| Framework::parse(f))
+                    .unwrap_or_else(|| panic!("--framework needs axum or actix"));
+                o.frameworks = vec![fw];
+            }
+            "--modes" => {
+                o.modes = args
+                    .get(i + 1)
+                    .map(|m| m.split(',').map(str::to_string).collect())
+                    .unwrap_or_else(|| panic!("--modes needs a comma-separated list"));
+            }
             other => panic!("unknown argument {other}; see the doc comment of http-bench"),
         }
         i += 2;
@@ -582,16 +615,33 @@ fn main() {
         }
         return;
     }
+    if args.get(1).map(String::as_str) == Some("load") {
+        let arg = |i: usize| -> u64 {
+            args.get(i)
+                .and_then(|v| v.parse().ok())
+                .expect("load PORT CONNECTIONS SECS")
+        };
+        let port = u16::try_from(arg(2)).expect("port");
+        let load =
+            drive(port, arg(3) as usize, Duration::from_secs(arg(4)), false).expect("load run");
+        println!(
+            "requests={} rps={:.0} errors={}",
+            load.requests,
+            load.requests as f64 / load.elapsed.as_secs_f64().max(1e-9),
+            load.errors
+        );
+        return;
+    }
     let o = parse_opts();
     // samples[fw][mode][round]
-    let fws = [Framework::Axum, Framework::Actix];
+    let fws = o.frameworks.clone();
     let mut samples: Vec<Vec<Vec<Sample>>> = fws
         .iter()
-        .map(|fw| fw.modes().iter().map(|_| Vec::new()).collect())
+        .map(|fw| fw.modes(&o.modes).iter().map(|_| Vec::new()).collect())
         .collect();
     for round in 0..o.rounds {
         for (fi, fw) in fws.iter().enumerate() {
-            for (mi, mode) in fw.modes().iter().enumerate() {
+            for (mi, mode) in fw.modes(&o.modes).iter().enumerate() {
                 let s = run_mode(*fw, mode, &o).unwrap_or_else(|e| Sample {
                     rps: f64::NAN,
                     p50_us: f64::NAN,
@@ -640,7 +690,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
     ));
     for (fi, fw) in fws.iter().enumerate() {
         let bare = &samples[fi][0];
-        for (mi, mode) in fw.modes().iter().enumerate() {
+        for (mi, mode) in fw.modes(&o.modes).iter().enumerate() {
             let ss = &samples[fi][mi];
             let rps = median(&mut ss.iter().map(|s| s.rps).collect::<Vec<_>>());
             let p50 = median(&mut ss.iter().map(|s| s.p50_us).collect::<Vec<_>>());

@@ -45,6 +45,20 @@ pub enum ResponseBodyCapture {
     All,
 }
 
+impl ResponseBodyCapture {
+    /// `true` when this mode keeps the body of a recorded response with `status`:
+    /// never for [`Off`](ResponseBodyCapture::Off), `status >= 400` for
+    /// [`Errors`](ResponseBodyCapture::Errors), always for
+    /// [`All`](ResponseBodyCapture::All).
+    pub fn allows(self, status: u16) -> bool {
+        match self {
+            ResponseBodyCapture::Off => false,
+            ResponseBodyCapture::Errors => status >= 400,
+            ResponseBodyCapture::All => true,
+        }
+    }
+}
+
 impl FromStr for ResponseBodyCapture {
     type Err = ConfigError;
 
@@ -434,12 +448,9 @@ impl CaptureSettings {
     /// `capture_response_body` allows it for this status and the response may be
     /// recorded.
     pub fn should_capture_response_body(&self, status: u16) -> bool {
-        let allowed = match self.capture_response_body {
-            ResponseBodyCapture::Off => false,
-            ResponseBodyCapture::Errors => status >= 400,
-            ResponseBodyCapture::All => true,
-        };
-        allowed && self.max_body_size > 0 && self.may_record(status)
+        self.capture_response_body.allows(status)
+            && self.max_body_size > 0
+            && self.may_record(status)
     }
 }
 
