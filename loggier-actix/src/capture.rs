@@ -92,7 +92,7 @@ impl Pending {
     /// The inner service returned `Err`: actix-web turns it into a response after
     /// this middleware, from nothing but the error, so the record is built now with
     /// the status that response will have and the error, without headers or body.
-    pub(crate) fn on_service_error(mut self, err: &actix_web::Error) {
+    pub(crate) fn on_service_error(mut self: Box<Self>, err: &actix_web::Error) {
         let status = err.error_response().status().as_u16();
         let _ = self.exchange.on_response(status, None);
         self.exchange.set_response_error(exception_of(err));
@@ -101,7 +101,7 @@ impl Pending {
 
     /// The handler panicked with `message` (`backtrace` from the request panic hook,
     /// when it ran): recorded now as a failure with the 500 this middleware answers.
-    pub(crate) fn on_panic(mut self, message: String, backtrace: Option<&Backtrace>) {
+    pub(crate) fn on_panic(mut self: Box<Self>, message: String, backtrace: Option<&Backtrace>) {
         self.exchange.set_panic(message, backtrace);
         let _ = self.exchange.on_response(500, None);
         self.emit(false);
@@ -116,7 +116,7 @@ impl Pending {
 
     /// Decides and, when the request is recorded, builds the record and hands it to
     /// the client. `aborted`: the response (or its body) was dropped before its end.
-    pub(crate) fn emit(self, aborted: bool) {
+    pub(crate) fn emit(self: Box<Self>, aborted: bool) {
         let Pending {
             mut exchange,
             client,
@@ -127,7 +127,7 @@ impl Pending {
             request_body,
             response_headers,
             response_body,
-        } = self;
+        } = *self;
         if let Some(shared) = request_body {
             // The payload wrapper only borrows while pushing a chunk, on this same
             // thread, so the borrow cannot be held here; stay panic-free regardless.

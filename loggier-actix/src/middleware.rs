@@ -281,7 +281,13 @@ where
                 config.client.clone(),
                 Some(Arc::clone(&frame)),
             )));
-        let pending = Pending::new(exchange, config.client.clone(), req.head(), request_body);
+        // Boxed once: the response future and body carry it, and actix moves both.
+        let pending = Box::new(Pending::new(
+            exchange,
+            config.client.clone(),
+            req.head(),
+            request_body,
+        ));
         let fut = instrument_request(frame, || self.service.call(req));
         ResponseFuture::recorded(fut, pending, Rc::clone(config))
     }

@@ -189,41 +189,42 @@ impl Pending {
     /// Decides and, when recorded, builds and submits the record. Never panics (it
     /// runs inside `Drop`, possibly while unwinding).
     pub(crate) fn finish(
-        mut self,
+        self: Box<Self>,
         response_headers: Option<&HeaderSnapshot>,
         response_body: Option<BodyCapture>,
         aborted: bool,
     ) {
+        let mut this = *self;
         // Dropped while unwinding, or right after the runtime caught a panic of this
         // request's handler: the hook left its message and backtrace on this thread.
-        if (aborted || std::thread::panicking()) && !self.exchange.has_failed() {
+        if (aborted || std::thread::panicking()) && !this.exchange.has_failed() {
             if let Some(p) = take_request_panic() {
-                self.exchange.set_panic(p.message, Some(&p.backtrace));
+                this.exchange.set_panic(p.message, Some(&p.backtrace));
             }
         }
         if aborted {
-            self.exchange.set_aborted();
+            this.exchange.set_aborted();
         }
         if let Some(body) = response_body {
-            self.exchange.set_response_body(body);
+            this.exchange.set_response_body(body);
         }
-        if let Some(body) = self.request.body.as_ref().and_then(take_slot) {
-            self.exchange.set_request_body(body);
+        if let Some(body) = this.request.body.as_ref().and_then(take_slot) {
+            this.exchange.set_request_body(body);
         }
-        let Some(level) = self.exchange.finish() else {
+        let Some(level) = this.exchange.finish() else {
             return;
         };
-        if !self.loggier.enabled(level) {
+        if !this.loggier.enabled(level) {
             return;
         }
-        let req = &self.request;
+        let req = &this.request;
         let view = RequestView {
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query(),
             client_ip: req.client_ip,
         };
-        let record = self.exchange.into_record(
+        let record = this.exchange.into_record(
             level,
             view,
             req.headers.entries(),
@@ -231,14 +232,14 @@ impl Pending {
                 .into_iter()
                 .flat_map(HeaderSnapshot::entries),
         );
-        self.loggier.log(record);
+        this.loggier.log(record);
     }
 }
 
 /// Response-side state of a captured request.
 #[derive(Debug)]
 pub(crate) struct BodyState {
-    pub(crate) pending: Pending,
+    pub(crate) pending: Box<Pending>,
     pub(crate) tee: Option<BodyCapture>,
     pub(crate) response_headers: Option<HeaderSnapshot>,
 }

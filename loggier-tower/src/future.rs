@@ -36,7 +36,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F: Future> {
         #[pin]
         kind: Kind<F>,
-        pending: Option<Pending>,
+        pending: Option<Box<Pending>>,
     }
 
     impl<F: Future> PinnedDrop for ResponseFuture<F> {
@@ -56,7 +56,7 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn captured(fut: Scoped<F>, pending: Pending) -> Self {
+    pub(crate) fn captured(fut: Scoped<F>, pending: Box<Pending>) -> Self {
         ResponseFuture {
             kind: Kind::Captured { fut },
             pending: Some(pending),

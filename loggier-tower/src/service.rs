@@ -165,11 +165,13 @@ where
         let fut = instrument_request(frame, || self.inner.call(Request::from_parts(parts, body)));
         ResponseFuture::captured(
             fut,
-            Pending {
+            // Boxed once: the response future and body carry it, and the server
+            // and framework move both.
+            Box::new(Pending {
                 loggier: self.loggier.clone(),
                 exchange,
                 request: snapshot,
-            },
+            }),
         )
     }
 }

@@ -492,8 +492,11 @@ impl CaptureSettingsBuilder {
     /// for routes without `#[track_endpoint]`, when the request ends); only an
     /// endpoint that asked keeps it in its record. Turn it off when no endpoint uses
     /// `capture_request_body = true`, to save that copy; the endpoints' option then
-    /// has no effect unless `capture_request_body` is on. The bench
+    /// has no effect unless `capture_request_body` is on. Requests without a body
+    /// (`GET`, `Content-Length: 0`) never get a copy or a body wrapper. The bench
     /// `loggier-core/benches/endpoint_tee.rs` measures the copy against this switch.
+    /// From the environment: `LOGGIER_ENDPOINT_REQUEST_BODY`
+    /// ([`CaptureSettings::from_env`]).
     pub fn endpoint_request_body(mut self, on: bool) -> Self {
         self.settings.endpoint_request_body = on;
         self
