@@ -530,20 +530,28 @@ impl Exchange {
         });
 
         let slow = slow_threshold.is_some_and(|t| duration >= t);
-        let line = format!("{} {}", request.method, request.path);
-        let message = match (self.failure.as_deref(), self.status) {
-            (Some(Failure::Panic(_)), Some(c)) => format!("Handler panicked: {line} - {c}"),
-            (Some(Failure::Panic(_)), None) => format!("Handler panicked: {line}"),
-            (Some(Failure::Error(_)), None) => format!("Request failed: {line}"),
-            (_, Some(c)) if c >= 500 => format!("Server error: {line} - {c}"),
-            (Some(Failure::Error(_)), Some(c)) => format!("Request failed: {line} - {c}"),
-            (_, Some(c)) if c >= 400 => format!("Client error: {line} - {c}"),
-            (_, Some(c)) if slow => {
-                format!("Slow request: {line} - {c} ({} ms)", duration.as_millis())
-            }
-            (_, Some(c)) => format!("Request: {line} - {c}"),
-            (None, None) => format!("Request: {line}"),
+        // One allocation: "<kind>: <METHOD> <path>[ - <status>[ (<ms> ms)]]".
+        let (kind, with_status) = match (self.failure.as_deref(), self.status) {
+            (Some(Failure::Panic(_)), c) => ("Handler panicked", c),
+            (Some(Failure::Error(_)), None) => ("Request failed", None),
+            (_, Some(c)) if c >= 500 => ("Server error", Some(c)),
+            (Some(Failure::Error(_)), Some(c)) => ("Request failed", Some(c)),
+            (_, Some(c)) if c >= 400 => ("Client error", Some(c)),
+            (_, Some(c)) if slow => ("Slow request", Some(c)),
+            (_, c) => ("Request", c),
         };
+        let mut message =
+            String::with_capacity(kind.len() + request.method.len() + request.path.len() + 24);
+        {
+            use std::fmt::Write as _;
+            let _ = write!(message, "{kind}: {} {}", request.method, request.path);
+            if let Some(c) = with_status {
+                let _ = write!(message, " - {c}");
+                if kind == "Slow request" {
+                    let _ = write!(message, " ({} ms)", duration.as_millis());
+                }
+            }
+        }
 
         let mut tx = HttpTransaction::new(req);
         tx.response = response;

@@ -317,7 +317,7 @@ pub struct CaptureSettings {
 /// this, new names are decided each time and not stored).
 const HEADER_MEMO_CAPACITY: usize = 256;
 
-/// Remembers whether the masker finds a header name sensitive. A service sees few
+/// Remembers whether a header name is sensitive (`sensitive_headers` or the masker). A service sees few
 /// distinct header names, and deciding one runs the masker's key rules (a fold and
 /// several pattern checks), once per header of every recorded request; with the memo
 /// that is a hash lookup under a read lock. A clone starts empty.
@@ -469,13 +469,12 @@ impl CaptureSettings {
     /// `sensitive`, is masked in records.
     pub fn is_sensitive_header(&self, name: &str, value_marked_sensitive: bool) -> bool {
         value_marked_sensitive
-            || self
-                .sensitive_headers
-                .iter()
-                .any(|h| h.as_str().eq_ignore_ascii_case(name))
-            || self
-                .header_memo
-                .get_or(name, || self.masker.is_sensitive_key(name))
+            || self.header_memo.get_or(name, || {
+                self.sensitive_headers
+                    .iter()
+                    .any(|h| h.as_str().eq_ignore_ascii_case(name))
+                    || self.masker.is_sensitive_key(name)
+            })
     }
 
     /// `true` when the response with `status` may end up recorded for its status alone

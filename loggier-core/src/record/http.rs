@@ -136,8 +136,8 @@ fn serialize_binary<S: serde::Serializer>(
     s.serialize_str(&format!("[binary {len} bytes, {ct}]"))
 }
 
-/// About the length of `v` as compact JSON: exact for strings (quotes and the
-/// common escapes counted), arrays and objects of them; numbers count 8 bytes.
+/// About the length of `v` as compact JSON: exact for strings without escapes,
+/// and arrays and objects of them; numbers count 8 bytes.
 fn json_len(v: &serde_json::Value) -> usize {
     use serde_json::Value;
     match v {
@@ -157,10 +157,8 @@ fn json_len(v: &serde_json::Value) -> usize {
 }
 
 fn str_len(s: &str) -> usize {
+    // Quotes; escapes are rare in headers and bodies and not worth a scan here.
     2 + s.len()
-        + s.bytes()
-            .filter(|b| matches!(b, b'"' | b'\\') || *b < 0x20)
-            .count()
 }
 
 #[cfg(test)]
@@ -171,11 +169,11 @@ mod tests {
     fn json_len_matches_serialized_strings_and_maps() {
         let v = serde_json::json!({
             "user-agent": "curl/8",
-            "quote": "say \"hi\"\n",
+            "quote": "say hi",
             "list": ["a", true, null, {"k": "v"}],
         });
         assert_eq!(json_len(&v), v.to_string().len());
-        let s = serde_json::json!("tab\there");
+        let s = serde_json::json!("plain");
         assert_eq!(json_len(&s), s.to_string().len());
     }
 }
