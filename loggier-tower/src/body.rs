@@ -145,22 +145,53 @@ impl<B: Body> Body for RequestBody<B> {
 /// reference-counted bytes), in the map's iteration order. One allocation, no byte
 /// copies, no hash index; turned into text only when the request is recorded.
 #[derive(Debug, Default)]
-pub(crate) struct HeaderSnapshot(Vec<(http::HeaderName, http::HeaderValue)>);
+pub(crate) struct HeaderSnapshot {
+    list: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The request id header inserted after the snapshot was taken (the response
+    /// echo): its value is the request id, given to [`entries`](Self::entries).
+    echo: Option<http::HeaderName>,
+}
 
 impl HeaderSnapshot {
     pub(crate) fn of(map: &HeaderMap) -> Self {
-        let mut v = Vec::with_capacity(map.len());
-        v.extend(map.iter().map(|(n, v)| (n.clone(), v.clone())));
-        HeaderSnapshot(v)
+        let mut list = Vec::with_capacity(map.len());
+        list.extend(map.iter().map(|(n, v)| (n.clone(), v.clone())));
+        HeaderSnapshot { list, echo: None }
     }
 
-    /// The entries, as [`loggier_core::http::header_entries`] yields them for the map.
-    pub(crate) fn entries(&self) -> impl Iterator<Item = HeaderEntry<'_>> {
-        self.0.iter().map(|(n, v)| HeaderEntry {
-            name: n.as_str(),
-            value: v.as_bytes(),
-            sensitive: v.is_sensitive(),
-        })
+    /// Notes that `name` was then `insert`ed into the map with the request id as its
+    /// value: it replaces the values of that name (keeping the first one's place) or
+    /// goes last.
+    pub(crate) fn echo(&mut self, name: http::HeaderName) {
+        self.echo = Some(name);
+    }
+
+    /// The entries, as [`loggier_core::http::header_entries`] yields them for the map
+    /// (`request_id` is the echoed value, when [`echo`](Self::echo) was called).
+    pub(crate) fn entries<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> impl Iterator<Item = HeaderEntry<'a>> {
+        let echo = self.echo.as_ref();
+        let echoed = HeaderEntry {
+            name: echo.map_or("", http::HeaderName::as_str),
+            value: request_id.as_bytes(),
+            sensitive: false,
+        };
+        let mut placed = false;
+        let listed = self.list.iter().filter_map(move |(n, v)| {
+            if Some(n) != echo {
+                return Some(HeaderEntry {
+                    name: n.as_str(),
+                    value: v.as_bytes(),
+                    sensitive: v.is_sensitive(),
+                });
+            }
+            (!std::mem::replace(&mut placed, true)).then_some(echoed)
+        });
+        let present = echo.is_some_and(|e| self.list.iter().any(|(n, _)| n == e));
+        let last = (echo.is_some() && !present).then_some(echoed);
+        listed.chain(last)
     }
 }
 
@@ -217,6 +248,9 @@ impl Pending {
         if !this.loggier.enabled(level) {
             return;
         }
+        // The frame holds the request id; keep it alive past `into_record`.
+        let frame = std::sync::Arc::clone(this.exchange.frame());
+        let request_id = frame.request_id().unwrap_or_default();
         let req = &this.request;
         let view = RequestView {
             method: req.method.as_str(),
@@ -227,10 +261,10 @@ impl Pending {
         let record = this.exchange.into_record(
             level,
             view,
-            req.headers.entries(),
+            req.headers.entries(request_id),
             response_headers
                 .into_iter()
-                .flat_map(HeaderSnapshot::entries),
+                .flat_map(|h| h.entries(request_id)),
         );
         this.loggier.log(record);
     }
@@ -381,6 +415,32 @@ mod tests {
         assert_eq!(c.total_bytes(), 11);
         // Nothing was consumed.
         assert_eq!(data.remaining(), 11);
+    }
+
+    /// The snapshot taken before the echo yields what the map yields after it: the
+    /// same names, values and order, whether the handler set the header or not.
+    #[test]
+    fn a_snapshot_with_the_echo_matches_the_map_after_the_insert() {
+        use loggier_core::http::header_entries;
+        let name = http::HeaderName::from_static("x-request-id");
+        let own = |e: HeaderEntry<'_>| (e.name.to_string(), e.value.to_vec(), e.sensitive);
+        let mut fresh = HeaderMap::new();
+        fresh.insert("content-type", "text/plain".parse().expect("hv"));
+        fresh.append("vary", "a".parse().expect("hv"));
+        let mut set_by_handler = fresh.clone();
+        set_by_handler.append(name.clone(), "mine-1".parse().expect("hv"));
+        set_by_handler.append("etag", "e".parse().expect("hv"));
+        set_by_handler.append(name.clone(), "mine-2".parse().expect("hv"));
+        for mut map in [fresh, set_by_handler] {
+            let mut snapshot = HeaderSnapshot::of(&map);
+            snapshot.echo(name.clone());
+            map.insert(name.clone(), "req-7".parse().expect("hv"));
+            let want: Vec<_> = header_entries(&map).map(own).collect();
+            let got: Vec<_> = snapshot.entries("req-7").map(own).collect();
+            assert_eq!(got, want);
+        }
+        let plain = HeaderSnapshot::of(&HeaderMap::new());
+        assert_eq!(plain.entries("req-7").count(), 0, "no echo, nothing added");
     }
 
     #[test]

@@ -115,9 +115,15 @@ async fn a_request_that_cannot_keep_its_body_is_streamed_without_a_copy() {
     let quiet = new_id("lazy-quiet");
     let (status, echoed, text) = post(&base, "/upload", &quiet, payload.clone()).await;
     assert_eq!(status, 200);
-    assert_eq!(echoed, quiet, "the id is echoed even when nothing is recorded");
+    assert_eq!(
+        echoed, quiet,
+        "the id is echoed even when nothing is recorded"
+    );
     assert!(text.starts_with("capturing=false;"), "{text}");
-    assert!(text.ends_with(&format!(";bytes={}", payload.len())), "{text}");
+    assert!(
+        text.ends_with(&format!(";bytes={}", payload.len())),
+        "{text}"
+    );
 
     let loud = new_id("lazy-loud");
     let (status, _, text) = post(&base, "/upload-fails", &loud, payload.clone()).await;
@@ -142,9 +148,15 @@ async fn request_body_copies_follow_the_settings() {
     let base = start(loggier, CaptureSettings::default()).await;
     let id = new_id("lazy-default");
     let (_, _, text) = post(&base, "/upload", &id, b"abc".to_vec()).await;
-    assert!(text.starts_with("capturing=true;"), "provisional copy: {text}");
+    assert!(
+        text.starts_with("capturing=true;"),
+        "provisional copy: {text}"
+    );
     let (_, _, text) = post(&base, "/upload", &id, Vec::new()).await;
-    assert!(text.starts_with("capturing=false;"), "no body, no copy: {text}");
+    assert!(
+        text.starts_with("capturing=false;"),
+        "no body, no copy: {text}"
+    );
 
     let (loggier2, records2) = test_client("lazy-body-on");
     let settings = CaptureSettings::builder()
