@@ -5,12 +5,14 @@ use std::backtrace::Backtrace;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use actix_web::dev::RequestHead;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri};
 use loggier_core::Exception;
+use loggier_core::context::ScopeFrame;
 use loggier_core::http::{BodyCapture, Exchange, HeaderEntry, RequestView};
 
 /// The request body copy, shared between the payload wrapper (which fills it as the
@@ -26,6 +28,8 @@ pub(crate) type SharedCapture = Rc<RefCell<Option<BodyCapture>>>;
 #[derive(Debug)]
 pub(crate) struct Pending {
     exchange: Exchange,
+    /// The exchange's scope frame (it holds the request id).
+    frame: Arc<ScopeFrame>,
     client: loggier_core::Loggier,
     method: Method,
     uri: Uri,
@@ -42,12 +46,13 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn new(
-        exchange: Exchange,
+        mut exchange: Exchange,
         client: loggier_core::Loggier,
         head: &RequestHead,
         request_body: Option<SharedCapture>,
     ) -> Self {
         Pending {
+            frame: Arc::clone(exchange.frame()),
             exchange,
             client,
             method: head.method.clone(),
@@ -60,8 +65,12 @@ impl Pending {
         }
     }
 
-    pub(crate) fn exchange(&self) -> &Exchange {
-        &self.exchange
+    /// The request id as a header value for the response echo. Its bytes are the
+    /// request's scope frame's (shared, not copied), so the copy of the response
+    /// headers kept for the record shares them too.
+    pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
+        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(&self.frame)));
+        HeaderValue::from_maybe_shared(bytes).ok()
     }
 
     /// Notes the response: its request (for the request headers), status, content
@@ -119,6 +128,7 @@ impl Pending {
     pub(crate) fn emit(self: Box<Self>, aborted: bool) {
         let Pending {
             mut exchange,
+            frame: _,
             client,
             method,
             uri,
@@ -164,6 +174,15 @@ impl Pending {
             }),
         );
         client.log(record);
+    }
+}
+
+/// The request id of a frame, as the bytes of a header value.
+struct RequestIdBytes(Arc<ScopeFrame>);
+
+impl AsRef<[u8]> for RequestIdBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.request_id().unwrap_or_default().as_bytes()
     }
 }
 

@@ -148,7 +148,7 @@ where
 /// The request id header to put on the response.
 fn echo_header(config: Option<&Config>, pending: &Pending) -> Option<(HeaderName, HeaderValue)> {
     let config = config?;
-    let value = HeaderValue::from_str(pending.exchange().request_id()).ok()?;
+    let value = pending.request_id_value()?;
     Some((config.request_id_header.clone(), value))
 }
 
