@@ -429,7 +429,24 @@ struct Sample {
     p99_us: f64,
     invalid: Option<String>,
     records: Option<(u64, u64)>, // (lines written, lines expected)
+    /// Server process CPU time (user + system, all threads) per request of the
+    /// measured phase, µs; `NaN` where `/proc` is unavailable.
+    cpu_us: f64,
 }
+
+/// User + system CPU time of process `pid` so far, in clock ticks of
+/// [`CLOCK_TICKS_PER_SEC`] (fields 14 and 15 of `/proc/PID/stat`, Linux).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// `USER_HZ`, the unit of `/proc/PID/stat` times: 100 on every Linux architecture
+/// Rust targets.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 struct ServerChild {
     child: Child,
@@ -506,8 +523,11 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (server, port) = spawn_server(fw, mode, dir.path(), o.server_threads)?;
     let check_id = mode.starts_with("loggier");
+    let pid = server.child.id();
     let warm = drive(port, o.connections, o.warmup, check_id);
+    let cpu_before = cpu_ticks(pid);
     let load = warm.and_then(|_| drive(port, o.connections, o.duration, check_id));
+    let cpu_after = cpu_ticks(pid);
     let (served, stats) = stop_server(server)?;
     let load = load?;
     let mut invalid = None;
@@ -543,6 +563,12 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
         p99_us: load.hist.value_at_quantile(0.99) as f64,
         invalid,
         records,
+        cpu_us: match (cpu_before, cpu_after) {
+            (Some(a), Some(b)) if load.requests > 0 => {
+                b.saturating_sub(a) as f64 / CLOCK_TICKS_PER_SEC * 1e6 / load.requests as f64
+            }
+            _ => f64::NAN,
+        },
     })
 }
 
@@ -648,15 +674,17 @@ fn main() {
                     p99_us: f64::NAN,
                     invalid: Some(e),
                     records: None,
+                    cpu_us: f64::NAN,
                 });
                 eprintln!(
-                    "round {} {:>5} {:<12} {:>9} req/s  p50 {:>6} µs  p99 {:>6} µs{}",
+                    "round {} {:>5} {:<12} {:>9} req/s  p50 {:>6} µs  p99 {:>6} µs  cpu {:>5.1} µs/req{}",
                     round + 1,
                     fw.name(),
                     mode,
                     thousands(s.rps),
                     s.p50_us,
                     s.p99_us,
+                    s.cpu_us,
                     s.invalid
                         .as_deref()
                         .map(|r| format!("  INVALID: {r}"))
@@ -679,9 +707,12 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
         "### HTTP: req/s and latency behind each logging layer\n\n\
          {} round(s) × ({:.1} s warm-up + {:.1} s measured) per mode, interleaved; {} keep-alive \
          connections from a hyper load generator in the same machine; server {} worker thread(s). \
-         Medians over rounds; ratios are to `bare` of the same framework and round.\n\n\
-         | framework | mode | req/s | × bare | p50 µs | p99 µs | p99 × bare | records written / expected |\n\
-         |---|---|---:|---:|---:|---:|---:|---|\n",
+         Medians over rounds; ratios are to `bare` of the same framework and round. \
+         Server CPU: user + system time of the server process (all its threads, the \
+         logger's included) during the measured phase, per request — less sensitive than \
+         req/s to other load on the machine.\n\n\
+         | framework | mode | req/s | × bare | p50 µs | p99 µs | p99 × bare | server CPU µs/req | CPU × bare | records written / expected |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
         o.rounds,
         o.warmup.as_secs_f64(),
         o.duration.as_secs_f64(),
@@ -709,6 +740,14 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                     .map(|(s, b)| s.p99_us / b.p99_us)
                     .collect::<Vec<_>>(),
             );
+            let cpu = median(&mut ss.iter().map(|s| s.cpu_us).collect::<Vec<_>>());
+            let cpur = median(
+                &mut ss
+                    .iter()
+                    .zip(bare)
+                    .map(|(s, b)| s.cpu_us / b.cpu_us)
+                    .collect::<Vec<_>>(),
+            );
             let records = match ss.last().and_then(|s| s.records) {
                 Some((w, e)) => format!("{} / {}", thousands(w as f64), thousands(e as f64)),
                 None => "—".to_string(),
@@ -720,7 +759,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                 format!("**INVALID**: {}", invalid.join("; "))
             };
             md.push_str(&format!(
-                "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {} |\n",
+                "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {:.1} | {:.2} | {} |\n",
                 fw.name(),
                 mode,
                 thousands(rps),
@@ -728,6 +767,8 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                 p50,
                 p99,
                 p99r,
+                cpu,
+                cpur,
                 records
             ));
         }
