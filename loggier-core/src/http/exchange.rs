@@ -885,6 +885,39 @@ mod tests {
     }
 
     #[test]
+    fn the_frame_takes_the_id_and_route_without_changing_what_the_exchange_reports() {
+        let s = settings(|b| b.log_all_requests(true));
+        let mut x = Exchange::start(s, None, None);
+        x.set_route("/orders/{id}");
+        let id = x.request_id().to_string();
+        let frame = Arc::clone(x.frame());
+        assert_eq!(frame.request_id(), Some(id.as_str()));
+        assert_eq!(frame.route(), Some("/orders/{id}"));
+        assert_eq!(x.request_id(), id, "read back from the frame");
+        assert_eq!(x.route(), Some("/orders/{id}"));
+        assert!(Arc::ptr_eq(&frame, x.frame()), "built once");
+        assert_eq!(x.scope().into_frame().request_id(), Some(id.as_str()));
+        let _ = x.on_response(200, None);
+        let level = x.finish().expect("access log");
+        let r = x.into_record(level, view("GET", "/orders/7", None), [], []);
+        assert_eq!(r.request_id.as_deref(), Some(id.as_str()));
+        let tx = r.http.expect("tx");
+        assert_eq!(tx.request.route.as_deref(), Some("/orders/{id}"));
+
+        // A route set after the frame was built is the record's (the frame keeps
+        // the one it was built with).
+        let mut x = Exchange::start(settings(|b| b.log_all_requests(true)), Some(b"r-9"), None);
+        let frame = Arc::clone(x.frame());
+        x.set_route("/late");
+        assert_eq!(frame.route(), None);
+        assert_eq!(x.route(), Some("/late"));
+        let _ = x.on_response(204, None);
+        let r = x.into_record(Level::Info, view("GET", "/late", None), [], []);
+        assert_eq!(r.request_id.as_deref(), Some("r-9"));
+        assert_eq!(r.http.expect("tx").request.route.as_deref(), Some("/late"));
+    }
+
+    #[test]
     fn response_headers_are_kept_only_when_the_response_may_be_recorded() {
         let s = settings(|b| b.log_slow_requests(false));
         let mut x = Exchange::start(Arc::clone(&s), None, None);
