@@ -57,6 +57,7 @@
 mod extract;
 mod panic;
 mod route;
+mod unwrap;
 
 use axum::Router;
 use loggier_core::Loggier;
@@ -112,7 +113,7 @@ impl<S: Clone + Send + Sync + 'static> LoggierRouterExt for Router<S> {
         // (a clone of the boxed service, the future and the bodies every request), so
         // stacking them here saves that per-request cost of a second layer.
         self.layer(tower_layer::Stack::new(
-            CatchPanicLayer,
+            tower_layer::Stack::new(unwrap::PlainBodyLayer, CatchPanicLayer),
             layer(loggier, settings),
         ))
     }

@@ -91,6 +91,29 @@ impl<B> RequestBody<B> {
             capture: Some((capture, slot)),
         }
     }
+
+    /// `true` when this body copies what passes (the request body may end up in the
+    /// record).
+    pub fn is_capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// The original body, when this one copies nothing (then it is the original body
+    /// unchanged, and a framework that needs its own body type can take it back
+    /// instead of boxing this wrapper); `Err(self)` when it copies.
+    ///
+    /// # Errors
+    /// `Err(self)` when [`is_capturing`](Self::is_capturing).
+    pub fn into_inner(self) -> Result<B, Self>
+    where
+        B: Default,
+    {
+        if self.capture.is_some() {
+            return Err(self);
+        }
+        let mut this = self;
+        Ok(std::mem::take(&mut this.inner))
+    }
 }
 
 impl<B: fmt::Debug> fmt::Debug for RequestBody<B> {
