@@ -467,6 +467,24 @@ mod tests {
     }
 
     #[test]
+    fn only_a_body_that_copies_nothing_gives_its_original_back() {
+        let plain = RequestBody::passthrough(http_body_util::Full::new(Bytes::from("abc")));
+        assert!(!plain.is_capturing());
+        let inner = plain.into_inner().expect("nothing copied");
+        assert_eq!(inner.size_hint().exact(), Some(3));
+        let slot: BodySlot = Arc::new(Mutex::new(None));
+        let copying = RequestBody::capturing(
+            http_body_util::Full::new(Bytes::from("abc")),
+            BodyCapture::new(16, None),
+            Arc::clone(&slot),
+        );
+        assert!(copying.is_capturing());
+        let back = copying.into_inner().expect_err("copying");
+        drop(back);
+        assert!(take_slot(&slot).is_some(), "the copy is still handed over");
+    }
+
+    #[test]
     fn wrappers_and_futures_are_send_and_sync_where_their_parts_are() {
         fn send<T: Send>() {}
         fn sync<T: Sync>() {}
