@@ -29,7 +29,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         body: B,
-        pending: Option<Pending>,
+        pending: Option<Box<Pending>>,
         // The inner body's size hint when the response was produced.
         size: BodySize,
         // Bytes yielded so far.
@@ -56,7 +56,7 @@ pin_project_lite::pin_project! {
 impl<B: MessageBody> ResponseBody<B> {
     /// A body that records `pending` when it ends (or a plain pass-through when
     /// `pending` is `None`: excluded paths).
-    pub(crate) fn new(body: B, pending: Option<Pending>) -> Self {
+    pub(crate) fn new(body: B, pending: Option<Box<Pending>>) -> Self {
         let size = body.size();
         ResponseBody {
             body,

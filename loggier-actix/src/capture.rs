@@ -5,12 +5,14 @@ use std::backtrace::Backtrace;
 use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use actix_web::dev::RequestHead;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri};
 use loggier_core::Exception;
+use loggier_core::context::ScopeFrame;
 use loggier_core::http::{BodyCapture, Exchange, HeaderEntry, RequestView};
 
 /// The request body copy, shared between the payload wrapper (which fills it as the
@@ -26,27 +28,31 @@ pub(crate) type SharedCapture = Rc<RefCell<Option<BodyCapture>>>;
 #[derive(Debug)]
 pub(crate) struct Pending {
     exchange: Exchange,
+    /// The exchange's scope frame (it holds the request id).
+    frame: Arc<ScopeFrame>,
     client: loggier_core::Loggier,
     method: Method,
     uri: Uri,
     peer: Option<SocketAddr>,
     request: Option<HttpRequest>,
     request_body: Option<SharedCapture>,
-    /// Copied at response time, only when the policy wants them
+    /// Kept at response time, only when the policy wants them
     /// ([`Exchange::wants_response_headers`]): actix hands the response head to the
-    /// dispatcher before the body ends.
-    response_headers: Option<HeaderMap>,
+    /// dispatcher before the body ends. A flat list of the map's name/value handles
+    /// (reference-counted bytes, no copies, one allocation), not a clone of the map.
+    response_headers: Vec<(HeaderName, HeaderValue)>,
     response_body: Option<BodyCapture>,
 }
 
 impl Pending {
     pub(crate) fn new(
-        exchange: Exchange,
+        mut exchange: Exchange,
         client: loggier_core::Loggier,
         head: &RequestHead,
         request_body: Option<SharedCapture>,
     ) -> Self {
         Pending {
+            frame: Arc::clone(exchange.frame()),
             exchange,
             client,
             method: head.method.clone(),
@@ -54,13 +60,17 @@ impl Pending {
             peer: head.peer_addr,
             request: None,
             request_body,
-            response_headers: None,
+            response_headers: Vec::new(),
             response_body: None,
         }
     }
 
-    pub(crate) fn exchange(&self) -> &Exchange {
-        &self.exchange
+    /// The request id as a header value for the response echo. Its bytes are the
+    /// request's scope frame's (shared, not copied), so the copy of the response
+    /// headers kept for the record shares them too.
+    pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
+        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(&self.frame)));
+        HeaderValue::from_maybe_shared(bytes).ok()
     }
 
     /// Notes the response: its request (for the request headers), status, content
@@ -82,14 +92,16 @@ impl Pending {
             self.exchange.set_response_error(exception_of(err));
         }
         if self.exchange.wants_response_headers() {
-            self.response_headers = Some(headers.clone());
+            self.response_headers.reserve_exact(headers.len());
+            self.response_headers
+                .extend(headers.iter().map(|(n, v)| (n.clone(), v.clone())));
         }
     }
 
     /// The inner service returned `Err`: actix-web turns it into a response after
     /// this middleware, from nothing but the error, so the record is built now with
     /// the status that response will have and the error, without headers or body.
-    pub(crate) fn on_service_error(mut self, err: &actix_web::Error) {
+    pub(crate) fn on_service_error(mut self: Box<Self>, err: &actix_web::Error) {
         let status = err.error_response().status().as_u16();
         let _ = self.exchange.on_response(status, None);
         self.exchange.set_response_error(exception_of(err));
@@ -98,7 +110,7 @@ impl Pending {
 
     /// The handler panicked with `message` (`backtrace` from the request panic hook,
     /// when it ran): recorded now as a failure with the 500 this middleware answers.
-    pub(crate) fn on_panic(mut self, message: String, backtrace: Option<&Backtrace>) {
+    pub(crate) fn on_panic(mut self: Box<Self>, message: String, backtrace: Option<&Backtrace>) {
         self.exchange.set_panic(message, backtrace);
         let _ = self.exchange.on_response(500, None);
         self.emit(false);
@@ -113,9 +125,10 @@ impl Pending {
 
     /// Decides and, when the request is recorded, builds the record and hands it to
     /// the client. `aborted`: the response (or its body) was dropped before its end.
-    pub(crate) fn emit(self, aborted: bool) {
+    pub(crate) fn emit(self: Box<Self>, aborted: bool) {
         let Pending {
             mut exchange,
+            frame: _,
             client,
             method,
             uri,
@@ -124,7 +137,7 @@ impl Pending {
             request_body,
             response_headers,
             response_body,
-        } = self;
+        } = *self;
         if let Some(shared) = request_body {
             // The payload wrapper only borrows while pushing a chunk, on this same
             // thread, so the borrow cannot be held here; stay panic-free regardless.
@@ -154,9 +167,22 @@ impl Pending {
             level,
             view,
             request.iter().flat_map(|r| header_entries(r.headers())),
-            response_headers.iter().flat_map(header_entries),
+            response_headers.iter().map(|(name, value)| HeaderEntry {
+                name: name.as_str(),
+                value: value.as_bytes(),
+                sensitive: value.is_sensitive(),
+            }),
         );
         client.log(record);
+    }
+}
+
+/// The request id of a frame, as the bytes of a header value.
+struct RequestIdBytes(Arc<ScopeFrame>);
+
+impl AsRef<[u8]> for RequestIdBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.request_id().unwrap_or_default().as_bytes()
     }
 }
 

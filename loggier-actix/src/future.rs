@@ -46,7 +46,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F: Future> {
         #[pin]
         inner: Inner<F>,
-        pending: Option<Pending>,
+        pending: Option<Box<Pending>>,
         config: Option<Rc<Config>>,
     }
 
@@ -68,7 +68,7 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn recorded(fut: Scoped<F>, pending: Pending, config: Rc<Config>) -> Self {
+    pub(crate) fn recorded(fut: Scoped<F>, pending: Box<Pending>, config: Rc<Config>) -> Self {
         ResponseFuture {
             inner: Inner::Recorded { fut },
             pending: Some(pending),
@@ -148,7 +148,7 @@ where
 /// The request id header to put on the response.
 fn echo_header(config: Option<&Config>, pending: &Pending) -> Option<(HeaderName, HeaderValue)> {
     let config = config?;
-    let value = HeaderValue::from_str(pending.exchange().request_id()).ok()?;
+    let value = pending.request_id_value()?;
     Some((config.request_id_header.clone(), value))
 }
 
@@ -156,7 +156,7 @@ fn echo_header(config: Option<&Config>, pending: &Pending) -> Option<(HeaderName
 /// the request panic hook when it ran, else the payload's text) and answers 500 with
 /// the request id, like a handler error would.
 fn panicked(
-    pending: &mut Option<Pending>,
+    pending: &mut Option<Box<Pending>>,
     config: &Option<Rc<Config>>,
     payload: &(dyn std::any::Any + Send),
 ) -> Error {

@@ -1,6 +1,8 @@
 //! [`Loggier`] (the `Transform`) and [`LoggierMiddleware`] (the `Service`).
 
 use loggier_core::context::RequestContext;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -17,6 +19,9 @@ use crate::capture::Pending;
 use crate::extract::RequestLogger;
 use crate::future::ResponseFuture;
 
+/// The `traceparent` header name, parsed once.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// What every request of one worker shares: the client, the policy settings and the
 /// request id header in actix's header type. Behind an `Rc`: actix workers are
 /// single-threaded, one `App` (and so one middleware) per worker.
@@ -27,6 +32,39 @@ pub(crate) struct Config {
     /// [`CaptureSettings::request_id_header`], converted once to actix-web's
     /// (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
+    /// Route templates by request path, see [`Config::route`].
+    routes: RefCell<HashMap<String, Option<String>>>,
+}
+
+/// Most paths [`Config::route`] remembers per worker; when full it starts over.
+const ROUTE_MEMO_CAPACITY: usize = 1024;
+
+impl Config {
+    /// The route template of a request to `path` (`/orders/{id}`), before routing.
+    ///
+    /// The middleware runs before actix-web's router, so `match_pattern` has to
+    /// match the path against every resource (a regex per dynamic resource — more
+    /// work than the rest of a small request). The answer depends only on the path
+    /// and the app's resources, so it is remembered per path, for at most
+    /// [`ROUTE_MEMO_CAPACITY`] paths per worker (a full memo is cleared): repeated
+    /// paths cost one hash lookup; paths that never repeat (ids in the path) still
+    /// pay the match.
+    fn route(&self, req: &ServiceRequest) -> Option<String> {
+        let path = req.path();
+        if let Ok(memo) = self.routes.try_borrow() {
+            if let Some(route) = memo.get(path) {
+                return route.clone();
+            }
+        }
+        let route = req.match_pattern();
+        if let Ok(mut memo) = self.routes.try_borrow_mut() {
+            if memo.len() >= ROUTE_MEMO_CAPACITY {
+                memo.clear();
+            }
+            memo.insert(path.to_string(), route.clone());
+        }
+        route
+    }
 }
 
 /// The Loggier HTTP capture middleware for actix-web 4: wrap an `App` (or a scope)
@@ -147,6 +185,7 @@ impl Loggier {
                 client,
                 settings,
                 request_id_header,
+                routes: RefCell::new(HashMap::new()),
             }),
         }
     }
@@ -210,9 +249,9 @@ where
         let mut exchange = Exchange::start(
             Arc::clone(&config.settings),
             headers.get(&config.request_id_header).map(|v| v.as_bytes()),
-            headers.get("traceparent").map(|v| v.as_bytes()),
+            headers.get(TRACEPARENT).map(|v| v.as_bytes()),
         );
-        if let Some(route) = req.match_pattern() {
+        if let Some(route) = config.route(&req) {
             exchange.set_route(route);
         }
 
@@ -236,13 +275,19 @@ where
             }
         };
 
-        let frame = exchange.scope().into_frame();
+        let frame = Arc::clone(exchange.frame());
         req.extensions_mut()
             .insert(RequestLogger(RequestContext::new(
                 config.client.clone(),
                 Some(Arc::clone(&frame)),
             )));
-        let pending = Pending::new(exchange, config.client.clone(), req.head(), request_body);
+        // Boxed once: the response future and body carry it, and actix moves both.
+        let pending = Box::new(Pending::new(
+            exchange,
+            config.client.clone(),
+            req.head(),
+            request_body,
+        ));
         let fut = instrument_request(frame, || self.service.call(req));
         ResponseFuture::recorded(fut, pending, Rc::clone(config))
     }

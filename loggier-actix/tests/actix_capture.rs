@@ -243,3 +243,46 @@ async fn a_request_cut_off_by_server_shutdown_is_still_recorded() {
     let answer = request.await.expect("client task");
     assert!(answer.is_err(), "the client got no answer");
 }
+
+/// The route template is remembered per path (actix matches it with a regex per
+/// resource before routing): a repeated path, a second path of the same route, a
+/// path of another route and a path no route matches each get their own answer.
+#[actix_web::test]
+async fn route_templates_stay_right_for_repeated_and_new_paths() {
+    let h = Harness::start(
+        CaptureSettings::builder()
+            .log_all_requests(true)
+            .build()
+            .expect("valid"),
+    )
+    .await;
+    let cases = [
+        ("/status/500", "memo-a", Some("/status/{code}")),
+        ("/status/500", "memo-b", Some("/status/{code}")),
+        ("/status/502", "memo-c", Some("/status/{code}")),
+        ("/orders/7", "memo-d", Some("/orders/{id}")),
+        ("/nowhere/401", "memo-none", None),
+        ("/status/500", "memo-e", Some("/status/{code}")),
+        ("/nowhere/401", "memo-none-again", None),
+    ];
+    for (path, id, _) in cases {
+        let resp = h
+            .http
+            .get(h.url(path))
+            .header("x-request-id", id)
+            .send()
+            .await
+            .expect("request");
+        let _ = resp.bytes().await;
+    }
+    for (path, id, route) in cases {
+        let r = h.http_record(id).await;
+        let req = &r["context"]["transaction"]["request"];
+        assert_eq!(req["path"], path, "{r}");
+        match route {
+            Some(route) => assert_eq!(req["route"], route, "{r}"),
+            None => assert!(req.get("route").is_none(), "{r}"),
+        }
+    }
+    h.stop().await;
+}

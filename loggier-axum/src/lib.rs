@@ -57,6 +57,7 @@
 mod extract;
 mod panic;
 mod route;
+mod unwrap;
 
 use axum::Router;
 use loggier_core::Loggier;
@@ -108,6 +109,12 @@ impl<S: Clone + Send + Sync + 'static> LoggierRouterExt for Router<S> {
     }
 
     fn with_loggier_settings(self, loggier: Loggier, settings: CaptureSettings) -> Self {
-        self.layer(CatchPanicLayer).layer(layer(loggier, settings))
+        // One `Router::layer` for both: axum boxes each layer it applies per route
+        // (a clone of the boxed service, the future and the bodies every request), so
+        // stacking them here saves that per-request cost of a second layer.
+        self.layer(tower_layer::Stack::new(
+            tower_layer::Stack::new(unwrap::PlainBodyLayer, CatchPanicLayer),
+            layer(loggier, settings),
+        ))
     }
 }

@@ -11,9 +11,9 @@ use bytes::Buf;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use loggier_core::Loggier;
-use loggier_core::context::{ScopeFrame, enter_frame};
+use loggier_core::context::enter_frame;
 use loggier_core::http::{
-    BodyCapture, Exchange, PanicCapture, RequestView, header_entries, take_request_panic,
+    BodyCapture, Exchange, HeaderEntry, PanicCapture, RequestView, take_request_panic,
 };
 
 /// Where a [`RequestBody`] leaves its copy when it ends or is dropped, for the response
@@ -91,6 +91,29 @@ impl<B> RequestBody<B> {
             capture: Some((capture, slot)),
         }
     }
+
+    /// `true` when this body copies what passes (the request body may end up in the
+    /// record).
+    pub fn is_capturing(&self) -> bool {
+        self.capture.is_some()
+    }
+
+    /// The original body, when this one copies nothing (then it is the original body
+    /// unchanged, and a framework that needs its own body type can take it back
+    /// instead of boxing this wrapper); `Err(self)` when it copies.
+    ///
+    /// # Errors
+    /// `Err(self)` when [`is_capturing`](Self::is_capturing).
+    pub fn into_inner(self) -> Result<B, Self>
+    where
+        B: Default,
+    {
+        if self.capture.is_some() {
+            return Err(self);
+        }
+        let mut this = self;
+        Ok(std::mem::take(&mut this.inner))
+    }
 }
 
 impl<B: fmt::Debug> fmt::Debug for RequestBody<B> {
@@ -139,24 +162,80 @@ impl<B: Body> Body for RequestBody<B> {
     }
 }
 
+/// The headers of a request or response that moved on (into the inner service, or
+/// to the server), kept for the record: a flat list of the map's name/value handles
+/// (names of standard headers are plain values, everything else shares the map's
+/// reference-counted bytes), in the map's iteration order. One allocation, no byte
+/// copies, no hash index; turned into text only when the request is recorded.
+#[derive(Debug, Default)]
+pub(crate) struct HeaderSnapshot {
+    list: Vec<(http::HeaderName, http::HeaderValue)>,
+    /// The request id header inserted after the snapshot was taken (the response
+    /// echo): its value is the request id, given to [`entries`](Self::entries).
+    echo: Option<http::HeaderName>,
+}
+
+impl HeaderSnapshot {
+    pub(crate) fn of(map: &HeaderMap) -> Self {
+        let mut list = Vec::with_capacity(map.len());
+        list.extend(map.iter().map(|(n, v)| (n.clone(), v.clone())));
+        HeaderSnapshot { list, echo: None }
+    }
+
+    /// Notes that `name` was then `insert`ed into the map with the request id as its
+    /// value: it replaces the values of that name (keeping the first one's place) or
+    /// goes last.
+    pub(crate) fn echo(&mut self, name: http::HeaderName) {
+        self.echo = Some(name);
+    }
+
+    /// The entries, as [`loggier_core::http::header_entries`] yields them for the map
+    /// (`request_id` is the echoed value, when [`echo`](Self::echo) was called).
+    pub(crate) fn entries<'a>(
+        &'a self,
+        request_id: &'a str,
+    ) -> impl Iterator<Item = HeaderEntry<'a>> {
+        let echo = self.echo.as_ref();
+        let echoed = HeaderEntry {
+            name: echo.map_or("", http::HeaderName::as_str),
+            value: request_id.as_bytes(),
+            sensitive: false,
+        };
+        let mut placed = false;
+        let listed = self.list.iter().filter_map(move |(n, v)| {
+            if Some(n) != echo {
+                return Some(HeaderEntry {
+                    name: n.as_str(),
+                    value: v.as_bytes(),
+                    sensitive: v.is_sensitive(),
+                });
+            }
+            (!std::mem::replace(&mut placed, true)).then_some(echoed)
+        });
+        let present = echo.is_some_and(|e| self.list.iter().any(|(n, _)| n == e));
+        let last = (echo.is_some() && !present).then_some(echoed);
+        listed.chain(last)
+    }
+}
+
 /// What the request side left for the response side: the request facts needed to
 /// build the record, kept only as long as the request is in flight.
 #[derive(Debug)]
 pub(crate) struct RequestSnapshot {
     pub(crate) method: http::Method,
     pub(crate) uri: http::Uri,
-    /// Cloned only with `capture_request_data` (values are reference-counted `Bytes`).
-    pub(crate) headers: Option<HeaderMap>,
+    /// Empty unless `capture_request_data`.
+    pub(crate) headers: HeaderSnapshot,
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) body: Option<BodySlot>,
 }
 
-/// Everything needed to finish one captured request.
+/// Everything needed to finish one captured request. The request's scope frame is
+/// the exchange's ([`Exchange::frame`]).
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) loggier: Loggier,
     pub(crate) exchange: Exchange,
-    pub(crate) frame: Arc<ScopeFrame>,
     pub(crate) request: RequestSnapshot,
 }
 
@@ -164,57 +243,62 @@ impl Pending {
     /// Decides and, when recorded, builds and submits the record. Never panics (it
     /// runs inside `Drop`, possibly while unwinding).
     pub(crate) fn finish(
-        mut self,
-        response_headers: Option<&HeaderMap>,
+        self: Box<Self>,
+        response_headers: Option<&HeaderSnapshot>,
         response_body: Option<BodyCapture>,
         aborted: bool,
     ) {
+        let mut this = *self;
         // Dropped while unwinding, or right after the runtime caught a panic of this
         // request's handler: the hook left its message and backtrace on this thread.
-        if (aborted || std::thread::panicking()) && !self.exchange.has_failed() {
+        if (aborted || std::thread::panicking()) && !this.exchange.has_failed() {
             if let Some(p) = take_request_panic() {
-                self.exchange.set_panic(p.message, Some(&p.backtrace));
+                this.exchange.set_panic(p.message, Some(&p.backtrace));
             }
         }
         if aborted {
-            self.exchange.set_aborted();
+            this.exchange.set_aborted();
         }
         if let Some(body) = response_body {
-            self.exchange.set_response_body(body);
+            this.exchange.set_response_body(body);
         }
-        if let Some(body) = self.request.body.as_ref().and_then(take_slot) {
-            self.exchange.set_request_body(body);
+        if let Some(body) = this.request.body.as_ref().and_then(take_slot) {
+            this.exchange.set_request_body(body);
         }
-        let Some(level) = self.exchange.finish() else {
+        let Some(level) = this.exchange.finish() else {
             return;
         };
-        if !self.loggier.enabled(level) {
+        if !this.loggier.enabled(level) {
             return;
         }
-        let req = &self.request;
+        // The frame holds the request id; keep it alive past `into_record`.
+        let frame = std::sync::Arc::clone(this.exchange.frame());
+        let request_id = frame.request_id().unwrap_or_default();
+        let req = &this.request;
         let view = RequestView {
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query(),
             client_ip: req.client_ip,
         };
-        let empty = HeaderMap::new();
-        let record = self.exchange.into_record(
+        let record = this.exchange.into_record(
             level,
             view,
-            header_entries(req.headers.as_ref().unwrap_or(&empty)),
-            header_entries(response_headers.unwrap_or(&empty)),
+            req.headers.entries(request_id),
+            response_headers
+                .into_iter()
+                .flat_map(|h| h.entries(request_id)),
         );
-        self.loggier.log(record);
+        this.loggier.log(record);
     }
 }
 
 /// Response-side state of a captured request.
 #[derive(Debug)]
 pub(crate) struct BodyState {
-    pub(crate) pending: Pending,
+    pub(crate) pending: Box<Pending>,
     pub(crate) tee: Option<BodyCapture>,
-    pub(crate) response_headers: Option<HeaderMap>,
+    pub(crate) response_headers: Option<HeaderSnapshot>,
 }
 
 impl BodyState {
@@ -299,7 +383,7 @@ where
             return this.inner.poll_frame(cx);
         };
         let polled = {
-            let _scope = enter_frame(&state.pending.frame);
+            let _scope = enter_frame(state.pending.exchange.frame());
             let _panics = PanicCapture::enter();
             this.inner.as_mut().poll_frame(cx)
         };
@@ -354,6 +438,50 @@ mod tests {
         assert_eq!(c.total_bytes(), 11);
         // Nothing was consumed.
         assert_eq!(data.remaining(), 11);
+    }
+
+    /// The snapshot taken before the echo yields what the map yields after it: the
+    /// same names, values and order, whether the handler set the header or not.
+    #[test]
+    fn a_snapshot_with_the_echo_matches_the_map_after_the_insert() {
+        use loggier_core::http::header_entries;
+        let name = http::HeaderName::from_static("x-request-id");
+        let own = |e: HeaderEntry<'_>| (e.name.to_string(), e.value.to_vec(), e.sensitive);
+        let mut fresh = HeaderMap::new();
+        fresh.insert("content-type", "text/plain".parse().expect("hv"));
+        fresh.append("vary", "a".parse().expect("hv"));
+        let mut set_by_handler = fresh.clone();
+        set_by_handler.append(name.clone(), "mine-1".parse().expect("hv"));
+        set_by_handler.append("etag", "e".parse().expect("hv"));
+        set_by_handler.append(name.clone(), "mine-2".parse().expect("hv"));
+        for mut map in [fresh, set_by_handler] {
+            let mut snapshot = HeaderSnapshot::of(&map);
+            snapshot.echo(name.clone());
+            map.insert(name.clone(), "req-7".parse().expect("hv"));
+            let want: Vec<_> = header_entries(&map).map(own).collect();
+            let got: Vec<_> = snapshot.entries("req-7").map(own).collect();
+            assert_eq!(got, want);
+        }
+        let plain = HeaderSnapshot::of(&HeaderMap::new());
+        assert_eq!(plain.entries("req-7").count(), 0, "no echo, nothing added");
+    }
+
+    #[test]
+    fn only_a_body_that_copies_nothing_gives_its_original_back() {
+        let plain = RequestBody::passthrough(http_body_util::Full::new(Bytes::from("abc")));
+        assert!(!plain.is_capturing());
+        let inner = plain.into_inner().expect("nothing copied");
+        assert_eq!(inner.size_hint().exact(), Some(3));
+        let slot: BodySlot = Arc::new(Mutex::new(None));
+        let copying = RequestBody::capturing(
+            http_body_util::Full::new(Bytes::from("abc")),
+            BodyCapture::new(16, None),
+            Arc::clone(&slot),
+        );
+        assert!(copying.is_capturing());
+        let back = copying.into_inner().expect_err("copying");
+        drop(back);
+        assert!(take_slot(&slot).is_some(), "the copy is still handed over");
     }
 
     #[test]

@@ -12,7 +12,7 @@ use loggier_core::context::Scoped;
 use loggier_core::http::PanicCapture;
 
 use crate::HandlerPanic;
-use crate::body::{BodyState, Pending, ResponseBody};
+use crate::body::{BodyState, HeaderSnapshot, Pending, ResponseBody};
 
 pin_project_lite::pin_project! {
     #[project = KindProj]
@@ -36,7 +36,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F: Future> {
         #[pin]
         kind: Kind<F>,
-        pending: Option<Pending>,
+        pending: Option<Box<Pending>>,
     }
 
     impl<F: Future> PinnedDrop for ResponseFuture<F> {
@@ -56,7 +56,7 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn captured(fut: Scoped<F>, pending: Pending) -> Self {
+    pub(crate) fn captured(fut: Scoped<F>, pending: Box<Pending>) -> Self {
         ResponseFuture {
             kind: Kind::Captured { fut },
             pending: Some(pending),
@@ -112,16 +112,20 @@ where
                         .get(CONTENT_TYPE)
                         .map(HeaderValue::as_bytes),
                 );
-                let settings = pending.exchange.settings();
-                if let Ok(v) = HeaderValue::from_str(pending.exchange.request_id()) {
-                    response
-                        .headers_mut()
-                        .insert(settings.request_id_header().clone(), v);
-                }
-                let response_headers = pending
+                // Kept before the request id is echoed: the echoed value is the
+                // request id itself, so the snapshot only notes where it goes
+                // instead of sharing (and so re-allocating) its bytes.
+                let mut response_headers = pending
                     .exchange
                     .wants_response_headers()
-                    .then(|| response.headers().clone());
+                    .then(|| HeaderSnapshot::of(response.headers()));
+                let header = pending.exchange.settings().request_id_header().clone();
+                if let Ok(v) = HeaderValue::from_str(pending.exchange.request_id()) {
+                    if let Some(snapshot) = response_headers.as_mut() {
+                        snapshot.echo(header.clone());
+                    }
+                    response.headers_mut().insert(header, v);
+                }
                 let empty = response.body().is_end_stream();
                 let state = BodyState {
                     pending,

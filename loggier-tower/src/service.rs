@@ -12,7 +12,7 @@ use loggier_core::context::instrument_request;
 use loggier_core::http::CaptureSettings;
 use tower_service::Service;
 
-use crate::body::{Pending, RequestBody, RequestSnapshot};
+use crate::body::{HeaderSnapshot, Pending, RequestBody, RequestSnapshot};
 use crate::future::ResponseFuture;
 
 /// The peer address of a connection, put in request extensions by the server code
@@ -123,7 +123,7 @@ where
             exchange.set_route(r);
         }
         // Request id, trace ids, route and the endpoint slot `#[track_endpoint]` fills.
-        let frame = exchange.scope().into_frame();
+        let frame = Arc::clone(exchange.frame());
 
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(crate::RequestContext::new(
@@ -147,27 +147,31 @@ where
             }
             None => (RequestBody::passthrough(body), None),
         };
+        // The request moves into the inner service, so what the record may need is
+        // kept now: method and URI (reference-counted), and the headers as a flat list
+        // of reference-counted name/value handles (one allocation, no byte copies),
+        // turned into text only if the request is recorded.
         let snapshot = RequestSnapshot {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
-            headers: self
-                .settings
-                .capture_request_data()
-                .then(|| parts.headers.clone()),
+            headers: if self.settings.capture_request_data() {
+                HeaderSnapshot::of(&parts.headers)
+            } else {
+                HeaderSnapshot::default()
+            },
             client_ip,
             body: slot,
         };
-        let fut = instrument_request(Arc::clone(&frame), || {
-            self.inner.call(Request::from_parts(parts, body))
-        });
+        let fut = instrument_request(frame, || self.inner.call(Request::from_parts(parts, body)));
         ResponseFuture::captured(
             fut,
-            Pending {
+            // Boxed once: the response future and body carry it, and the server
+            // and framework move both.
+            Box::new(Pending {
                 loggier: self.loggier.clone(),
                 exchange,
-                frame,
                 request: snapshot,
-            },
+            }),
         )
     }
 }

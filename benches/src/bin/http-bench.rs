@@ -4,7 +4,14 @@
 //! ```text
 //! http-bench [--quick] [--rounds N] [--warmup SECS] [--duration SECS]
 //!            [--connections N] [--server-threads N] [--out FILE.md]
+//!            [--framework axum|actix] [--modes MODE,MODE,...]
+//! http-bench load PORT CONNECTIONS SECS
 //! ```
+//!
+//! `--framework` runs one framework only; `--modes` runs only the listed modes
+//! (`bare` is always run, the ratios need it). `load` drives an already running
+//! server (e.g. `http-bench serve axum loggier DIR 1` under a profiler) with the same
+//! load generator and prints `requests=N rps=R`.
 //!
 //! Modes (each server in its own child process — this binary re-run as
 //! `http-bench serve FRAMEWORK MODE DIR` — so global loggers never mix):
@@ -61,11 +68,19 @@ impl Framework {
             _ => None,
         }
     }
-    fn modes(self) -> &'static [&'static str] {
+    fn all_modes(self) -> &'static [&'static str] {
         match self {
             Framework::Axum => &["bare", "loggier", "loggier-all", "tracelayer"],
             Framework::Actix => &["bare", "loggier", "loggier-all", "logger"],
         }
+    }
+    /// The modes to run: `bare` first, then those `only` names (all when empty).
+    fn modes(self, only: &[String]) -> Vec<&'static str> {
+        self.all_modes()
+            .iter()
+            .copied()
+            .filter(|m| *m == "bare" || only.is_empty() || only.iter().any(|o| o == m))
+            .collect()
     }
 }
 
@@ -396,6 +411,9 @@ fn drive(
 // ---------------------------------------------------------------- driver
 
 struct Opts {
+    frameworks: Vec<Framework>,
+    /// Modes to run besides `bare`; empty = all.
+    modes: Vec<String>,
     rounds: usize,
     warmup: Duration,
     duration: Duration,
@@ -411,7 +429,24 @@ struct Sample {
     p99_us: f64,
     invalid: Option<String>,
     records: Option<(u64, u64)>, // (lines written, lines expected)
+    /// Server process CPU time (user + system, all threads) per request of the
+    /// measured phase, µs; `NaN` where `/proc` is unavailable.
+    cpu_us: f64,
 }
+
+/// User + system CPU time of process `pid` so far, in clock ticks of
+/// [`CLOCK_TICKS_PER_SEC`] (fields 14 and 15 of `/proc/PID/stat`, Linux).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// `USER_HZ`, the unit of `/proc/PID/stat` times: 100 on every Linux architecture
+/// Rust targets.
+const CLOCK_TICKS_PER_SEC: f64 = 100.0;
 
 struct ServerChild {
     child: Child,
@@ -488,8 +523,11 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (server, port) = spawn_server(fw, mode, dir.path(), o.server_threads)?;
     let check_id = mode.starts_with("loggier");
+    let pid = server.child.id();
     let warm = drive(port, o.connections, o.warmup, check_id);
+    let cpu_before = cpu_ticks(pid);
     let load = warm.and_then(|_| drive(port, o.connections, o.duration, check_id));
+    let cpu_after = cpu_ticks(pid);
     let (served, stats) = stop_server(server)?;
     let load = load?;
     let mut invalid = None;
@@ -525,11 +563,19 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
         p99_us: load.hist.value_at_quantile(0.99) as f64,
         invalid,
         records,
+        cpu_us: match (cpu_before, cpu_after) {
+            (Some(a), Some(b)) if load.requests > 0 => {
+                b.saturating_sub(a) as f64 / CLOCK_TICKS_PER_SEC * 1e6 / load.requests as f64
+            }
+            _ => f64::NAN,
+        },
     })
 }
 
 fn parse_opts() -> Opts {
     let mut o = Opts {
+        frameworks: vec![Framework::Axum, Framework::Actix],
+        modes: Vec::new(),
         rounds: 3,
         warmup: Duration::from_secs(1),
         duration: Duration::from_secs(3),
@@ -559,6 +605,19 @@ fn parse_opts() -> Opts {
             "--connections" => o.connections = num(i) as usize,
             "--server-threads" => o.server_threads = num(i) as usize,
             "--out" => o.out = args.get(i + 1).map(PathBuf::from),
+            "--framework" => {
+                let fw = args
+                    .get(i + 1)
+                    .and_then(|f| Framework::parse(f))
+                    .unwrap_or_else(|| panic!("--framework needs axum or actix"));
+                o.frameworks = vec![fw];
+            }
+            "--modes" => {
+                o.modes = args
+                    .get(i + 1)
+                    .map(|m| m.split(',').map(str::to_string).collect())
+                    .unwrap_or_else(|| panic!("--modes needs a comma-separated list"));
+            }
             other => panic!("unknown argument {other}; see the doc comment of http-bench"),
         }
         i += 2;
@@ -582,31 +641,50 @@ fn main() {
         }
         return;
     }
+    if args.get(1).map(String::as_str) == Some("load") {
+        let arg = |i: usize| -> u64 {
+            args.get(i)
+                .and_then(|v| v.parse().ok())
+                .expect("load PORT CONNECTIONS SECS")
+        };
+        let port = u16::try_from(arg(2)).expect("port");
+        let load =
+            drive(port, arg(3) as usize, Duration::from_secs(arg(4)), false).expect("load run");
+        println!(
+            "requests={} rps={:.0} errors={}",
+            load.requests,
+            load.requests as f64 / load.elapsed.as_secs_f64().max(1e-9),
+            load.errors
+        );
+        return;
+    }
     let o = parse_opts();
     // samples[fw][mode][round]
-    let fws = [Framework::Axum, Framework::Actix];
+    let fws = o.frameworks.clone();
     let mut samples: Vec<Vec<Vec<Sample>>> = fws
         .iter()
-        .map(|fw| fw.modes().iter().map(|_| Vec::new()).collect())
+        .map(|fw| fw.modes(&o.modes).iter().map(|_| Vec::new()).collect())
         .collect();
     for round in 0..o.rounds {
         for (fi, fw) in fws.iter().enumerate() {
-            for (mi, mode) in fw.modes().iter().enumerate() {
+            for (mi, mode) in fw.modes(&o.modes).iter().enumerate() {
                 let s = run_mode(*fw, mode, &o).unwrap_or_else(|e| Sample {
                     rps: f64::NAN,
                     p50_us: f64::NAN,
                     p99_us: f64::NAN,
                     invalid: Some(e),
                     records: None,
+                    cpu_us: f64::NAN,
                 });
                 eprintln!(
-                    "round {} {:>5} {:<12} {:>9} req/s  p50 {:>6} µs  p99 {:>6} µs{}",
+                    "round {} {:>5} {:<12} {:>9} req/s  p50 {:>6} µs  p99 {:>6} µs  cpu {:>5.1} µs/req{}",
                     round + 1,
                     fw.name(),
                     mode,
                     thousands(s.rps),
                     s.p50_us,
                     s.p99_us,
+                    s.cpu_us,
                     s.invalid
                         .as_deref()
                         .map(|r| format!("  INVALID: {r}"))
@@ -629,9 +707,12 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
         "### HTTP: req/s and latency behind each logging layer\n\n\
          {} round(s) × ({:.1} s warm-up + {:.1} s measured) per mode, interleaved; {} keep-alive \
          connections from a hyper load generator in the same machine; server {} worker thread(s). \
-         Medians over rounds; ratios are to `bare` of the same framework and round.\n\n\
-         | framework | mode | req/s | × bare | p50 µs | p99 µs | p99 × bare | records written / expected |\n\
-         |---|---|---:|---:|---:|---:|---:|---|\n",
+         Medians over rounds; ratios are to `bare` of the same framework and round. \
+         Server CPU: user + system time of the server process (all its threads, the \
+         logger's included) during the measured phase, per request — less sensitive than \
+         req/s to other load on the machine.\n\n\
+         | framework | mode | req/s | × bare | p50 µs | p99 µs | p99 × bare | server CPU µs/req | CPU × bare | records written / expected |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
         o.rounds,
         o.warmup.as_secs_f64(),
         o.duration.as_secs_f64(),
@@ -640,7 +721,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
     ));
     for (fi, fw) in fws.iter().enumerate() {
         let bare = &samples[fi][0];
-        for (mi, mode) in fw.modes().iter().enumerate() {
+        for (mi, mode) in fw.modes(&o.modes).iter().enumerate() {
             let ss = &samples[fi][mi];
             let rps = median(&mut ss.iter().map(|s| s.rps).collect::<Vec<_>>());
             let p50 = median(&mut ss.iter().map(|s| s.p50_us).collect::<Vec<_>>());
@@ -659,6 +740,14 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                     .map(|(s, b)| s.p99_us / b.p99_us)
                     .collect::<Vec<_>>(),
             );
+            let cpu = median(&mut ss.iter().map(|s| s.cpu_us).collect::<Vec<_>>());
+            let cpur = median(
+                &mut ss
+                    .iter()
+                    .zip(bare)
+                    .map(|(s, b)| s.cpu_us / b.cpu_us)
+                    .collect::<Vec<_>>(),
+            );
             let records = match ss.last().and_then(|s| s.records) {
                 Some((w, e)) => format!("{} / {}", thousands(w as f64), thousands(e as f64)),
                 None => "—".to_string(),
@@ -670,7 +759,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                 format!("**INVALID**: {}", invalid.join("; "))
             };
             md.push_str(&format!(
-                "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {} |\n",
+                "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {:.1} | {:.2} | {} |\n",
                 fw.name(),
                 mode,
                 thousands(rps),
@@ -678,6 +767,8 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                 p50,
                 p99,
                 p99r,
+                cpu,
+                cpur,
                 records
             ));
         }

@@ -269,9 +269,13 @@ pub fn instrument_request<F: Future>(
     frame: Arc<ScopeFrame>,
     call: impl FnOnce() -> F,
 ) -> Scoped<F> {
+    // The remote span context is parsed once per request, and only when the frame
+    // has trace ids.
     #[cfg(feature = "opentelemetry")]
-    let otel =
-        crate::otel::remote_span_context(&frame).map(|_| crate::otel::parent_context(&frame));
+    let otel = crate::otel::remote_span_context(&frame).map(|sc| {
+        use opentelemetry::trace::TraceContextExt as _;
+        opentelemetry::Context::current().with_remote_span_context(sc)
+    });
     let fut = {
         let _scope = enter_frame(&frame);
         #[cfg(feature = "opentelemetry")]

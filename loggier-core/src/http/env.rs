@@ -12,9 +12,10 @@ use super::settings::{CaptureSettings, CaptureSettingsBuilder, ResponseBodyCaptu
 
 /// `(variable, setting)` pairs, so that an error raised by the builder for a setting
 /// can name the variable it came from.
-const VARS: [(&str, &str); 14] = [
+const VARS: [(&str, &str); 15] = [
     ("LOGGIER_CAPTURE_REQUEST_DATA", "capture_request_data"),
     ("LOGGIER_CAPTURE_REQUEST_BODY", "capture_request_body"),
+    ("LOGGIER_ENDPOINT_REQUEST_BODY", "endpoint_request_body"),
     ("LOGGIER_CAPTURE_RESPONSE_BODY", "capture_response_body"),
     ("LOGGIER_MAX_BODY_SIZE", "max_body_size"),
     ("LOGGIER_STATUSES_TO_TRACK", "statuses_to_track"),
@@ -46,6 +47,7 @@ impl CaptureSettings {
     /// |---|---|---|---|
     /// | `LOGGIER_CAPTURE_REQUEST_DATA` | `capture_request_data` | boolean | `true` |
     /// | `LOGGIER_CAPTURE_REQUEST_BODY` | `capture_request_body` | boolean | `false` |
+    /// | `LOGGIER_ENDPOINT_REQUEST_BODY` | `endpoint_request_body` (provisional request body copies for `#[track_endpoint(capture_request_body = true)]`; see [`CaptureSettingsBuilder::endpoint_request_body`]) | boolean | `true` |
     /// | `LOGGIER_CAPTURE_RESPONSE_BODY` | `capture_response_body` | `off`, `errors`, `all`, or a boolean (`true` = errors) | `errors` |
     /// | `LOGGIER_MAX_BODY_SIZE` | `max_body_size` | bytes, at most 16777216 | `16384` (16 KiB) |
     /// | `LOGGIER_STATUSES_TO_TRACK` | `statuses_to_track` | codes, classes and ranges: `400,401,403,5xx`, `500-599`; blank = none | `400, 401, 403, 5xx` |
@@ -133,6 +135,9 @@ impl CaptureSettingsBuilder {
         }
         if let Some(v) = get("LOGGIER_CAPTURE_REQUEST_BODY") {
             b = b.capture_request_body(parse_bool("LOGGIER_CAPTURE_REQUEST_BODY", v)?);
+        }
+        if let Some(v) = get("LOGGIER_ENDPOINT_REQUEST_BODY") {
+            b = b.endpoint_request_body(parse_bool("LOGGIER_ENDPOINT_REQUEST_BODY", v)?);
         }
         if let Some(v) = get("LOGGIER_CAPTURE_RESPONSE_BODY") {
             let mode: ResponseBodyCapture = v
@@ -252,6 +257,7 @@ mod tests {
         let d = CaptureSettings::default();
         assert_eq!(s.capture_request_data(), d.capture_request_data());
         assert_eq!(s.capture_request_body(), d.capture_request_body());
+        assert!(s.endpoint_request_body());
         assert_eq!(s.capture_response_body(), ResponseBodyCapture::Errors);
         assert_eq!(s.max_body_size(), DEFAULT_MAX_BODY_SIZE);
         assert_eq!(s.statuses_to_track(), d.statuses_to_track());
@@ -275,6 +281,10 @@ mod tests {
             (
                 "LOGGIER_CAPTURE_REQUEST_BODY",
                 CaptureSettings::capture_request_body,
+            ),
+            (
+                "LOGGIER_ENDPOINT_REQUEST_BODY",
+                CaptureSettings::endpoint_request_body,
             ),
             (
                 "LOGGIER_LOG_SLOW_REQUESTS",

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::context::{EndpointOptions, EndpointSlot};
+use crate::context::{EndpointOptions, EndpointSlot, ScopeFrame};
 use crate::record::{Exception, Fields, HttpRequest, HttpResponse, HttpTransaction, Level, Record};
 
 use super::body::BodyCapture;
@@ -88,26 +88,36 @@ enum Failure {
 /// whether the request body copy is kept — and the record gets the endpoint's tags.
 /// Options the endpoint does not set keep the [`CaptureSettings`].
 ///
-/// Plain owned data; no `Send` requirement is placed on the adapter.
+/// Plain owned data; no `Send` requirement is placed on the adapter. Kept small
+/// (what only failed or recorded requests need is boxed) because adapters move it
+/// with every future and body wrapper of the request.
 #[derive(Debug)]
 pub struct Exchange {
     settings: Arc<CaptureSettings>,
     started: Instant,
+    /// Empty once moved into `frame`.
     request_id: String,
-    trace: Option<TraceParent>,
+    trace: Option<Box<TraceParent>>,
+    /// `None` once moved into `frame` (then `route_in_frame`).
     route: Option<String>,
+    route_in_frame: bool,
+    /// The request's scope frame, once [`frame`](Exchange::frame) built it.
+    frame: Option<Arc<ScopeFrame>>,
     status: Option<u16>,
     response_content_type: Option<String>,
-    failure: Option<Failure>,
+    failure: Option<Box<Failure>>,
     /// An error the response was built from that does not count as a failure (a 4xx).
-    response_error: Option<Exception>,
-    request_body: Option<BodyCapture>,
-    response_body: Option<BodyCapture>,
+    response_error: Option<Box<Exception>>,
+    request_body: Option<Box<BodyCapture>>,
+    response_body: Option<Box<BodyCapture>>,
     aborted: bool,
     duration: Option<Duration>,
     /// Filled by the request's handler (`#[track_endpoint]`) through the scope.
     endpoint: Arc<EndpointSlot>,
 }
+
+/// The `traceparent` header name, parsed once.
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 
 impl CaptureSettings {
     /// Starts an [`Exchange`] for a request to `path` with these `headers`, or `None`
@@ -122,7 +132,7 @@ impl CaptureSettings {
             headers
                 .get(&self.request_id_header)
                 .map(http::HeaderValue::as_bytes),
-            headers.get("traceparent").map(http::HeaderValue::as_bytes),
+            headers.get(TRACEPARENT).map(http::HeaderValue::as_bytes),
         ))
     }
 }
@@ -142,8 +152,10 @@ impl Exchange {
             settings,
             started: Instant::now(),
             request_id: request_id_or_generate(request_id),
-            trace: traceparent.and_then(TraceParent::parse),
+            trace: traceparent.and_then(TraceParent::parse).map(Box::new),
             route: None,
+            route_in_frame: false,
+            frame: None,
             status: None,
             response_content_type: None,
             failure: None,
@@ -164,22 +176,29 @@ impl Exchange {
     /// The request id: put it in the request scope and echo it on the response
     /// (header [`CaptureSettings::request_id_header`]).
     pub fn request_id(&self) -> &str {
-        &self.request_id
+        match &self.frame {
+            Some(f) => f.request_id().unwrap_or_default(),
+            None => &self.request_id,
+        }
     }
 
     /// The caller's trace context, when a valid `traceparent` came in.
     pub fn trace_parent(&self) -> Option<&TraceParent> {
-        self.trace.as_ref()
+        self.trace.as_deref()
     }
 
     /// Sets the route template (`/users/{id}`), when the framework knows it.
     pub fn set_route(&mut self, route: impl Into<String>) {
         self.route = Some(route.into());
+        self.route_in_frame = false;
     }
 
     /// The route template, when set.
     pub fn route(&self) -> Option<&str> {
-        self.route.as_deref()
+        match (&self.frame, self.route_in_frame) {
+            (Some(f), true) => f.route(),
+            _ => self.route.as_deref(),
+        }
     }
 
     /// The request's endpoint slot; [`scope`](Exchange::scope) carries it to the
@@ -266,7 +285,7 @@ impl Exchange {
 
     /// Hands back the request body copy once the body ended or was dropped.
     pub fn set_request_body(&mut self, capture: BodyCapture) {
-        self.request_body = Some(capture);
+        self.request_body = Some(Box::new(capture));
     }
 
     /// Notes the response status (e.g. `500`) and `Content-Type`; returns a
@@ -281,11 +300,7 @@ impl Exchange {
                 .and_then(|c| std::str::from_utf8(c).ok())
                 .map(str::to_string);
         }
-        let allowed = match self.response_body_mode() {
-            ResponseBodyCapture::Off => false,
-            ResponseBodyCapture::Errors => status >= 400,
-            ResponseBodyCapture::All => true,
-        };
+        let allowed = self.response_body_mode().allows(status);
         (allowed && may_record && self.settings.max_body_size > 0)
             .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
     }
@@ -297,7 +312,7 @@ impl Exchange {
 
     /// Hands back the response body copy once the body ended or was dropped.
     pub fn set_response_body(&mut self, capture: BodyCapture) {
-        self.response_body = Some(capture);
+        self.response_body = Some(Box::new(capture));
     }
 
     /// The handler (or a later layer) failed with `exception`: the request is recorded
@@ -307,7 +322,7 @@ impl Exchange {
             exception.backtrace = None;
             exception.frames.clear();
         }
-        self.failure = Some(Failure::Error(exception));
+        self.failure = Some(Box::new(Failure::Error(exception)));
     }
 
     /// The handler panicked with `message`: recorded at error level with an exception
@@ -320,7 +335,7 @@ impl Exchange {
                 exception.set_backtrace(bt);
             }
         }
-        self.failure = Some(Failure::Panic(exception));
+        self.failure = Some(Box::new(Failure::Panic(exception)));
     }
 
     /// The response was produced from an error value (actix-web's `Error` on a
@@ -339,7 +354,7 @@ impl Exchange {
             exception.backtrace = None;
             exception.frames.clear();
         }
-        self.response_error = Some(exception);
+        self.response_error = Some(Box::new(exception));
     }
 
     /// `true` when the response headers must be kept until the record is built:
@@ -359,15 +374,47 @@ impl Exchange {
     /// `#[track_endpoint]` finds the slot.
     pub fn scope(&self) -> crate::context::Scope {
         let mut scope = crate::context::Scope::new()
-            .request_id(self.request_id.clone())
+            .request_id(self.request_id())
             .endpoint_slot(Arc::clone(&self.endpoint));
         if let Some(t) = &self.trace {
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
-        if let Some(route) = &self.route {
-            scope = scope.route(route.clone());
+        if let Some(route) = self.route() {
+            scope = scope.route(route);
         }
         scope
+    }
+
+    /// The request's resolved scope frame: [`scope`](Exchange::scope) resolved
+    /// against the current scope ([`Scope::into_frame`](crate::context::Scope::into_frame)),
+    /// built on the first call and shared by later ones. Cheaper than
+    /// `scope().into_frame()`: the request id and the route move into the frame
+    /// instead of being copied, and [`request_id`](Exchange::request_id) /
+    /// [`route`](Exchange::route) read them from there. Adapters run the handler in
+    /// it ([`instrument_request`](crate::context::instrument_request)) and enter it
+    /// around every poll of the response body.
+    pub fn frame(&mut self) -> &Arc<ScopeFrame> {
+        let frame = match self.frame.take() {
+            Some(f) => f,
+            None => self.build_frame(),
+        };
+        self.frame.insert(frame)
+    }
+
+    fn build_frame(&mut self) -> Arc<ScopeFrame> {
+        {
+            let mut scope = crate::context::Scope::new()
+                .request_id(std::mem::take(&mut self.request_id))
+                .endpoint_slot(Arc::clone(&self.endpoint));
+            if let Some(t) = &self.trace {
+                scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
+            }
+            if let Some(route) = self.route.take() {
+                self.route_in_frame = true;
+                scope = scope.route(route);
+            }
+            scope.into_frame()
+        }
     }
 
     /// The response body was dropped before its end (client disconnect, server
@@ -444,7 +491,10 @@ impl Exchange {
         let mut req = HttpRequest {
             method: request.method.to_string(),
             path: request.path.to_string(),
-            route: self.route.take(),
+            route: match (&self.frame, self.route_in_frame) {
+                (Some(f), true) => f.route().map(str::to_string),
+                _ => self.route.take(),
+            },
             ..HttpRequest::default()
         };
         if s.capture_request_data {
@@ -469,12 +519,7 @@ impl Exchange {
             if s.capture_request_data {
                 resp.headers = header_fields(s, response_headers, None);
             }
-            let body_allowed = match response_body_mode {
-                ResponseBodyCapture::Off => false,
-                ResponseBodyCapture::Errors => status >= 400,
-                ResponseBodyCapture::All => true,
-            };
-            if body_allowed {
+            if response_body_mode.allows(status) {
                 resp.body = self
                     .response_body
                     .take()
@@ -485,20 +530,28 @@ impl Exchange {
         });
 
         let slow = slow_threshold.is_some_and(|t| duration >= t);
-        let line = format!("{} {}", request.method, request.path);
-        let message = match (&self.failure, self.status) {
-            (Some(Failure::Panic(_)), Some(c)) => format!("Handler panicked: {line} - {c}"),
-            (Some(Failure::Panic(_)), None) => format!("Handler panicked: {line}"),
-            (Some(Failure::Error(_)), None) => format!("Request failed: {line}"),
-            (_, Some(c)) if c >= 500 => format!("Server error: {line} - {c}"),
-            (Some(Failure::Error(_)), Some(c)) => format!("Request failed: {line} - {c}"),
-            (_, Some(c)) if c >= 400 => format!("Client error: {line} - {c}"),
-            (_, Some(c)) if slow => {
-                format!("Slow request: {line} - {c} ({} ms)", duration.as_millis())
-            }
-            (_, Some(c)) => format!("Request: {line} - {c}"),
-            (None, None) => format!("Request: {line}"),
+        // One allocation: "<kind>: <METHOD> <path>[ - <status>[ (<ms> ms)]]".
+        let (kind, with_status) = match (self.failure.as_deref(), self.status) {
+            (Some(Failure::Panic(_)), c) => ("Handler panicked", c),
+            (Some(Failure::Error(_)), None) => ("Request failed", None),
+            (_, Some(c)) if c >= 500 => ("Server error", Some(c)),
+            (Some(Failure::Error(_)), Some(c)) => ("Request failed", Some(c)),
+            (_, Some(c)) if c >= 400 => ("Client error", Some(c)),
+            (_, Some(c)) if slow => ("Slow request", Some(c)),
+            (_, c) => ("Request", c),
         };
+        let mut message =
+            String::with_capacity(kind.len() + request.method.len() + request.path.len() + 24);
+        {
+            use std::fmt::Write as _;
+            let _ = write!(message, "{kind}: {} {}", request.method, request.path);
+            if let Some(c) = with_status {
+                let _ = write!(message, " - {c}");
+                if kind == "Slow request" {
+                    let _ = write!(message, " ({} ms)", duration.as_millis());
+                }
+            }
+        }
 
         let mut tx = HttpTransaction::new(req);
         tx.response = response;
@@ -507,8 +560,11 @@ impl Exchange {
         let mut record = Record::new(level, message)
             .with_logger(HTTP_LOGGER)
             .with_http(tx);
-        record.request_id = Some(std::mem::take(&mut self.request_id));
-        if let Some(t) = self.trace.take() {
+        record.request_id = Some(match &self.frame {
+            Some(f) => f.request_id().unwrap_or_default().to_string(),
+            None => std::mem::take(&mut self.request_id),
+        });
+        if let Some(t) = self.trace.take().map(|t| *t) {
             record.trace_id = Some(t.trace_id);
             record.span_id = Some(t.span_id);
         }
@@ -524,10 +580,10 @@ impl Exchange {
         if self.aborted {
             record = record.with_field("response_aborted", true);
         }
-        match self.failure.take() {
+        match self.failure.take().map(|f| *f) {
             Some(Failure::Error(e) | Failure::Panic(e)) => record.with_exception(e),
             None => match self.response_error.take() {
-                Some(e) => record.with_exception(e),
+                Some(e) => record.with_exception(*e),
                 None => record,
             },
         }
@@ -826,6 +882,39 @@ mod tests {
         assert_eq!(frame.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(frame.span_id(), Some("00f067aa0ba902b7"));
         assert_eq!(frame.route(), Some("/orders/{id}"));
+    }
+
+    #[test]
+    fn the_frame_takes_the_id_and_route_without_changing_what_the_exchange_reports() {
+        let s = settings(|b| b.log_all_requests(true));
+        let mut x = Exchange::start(s, None, None);
+        x.set_route("/orders/{id}");
+        let id = x.request_id().to_string();
+        let frame = Arc::clone(x.frame());
+        assert_eq!(frame.request_id(), Some(id.as_str()));
+        assert_eq!(frame.route(), Some("/orders/{id}"));
+        assert_eq!(x.request_id(), id, "read back from the frame");
+        assert_eq!(x.route(), Some("/orders/{id}"));
+        assert!(Arc::ptr_eq(&frame, x.frame()), "built once");
+        assert_eq!(x.scope().into_frame().request_id(), Some(id.as_str()));
+        let _ = x.on_response(200, None);
+        let level = x.finish().expect("access log");
+        let r = x.into_record(level, view("GET", "/orders/7", None), [], []);
+        assert_eq!(r.request_id.as_deref(), Some(id.as_str()));
+        let tx = r.http.expect("tx");
+        assert_eq!(tx.request.route.as_deref(), Some("/orders/{id}"));
+
+        // A route set after the frame was built is the record's (the frame keeps
+        // the one it was built with).
+        let mut x = Exchange::start(settings(|b| b.log_all_requests(true)), Some(b"r-9"), None);
+        let frame = Arc::clone(x.frame());
+        x.set_route("/late");
+        assert_eq!(frame.route(), None);
+        assert_eq!(x.route(), Some("/late"));
+        let _ = x.on_response(204, None);
+        let r = x.into_record(Level::Info, view("GET", "/late", None), [], []);
+        assert_eq!(r.request_id.as_deref(), Some("r-9"));
+        assert_eq!(r.http.expect("tx").request.route.as_deref(), Some("/late"));
     }
 
     #[test]

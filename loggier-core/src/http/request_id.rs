@@ -27,9 +27,24 @@ pub fn is_valid_request_id(v: &[u8]) -> bool {
     !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.iter().all(|b| (0x21..=0x7e).contains(b))
 }
 
-/// A new UUIDv7, hyphenated lower case (36 characters).
+/// A new UUIDv7 (RFC 9562), hyphenated lower case (36 characters): the Unix time in
+/// milliseconds, then 74 random bits. Ids sort by arrival to the millisecond; within a
+/// millisecond their order is random.
+///
+/// The random bits come from `fastrand`'s per-thread generator, not from a shared,
+/// locked clock sequence: one clock read, two register-only random draws and one
+/// 36-byte allocation per id. Request ids are correlation ids, not secrets; do not use
+/// them as tokens.
 pub fn generate_request_id() -> String {
-    uuid::Uuid::now_v7().hyphenated().to_string()
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    let bits = fastrand::u128(..).to_le_bytes();
+    let mut random = [0u8; 10];
+    random.copy_from_slice(&bits[..10]);
+    let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
+    let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    id.hyphenated().encode_lower(&mut buf).to_owned()
 }
 
 #[cfg(test)]
@@ -60,5 +75,24 @@ mod tests {
             assert_eq!(id.len(), 36);
         }
         assert_ne!(generate_request_id(), generate_request_id());
+    }
+
+    #[test]
+    fn generated_ids_carry_the_current_unix_millis() {
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis();
+        let id = uuid::Uuid::parse_str(&generate_request_id()).expect("uuid");
+        let after = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock after 1970")
+            .as_millis();
+        let (secs, nanos) = id.get_timestamp().expect("v7 has a timestamp").to_unix();
+        let ms = u128::from(secs) * 1000 + u128::from(nanos / 1_000_000);
+        assert!(before <= ms && ms <= after, "{before} <= {ms} <= {after}");
+        assert_eq!(id.get_variant(), uuid::Variant::RFC4122);
+        let id_text = id.hyphenated().to_string();
+        assert_eq!(id_text, id_text.to_ascii_lowercase());
     }
 }

@@ -45,6 +45,20 @@ pub enum ResponseBodyCapture {
     All,
 }
 
+impl ResponseBodyCapture {
+    /// `true` when this mode keeps the body of a recorded response with `status`:
+    /// never for [`Off`](ResponseBodyCapture::Off), `status >= 400` for
+    /// [`Errors`](ResponseBodyCapture::Errors), always for
+    /// [`All`](ResponseBodyCapture::All).
+    pub fn allows(self, status: u16) -> bool {
+        match self {
+            ResponseBodyCapture::Off => false,
+            ResponseBodyCapture::Errors => status >= 400,
+            ResponseBodyCapture::All => true,
+        }
+    }
+}
+
 impl FromStr for ResponseBodyCapture {
     type Err = ConfigError;
 
@@ -295,6 +309,48 @@ pub struct CaptureSettings {
     /// Decides sensitive keys: the default keys, `sensitive_fields`, and the client's
     /// keys once [`CaptureSettings::with_masker`] was applied.
     pub(crate) masker: Masker,
+    /// `masker.is_sensitive_key` per header name, see [`HeaderNameMemo`].
+    header_memo: HeaderNameMemo,
+}
+
+/// Most header names [`HeaderNameMemo`] remembers (names are client-controlled; past
+/// this, new names are decided each time and not stored).
+const HEADER_MEMO_CAPACITY: usize = 256;
+
+/// Remembers whether a header name is sensitive (`sensitive_headers` or the masker). A service sees few
+/// distinct header names, and deciding one runs the masker's key rules (a fold and
+/// several pattern checks), once per header of every recorded request; with the memo
+/// that is a hash lookup under a read lock. A clone starts empty.
+#[derive(Default)]
+struct HeaderNameMemo(std::sync::RwLock<std::collections::HashMap<String, bool>>);
+
+impl HeaderNameMemo {
+    fn get_or(&self, name: &str, decide: impl FnOnce() -> bool) -> bool {
+        if let Ok(memo) = self.0.read() {
+            if let Some(&known) = memo.get(name) {
+                return known;
+            }
+        }
+        let sensitive = decide();
+        if let Ok(mut memo) = self.0.write() {
+            if memo.len() < HEADER_MEMO_CAPACITY {
+                memo.insert(name.to_string(), sensitive);
+            }
+        }
+        sensitive
+    }
+}
+
+impl Clone for HeaderNameMemo {
+    fn clone(&self) -> Self {
+        HeaderNameMemo::default()
+    }
+}
+
+impl fmt::Debug for HeaderNameMemo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeaderNameMemo")
+    }
 }
 
 impl Default for CaptureSettings {
@@ -318,6 +374,7 @@ impl Default for CaptureSettings {
             request_id_header: HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER),
             sensitive_fields: Vec::new(),
             masker: Masker::default(),
+            header_memo: HeaderNameMemo::default(),
         }
     }
 }
@@ -394,6 +451,7 @@ impl CaptureSettings {
     #[must_use]
     pub fn with_masker(mut self, masker: Masker) -> Self {
         self.masker = masker.with_keys(&self.sensitive_fields);
+        self.header_memo = HeaderNameMemo::default();
         self
     }
 
@@ -411,11 +469,12 @@ impl CaptureSettings {
     /// `sensitive`, is masked in records.
     pub fn is_sensitive_header(&self, name: &str, value_marked_sensitive: bool) -> bool {
         value_marked_sensitive
-            || self
-                .sensitive_headers
-                .iter()
-                .any(|h| h.as_str().eq_ignore_ascii_case(name))
-            || self.masker.is_sensitive_key(name)
+            || self.header_memo.get_or(name, || {
+                self.sensitive_headers
+                    .iter()
+                    .any(|h| h.as_str().eq_ignore_ascii_case(name))
+                    || self.masker.is_sensitive_key(name)
+            })
     }
 
     /// `true` when the response with `status` may end up recorded for its status alone
@@ -434,12 +493,9 @@ impl CaptureSettings {
     /// `capture_response_body` allows it for this status and the response may be
     /// recorded.
     pub fn should_capture_response_body(&self, status: u16) -> bool {
-        let allowed = match self.capture_response_body {
-            ResponseBodyCapture::Off => false,
-            ResponseBodyCapture::Errors => status >= 400,
-            ResponseBodyCapture::All => true,
-        };
-        allowed && self.max_body_size > 0 && self.may_record(status)
+        self.capture_response_body.allows(status)
+            && self.max_body_size > 0
+            && self.may_record(status)
     }
 }
 
@@ -481,8 +537,11 @@ impl CaptureSettingsBuilder {
     /// for routes without `#[track_endpoint]`, when the request ends); only an
     /// endpoint that asked keeps it in its record. Turn it off when no endpoint uses
     /// `capture_request_body = true`, to save that copy; the endpoints' option then
-    /// has no effect unless `capture_request_body` is on. The bench
+    /// has no effect unless `capture_request_body` is on. Requests without a body
+    /// (`GET`, `Content-Length: 0`) never get a copy or a body wrapper. The bench
     /// `loggier-core/benches/endpoint_tee.rs` measures the copy against this switch.
+    /// From the environment: `LOGGIER_ENDPOINT_REQUEST_BODY`
+    /// ([`CaptureSettings::from_env`]).
     pub fn endpoint_request_body(mut self, on: bool) -> Self {
         self.settings.endpoint_request_body = on;
         self
@@ -628,6 +687,7 @@ impl CaptureSettingsBuilder {
             s.exclude_paths.push(rule);
         }
         s.masker = Masker::new(&s.sensitive_fields);
+        s.header_memo = HeaderNameMemo::default();
         if let Some(h) = self.request_id_header {
             s.request_id_header = HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| {
                 ConfigError::invalid("request_id_header", &h, "not a valid header name")
@@ -639,6 +699,24 @@ impl CaptureSettingsBuilder {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn header_sensitivity_is_remembered_per_masker() {
+        let s = CaptureSettings::builder().build().expect("valid");
+        for _ in 0..2 {
+            assert!(!s.is_sensitive_header("x-tenant-ref", false));
+            assert!(s.is_sensitive_header("x-tenant-ref", true), "marked values");
+            assert!(s.is_sensitive_header("authorization", false));
+            assert!(
+                s.is_sensitive_header("x-session-token", false),
+                "masker keys"
+            );
+        }
+        // A new masker starts a new memo: the earlier answer is not reused.
+        let s = s.with_masker(Masker::new(&["x-tenant-ref".to_string()]));
+        assert!(s.is_sensitive_header("x-tenant-ref", false));
+        assert!(s.clone().is_sensitive_header("x-tenant-ref", false));
+    }
+
     use super::*;
 
     #[test]

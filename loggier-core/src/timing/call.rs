@@ -57,7 +57,9 @@ pub struct Call {
     parent: Option<Parent>,
     id: u64,
     start: Instant,
-    args: Option<Fields>,
+    /// `(name, Debug text)` of the recorded arguments; `None` for a sensitive name.
+    /// Masked and turned into fields only when the call is recorded.
+    args: Vec<(&'static str, Option<String>)>,
 }
 
 /// How a call ended.
@@ -101,21 +103,19 @@ impl Call {
             parent,
             id: stack::new_id(),
             start: Instant::now(),
-            args: None,
+            args: Vec::new(),
         }
     }
 
     /// Records argument `name` (its `Debug` text from `debug`, only called when the
     /// name is not sensitive; secrets inside the text are masked).
+    ///
+    /// The arguments move into the function body, so their `Debug` text is taken
+    /// now; masking it and building the record's fields waits until the call turns
+    /// out to be recorded (slow or failed), which most calls are not.
     pub fn arg(&mut self, name: &'static str, debug: impl FnOnce() -> String) {
-        let value = if self.is_sensitive(name) {
-            FILTERED.to_string()
-        } else {
-            debug_mask::scrub(&debug(), &|k| self.is_sensitive(k))
-        };
-        self.args
-            .get_or_insert_with(Fields::new)
-            .insert(name.to_string(), value.into());
+        let text = (!self.is_sensitive(name)).then(debug);
+        self.args.push((name, text));
     }
 
     fn is_sensitive(&self, key: &str) -> bool {
@@ -178,7 +178,15 @@ impl Call {
             .name
             .map_or_else(|| default_name(self.here), str::to_string);
         let mut context = Fields::new();
-        if let (Some(key), Some(args)) = (meta.args_field, self.args) {
+        if let Some(key) = meta.args_field.filter(|_| !self.args.is_empty()) {
+            let mut args = Fields::new();
+            for (name, text) in &self.args {
+                let value = match text {
+                    Some(t) => debug_mask::scrub(t, &|k| self.is_sensitive(k)),
+                    None => FILTERED.to_string(),
+                };
+                args.insert((*name).to_string(), value.into());
+            }
             context.insert(key.to_string(), args.into());
         }
         if let Some(key) = meta.return_field {
