@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! pipeline-bench [--quick] [--records N] [--producers N] [--outage-secs S]
-//!                [--outage-rate R] [--out FILE.md]
+//!                [--outage-rate R] [--only NAME[,NAME…]] [--out FILE.md]
 //! ```
+//!
+//! `--only loki,loki-durable,outage` runs just the named scenarios (the report's
+//! other rows then read `n/a`/invalid); without it every scenario runs.
 //!
 //! Each scenario runs in its own child process (this binary re-run as
 //! `pipeline-bench scenario NAME ...`), so its peak RSS (`VmHWM`) is its own:
@@ -55,6 +58,8 @@ struct Opts {
     outage_secs: f64,
     outage_rate: u64,
     out: Option<std::path::PathBuf>,
+    /// Scenario names to run (`--only`); empty: all.
+    only: Vec<String>,
 }
 
 fn parse_opts(args: &[String]) -> Opts {
@@ -64,6 +69,7 @@ fn parse_opts(args: &[String]) -> Opts {
         outage_secs: 10.0,
         outage_rate: 20_000,
         out: None,
+        only: Vec::new(),
     };
     let mut i = 0;
     while i < args.len() {
@@ -84,6 +90,12 @@ fn parse_opts(args: &[String]) -> Opts {
             "--outage-secs" => o.outage_secs = val().parse().expect("--outage-secs S"),
             "--outage-rate" => o.outage_rate = val().parse().expect("--outage-rate R"),
             "--out" => o.out = Some(val().into()),
+            "--only" => {
+                o.only = val().split(',').map(|n| n.trim().to_string()).collect();
+                if let Some(bad) = o.only.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
+                    panic!("--only: unknown scenario {bad}; one of {SCENARIOS:?}");
+                }
+            }
             other => panic!("unknown argument {other}; see the doc comment of pipeline-bench"),
         }
         i += 2;
@@ -619,6 +631,9 @@ fn main() {
     let o = parse_opts(&args);
     let mut results = Vec::new();
     for name in SCENARIOS {
+        if !o.only.is_empty() && !o.only.iter().any(|n| n == name) {
+            continue;
+        }
         let t = Instant::now();
         let v = in_child(name, &o);
         eprintln!("{name:<20} {:>6.1} s  {v}", t.elapsed().as_secs_f64());
