@@ -283,22 +283,18 @@ impl Middleware for TraceHttp {
 
 /// `url` with the values of sensitive query parameters replaced by `[FILTERED]`.
 fn masked_url(url: &reqwest::Url, settings: &CaptureSettings) -> String {
-    let mut shown = url.clone();
-    if url.query().is_some() {
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if settings.masker.is_sensitive_key(&k) {
-                    crate::http::FILTERED.to_string()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    shown.to_string()
+    let whole = url.as_str();
+    // In a serialized URL the first `?` starts the query (elsewhere it is escaped).
+    let Some(q) = whole.find('?') else {
+        return whole.to_string();
+    };
+    let end = url
+        .fragment()
+        .map_or(whole.len(), |f| whole.len() - f.len() - 1);
+    // Only the values of sensitive keys change; every other byte of the URL keeps
+    // its original encoding (no `[FILTERED]` → `%5BFILTERED%5D`, no `%20` → `+`).
+    let masked = settings.masker.mask_form_text(&whole[q + 1..end]);
+    format!("{}{masked}{}", &whole[..=q], &whole[end..])
 }
 
 #[cfg(test)]
@@ -357,6 +353,20 @@ mod tests {
         let shown = masked_url(&url, &CaptureSettings::default());
         assert!(!shown.contains("k-1"), "{shown}");
         assert!(shown.contains("page=2"), "{shown}");
+    }
+
+    #[test]
+    fn masked_url_keeps_the_encoding_of_what_it_does_not_mask() {
+        let url: reqwest::Url = "http://h/p%20q?q=a%20b+c&token=t-1&tag=%5Bx%5D&flag#frag"
+            .parse()
+            .expect("url");
+        let shown = masked_url(&url, &CaptureSettings::default());
+        assert_eq!(
+            shown,
+            "http://h/p%20q?q=a%20b+c&token=[FILTERED]&tag=%5Bx%5D&flag#frag"
+        );
+        let plain: reqwest::Url = "http://h/p".parse().expect("url");
+        assert_eq!(masked_url(&plain, &CaptureSettings::default()), "http://h/p");
     }
 
     #[test]

@@ -127,6 +127,29 @@ impl Spool {
         })
     }
 
+    /// Commits `payloads` in order, in one transaction; one outcome each. `None`
+    /// when the spool is disabled.
+    pub(crate) fn store_all(&self, payloads: &[Payload]) -> Option<Vec<Stored>> {
+        self.with(|q| {
+            q.push_many(&self.sink, payloads)
+                .into_iter()
+                .map(|o| {
+                    if o.is_stored() {
+                        Stored::Yes
+                    } else {
+                        Stored::Dropped
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Recounts this queue's pending gauges from the file (they drifted from the
+    /// rows on disk). Errors are recorded by the queue.
+    pub(crate) fn resync(&self) {
+        let _ = self.with(|q| q.resync());
+    }
+
     /// The oldest stored batch of this sink with a row id above `after` (rows up
     /// to `after` are delivered, waiting for their delete). Corrupt rows met on the
     /// way are quarantined and counted by the queue.
@@ -184,6 +207,10 @@ impl Spool {
     pub(crate) fn store(&self, _payload: &Payload) -> Option<Stored> {
         None
     }
+    pub(crate) fn store_all(&self, _payloads: &[Payload]) -> Option<Vec<Stored>> {
+        None
+    }
+    pub(crate) fn resync(&self) {}
     pub(crate) fn pending_batches(&self) -> u64 {
         0
     }
