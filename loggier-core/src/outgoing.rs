@@ -366,7 +366,10 @@ mod tests {
             "http://h/p%20q?q=a%20b+c&token=[FILTERED]&tag=%5Bx%5D&flag#frag"
         );
         let plain: reqwest::Url = "http://h/p".parse().expect("url");
-        assert_eq!(masked_url(&plain, &CaptureSettings::default()), "http://h/p");
+        assert_eq!(
+            masked_url(&plain, &CaptureSettings::default()),
+            "http://h/p"
+        );
     }
 
     #[test]

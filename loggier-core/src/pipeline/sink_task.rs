@@ -5,8 +5,9 @@
 //! Delivery order per sink is the order batches were sealed: the disk backlog (older)
 //! is always sent before the in-memory outbox (newer), and while a backlog exists (or
 //! the sink is offline) new batches wait behind it in the outbox and join it on disk
-//! [`MAX_OUTBOX`] at a time, in one transaction, instead of overtaking it. A flush
-//! while offline, a failed send and shutdown put the outbox on disk at once.
+//! [`MAX_OUTBOX`] at a time, in one transaction, instead of overtaking it; what
+//! waited there for the batch interval (`max_delay`) goes to disk then, as does the
+//! whole outbox on a flush while offline, a failed send and shutdown.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -137,6 +138,9 @@ struct Task {
     unacked: Vec<Unacked>,
     /// Next retry of the deletes in `unacked`, and the wait after that.
     ack_retry_at: Option<Instant>,
+    /// The outbox waits behind a backlog (or offline) and goes to disk at this
+    /// instant at the latest.
+    park_due: Option<Instant>,
     /// Until then the disk backlog is not read: the counters said batches were
     /// there, the disk had none (see [`BACKLOG_RECHECK`]).
     backlog_recheck_at: Option<Instant>,
@@ -183,6 +187,7 @@ pub(crate) async fn run(
         unacked: Vec::new(),
         ack_retry_at: None,
         backlog_recheck_at: None,
+        park_due: None,
         ack_delay: ACK_RETRY_FIRST,
         records: None,
         intake: Vec::new(),
@@ -192,6 +197,9 @@ pub(crate) async fn run(
     let mut records_open = true;
     loop {
         t.answer_flushes(false);
+        if t.park_due.is_some_and(|d| d <= Instant::now()) {
+            t.park_outbox();
+        }
         if let Some(c) = t.held.pop_front() {
             if t.handle(c, &records).await {
                 return;
@@ -228,6 +236,7 @@ pub(crate) async fn run(
                 Err(_) => records_open = false,
             },
             () = sleep_until_opt(due) => t.seal(),
+            () = sleep_until_opt(t.park_due) => t.park_outbox(),
             () = sleep_until_opt(wake) => {}
         }
     }
@@ -500,17 +509,19 @@ impl Task {
             self.outbox.push_back(p);
             // Behind a backlog (or offline) the outbox is not sent before the disk,
             // so it cannot overtake; it goes to disk in chunks, one commit each.
-            if self.outbox.len() >= MAX_OUTBOX
-                && self.spool.enabled()
-                && (self.offline || self.spool.has_backlog())
-            {
-                self.park_outbox();
+            if self.spool.enabled() && (self.offline || self.spool.has_backlog()) {
+                if self.outbox.len() >= MAX_OUTBOX {
+                    self.park_outbox();
+                } else if self.park_due.is_none() {
+                    self.park_due = Some(deadline_after(self.max_delay));
+                }
             }
         }
     }
 
     /// Commits the whole outbox to the disk queue, in order, in one transaction.
     fn park_outbox(&mut self) {
+        self.park_due = None;
         if self.outbox.is_empty() {
             return;
         }

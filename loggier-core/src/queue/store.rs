@@ -540,7 +540,10 @@ impl DiskQueue {
     pub(crate) fn expire(&mut self, now_ms: i64) {
         let max_age_ms = i64::try_from(self.config.max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(max_age_ms);
-        if self.oldest_created_ms.is_some_and(|oldest| oldest >= cutoff) {
+        if self
+            .oldest_created_ms
+            .is_some_and(|oldest| oldest >= cutoff)
+        {
             // No row is older than the cutoff: nothing to delete (no statement run).
             return;
         }

@@ -82,7 +82,11 @@ struct EncodedStream {
 impl EncodedStream {
     /// Byte range of the entries `r` in `bytes`.
     fn span(&self, r: &Range<usize>) -> Range<usize> {
-        let start = if r.start == 0 { 0 } else { self.ends[r.start - 1] };
+        let start = if r.start == 0 {
+            0
+        } else {
+            self.ends[r.start - 1]
+        };
         start..self.ends[r.end - 1]
     }
 }
@@ -892,7 +896,10 @@ mod tests {
             }
             let mut buf = Vec::new();
             encode_json(r, svc, &mut buf).expect("json");
-            let line = truncate_line(std::str::from_utf8(&buf).expect("utf-8"), enc.max_line_bytes);
+            let line = truncate_line(
+                std::str::from_utf8(&buf).expect("utf-8"),
+                enc.max_line_bytes,
+            );
             let entry = EntryAdapter {
                 timestamp: Some(prost_types::Timestamp {
                     seconds: (r.timestamp_ns / 1_000_000_000) as i64,
