@@ -759,8 +759,7 @@ mod tests {
             let e = OtlpSink::builder()
                 .logs_endpoint(url)
                 .build()
-                .err()
-                .expect(url);
+                .expect_err(url);
             let text = e.to_string();
             assert!(!text.contains("s3cr3t"), "{text}");
             assert!(text.contains("[FILTERED]"), "{text}");
@@ -769,8 +768,7 @@ mod tests {
         let e = OtlpSinkBuilder::from_env_lookup(env)
             .expect("parses")
             .build()
-            .err()
-            .expect("bad scheme");
+            .expect_err("bad scheme");
         assert_eq!(e.setting(), "OTEL_EXPORTER_OTLP_ENDPOINT");
         assert!(!e.to_string().contains("s3cr3t"), "{e}");
         #[cfg(feature = "otlp-grpc")]
@@ -779,8 +777,7 @@ mod tests {
                 .protocol(OtlpProtocol::Grpc)
                 .endpoint("https://u:s3cr3t@collector:4317")
                 .build()
-                .err()
-                .expect("no TLS for gRPC");
+                .expect_err("no TLS for gRPC");
             assert!(!e.to_string().contains("s3cr3t"), "{e}");
         }
     }
