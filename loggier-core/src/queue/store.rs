@@ -1264,6 +1264,59 @@ mod tests {
     }
 
     #[test]
+    fn push_many_stores_in_order_and_reports_each_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut q, _) = open(dir.path(), QueueConfig::default().max_bytes(25));
+        let first = payload(1, 10, 1);
+        q.push("a", &first);
+        // Already stored, new, too large on its own, new: one transaction.
+        let batch = vec![
+            first.clone(),
+            payload(2, 10, 2),
+            payload(3, 30, 3),
+            payload(4, 10, 4),
+        ];
+        let out = q.push_many("a", &batch);
+        assert!(
+            matches!(out[0], PushOutcome::AlreadyStored { .. }),
+            "{out:?}"
+        );
+        assert!(matches!(out[1], PushOutcome::Stored { .. }), "{out:?}");
+        assert_eq!(out[2], PushOutcome::Dropped);
+        assert!(matches!(out[3], PushOutcome::Stored { .. }), "{out:?}");
+        // 30 bytes stored against a bound of 25: the oldest (the first push) went.
+        let st = q.stats().sink("a");
+        assert_eq!(st.dropped_cache_full, 3 + 1, "{st:?}");
+        let left: Vec<u32> = q
+            .oldest("a", 10)
+            .expect("oldest")
+            .iter()
+            .map(|b| b.payload.records)
+            .collect();
+        assert_eq!(left, vec![2, 4], "order kept");
+        assert_eq!(q.pending("a"), (2, 6));
+    }
+
+    #[test]
+    fn expiry_still_runs_after_rows_come_and_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut q, _) = open(
+            dir.path(),
+            QueueConfig::default().max_age(Duration::from_secs(60)),
+        );
+        let now = now_ms();
+        q.push_at("a", &payload(1, 10, 1), now);
+        let b = q.oldest("a", 1).expect("oldest").remove(0);
+        q.ack(b.seq).expect("ack");
+        // Nothing old now; a row older than any seen before still expires.
+        q.expire(now);
+        q.push_at("a", &payload(2, 10, 2), now - 120_000);
+        q.push_at("a", &payload(3, 10, 3), now);
+        assert_eq!(q.pending("a"), (1, 3));
+        assert_eq!(q.stats().sink("a").dropped_expired, 2);
+    }
+
+    #[test]
     fn expired_batches_are_deleted_and_counted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let (mut q, _) = open(
