@@ -183,6 +183,46 @@ fn thread_cpu_us() -> std::collections::BTreeMap<&'static str, f64> {
     out
 }
 
+/// Context switches `(voluntary, involuntary)` of the threads whose name starts
+/// with `prefix` (`/proc/self/task/*/status`, Linux; zeros elsewhere), or of the
+/// calling thread when `prefix` is empty. Voluntary: the thread slept (a wake-up
+/// follows each); involuntary: it was preempted.
+fn ctx_switches(prefix: &str) -> (u64, u64) {
+    let read = |status: &str| {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (
+            field("voluntary_ctxt_switches:"),
+            field("nonvoluntary_ctxt_switches:"),
+        )
+    };
+    if prefix.is_empty() {
+        return std::fs::read_to_string("/proc/thread-self/status")
+            .map(|s| read(&s))
+            .unwrap_or((0, 0));
+    }
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return total;
+    };
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            if let Ok(status) = std::fs::read_to_string(t.path().join("status")) {
+                let (v, n) = read(&status);
+                total.0 += v;
+                total.1 += n;
+            }
+        }
+    }
+    total
+}
+
 /// `after - before` per role, µs per record.
 fn per_record(
     before: &std::collections::BTreeMap<&'static str, f64>,
@@ -461,12 +501,15 @@ fn scenario_outage(o: &Opts) -> Value {
         h
     };
     let t0 = thread_cpu_us();
+    let (sink0, caller0) = (ctx_switches("loggier-sink"), ctx_switches(""));
     let up = run_phase(&log);
+    let (sink1, caller1) = (ctx_switches("loggier-sink"), ctx_switches(""));
     let rss_up = rss_kib();
     let hwm_up = peak_rss_kib();
     let t1 = thread_cpu_us();
     rx.set_down(true);
     let down = run_phase(&log);
+    let (sink2, caller2) = (ctx_switches("loggier-sink"), ctx_switches(""));
     let t2 = thread_cpu_us();
     let rss_down = rss_kib();
     let hwm_down = peak_rss_kib();
@@ -489,6 +532,10 @@ fn scenario_outage(o: &Opts) -> Value {
         "p99_up_us": q(&up, 0.99),
         "p50_down_us": q(&down, 0.5),
         "p99_down_us": q(&down, 0.99),
+        "sink_wakeups_up_per_s": (sink1.0 - sink0.0) as f64 / o.outage_secs,
+        "sink_wakeups_down_per_s": (sink2.0 - sink1.0) as f64 / o.outage_secs,
+        "caller_preempted_up_per_s": (caller1.1 - caller0.1) as f64 / o.outage_secs,
+        "caller_preempted_down_per_s": (caller2.1 - caller1.1) as f64 / o.outage_secs,
         "p999_up_us": q(&up, 0.999),
         "p999_down_us": q(&down, 0.999),
         "sink_cpu_up_us_per_record": per_record(&t0, &t1, "sink", up.len()),
