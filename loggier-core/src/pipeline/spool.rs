@@ -21,8 +21,12 @@ pub enum DeliveryMode {
     /// [`shutdown`](crate::Loggier::shutdown) whatever is not delivered yet is written
     /// to disk before the sink closes. A crash (`kill -9`, power loss) loses the
     /// batches that were only in memory: at most the current batch and the ones
-    /// waiting for their first send. `flush()` returns `true` only when every record
-    /// accepted before it was delivered.
+    /// waiting for their first send. While the sink is offline (or a backlog is
+    /// being replayed), new batches are committed in groups — 16 batches, or what
+    /// waited one batch interval (`flush_interval`) — one SQLite transaction per
+    /// group; a `flush()` of an offline sink commits what is waiting at once.
+    /// `flush()` returns `true` only when every record accepted before it was
+    /// delivered.
     #[default]
     OfflineCache,
     /// Durable (write-ahead): every batch is committed to the disk queue before its
