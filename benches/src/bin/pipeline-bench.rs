@@ -615,6 +615,9 @@ fn f(v: &Value, key: &str) -> f64 {
 }
 
 fn validity(v: &Value) -> String {
+    if v.is_null() {
+        return "not run (`--only`)".to_string();
+    }
     if v.get("valid").and_then(Value::as_bool) == Some(true) {
         format!(
             "ok ({} / {})",
@@ -732,7 +735,10 @@ fn report(results: &[Value], o: &Opts) -> String {
          | phase | caller p50 µs | caller p99 µs | caller p99.9 µs | sink thread CPU µs / record | RSS MiB at end |\n|---|---:|---:|---:|---:|---:|\n\
          | sink up | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |\n\
          | sink down | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} (peak {:.1}) |\n\n\
-         p99 down / up: **{:.2}×**; recovery after the sink came back: {:.1} s; {}.\n\n",
+         p99 down / up: **{:.2}×**; recovery after the sink came back: {:.1} s; {}. \
+         Sink-thread wake-ups per s up / down: {:.0} / {:.0}; caller thread preempted per s \
+         up / down: {:.0} / {:.0} (on 2 cores the caller shares a core with the worker, \
+         the sink thread and the loopback receiver).\n\n",
         thousands(f(&v, "rate")),
         f(&v, "phase_secs"),
         f(&v, "phase_secs"),
@@ -749,7 +755,11 @@ fn report(results: &[Value], o: &Opts) -> String {
         f(&v, "peak_rss_kib") / 1024.0,
         f(&v, "p99_down_us") / f(&v, "p99_up_us"),
         f(&v, "recovery_s"),
-        validity(&v)
+        validity(&v),
+        f(&v, "sink_wakeups_up_per_s"),
+        f(&v, "sink_wakeups_down_per_s"),
+        f(&v, "caller_preempted_up_per_s"),
+        f(&v, "caller_preempted_down_per_s"),
     ));
     md
 }
