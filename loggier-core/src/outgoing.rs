@@ -225,6 +225,9 @@ impl Middleware for TraceHttp {
         let mut path = url.clone();
         path.set_query(None);
         path.set_fragment(None);
+        // `user:password@` never goes into the record (cannot fail for http(s)).
+        let _ = path.set_password(None);
+        let _ = path.set_username("");
         let empty = http::HeaderMap::new();
         let mut record = exchange.into_record(
             level,
@@ -281,9 +284,25 @@ impl Middleware for TraceHttp {
     }
 }
 
-/// `url` with the values of sensitive query parameters replaced by `[FILTERED]`.
+/// `url` with the password of its `user:password@` and the values of sensitive
+/// query parameters replaced by `[FILTERED]`; every other byte as it was.
 fn masked_url(url: &reqwest::Url, settings: &CaptureSettings) -> String {
-    let whole = url.as_str();
+    let owned;
+    let whole = match url.password() {
+        Some(password) => {
+            // Serialized as `scheme://username:password@…`.
+            let start = url.scheme().len() + 3 + url.username().len() + 1;
+            let s = url.as_str();
+            owned = format!(
+                "{}{}{}",
+                &s[..start],
+                crate::http::FILTERED,
+                &s[start + password.len()..]
+            );
+            owned.as_str()
+        }
+        None => url.as_str(),
+    };
     // In a serialized URL the first `?` starts the query (elsewhere it is escaped).
     let Some(q) = whole.find('?') else {
         return whole.to_string();
@@ -364,6 +383,13 @@ mod tests {
         assert_eq!(
             shown,
             "http://h/p%20q?q=a%20b+c&token=[FILTERED]&tag=%5Bx%5D&flag#frag"
+        );
+        let creds: reqwest::Url = "https://bob:s3cr%40t@h:8/p?api_key=k&x=%2F"
+            .parse()
+            .expect("url");
+        assert_eq!(
+            masked_url(&creds, &CaptureSettings::default()),
+            "https://bob:[FILTERED]@h:8/p?api_key=[FILTERED]&x=%2F"
         );
         let plain: reqwest::Url = "http://h/p".parse().expect("url");
         assert_eq!(
