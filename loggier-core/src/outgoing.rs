@@ -225,6 +225,9 @@ impl Middleware for TraceHttp {
         let mut path = url.clone();
         path.set_query(None);
         path.set_fragment(None);
+        // `user:password@` never goes into the record (cannot fail for http(s)).
+        let _ = path.set_password(None);
+        let _ = path.set_username("");
         let empty = http::HeaderMap::new();
         let mut record = exchange.into_record(
             level,
@@ -281,24 +284,36 @@ impl Middleware for TraceHttp {
     }
 }
 
-/// `url` with the values of sensitive query parameters replaced by `[FILTERED]`.
+/// `url` with the password of its `user:password@` and the values of sensitive
+/// query parameters replaced by `[FILTERED]`; every other byte as it was.
 fn masked_url(url: &reqwest::Url, settings: &CaptureSettings) -> String {
-    let mut shown = url.clone();
-    if url.query().is_some() {
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| {
-                let v = if settings.masker.is_sensitive_key(&k) {
-                    crate::http::FILTERED.to_string()
-                } else {
-                    v.into_owned()
-                };
-                (k.into_owned(), v)
-            })
-            .collect();
-        shown.query_pairs_mut().clear().extend_pairs(pairs);
-    }
-    shown.to_string()
+    let owned;
+    let whole = match url.password() {
+        Some(password) => {
+            // Serialized as `scheme://username:password@…`.
+            let start = url.scheme().len() + 3 + url.username().len() + 1;
+            let s = url.as_str();
+            owned = format!(
+                "{}{}{}",
+                &s[..start],
+                crate::http::FILTERED,
+                &s[start + password.len()..]
+            );
+            owned.as_str()
+        }
+        None => url.as_str(),
+    };
+    // In a serialized URL the first `?` starts the query (elsewhere it is escaped).
+    let Some(q) = whole.find('?') else {
+        return whole.to_string();
+    };
+    let end = url
+        .fragment()
+        .map_or(whole.len(), |f| whole.len() - f.len() - 1);
+    // Only the values of sensitive keys change; every other byte of the URL keeps
+    // its original encoding (no `[FILTERED]` → `%5BFILTERED%5D`, no `%20` → `+`).
+    let masked = settings.masker.mask_form_text(&whole[q + 1..end]);
+    format!("{}{masked}{}", &whole[..=q], &whole[end..])
 }
 
 #[cfg(test)]
@@ -357,6 +372,30 @@ mod tests {
         let shown = masked_url(&url, &CaptureSettings::default());
         assert!(!shown.contains("k-1"), "{shown}");
         assert!(shown.contains("page=2"), "{shown}");
+    }
+
+    #[test]
+    fn masked_url_keeps_the_encoding_of_what_it_does_not_mask() {
+        let url: reqwest::Url = "http://h/p%20q?q=a%20b+c&token=t-1&tag=%5Bx%5D&flag#frag"
+            .parse()
+            .expect("url");
+        let shown = masked_url(&url, &CaptureSettings::default());
+        assert_eq!(
+            shown,
+            "http://h/p%20q?q=a%20b+c&token=[FILTERED]&tag=%5Bx%5D&flag#frag"
+        );
+        let creds: reqwest::Url = "https://bob:s3cr%40t@h:8/p?api_key=k&x=%2F"
+            .parse()
+            .expect("url");
+        assert_eq!(
+            masked_url(&creds, &CaptureSettings::default()),
+            "https://bob:[FILTERED]@h:8/p?api_key=[FILTERED]&x=%2F"
+        );
+        let plain: reqwest::Url = "http://h/p".parse().expect("url");
+        assert_eq!(
+            masked_url(&plain, &CaptureSettings::default()),
+            "http://h/p"
+        );
     }
 
     #[test]

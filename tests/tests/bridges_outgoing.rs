@@ -24,6 +24,7 @@ const CALLER_SPAN: &str = "00f067aa0ba902b7";
 const REQUEST_ID: &str = "req-out-1";
 const SECRET: &str = "s3cret-token-9931";
 const API_KEY: &str = "key-5521907";
+const URL_PASSWORD: &str = "pw-7731-url";
 
 /// `(traceparent, x-request-id)` as the downstream server received them.
 type Seen = (Option<String>, Option<String>);
@@ -79,6 +80,7 @@ async fn call(State(u): State<Upstream>, RawQuery(q): RawQuery) -> (StatusCode, 
     let path = q.unwrap_or_default();
     let url = match path.as_str() {
         "refused" => "http://127.0.0.1:9/nothing-listens".to_string(),
+        "refused-creds" => format!("http://svc:{URL_PASSWORD}@127.0.0.1:9/creds?token=t-1"),
         p => format!("{}/{p}?api_key={API_KEY}&page=2", u.downstream),
     };
     match u.client.get(url).bearer_auth(SECRET).send().await {
@@ -175,6 +177,7 @@ async fn slow_failing_and_refused_calls_are_recorded_with_secrets_masked() {
     assert_eq!(get_with_trace(&base, "slow").await.status(), 200);
     assert_eq!(get_with_trace(&base, "unavailable").await.status(), 503);
     assert_eq!(get_with_trace(&base, "refused").await.status(), 502);
+    assert_eq!(get_with_trace(&base, "refused-creds").await.status(), 502);
 
     let slow = records
         .wait_for("slow call", |r| {
@@ -230,7 +233,23 @@ async fn slow_failing_and_refused_calls_are_recorded_with_secrets_masked() {
     assert_eq!(refused["level"], "ERROR");
     assert!(refused["exception"]["message"].is_string(), "{refused}");
 
+    // A URL with `user:password@`: neither the recorded path nor the error text
+    // carries the password.
+    let creds = records
+        .wait_for("refused call with credentials", |r| {
+            r["logger"] == "http.client"
+                && r["message"].as_str().is_some_and(|m| {
+                    m.starts_with("Outgoing request failed: GET http://127.0.0.1:9/creds")
+                })
+        })
+        .await;
+    assert_eq!(
+        creds["context"]["transaction"]["request"]["path"], "http://127.0.0.1:9/creds",
+        "{creds}"
+    );
+
     let raw = records.raw_text().await;
+    assert!(!raw.contains(URL_PASSWORD), "URL password leaked: {raw}");
     assert!(!raw.contains(SECRET), "bearer token leaked");
     assert!(!raw.contains(API_KEY), "api key leaked");
 }

@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! pipeline-bench [--quick] [--records N] [--producers N] [--outage-secs S]
-//!                [--outage-rate R] [--out FILE.md]
+//!                [--outage-rate R] [--only NAME[,NAME…]] [--out FILE.md]
 //! ```
+//!
+//! `--only loki,loki-durable,outage` runs just the named scenarios (the report's
+//! other rows then read `n/a`/invalid); without it every scenario runs.
 //!
 //! Each scenario runs in its own child process (this binary re-run as
 //! `pipeline-bench scenario NAME ...`), so its peak RSS (`VmHWM`) is its own:
@@ -55,6 +58,8 @@ struct Opts {
     outage_secs: f64,
     outage_rate: u64,
     out: Option<std::path::PathBuf>,
+    /// Scenario names to run (`--only`); empty: all.
+    only: Vec<String>,
 }
 
 fn parse_opts(args: &[String]) -> Opts {
@@ -64,6 +69,7 @@ fn parse_opts(args: &[String]) -> Opts {
         outage_secs: 10.0,
         outage_rate: 20_000,
         out: None,
+        only: Vec::new(),
     };
     let mut i = 0;
     while i < args.len() {
@@ -84,6 +90,12 @@ fn parse_opts(args: &[String]) -> Opts {
             "--outage-secs" => o.outage_secs = val().parse().expect("--outage-secs S"),
             "--outage-rate" => o.outage_rate = val().parse().expect("--outage-rate R"),
             "--out" => o.out = Some(val().into()),
+            "--only" => {
+                o.only = val().split(',').map(|n| n.trim().to_string()).collect();
+                if let Some(bad) = o.only.iter().find(|n| !SCENARIOS.contains(&n.as_str())) {
+                    panic!("--only: unknown scenario {bad}; one of {SCENARIOS:?}");
+                }
+            }
             other => panic!("unknown argument {other}; see the doc comment of pipeline-bench"),
         }
         i += 2;
@@ -128,6 +140,99 @@ fn log_one(log: &Loggier, i: u64) {
         status = 200,
         "request handled"
     );
+}
+
+/// CPU time (user + system, µs) of the threads alive now, summed by role from
+/// their names (`/proc/self/task/*/stat`, Linux; empty elsewhere): `sink`
+/// (`loggier-sink-*`), `worker` (`loggier-worker`), `receiver` (the bench's loopback
+/// Loki, `loki-receiver` — not Loggier's cost), `other`. Resolution: one clock tick
+/// (10 ms at the usual 100 Hz).
+fn thread_cpu_us() -> std::collections::BTreeMap<&'static str, f64> {
+    const TICK_US: f64 = 10_000.0;
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(t.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        // After `(comm)`: state is field 3; utime and stime are fields 14 and 15.
+        let rest: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        let ticks = |i: usize| {
+            rest.get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let us = (ticks(11) + ticks(12)) * TICK_US;
+        let role = if comm.starts_with("loggier-sink") {
+            "sink"
+        } else if comm.starts_with("loggier-worker") {
+            "worker"
+        } else if comm.starts_with("loki-receiver") {
+            "receiver"
+        } else {
+            "other"
+        };
+        *out.entry(role).or_insert(0.0) += us;
+    }
+    out
+}
+
+/// Context switches `(voluntary, involuntary)` of the threads whose name starts
+/// with `prefix` (`/proc/self/task/*/status`, Linux; zeros elsewhere), or of the
+/// calling thread when `prefix` is empty. Voluntary: the thread slept (a wake-up
+/// follows each); involuntary: it was preempted.
+fn ctx_switches(prefix: &str) -> (u64, u64) {
+    let read = |status: &str| {
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        (
+            field("voluntary_ctxt_switches:"),
+            field("nonvoluntary_ctxt_switches:"),
+        )
+    };
+    if prefix.is_empty() {
+        return std::fs::read_to_string("/proc/thread-self/status")
+            .map(|s| read(&s))
+            .unwrap_or((0, 0));
+    }
+    let mut total = (0, 0);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return total;
+    };
+    for t in tasks.flatten() {
+        let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+        if comm.starts_with(prefix) {
+            if let Ok(status) = std::fs::read_to_string(t.path().join("status")) {
+                let (v, n) = read(&status);
+                total.0 += v;
+                total.1 += n;
+            }
+        }
+    }
+    total
+}
+
+/// `after - before` per role, µs per record.
+fn per_record(
+    before: &std::collections::BTreeMap<&'static str, f64>,
+    after: &std::collections::BTreeMap<&'static str, f64>,
+    role: &str,
+    records: u64,
+) -> Option<f64> {
+    let a = after.get(role)?;
+    let b = before.get(role).copied().unwrap_or(0.0);
+    Some((a - b).max(0.0) / records.max(1) as f64)
 }
 
 fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
@@ -185,6 +290,7 @@ fn scenario_throughput(name: &str, o: &Opts) -> Value {
         b = b.channel_capacity(total as usize + 1_000);
     }
     let log = b.build().expect("client");
+    let threads0 = thread_cpu_us();
     let cpu0 = cpu_time();
     let start = Instant::now();
     produce(o.producers, per, |i| log_one(&log, i));
@@ -202,6 +308,7 @@ fn scenario_throughput(name: &str, o: &Opts) -> Value {
     };
     let elapsed = start.elapsed();
     let cpu = cpu0.zip(cpu_time()).map(|(a, b)| b - a);
+    let threads1 = thread_cpu_us();
     let received = match &receiver {
         None => count_lines(&file).unwrap_or(0),
         Some(rx) => rx.entries(),
@@ -216,6 +323,9 @@ fn scenario_throughput(name: &str, o: &Opts) -> Value {
         "caller_records_per_s": total as f64 / produced.as_secs_f64(),
         "cpu_us_per_record": cpu.map(|c| c.as_secs_f64() * 1e6 / received.max(1) as f64),
         "peak_rss_kib": peak_rss_kib(),
+        "sink_cpu_us_per_record": per_record(&threads0, &threads1, "sink", received),
+        "worker_cpu_us_per_record": per_record(&threads0, &threads1, "worker", received),
+        "receiver_cpu_us_per_record": per_record(&threads0, &threads1, "receiver", received),
         "dropped": dropped,
         "error": (dropped > 0).then(|| format!(
             "{dropped} dropped by the client ({backlog} at the sink backlog)"
@@ -390,11 +500,17 @@ fn scenario_outage(o: &Opts) -> Value {
         }
         h
     };
+    let t0 = thread_cpu_us();
+    let (sink0, caller0) = (ctx_switches("loggier-sink"), ctx_switches(""));
     let up = run_phase(&log);
+    let (sink1, caller1) = (ctx_switches("loggier-sink"), ctx_switches(""));
     let rss_up = rss_kib();
     let hwm_up = peak_rss_kib();
+    let t1 = thread_cpu_us();
     rx.set_down(true);
     let down = run_phase(&log);
+    let (sink2, caller2) = (ctx_switches("loggier-sink"), ctx_switches(""));
+    let t2 = thread_cpu_us();
     let rss_down = rss_kib();
     let hwm_down = peak_rss_kib();
     let cached_during = log.stats().sinks.iter().map(|s| s.cached).sum::<u64>();
@@ -416,6 +532,16 @@ fn scenario_outage(o: &Opts) -> Value {
         "p99_up_us": q(&up, 0.99),
         "p50_down_us": q(&down, 0.5),
         "p99_down_us": q(&down, 0.99),
+        "sink_wakeups_up_per_s": (sink1.0 - sink0.0) as f64 / o.outage_secs,
+        "sink_wakeups_down_per_s": (sink2.0 - sink1.0) as f64 / o.outage_secs,
+        "caller_preempted_up_per_s": (caller1.1 - caller0.1) as f64 / o.outage_secs,
+        "caller_preempted_down_per_s": (caller2.1 - caller1.1) as f64 / o.outage_secs,
+        "p999_up_us": q(&up, 0.999),
+        "p999_down_us": q(&down, 0.999),
+        "sink_cpu_up_us_per_record": per_record(&t0, &t1, "sink", up.len()),
+        "sink_cpu_down_us_per_record": per_record(&t1, &t2, "sink", down.len()),
+        "worker_cpu_up_us_per_record": per_record(&t0, &t1, "worker", up.len()),
+        "worker_cpu_down_us_per_record": per_record(&t1, &t2, "worker", down.len()),
         "rss_up_kib": rss_up,
         "rss_down_kib": rss_down,
         "peak_up_kib": hwm_up,
@@ -489,6 +615,9 @@ fn f(v: &Value, key: &str) -> f64 {
 }
 
 fn validity(v: &Value) -> String {
+    if v.is_null() {
+        return "not run (`--only`)".to_string();
+    }
     if v.get("valid").and_then(Value::as_bool) == Some(true) {
         format!(
             "ok ({} / {})",
@@ -550,6 +679,23 @@ fn report(results: &[Value], o: &Opts) -> String {
          sink backlog and the figure is the pipeline's capacity (records wait in memory; \
          peak RSS is not representative there).\n",
     );
+    md.push_str(
+        "\nCPU per delivered record by thread (µs; from `/proc/self/task`, 10 ms ticks): \
+         the sink thread (batch, encode, send, disk queue), the worker, and the bench's \
+         own loopback Loki receiver (decoding every push; not Loggier's cost, but on the \
+         same 2 cores).\n\n\
+         | scenario | sink thread | worker | loopback receiver |\n|---|---:|---:|---:|\n",
+    );
+    for name in ["file", "loki", "loki-durable"] {
+        let v = by(name);
+        md.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {:.2} |\n",
+            name,
+            f(&v, "sink_cpu_us_per_record"),
+            f(&v, "worker_cpu_us_per_record"),
+            f(&v, "receiver_cpu_us_per_record"),
+        ));
+    }
     let valid = |v: &Value| v.get("valid").and_then(Value::as_bool) == Some(true);
     for lname in ["file", "file+big-channel"] {
         let lf = by(lname);
@@ -586,23 +732,34 @@ fn report(results: &[Value], o: &Opts) -> String {
     md.push_str(&format!(
         "\n**Outage** (Loki sink, {} records/s from one paced producer, {:.0} s up then {:.0} s \
          answering 503, then up until all arrived):\n\n\
-         | phase | caller p50 µs | caller p99 µs | RSS MiB at end |\n|---|---:|---:|---:|\n\
-         | sink up | {:.2} | {:.2} | {:.1} |\n\
-         | sink down | {:.2} | {:.2} | {:.1} (peak {:.1}) |\n\n\
-         p99 down / up: **{:.2}×**; recovery after the sink came back: {:.1} s; {}.\n\n",
+         | phase | caller p50 µs | caller p99 µs | caller p99.9 µs | sink thread CPU µs / record | RSS MiB at end |\n|---|---:|---:|---:|---:|---:|\n\
+         | sink up | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |\n\
+         | sink down | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} (peak {:.1}) |\n\n\
+         p99 down / up: **{:.2}×**; recovery after the sink came back: {:.1} s; {}. \
+         Sink-thread wake-ups per s up / down: {:.0} / {:.0}; caller thread preempted per s \
+         up / down: {:.0} / {:.0} (on 2 cores the caller shares a core with the worker, \
+         the sink thread and the loopback receiver).\n\n",
         thousands(f(&v, "rate")),
         f(&v, "phase_secs"),
         f(&v, "phase_secs"),
         f(&v, "p50_up_us"),
         f(&v, "p99_up_us"),
+        f(&v, "p999_up_us"),
+        f(&v, "sink_cpu_up_us_per_record"),
         f(&v, "rss_up_kib") / 1024.0,
         f(&v, "p50_down_us"),
         f(&v, "p99_down_us"),
+        f(&v, "p999_down_us"),
+        f(&v, "sink_cpu_down_us_per_record"),
         f(&v, "rss_down_kib") / 1024.0,
         f(&v, "peak_rss_kib") / 1024.0,
         f(&v, "p99_down_us") / f(&v, "p99_up_us"),
         f(&v, "recovery_s"),
-        validity(&v)
+        validity(&v),
+        f(&v, "sink_wakeups_up_per_s"),
+        f(&v, "sink_wakeups_down_per_s"),
+        f(&v, "caller_preempted_up_per_s"),
+        f(&v, "caller_preempted_down_per_s"),
     ));
     md
 }
@@ -619,6 +776,9 @@ fn main() {
     let o = parse_opts(&args);
     let mut results = Vec::new();
     for name in SCENARIOS {
+        if !o.only.is_empty() && !o.only.iter().any(|n| n == name) {
+            continue;
+        }
         let t = Instant::now();
         let v = in_child(name, &o);
         eprintln!("{name:<20} {:>6.1} s  {v}", t.elapsed().as_secs_f64());

@@ -3,8 +3,11 @@
 //! oldest-first when it is back, count everything.
 //!
 //! Delivery order per sink is the order batches were sealed: the disk backlog (older)
-//! is always sent before the in-memory outbox (newer), and while a backlog exists new
-//! batches join it on disk instead of overtaking it.
+//! is always sent before the in-memory outbox (newer), and while a backlog exists (or
+//! the sink is offline) new batches wait behind it in the outbox and join it on disk
+//! [`MAX_OUTBOX`] at a time, in one transaction, instead of overtaking it; what
+//! waited there for the batch interval (`max_delay`) goes to disk then, as does the
+//! whole outbox on a flush while offline, a failed send and shutdown.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -89,6 +92,11 @@ enum Sent {
 /// `dropped_backlog`.
 const MAX_OUTBOX: usize = 16;
 
+/// How long the disk backlog is skipped (memory batches go meanwhile) when the
+/// queue's counters claim batches that are not on disk, after a recount did not
+/// settle it.
+const BACKLOG_RECHECK: Duration = Duration::from_secs(1);
+
 /// Longest a shutdown caused by the control channel closing waits.
 const ORPHAN_SHUTDOWN: Duration = Duration::from_secs(2);
 
@@ -137,6 +145,12 @@ struct Task {
     unacked: Vec<Unacked>,
     /// Next retry of the deletes in `unacked`, and the wait after that.
     ack_retry_at: Option<Instant>,
+    /// The outbox waits behind a backlog (or offline) and goes to disk at this
+    /// instant at the latest.
+    park_due: Option<Instant>,
+    /// Until then the disk backlog is not read: the counters said batches were
+    /// there, the disk had none (see [`BACKLOG_RECHECK`]).
+    backlog_recheck_at: Option<Instant>,
     ack_delay: Duration,
     /// The record channel while a send runs from the main loop: records arriving
     /// meanwhile go to `intake` (at most `intake_cap`), batched after the send.
@@ -179,6 +193,8 @@ pub(crate) async fn run(
         held: VecDeque::new(),
         unacked: Vec::new(),
         ack_retry_at: None,
+        backlog_recheck_at: None,
+        park_due: None,
         ack_delay: ACK_RETRY_FIRST,
         records: None,
         intake: Vec::new(),
@@ -188,6 +204,9 @@ pub(crate) async fn run(
     let mut records_open = true;
     loop {
         t.answer_flushes(false);
+        if t.park_due.is_some_and(|d| d <= Instant::now()) {
+            t.park_outbox();
+        }
         if let Some(c) = t.held.pop_front() {
             if t.handle(c, &records).await {
                 return;
@@ -224,6 +243,7 @@ pub(crate) async fn run(
                 Err(_) => records_open = false,
             },
             () = sleep_until_opt(due) => t.seal(),
+            () = sleep_until_opt(t.park_due) => t.park_outbox(),
             () = sleep_until_opt(wake) => {}
         }
     }
@@ -343,8 +363,15 @@ impl Task {
         !self.outbox.is_empty() || self.spool.has_backlog()
     }
 
-    /// `true` when the disk holds batches not yet delivered.
+    /// `true` when the disk holds batches not yet delivered (and is not being
+    /// skipped after its counters were found wrong).
     fn sendable_backlog(&self) -> bool {
+        if self
+            .backlog_recheck_at
+            .is_some_and(|at| at > Instant::now())
+        {
+            return false;
+        }
         self.spool.pending_batches() > self.unacked.len() as u64
     }
 
@@ -367,10 +394,8 @@ impl Task {
     fn next_wake(&self) -> Option<Instant> {
         let send = self.not_before.filter(|_| self.has_sendable());
         let ack = self.ack_retry_at.filter(|_| !self.unacked.is_empty());
-        match (send, ack) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        let recheck = self.backlog_recheck_at.filter(|&at| at > Instant::now());
+        [send, ack, recheck].into_iter().flatten().min()
     }
 
     /// `true` when the open batch has waited `max_delay`.
@@ -490,11 +515,50 @@ impl Task {
             }
         };
         for p in payloads {
-            if self.spool.enabled() && (self.durable || self.offline || self.spool.has_backlog()) {
+            if self.spool.enabled() && self.durable {
                 self.park(&p);
-            } else {
-                self.outbox.push_back(p);
+                continue;
             }
+            self.outbox.push_back(p);
+            // Behind a backlog (or offline) the outbox is not sent before the disk,
+            // so it cannot overtake; it goes to disk in chunks, one commit each.
+            if self.spool.enabled() && (self.offline || self.spool.has_backlog()) {
+                if self.outbox.len() >= MAX_OUTBOX {
+                    self.park_outbox();
+                } else if self.park_due.is_none() {
+                    self.park_due = Some(deadline_after(self.max_delay));
+                }
+            }
+        }
+    }
+
+    /// Commits the whole outbox to the disk queue, in order, in one transaction.
+    fn park_outbox(&mut self) {
+        self.park_due = None;
+        if self.outbox.is_empty() {
+            return;
+        }
+        let parked: Vec<Payload> = self.outbox.drain(..).collect();
+        self.park_all(&parked);
+    }
+
+    /// Stores payloads that are in memory in the disk queue, in one transaction.
+    fn park_all(&mut self, payloads: &[Payload]) {
+        let total: u64 = payloads.iter().map(|p| u64::from(p.records)).sum();
+        self.add(|c| &c.left_memory, total);
+        match self.spool.store_all(payloads) {
+            Some(outcomes) => {
+                for (p, o) in payloads.iter().zip(outcomes) {
+                    let n = u64::from(p.records);
+                    match o {
+                        Stored::Yes => self.add(|c| &c.cached, n),
+                        // Counted by the queue (cache bound, disk full, I/O error).
+                        Stored::Dropped => self.drops += n,
+                    }
+                }
+            }
+            // No spool: cannot happen (callers check), but never lose it silently.
+            None => self.add(|c| &c.dropped_failed, total),
         }
     }
 
@@ -533,7 +597,17 @@ impl Task {
             let after = self.unacked.last().map_or(0, |u| u.seq);
             let b = match self.spool.oldest_after(after) {
                 Ok(Some(b)) => b,
-                Ok(None) => return,
+                Ok(None) => {
+                    // The counters claim batches the disk does not have (rows
+                    // deleted behind the queue's back): recount, and if that does
+                    // not settle it, skip the disk for a while so this is no busy
+                    // loop and memory batches still go.
+                    self.spool.resync();
+                    if self.spool.pending_batches() > self.unacked.len() as u64 {
+                        self.backlog_recheck_at = Some(deadline_after(BACKLOG_RECHECK));
+                    }
+                    return;
+                }
                 Err(e) => {
                     // The queue cannot be read now; try again later rather than spin.
                     self.not_before = Some(deadline_after(self.settings.network_check_interval));
@@ -640,10 +714,7 @@ impl Task {
                 if self.spool.enabled() {
                     // Park it and everything behind it, in order; retries and
                     // replays then come from disk.
-                    let parked: Vec<Payload> = self.outbox.drain(..).collect();
-                    for q in &parked {
-                        self.park(q);
-                    }
+                    self.park_outbox();
                     self.failed(reason, retry_after);
                 } else {
                     self.failed(reason.clone(), retry_after);
@@ -816,6 +887,11 @@ impl Task {
         patient: bool,
     ) {
         self.drain_channel(records);
+        if self.offline && !self.durable && self.spool.enabled() {
+            // What waited behind the backlog in memory goes to disk now, as it did
+            // batch by batch before: a flush of an offline sink leaves it all there.
+            self.park_outbox();
+        }
         self.flushes.push(PendingFlush {
             ack,
             drops_at: self.drops_at_last_flush,
@@ -884,10 +960,7 @@ impl Task {
     ) {
         self.drain_channel(records);
         if self.spool.enabled() {
-            let parked: Vec<Payload> = self.outbox.drain(..).collect();
-            for p in &parked {
-                self.park(p);
-            }
+            self.park_outbox();
         }
         // One immediate attempt even when backing off or offline.
         self.not_before = None;

@@ -21,8 +21,12 @@ pub enum DeliveryMode {
     /// [`shutdown`](crate::Loggier::shutdown) whatever is not delivered yet is written
     /// to disk before the sink closes. A crash (`kill -9`, power loss) loses the
     /// batches that were only in memory: at most the current batch and the ones
-    /// waiting for their first send. `flush()` returns `true` only when every record
-    /// accepted before it was delivered.
+    /// waiting for their first send. While the sink is offline (or a backlog is
+    /// being replayed), new batches are committed in groups — 16 batches, or what
+    /// waited one batch interval (`flush_interval`) — one SQLite transaction per
+    /// group; a `flush()` of an offline sink commits what is waiting at once.
+    /// `flush()` returns `true` only when every record accepted before it was
+    /// delivered.
     #[default]
     OfflineCache,
     /// Durable (write-ahead): every batch is committed to the disk queue before its
@@ -127,6 +131,29 @@ impl Spool {
         })
     }
 
+    /// Commits `payloads` in order, in one transaction; one outcome each. `None`
+    /// when the spool is disabled.
+    pub(crate) fn store_all(&self, payloads: &[Payload]) -> Option<Vec<Stored>> {
+        self.with(|q| {
+            q.push_many(&self.sink, payloads)
+                .into_iter()
+                .map(|o| {
+                    if o.is_stored() {
+                        Stored::Yes
+                    } else {
+                        Stored::Dropped
+                    }
+                })
+                .collect()
+        })
+    }
+
+    /// Recounts this queue's pending gauges from the file (they drifted from the
+    /// rows on disk). Errors are recorded by the queue.
+    pub(crate) fn resync(&self) {
+        let _ = self.with(|q| q.resync());
+    }
+
     /// The oldest stored batch of this sink with a row id above `after` (rows up
     /// to `after` are delivered, waiting for their delete). Corrupt rows met on the
     /// way are quarantined and counted by the queue.
@@ -184,6 +211,10 @@ impl Spool {
     pub(crate) fn store(&self, _payload: &Payload) -> Option<Stored> {
         None
     }
+    pub(crate) fn store_all(&self, _payloads: &[Payload]) -> Option<Vec<Stored>> {
+        None
+    }
+    pub(crate) fn resync(&self) {}
     pub(crate) fn pending_batches(&self) -> u64 {
         0
     }

@@ -124,7 +124,16 @@ pub struct DiskQueue {
     total_bytes: u64,
     /// Largest row id present when the file was opened.
     restored_upto: i64,
+    /// No row was created before this (unix ms): a lower bound of the oldest
+    /// `created_at_ms`, so [`DiskQueue::expire`] skips its `DELETE` while nothing can
+    /// have expired. `None`: unknown (look).
+    oldest_created_ms: Option<i64>,
 }
+
+/// `DELETE … RETURNING` statements of [`DiskQueue::delete_where`] (`?1`: the argument).
+const DELETE_BY_SEQ: &str = "DELETE FROM batches WHERE seq = ?1 RETURNING sink, records, bytes";
+const DELETE_OLDER: &str =
+    "DELETE FROM batches WHERE created_at_ms < ?1 RETURNING sink, records, bytes";
 
 impl DiskQueue {
     /// Opens (or creates) the queue file at `path`, creating parent directories.
@@ -185,6 +194,7 @@ impl DiskQueue {
             stats,
             total_bytes: 0,
             restored_upto: 0,
+            oldest_created_ms: None,
         };
         let (batches, records) = q.load_totals().map_err(|e| q.queue_error("read", &e))?;
         q.restored_upto = q
@@ -250,47 +260,99 @@ impl DiskQueue {
     }
 
     pub(crate) fn push_at(&mut self, sink: &str, payload: &Payload, now_ms: i64) -> PushOutcome {
-        let records = u64::from(payload.records);
-        let len = payload.bytes.len() as u64;
-        if len > self.config.max_bytes {
-            self.stats.update(|s| {
-                s.sinks
-                    .entry(sink.to_owned())
-                    .or_default()
-                    .dropped_cache_full += records;
-            });
-            return PushOutcome::Dropped;
+        self.push_many_at(sink, std::slice::from_ref(payload), now_ms)
+            .pop()
+            .unwrap_or(PushOutcome::Dropped)
+    }
+
+    /// Stores `payloads` for `sink`, in order, in one transaction (one commit, one
+    /// WAL sync point instead of one per batch), then enforces the bounds like
+    /// [`DiskQueue::push`]. Returns one outcome per payload, in order.
+    ///
+    /// Failures are as for [`DiskQueue::push`]; an error while storing drops (and
+    /// counts) every payload of the call. A bound enforced afterwards may evict the
+    /// older payloads of this very call (counted as `dropped_cache_full`), never the
+    /// last one.
+    pub fn push_many(&mut self, sink: &str, payloads: &[Payload]) -> Vec<PushOutcome> {
+        self.push_many_at(sink, payloads, now_ms())
+    }
+
+    pub(crate) fn push_many_at(
+        &mut self,
+        sink: &str,
+        payloads: &[Payload],
+        now_ms: i64,
+    ) -> Vec<PushOutcome> {
+        let mut out = vec![PushOutcome::Dropped; payloads.len()];
+        let mut fits: Vec<&Payload> = Vec::with_capacity(payloads.len());
+        let mut slots: Vec<usize> = Vec::with_capacity(payloads.len());
+        for (i, p) in payloads.iter().enumerate() {
+            if p.bytes.len() as u64 > self.config.max_bytes {
+                let records = u64::from(p.records);
+                self.stats.update(|s| {
+                    s.sinks
+                        .entry(sink.to_owned())
+                        .or_default()
+                        .dropped_cache_full += records;
+                });
+            } else {
+                fits.push(p);
+                slots.push(i);
+            }
+        }
+        if fits.is_empty() {
+            return out;
         }
         self.expire(now_ms);
-        let mut result = self.insert(sink, payload, now_ms);
+        let mut result = self.insert(sink, &fits, now_ms);
         if let Err(e) = &result
             && is_corruption(e)
         {
             self.recover_from_corruption(e);
-            result = self.insert(sink, payload, now_ms);
+            result = self.insert(sink, &fits, now_ms);
         }
         match result {
-            Ok(Inserted::New(seq)) => {
-                self.total_bytes += len;
-                self.stats.update(|s| {
-                    let st = s.sinks.entry(sink.to_owned()).or_default();
-                    st.pending_batches += 1;
-                    st.pending_records += records;
-                    st.pending_bytes += len;
-                    st.stored_records += records;
-                });
-                self.enforce_bytes(seq);
-                // The new batch itself is never evicted by its own push (it is the
-                // newest and fits on its own), so it is still stored.
-                PushOutcome::Stored { seq }
+            Ok(inserted) => {
+                let mut newest = None;
+                let (mut batches, mut records, mut bytes) = (0u64, 0u64, 0u64);
+                for ((p, slot), ins) in fits.iter().zip(&slots).zip(inserted) {
+                    out[*slot] = match ins {
+                        Inserted::New(seq) => {
+                            batches += 1;
+                            records += u64::from(p.records);
+                            bytes += p.bytes.len() as u64;
+                            newest = Some(seq);
+                            PushOutcome::Stored { seq }
+                        }
+                        Inserted::Existing(seq) => PushOutcome::AlreadyStored { seq },
+                    };
+                }
+                if let Some(seq) = newest {
+                    self.total_bytes += bytes;
+                    self.oldest_created_ms =
+                        Some(self.oldest_created_ms.map_or(now_ms, |o| o.min(now_ms)));
+                    self.stats.update(|s| {
+                        let st = s.sinks.entry(sink.to_owned()).or_default();
+                        st.pending_batches += batches;
+                        st.pending_records += records;
+                        st.pending_bytes += bytes;
+                        st.stored_records += records;
+                    });
+                    // The newest batch is never evicted by its own push (it fits on
+                    // its own), so the last payload is still stored.
+                    self.enforce_bytes(seq);
+                }
             }
-            Ok(Inserted::Existing(seq)) => PushOutcome::AlreadyStored { seq },
             Err(e) => {
                 let full = e.sqlite_error_code() == Some(ErrorCode::DiskFull);
+                let records: u64 = fits.iter().map(|p| u64::from(p.records)).sum();
+                let ids = match fits.as_slice() {
+                    [one] => format!("batch {}", one.id),
+                    many => format!("{} batches", many.len()),
+                };
                 let msg = format!(
-                    "disk queue {}: cannot store batch {} of sink {sink}: {e}",
+                    "disk queue {}: cannot store {ids} of sink {sink}: {e}",
                     self.path.display(),
-                    payload.id
                 );
                 self.stats.update(|s| {
                     let st = s.sinks.entry(sink.to_owned()).or_default();
@@ -301,9 +363,51 @@ impl DiskQueue {
                     }
                     s.last_error = Some(msg);
                 });
-                PushOutcome::Dropped
             }
         }
+        out
+    }
+
+    /// Recounts the pending gauges of every sink from the file, for when they may
+    /// have drifted from the rows actually stored (rows deleted by another program).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Queue`] when the file cannot be read.
+    pub fn resync(&mut self) -> Result<(), Error> {
+        let counted = (|| -> rusqlite::Result<Vec<(String, u64, u64, u64)>> {
+            let mut st = self.conn.prepare(
+                "SELECT sink, COUNT(*), COALESCE(SUM(records), 0), COALESCE(SUM(bytes), 0)
+                 FROM batches GROUP BY sink",
+            )?;
+            let rows = st.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    u64::try_from(r.get::<_, i64>(1)?).unwrap_or(0),
+                    u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                ))
+            })?;
+            rows.collect()
+        })();
+        let counted = match counted {
+            Ok(c) => c,
+            Err(e) => return Err(self.handle_error("read", &e)),
+        };
+        self.total_bytes = counted.iter().map(|c| c.3).sum();
+        self.stats.update(|s| {
+            for st in s.sinks.values_mut() {
+                st.pending_batches = 0;
+                st.pending_records = 0;
+                st.pending_bytes = 0;
+            }
+            for (sink, b, r, by) in counted {
+                let st = s.sinks.entry(sink).or_default();
+                st.pending_batches = b;
+                st.pending_records = r;
+                st.pending_bytes = by;
+            }
+        });
+        Ok(())
     }
 
     /// Up to `n` of `sink`'s batches, oldest first (insertion order). Expired
@@ -436,9 +540,25 @@ impl DiskQueue {
     pub(crate) fn expire(&mut self, now_ms: i64) {
         let max_age_ms = i64::try_from(self.config.max_age.as_millis()).unwrap_or(i64::MAX);
         let cutoff = now_ms.saturating_sub(max_age_ms);
-        let r = self.delete_where("created_at_ms < ?1", cutoff);
+        if self
+            .oldest_created_ms
+            .is_some_and(|oldest| oldest >= cutoff)
+        {
+            // No row is older than the cutoff: nothing to delete (no statement run).
+            return;
+        }
+        let r = self.delete_where(DELETE_OLDER, cutoff);
         match r {
             Ok(rows) => {
+                // Rows created before the cutoff are gone; MIN over the index is
+                // cheap. An empty table: nothing can expire before a new insert.
+                self.oldest_created_ms = self
+                    .conn
+                    .query_row("SELECT MIN(created_at_ms) FROM batches", [], |r| {
+                        r.get::<_, Option<i64>>(0)
+                    })
+                    .ok()
+                    .map(|m| m.unwrap_or(i64::MAX));
                 for row in rows {
                     self.stats.update(|s| {
                         s.sinks.entry(row.sink).or_default().dropped_expired += row.records;
@@ -487,37 +607,55 @@ impl DiskQueue {
         }
     }
 
-    fn insert(&mut self, sink: &str, payload: &Payload, now_ms: i64) -> rusqlite::Result<Inserted> {
-        let id = payload.id.hyphenated().to_string();
-        let tx = self.conn.transaction()?;
-        let existing: Option<i64> = {
-            let mut st =
+    /// Inserts `payloads` in one transaction (all or none), skipping a batch id the
+    /// sink already stored.
+    fn insert(
+        &mut self,
+        sink: &str,
+        payloads: &[&Payload],
+        now_ms: i64,
+    ) -> rusqlite::Result<Vec<Inserted>> {
+        // IMMEDIATE: take the write lock first (waiting out another writer with the
+        // busy timeout). A deferred transaction would read first and then fail at
+        // once with SQLITE_BUSY when upgrading while another connection writes.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut out = Vec::with_capacity(payloads.len());
+        {
+            let mut find =
                 tx.prepare_cached("SELECT seq FROM batches WHERE sink = ?1 AND batch_id = ?2")?;
-            let mut rows = st.query(params![sink, id])?;
-            match rows.next()? {
-                Some(r) => Some(r.get(0)?),
-                None => None,
+            let mut add = tx.prepare_cached(
+                "INSERT INTO batches (sink, batch_id, created_at_ms, attempts, bytes, records, payload)
+                 VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
+            )?;
+            let mut id_buf = uuid::Uuid::encode_buffer();
+            for payload in payloads {
+                let id: &str = payload.id.hyphenated().encode_lower(&mut id_buf);
+                let existing: Option<i64> = {
+                    let mut rows = find.query(params![sink, id])?;
+                    match rows.next()? {
+                        Some(r) => Some(r.get(0)?),
+                        None => None,
+                    }
+                };
+                if let Some(seq) = existing {
+                    out.push(Inserted::Existing(seq));
+                    continue;
+                }
+                add.execute(params![
+                    sink,
+                    id,
+                    now_ms,
+                    payload.bytes.len() as i64,
+                    i64::from(payload.records),
+                    &payload.bytes[..]
+                ])?;
+                out.push(Inserted::New(tx.last_insert_rowid()));
             }
-        };
-        if let Some(seq) = existing {
-            tx.commit()?;
-            return Ok(Inserted::Existing(seq));
         }
-        tx.prepare_cached(
-            "INSERT INTO batches (sink, batch_id, created_at_ms, attempts, bytes, records, payload)
-             VALUES (?1, ?2, ?3, 0, ?4, ?5, ?6)",
-        )?
-        .execute(params![
-            sink,
-            id,
-            now_ms,
-            payload.bytes.len() as i64,
-            i64::from(payload.records),
-            &payload.bytes[..]
-        ])?;
-        let seq = tx.last_insert_rowid();
         tx.commit()?;
-        Ok(Inserted::New(seq))
+        Ok(out)
     }
 
     /// Up to `n` decodable rows of `sink` after `after`, and the undecodable rows met
@@ -549,15 +687,15 @@ impl DiskQueue {
 
     /// Deletes one row and updates the pending gauges; `None` when it was not there.
     fn delete_row(&mut self, seq: i64) -> rusqlite::Result<Option<DeletedRow>> {
-        let mut rows = self.delete_where("seq = ?1", seq)?;
+        let mut rows = self.delete_where(DELETE_BY_SEQ, seq)?;
         Ok(rows.pop())
     }
 
-    /// Deletes rows matching `cond` (one `?1` parameter), updating the pending gauges.
-    fn delete_where(&mut self, cond: &str, arg: i64) -> rusqlite::Result<Vec<DeletedRow>> {
-        let sql = format!("DELETE FROM batches WHERE {cond} RETURNING sink, records, bytes");
+    /// Runs one of the `DELETE … RETURNING sink, records, bytes` statements above
+    /// with `arg` as `?1`, updating the pending gauges.
+    fn delete_where(&mut self, sql: &'static str, arg: i64) -> rusqlite::Result<Vec<DeletedRow>> {
         let deleted: Vec<DeletedRow> = {
-            let mut st = self.conn.prepare_cached(&sql)?;
+            let mut st = self.conn.prepare_cached(sql)?;
             // Tolerant of damaged values: a row must be deletable whatever it holds.
             let rows = st.query_map(params![arg], |r| {
                 Ok(DeletedRow {
@@ -666,6 +804,7 @@ impl DiskQueue {
             }
         };
         self.total_bytes = 0;
+        self.oldest_created_ms = None;
         let msg = format!(
             "disk queue {} is corrupt ({cause}); {note}",
             self.path.display()
@@ -1122,6 +1261,59 @@ mod tests {
         assert_eq!(q.push("a", &payload(2, 51, 7)), PushOutcome::Dropped);
         assert_eq!(q.pending("a"), (1, 1));
         assert_eq!(q.stats().sink("a").dropped_cache_full, 7);
+    }
+
+    #[test]
+    fn push_many_stores_in_order_and_reports_each_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut q, _) = open(dir.path(), QueueConfig::default().max_bytes(25));
+        let first = payload(1, 10, 1);
+        q.push("a", &first);
+        // Already stored, new, too large on its own, new: one transaction.
+        let batch = vec![
+            first.clone(),
+            payload(2, 10, 2),
+            payload(3, 30, 3),
+            payload(4, 10, 4),
+        ];
+        let out = q.push_many("a", &batch);
+        assert!(
+            matches!(out[0], PushOutcome::AlreadyStored { .. }),
+            "{out:?}"
+        );
+        assert!(matches!(out[1], PushOutcome::Stored { .. }), "{out:?}");
+        assert_eq!(out[2], PushOutcome::Dropped);
+        assert!(matches!(out[3], PushOutcome::Stored { .. }), "{out:?}");
+        // 30 bytes stored against a bound of 25: the oldest (the first push) went.
+        let st = q.stats().sink("a");
+        assert_eq!(st.dropped_cache_full, 3 + 1, "{st:?}");
+        let left: Vec<u32> = q
+            .oldest("a", 10)
+            .expect("oldest")
+            .iter()
+            .map(|b| b.payload.records)
+            .collect();
+        assert_eq!(left, vec![2, 4], "order kept");
+        assert_eq!(q.pending("a"), (2, 6));
+    }
+
+    #[test]
+    fn expiry_still_runs_after_rows_come_and_go() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut q, _) = open(
+            dir.path(),
+            QueueConfig::default().max_age(Duration::from_secs(60)),
+        );
+        let now = now_ms();
+        q.push_at("a", &payload(1, 10, 1), now);
+        let b = q.oldest("a", 1).expect("oldest").remove(0);
+        q.ack(b.seq).expect("ack");
+        // Nothing old now; a row older than any seen before still expires.
+        q.expire(now);
+        q.push_at("a", &payload(2, 10, 2), now - 120_000);
+        q.push_at("a", &payload(3, 10, 3), now);
+        assert_eq!(q.pending("a"), (1, 3));
+        assert_eq!(q.stats().sink("a").dropped_expired, 2);
     }
 
     #[test]

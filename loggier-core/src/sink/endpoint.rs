@@ -287,25 +287,13 @@ pub(crate) fn redact_url(raw: &str) -> String {
     )
 }
 
-/// Decodes `%XX` escapes of URL userinfo (invalid escapes kept, invalid UTF-8
-/// replaced).
+/// Decodes `%XX` escapes of URL userinfo with the `percent-encoding` crate (the
+/// one `url` uses): invalid escapes are kept as they are, invalid UTF-8 replaced.
+/// Unlike form decoding, `+` stays `+`.
 fn percent_decode(s: &str) -> String {
-    let hex = |c: u8| (c as char).to_digit(16).and_then(|d| u8::try_from(d).ok());
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(s)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -319,6 +307,18 @@ mod tests {
         tenant_header: Some("x-scope-orgid"),
         headers: "x_headers",
     };
+
+    #[test]
+    fn userinfo_is_percent_decoded_but_plus_stays_plus() {
+        let ep = EndpointOptions::new("http://us%40er:p%3Ass+w%ZZ@h:1/");
+        let r = ep.resolve(&NAMES).expect("resolves");
+        let auth = r.headers.get(AUTHORIZATION).expect("basic auth");
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(&auth.as_bytes()["Basic ".len()..])
+            .expect("base64");
+        assert_eq!(decoded, b"us@er:p:ss+w%ZZ");
+    }
 
     #[test]
     fn urls_are_redacted() {

@@ -1,14 +1,13 @@
 //! Batch → Loki push requests: streams by label set, entries in time order, long
 //! lines truncated, requests split to stay under the size limit.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::ops::Range;
 
-use prost::Message as _;
+use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
-use super::proto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
-use super::{LineFormat, PushFormat};
+use super::{BUILTIN_METADATA, LineFormat, PushFormat};
 use crate::error::{Error, ErrorKind};
 use crate::record::{Level, Record, ServiceInfo, encode_json};
 use crate::sink::{Payload, encode_logfmt_line};
@@ -24,15 +23,14 @@ const JSON_ENVELOPE: &[u8] = b"{\"streams\":[]}";
 
 /// Label (or metadata) pairs, sorted by name where it matters.
 type Pairs = Vec<(String, String)>;
-/// Entries of one request, grouped by stream index.
-type Parts = Vec<(usize, Vec<EntryAdapter>)>;
 
 /// Encoding settings of one Loki sink (validated by the builder).
 #[derive(Debug, Clone)]
 pub(crate) struct LokiEncoder {
     /// Static labels, sorted by name, names validated.
     pub(crate) static_labels: Vec<(String, String)>,
-    /// Context keys copied to structured metadata, after the built-in ones.
+    /// Context keys copied to structured metadata, after the built-in ones (no
+    /// built-in key, no duplicates: the builder removes them).
     pub(crate) metadata_fields: Vec<String>,
     /// Context keys whose scalar value becomes a label of the record's stream
     /// (overriding a built-in label of the same name); empty by default.
@@ -43,7 +41,7 @@ pub(crate) struct LokiEncoder {
     pub(crate) max_request_bytes: usize,
 }
 
-/// One log line before it is framed for the wire.
+/// One log line before it is framed for the wire (JSON push format).
 #[derive(Debug)]
 struct Entry {
     ts_ns: u64,
@@ -51,14 +49,57 @@ struct Entry {
     metadata: Vec<(String, String)>,
 }
 
-/// A label set and its entries, oldest first.
+/// A label set and its entries, oldest first (JSON push format).
 #[derive(Debug)]
 struct Stream {
     /// Label pairs sorted by name.
     labels: Vec<(String, String)>,
+    entries: Vec<Entry>,
+}
+
+/// One stream of a batch: its label set and the records that belong to it.
+#[derive(Debug)]
+struct Group {
+    /// Label pairs sorted by name.
+    labels: Pairs,
     /// Prometheus text form of `labels`, the stream key.
     labels_text: String,
-    entries: Vec<Entry>,
+    /// Indices of its records in the batch, oldest first (records with equal
+    /// timestamps keep the order they were logged in).
+    members: Vec<usize>,
+}
+
+/// The protobuf entries of one stream: each `EntryAdapter` framed as field 2 of
+/// `StreamAdapter` (key, length, message), back to back in `bytes`; entry `e` ends
+/// at `ends[e]`.
+#[derive(Debug)]
+struct EncodedStream {
+    labels_text: String,
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl EncodedStream {
+    /// Byte range of the entries `r` in `bytes`.
+    fn span(&self, r: &Range<usize>) -> Range<usize> {
+        let start = if r.start == 0 {
+            0
+        } else {
+            self.ends[r.start - 1]
+        };
+        start..self.ends[r.end - 1]
+    }
+}
+
+/// Entry ranges of one request, per stream index.
+type Parts = Vec<(usize, Range<usize>)>;
+
+/// Reusable buffers of one batch's encoding.
+#[derive(Default)]
+struct Scratch {
+    line: Vec<u8>,
+    metadata: Vec<u8>,
+    number: String,
 }
 
 impl LokiEncoder {
@@ -70,10 +111,25 @@ impl LokiEncoder {
         records: &[Record],
         service: &ServiceInfo,
     ) -> Result<Vec<Payload>, Error> {
-        let streams = self.group(records, service)?;
+        let groups = self.group(records, service);
         match self.push_format {
-            PushFormat::Protobuf => self.encode_protobuf(streams),
-            PushFormat::Json => self.encode_json(streams),
+            PushFormat::Protobuf => self.encode_protobuf(records, service, groups),
+            PushFormat::Json => {
+                let mut buf = Vec::with_capacity(512);
+                let mut streams = Vec::with_capacity(groups.len());
+                for g in groups {
+                    let entries = g
+                        .members
+                        .iter()
+                        .map(|&i| self.entry(&records[i], service, &mut buf))
+                        .collect::<Result<Vec<Entry>, Error>>()?;
+                    streams.push(Stream {
+                        labels: g.labels,
+                        entries,
+                    });
+                }
+                self.encode_json(streams)
+            }
         }
     }
 
@@ -99,40 +155,67 @@ impl LokiEncoder {
         labels
     }
 
-    fn group(&self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Stream>, Error> {
+    /// Groups the batch into streams, sorted by their label text, each with its
+    /// records in timestamp order (stable).
+    fn group(&self, records: &[Record], service: &ServiceInfo) -> Vec<Group> {
         // Labels depend on the level only (service identity is fixed per batch), so
-        // compute each level's label set once.
+        // each level's label set and stream are looked up once, then by index.
         let mut per_level: [Option<(Pairs, String)>; 6] = Default::default();
-        let mut streams: BTreeMap<String, Stream> = BTreeMap::new();
-        let mut buf = Vec::with_capacity(512);
-        for r in records {
-            let (labels, text) = per_level[r.level as usize].get_or_insert_with(|| {
-                let labels = self.labels(r.level, service);
-                let text = render_labels(&labels);
-                (labels, text)
+        let mut level_group: [Option<usize>; 6] = [None; 6];
+        let mut groups: Vec<Group> = Vec::new();
+        // Stream index by label text, so equal label sets share one stream however
+        // they were reached (a record's own labels can equal a level's set).
+        let mut by_text: HashMap<String, usize> = HashMap::new();
+        let mut find_or_add = |groups: &mut Vec<Group>, labels: &Pairs, text: &String| {
+            if let Some(&g) = by_text.get(text) {
+                return g;
+            }
+            groups.push(Group {
+                labels: labels.clone(),
+                labels_text: text.clone(),
+                members: Vec::new(),
             });
-            let own = self.record_labels(r, labels);
-            let (labels, text) = match &own {
-                Some((l, t)) => (l, t),
-                None => (&*labels, &*text),
+            by_text.insert(text.clone(), groups.len() - 1);
+            groups.len() - 1
+        };
+        for (i, r) in records.iter().enumerate() {
+            let lvl = r.level as usize;
+            let own = if self.label_fields.is_empty() {
+                None
+            } else {
+                let (labels, _) = per_level[lvl].get_or_insert_with(|| {
+                    let labels = self.labels(r.level, service);
+                    let text = render_labels(&labels);
+                    (labels, text)
+                });
+                self.record_labels(r, labels)
             };
-            let entry = self.entry(r, service, &mut buf)?;
-            streams
-                .entry(text.clone())
-                .or_insert_with(|| Stream {
-                    labels: labels.clone(),
-                    labels_text: text.clone(),
-                    entries: Vec::new(),
-                })
-                .entries
-                .push(entry);
+            let g = match own {
+                Some((labels, text)) => find_or_add(&mut groups, &labels, &text),
+                None => match level_group[lvl] {
+                    Some(g) => g,
+                    None => {
+                        let (labels, text) = per_level[lvl].get_or_insert_with(|| {
+                            let labels = self.labels(r.level, service);
+                            let text = render_labels(&labels);
+                            (labels, text)
+                        });
+                        let g = find_or_add(&mut groups, labels, text);
+                        level_group[lvl] = Some(g);
+                        g
+                    }
+                },
+            };
+            groups[g].members.push(i);
         }
-        let mut out: Vec<Stream> = streams.into_values().collect();
-        for s in &mut out {
-            // Stable: entries with equal timestamps keep the order they were logged in.
-            s.entries.sort_by_key(|e| e.ts_ns);
+        groups.sort_by(|a, b| a.labels_text.cmp(&b.labels_text));
+        for g in &mut groups {
+            if !g.members.is_sorted_by_key(|&i| records[i].timestamp_ns) {
+                // Stable: entries with equal timestamps keep the order they were logged in.
+                g.members.sort_by_key(|&i| records[i].timestamp_ns);
+            }
         }
-        Ok(out)
+        groups
     }
 
     /// The record's own label set when one of the label fields is set in its context
@@ -162,7 +245,14 @@ impl LokiEncoder {
         Some((labels, text))
     }
 
-    fn entry(&self, r: &Record, service: &ServiceInfo, buf: &mut Vec<u8>) -> Result<Entry, Error> {
+    /// Renders the record's line into `buf` (JSON, or logfmt without the newline)
+    /// and returns it, truncated to `max_line_bytes`.
+    fn line<'b>(
+        &self,
+        r: &Record,
+        service: &ServiceInfo,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<std::borrow::Cow<'b, str>, Error> {
         buf.clear();
         match self.line_format {
             LineFormat::Json => encode_json(r, service, buf)
@@ -176,127 +266,208 @@ impl LokiEncoder {
         }
         let line = std::str::from_utf8(buf)
             .map_err(|e| Error::with_source(ErrorKind::Encode, "log line is not utf-8", e))?;
-        Ok(Entry {
-            ts_ns: r.timestamp_ns,
-            line: truncate_line(line, self.max_line_bytes),
-            metadata: self.metadata(r),
+        Ok(if line.len() > self.max_line_bytes {
+            std::borrow::Cow::Owned(truncate_line(line, self.max_line_bytes))
+        } else {
+            std::borrow::Cow::Borrowed(line)
         })
     }
 
-    /// Structured metadata of a record: `request_id`, `trace_id`, `span_id`, `route`
-    /// (typed record fields first, else the context key of that name), then the
-    /// configured context keys. Only scalar values are taken.
-    fn metadata(&self, r: &Record) -> Vec<(String, String)> {
-        let mut out: Vec<(String, String)> = Vec::new();
+    fn entry(&self, r: &Record, service: &ServiceInfo, buf: &mut Vec<u8>) -> Result<Entry, Error> {
+        let line = self.line(r, service, buf)?.into_owned();
+        let mut metadata = Vec::new();
+        let mut number = String::new();
+        self.each_metadata(r, &mut number, |k, v| {
+            metadata.push((k.to_string(), v.to_string()));
+        });
+        Ok(Entry {
+            ts_ns: r.timestamp_ns,
+            line,
+            metadata,
+        })
+    }
+
+    /// Calls `f(key, value)` for each structured-metadata pair of a record, in order:
+    /// `request_id`, `trace_id`, `span_id`, `route` (typed record fields first, else
+    /// the context key of that name), then the configured context keys. Only
+    /// non-empty scalar values are taken, cut to [`MAX_METADATA_VALUE_BYTES`].
+    /// `number` is scratch space for numbers rendered as text.
+    fn each_metadata(&self, r: &Record, number: &mut String, mut f: impl FnMut(&str, &str)) {
+        /// Keys looked up in one pass over a small context.
+        const SLOTS: usize = 12;
         let route = r.http.as_ref().and_then(|h| h.request.route.as_deref());
-        let typed: [(&str, Option<&str>); 4] = [
-            ("request_id", r.request_id.as_deref()),
-            ("trace_id", r.trace_id.as_deref()),
-            ("span_id", r.span_id.as_deref()),
-            ("route", route),
+        let typed: [Option<&str>; 4] = [
+            r.request_id.as_deref(),
+            r.trace_id.as_deref(),
+            r.span_id.as_deref(),
+            route,
         ];
-        for (key, value) in typed {
-            let value = match value {
-                Some(v) => Some(v.to_string()),
-                None => r.context.get(key).and_then(scalar_text),
-            };
-            if let Some(v) = value.filter(|v| !v.is_empty()) {
-                out.push((key.to_string(), cut_owned(v, MAX_METADATA_VALUE_BYTES)));
+        let key = |j: usize| -> &str {
+            match BUILTIN_METADATA.get(j) {
+                Some(k) => k,
+                None => &self.metadata_fields[j - BUILTIN_METADATA.len()],
             }
-        }
-        for key in &self.metadata_fields {
-            if out.iter().any(|(k, _)| k == key) {
-                continue;
-            }
-            if let Some(v) = r.context.get(key).and_then(scalar_text) {
-                if !v.is_empty() {
-                    out.push((key.clone(), cut_owned(v, MAX_METADATA_VALUE_BYTES)));
+        };
+        let wanted = BUILTIN_METADATA.len() + self.metadata_fields.len();
+        // A context of a few fields is scanned once for every wanted key (a string
+        // compare each) instead of hashing each key; a large one is looked up.
+        let scan = r.context.len() <= 16;
+        let mut found: [Option<&serde_json::Value>; SLOTS] = [None; SLOTS];
+        if scan {
+            for (k, v) in &r.context {
+                if let Some(j) = (0..wanted.min(SLOTS)).find(|&j| key(j) == k.as_str()) {
+                    found[j] = Some(v);
                 }
             }
         }
-        out
+        let context = |j: usize| -> Option<&serde_json::Value> {
+            if scan && j < SLOTS {
+                found[j]
+            } else {
+                r.context.get(key(j))
+            }
+        };
+        for j in 0..wanted {
+            let text = match typed.get(j).copied().flatten() {
+                Some(v) => v,
+                None => match context(j).and_then(|v| scalar_str(v, number)) {
+                    Some(v) => v,
+                    None => continue,
+                },
+            };
+            if !text.is_empty() {
+                f(key(j), cut_at_char_boundary(text, MAX_METADATA_VALUE_BYTES));
+            }
+        }
     }
 
-    fn encode_protobuf(&self, streams: Vec<Stream>) -> Result<Vec<Payload>, Error> {
-        let mut entries: Vec<Vec<EntryAdapter>> = Vec::with_capacity(streams.len());
-        let mut costs: Vec<Vec<usize>> = Vec::with_capacity(streams.len());
-        let mut overheads = Vec::with_capacity(streams.len());
-        let mut labels = Vec::with_capacity(streams.len());
-        for s in streams {
-            let adapters: Vec<EntryAdapter> = s.entries.into_iter().map(to_adapter).collect();
-            // Field 2 of StreamAdapter: key + length varint + message.
-            costs.push(
-                adapters
-                    .iter()
-                    .map(|e| {
-                        let len = e.encoded_len();
-                        prost::encoding::key_len(2)
-                            + prost::encoding::encoded_len_varint(len as u64)
-                            + len
-                    })
-                    .collect(),
-            );
+    /// Writes one record as a protobuf `EntryAdapter`, framed as field 2 of
+    /// `StreamAdapter`, to `out` — the bytes prost would produce for it.
+    fn write_entry(
+        &self,
+        r: &Record,
+        service: &ServiceInfo,
+        scratch: &mut Scratch,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let Scratch {
+            line,
+            metadata,
+            number,
+        } = scratch;
+        let line = self.line(r, service, line)?;
+        metadata.clear();
+        self.each_metadata(r, number, |k, v| {
+            // LabelPairAdapter: name = 1, value = 2 (both non-empty here).
+            let len = str_field_len(1, k) + str_field_len(2, v);
+            encode_key(3, WireType::LengthDelimited, metadata);
+            encode_varint(len as u64, metadata);
+            put_str_field(1, k, metadata);
+            put_str_field(2, v, metadata);
+        });
+        // google.protobuf.Timestamp: seconds = 1, nanos = 2, zero values left out.
+        let seconds = i64::try_from(r.timestamp_ns / 1_000_000_000).unwrap_or(i64::MAX);
+        // Always < 1e9, fits.
+        let nanos = (r.timestamp_ns % 1_000_000_000) as i32;
+        let ts_len = varint_field_len(1, seconds as u64) + varint_field_len(2, nanos as u64);
+        let body_len = key_len(1)
+            + encoded_len_varint(ts_len as u64)
+            + ts_len
+            + str_field_len(2, &line)
+            + metadata.len();
+        out.reserve(key_len(2) + encoded_len_varint(body_len as u64) + body_len);
+        encode_key(2, WireType::LengthDelimited, out);
+        encode_varint(body_len as u64, out);
+        encode_key(1, WireType::LengthDelimited, out);
+        encode_varint(ts_len as u64, out);
+        if seconds != 0 {
+            encode_key(1, WireType::Varint, out);
+            encode_varint(seconds as u64, out);
+        }
+        if nanos != 0 {
+            encode_key(2, WireType::Varint, out);
+            encode_varint(nanos as u64, out);
+        }
+        put_str_field(2, &line, out);
+        out.extend_from_slice(metadata);
+        Ok(())
+    }
+
+    fn encode_protobuf(
+        &self,
+        records: &[Record],
+        service: &ServiceInfo,
+        groups: Vec<Group>,
+    ) -> Result<Vec<Payload>, Error> {
+        let mut scratch = Scratch {
+            line: Vec::with_capacity(512),
+            ..Scratch::default()
+        };
+        let mut streams: Vec<EncodedStream> = Vec::with_capacity(groups.len());
+        let mut costs: Vec<Vec<usize>> = Vec::with_capacity(groups.len());
+        let mut overheads = Vec::with_capacity(groups.len());
+        for g in groups {
+            let mut bytes = Vec::with_capacity(g.members.len() * 320);
+            let mut ends = Vec::with_capacity(g.members.len());
+            let mut cost = Vec::with_capacity(g.members.len());
+            for &i in &g.members {
+                let before = bytes.len();
+                self.write_entry(&records[i], service, &mut scratch, &mut bytes)?;
+                // Field 2 of StreamAdapter: key + length varint + message.
+                cost.push(bytes.len() - before);
+                ends.push(bytes.len());
+            }
             // Field 1 of PushRequest (key + at most 10 length bytes) plus the labels field.
-            let label_len = s.labels_text.len();
+            let label_len = g.labels_text.len();
             overheads.push(
-                prost::encoding::key_len(1)
-                    + 10
-                    + prost::encoding::key_len(1)
-                    + prost::encoding::encoded_len_varint(label_len as u64)
-                    + label_len,
+                key_len(1) + 10 + key_len(1) + encoded_len_varint(label_len as u64) + label_len,
             );
-            entries.push(adapters);
-            labels.push(s.labels_text);
+            costs.push(cost);
+            streams.push(EncodedStream {
+                labels_text: g.labels_text,
+                bytes,
+                ends,
+            });
         }
         let plan = plan_requests(&overheads, &costs, 0, self.max_request_bytes);
-        let mut sources: Vec<std::vec::IntoIter<EntryAdapter>> =
-            entries.into_iter().map(Vec::into_iter).collect();
         let mut out = Vec::with_capacity(plan.len());
         for request in plan {
-            let mut parts: Parts = Vec::with_capacity(request.len());
-            for (s, range) in request {
-                let taken: Vec<EntryAdapter> = sources[s].by_ref().take(range.len()).collect();
-                parts.push((s, taken));
-            }
-            self.emit_protobuf(&labels, parts, &mut out)?;
+            self.emit_protobuf(&streams, request, &mut out)?;
         }
         Ok(out)
     }
 
-    /// Encodes and compresses one request; when snappy makes it larger than the limit
+    /// Frames and compresses one request; when snappy makes it larger than the limit
     /// (incompressible lines), splits it in two and tries again.
     fn emit_protobuf(
         &self,
-        labels: &[String],
+        streams: &[EncodedStream],
         parts: Parts,
         out: &mut Vec<Payload>,
     ) -> Result<(), Error> {
-        let count: usize = parts.iter().map(|(_, e)| e.len()).sum();
-        let ids: Vec<usize> = parts.iter().map(|(s, _)| *s).collect();
-        let request = PushRequest {
-            streams: parts
-                .into_iter()
-                .map(|(s, entries)| StreamAdapter {
-                    labels: labels[s].clone(),
-                    entries,
-                    hash: 0,
-                })
-                .collect(),
-            format: String::new(),
-        };
-        let raw = request.encode_to_vec();
+        let count: usize = parts.iter().map(|(_, r)| r.len()).sum();
+        let size: usize = parts
+            .iter()
+            .map(|(s, r)| streams[*s].span(r).len() + streams[*s].labels_text.len() + 16)
+            .sum();
+        let mut raw = Vec::with_capacity(size);
+        for (s, range) in &parts {
+            // StreamAdapter: labels = 1, entries = 2, hash = 3 (0, left out).
+            let st = &streams[*s];
+            let span = st.span(range);
+            let len = str_field_len(1, &st.labels_text) + span.len();
+            encode_key(1, WireType::LengthDelimited, &mut raw);
+            encode_varint(len as u64, &mut raw);
+            put_str_field(1, &st.labels_text, &mut raw);
+            raw.extend_from_slice(&st.bytes[span]);
+        }
         let body = snap::raw::Encoder::new()
             .compress_vec(&raw)
             .map_err(|e| Error::with_source(ErrorKind::Encode, "snappy compression failed", e))?;
         if body.len() > self.max_request_bytes && count > 1 {
-            let parts: Parts = ids
-                .into_iter()
-                .zip(request.streams)
-                .map(|(s, stream)| (s, stream.entries))
-                .collect();
             let (first, second) = split_parts(parts, count / 2);
-            self.emit_protobuf(labels, first, out)?;
-            return self.emit_protobuf(labels, second, out);
+            self.emit_protobuf(streams, first, out)?;
+            return self.emit_protobuf(streams, second, out);
         }
         out.push(Payload::new(body, count_u32(count)));
         Ok(())
@@ -361,42 +532,52 @@ fn count_u32(n: usize) -> u32 {
     u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn to_adapter(e: Entry) -> EntryAdapter {
-    EntryAdapter {
-        timestamp: Some(prost_types::Timestamp {
-            seconds: i64::try_from(e.ts_ns / 1_000_000_000).unwrap_or(i64::MAX),
-            // Always < 1e9, fits.
-            nanos: (e.ts_ns % 1_000_000_000) as i32,
-        }),
-        line: e.line,
-        structured_metadata: e
-            .metadata
-            .into_iter()
-            .map(|(name, value)| LabelPairAdapter { name, value })
-            .collect(),
-        parsed: Vec::new(),
-    }
-}
-
 /// Splits a request's parts after `at` entries (counted across streams, in order).
 fn split_parts(parts: Parts, at: usize) -> (Parts, Parts) {
     let mut first = Vec::new();
     let mut second = Vec::new();
     let mut seen = 0usize;
-    for (s, mut entries) in parts {
+    for (s, range) in parts {
         if seen >= at {
-            second.push((s, entries));
-        } else if seen + entries.len() <= at {
-            seen += entries.len();
-            first.push((s, entries));
+            second.push((s, range));
+        } else if seen + range.len() <= at {
+            seen += range.len();
+            first.push((s, range));
         } else {
-            let tail = entries.split_off(at - seen);
+            let mid = range.start + (at - seen);
             seen = at;
-            first.push((s, entries));
-            second.push((s, tail));
+            first.push((s, range.start..mid));
+            second.push((s, mid..range.end));
         }
     }
     (first, second)
+}
+
+/// Encoded length of a protobuf string field `tag` (0 when empty: proto3 leaves it out).
+fn str_field_len(tag: u32, s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(s.len() as u64) + s.len()
+    }
+}
+
+/// Writes a protobuf string field `tag` (nothing when empty, as prost does).
+fn put_str_field(tag: u32, s: &str, out: &mut Vec<u8>) {
+    if !s.is_empty() {
+        encode_key(tag, WireType::LengthDelimited, out);
+        encode_varint(s.len() as u64, out);
+        out.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Encoded length of a protobuf varint field `tag` (0 when the value is 0).
+fn varint_field_len(tag: u32, v: u64) -> usize {
+    if v == 0 {
+        0
+    } else {
+        key_len(tag) + encoded_len_varint(v)
+    }
 }
 
 /// Greedy split of streams' entries into requests: entries are taken stream by stream
@@ -466,6 +647,22 @@ fn cut_owned(mut s: String, max: usize) -> String {
     let end = cut_at_char_boundary(&s, max).len();
     s.truncate(end);
     s
+}
+
+/// A scalar value as text, borrowed when it is a string; numbers are rendered into
+/// `number`.
+fn scalar_str<'a>(v: &'a serde_json::Value, number: &'a mut String) -> Option<&'a str> {
+    match v {
+        serde_json::Value::String(s) => Some(s),
+        serde_json::Value::Number(n) => {
+            use std::fmt::Write as _;
+            number.clear();
+            let _ = write!(number, "{n}");
+            Some(number)
+        }
+        serde_json::Value::Bool(b) => Some(if *b { "true" } else { "false" }),
+        _ => None,
+    }
 }
 
 fn scalar_text(v: &serde_json::Value) -> Option<String> {
@@ -540,7 +737,9 @@ impl serde::Serialize for JsonLabels<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::proto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
     use super::*;
+    use prost::Message as _;
 
     #[test]
     fn label_fields_give_each_record_its_own_stream() {
@@ -565,7 +764,7 @@ mod tests {
             Record::new(Level::Info, "b").with_field("component", "web"),
             Record::new(Level::Info, "c").with_field("component", serde_json::json!({"x": 1})),
         ];
-        let streams = enc.group(&records, &svc).expect("groups");
+        let streams = enc.group(&records, &svc);
         let texts: Vec<&str> = streams.iter().map(|s| s.labels_text.as_str()).collect();
         assert_eq!(
             texts,
@@ -619,18 +818,23 @@ mod tests {
             max_line_bytes: 1024,
             max_request_bytes: 4096,
         };
-        let entries: Vec<EntryAdapter> = (0..10u64)
-            .map(|i| {
-                to_adapter(Entry {
-                    ts_ns: i,
-                    line: noise(1000),
-                    metadata: Vec::new(),
-                })
-            })
+        let svc = ServiceInfo::default();
+        let records: Vec<Record> = (0..10u64)
+            .map(|i| Record::new(Level::Info, noise(900)).with_timestamp_ns(i))
             .collect();
-        let labels = vec!["{level=\"info\"}".to_string()];
+        let mut scratch = Scratch::default();
+        let mut stream = EncodedStream {
+            labels_text: "{level=\"info\"}".to_string(),
+            bytes: Vec::new(),
+            ends: Vec::new(),
+        };
+        for r in &records {
+            enc.write_entry(r, &svc, &mut scratch, &mut stream.bytes)
+                .expect("encodes");
+            stream.ends.push(stream.bytes.len());
+        }
         let mut out = Vec::new();
-        enc.emit_protobuf(&labels, vec![(0, entries)], &mut out)
+        enc.emit_protobuf(&[stream], vec![(0, 0..10)], &mut out)
             .expect("encodes");
         assert!(out.len() >= 3, "split into {} payloads", out.len());
         assert_eq!(out.iter().map(|p| p.records).sum::<u32>(), 10);
@@ -654,6 +858,149 @@ mod tests {
             (0..10).collect::<Vec<i32>>(),
             "order kept across splits"
         );
+    }
+
+    /// The protobuf body as the prost messages of [`super::super::proto`] encode it:
+    /// streams by label text (sorted), entries by timestamp (stable), metadata in the
+    /// documented order — the reference the hand-framed encoder must match byte for
+    /// byte.
+    fn reference_request(enc: &LokiEncoder, records: &[Record], svc: &ServiceInfo) -> Vec<u8> {
+        use std::collections::BTreeMap;
+        let mut streams: BTreeMap<String, Vec<(u64, EntryAdapter)>> = BTreeMap::new();
+        for r in records {
+            let base = enc.labels(r.level, svc);
+            let text = match enc.record_labels(r, &base) {
+                Some((_, t)) => t,
+                None => render_labels(&base),
+            };
+            let mut meta = Vec::new();
+            let route = r.http.as_ref().and_then(|h| h.request.route.clone());
+            let typed = [
+                ("request_id", r.request_id.clone()),
+                ("trace_id", r.trace_id.clone()),
+                ("span_id", r.span_id.clone()),
+                ("route", route),
+            ];
+            for (k, v) in typed {
+                let v = v.or_else(|| r.context.get(k).and_then(scalar_text));
+                if let Some(v) = v.filter(|v| !v.is_empty()) {
+                    meta.push((k.to_string(), cut_owned(v, MAX_METADATA_VALUE_BYTES)));
+                }
+            }
+            for k in &enc.metadata_fields {
+                if let Some(v) = r.context.get(k).and_then(scalar_text) {
+                    if !v.is_empty() {
+                        meta.push((k.clone(), cut_owned(v, MAX_METADATA_VALUE_BYTES)));
+                    }
+                }
+            }
+            let mut buf = Vec::new();
+            encode_json(r, svc, &mut buf).expect("json");
+            let line = truncate_line(
+                std::str::from_utf8(&buf).expect("utf-8"),
+                enc.max_line_bytes,
+            );
+            let entry = EntryAdapter {
+                timestamp: Some(prost_types::Timestamp {
+                    seconds: (r.timestamp_ns / 1_000_000_000) as i64,
+                    nanos: (r.timestamp_ns % 1_000_000_000) as i32,
+                }),
+                line,
+                structured_metadata: meta
+                    .into_iter()
+                    .map(|(name, value)| LabelPairAdapter { name, value })
+                    .collect(),
+                parsed: Vec::new(),
+            };
+            streams
+                .entry(text)
+                .or_default()
+                .push((r.timestamp_ns, entry));
+        }
+        PushRequest {
+            streams: streams
+                .into_iter()
+                .map(|(labels, mut entries)| {
+                    entries.sort_by_key(|(ts, _)| *ts);
+                    StreamAdapter {
+                        labels,
+                        entries: entries.into_iter().map(|(_, e)| e).collect(),
+                        hash: 0,
+                    }
+                })
+                .collect(),
+            format: String::new(),
+        }
+        .encode_to_vec()
+    }
+
+    #[test]
+    fn protobuf_bytes_match_the_prost_messages() {
+        let enc = LokiEncoder {
+            static_labels: vec![("region".into(), "eu \"west\"".into())],
+            metadata_fields: vec!["msg_id".into(), "user_id".into(), "ok".into()],
+            label_fields: vec!["component".into()],
+            line_format: LineFormat::Json,
+            push_format: PushFormat::Protobuf,
+            max_line_bytes: 300,
+            max_request_bytes: 1 << 20,
+        };
+        let svc = ServiceInfo {
+            service: "api".into(),
+            environment: "prod".into(),
+            ..ServiceInfo::default()
+        };
+        let mut http = crate::record::HttpTransaction::default();
+        http.request.route = Some("/orders/{id}".into());
+        let mut traced = Record::new(Level::Error, "failed ✓")
+            .with_timestamp_ns(1_700_000_000_000_000_001)
+            .with_field("user_id", 42)
+            .with_field("ok", true)
+            .with_field("route", "/ignored-typed-wins")
+            .with_http(http);
+        traced.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        traced.span_id = Some("00f067aa0ba902b7".into());
+        traced.request_id = Some(String::new());
+        let records = vec![
+            Record::new(Level::Info, "b")
+                .with_timestamp_ns(2_000_000_000)
+                .with_field("request_id", "req-1")
+                .with_field("msg_id", "m".repeat(2000)),
+            // Same timestamp as the next: logged order kept.
+            Record::new(Level::Info, "a").with_timestamp_ns(1_000_000_000),
+            Record::new(Level::Info, "a2").with_timestamp_ns(1_000_000_000),
+            // Whole seconds only / nanoseconds only: zero fields left out.
+            Record::new(Level::Debug, "zero").with_timestamp_ns(0),
+            Record::new(Level::Debug, "ns").with_timestamp_ns(999),
+            Record::new(Level::Info, "x".repeat(1000)).with_timestamp_ns(5),
+            Record::new(Level::Info, "c")
+                .with_timestamp_ns(3)
+                .with_field("component", "pubsub")
+                .with_field("user_id", serde_json::json!({"nested": 1}))
+                .with_field("route", ""),
+            Record::new(Level::Info, "d")
+                .with_timestamp_ns(4)
+                .with_field("user_id", -7.5),
+            traced,
+        ];
+        let out = enc.encode(&records, &svc).expect("encodes");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].records, records.len() as u32);
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&out[0].bytes)
+            .expect("snappy");
+        assert_eq!(raw, reference_request(&enc, &records, &svc));
+        // A wide context takes the lookup path, with the same result.
+        let mut wide = Record::new(Level::Info, "wide").with_timestamp_ns(9);
+        for i in 0..40 {
+            wide = wide.with_field(format!("k{i}"), i);
+        }
+        let wide = vec![wide.with_field("user_id", "u-1").with_field("route", "/r")];
+        let out = enc.encode(&wide, &svc).expect("encodes");
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&out[0].bytes)
+            .expect("snappy");
+        assert_eq!(raw, reference_request(&enc, &wide, &svc));
     }
 
     #[test]

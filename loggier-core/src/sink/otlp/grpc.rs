@@ -43,15 +43,17 @@ impl GrpcTarget {
         timeout: Duration,
         compression: OtlpCompression,
     ) -> Result<Self, ConfigError> {
+        // The target as shown in errors: a `user:password@` password is never echoed.
+        let shown = crate::sink::endpoint::redact_url(target);
         let uri: tonic::codegen::http::Uri = target
             .parse()
-            .map_err(|e| ConfigError::invalid(target_setting, target, format!("not a URL: {e}")))?;
+            .map_err(|e| ConfigError::invalid(target_setting, &shown, format!("not a URL: {e}")))?;
         match uri.scheme_str() {
             Some("http") => {}
             Some("https") => {
                 return Err(ConfigError::invalid(
                     target_setting,
-                    target,
+                    &shown,
                     "TLS is not available for OTLP/gRPC in loggier; use http/protobuf with \
                      https, or a plaintext collector (e.g. a local agent)",
                 ));
@@ -59,7 +61,7 @@ impl GrpcTarget {
             _ => {
                 return Err(ConfigError::invalid(
                     target_setting,
-                    target,
+                    &shown,
                     "expected an http:// URL such as http://localhost:4317",
                 ));
             }
@@ -67,7 +69,7 @@ impl GrpcTarget {
         if uri.host().is_none_or(str::is_empty) {
             return Err(ConfigError::invalid(
                 target_setting,
-                target,
+                &shown,
                 "the URL has no host",
             ));
         }
@@ -75,7 +77,7 @@ impl GrpcTarget {
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
-            .map_err(|e| ConfigError::invalid(target_setting, target, e.to_string()))?;
+            .map_err(|e| ConfigError::invalid(target_setting, &shown, e.to_string()))?;
 
         let mut metadata = MetadataMap::new();
         for (i, (k, v)) in headers.iter().enumerate() {

@@ -81,17 +81,19 @@ impl HttpTarget {
 }
 
 fn validate_http_url(url: &str, setting: &'static str) -> Result<(), ConfigError> {
+    // The URL as shown in errors: a `user:password@` password is never echoed.
+    let shown = crate::sink::endpoint::redact_url(url);
     let parsed = reqwest::Url::parse(url)
-        .map_err(|e| ConfigError::invalid(setting, url, format!("not a URL: {e}")))?;
+        .map_err(|e| ConfigError::invalid(setting, &shown, format!("not a URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(ConfigError::invalid(
             setting,
-            url,
+            &shown,
             "the scheme must be http or https",
         ));
     }
     if parsed.host_str().is_none_or(str::is_empty) {
-        return Err(ConfigError::invalid(setting, url, "the URL has no host"));
+        return Err(ConfigError::invalid(setting, &shown, "the URL has no host"));
     }
     Ok(())
 }

@@ -750,6 +750,39 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_errors_never_echo_the_password() {
+        let bad = [
+            "ftp://user:s3cr3t@collector:4318",
+            "http://user:s3cr3t@:4318/v1/logs",
+        ];
+        for url in bad {
+            let e = OtlpSink::builder()
+                .logs_endpoint(url)
+                .build()
+                .expect_err(url);
+            let text = e.to_string();
+            assert!(!text.contains("s3cr3t"), "{text}");
+            assert!(text.contains("[FILTERED]"), "{text}");
+        }
+        let env = lookup(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "gopher://u:s3cr3t@c:4318")]);
+        let e = OtlpSinkBuilder::from_env_lookup(env)
+            .expect("parses")
+            .build()
+            .expect_err("bad scheme");
+        assert_eq!(e.setting(), "OTEL_EXPORTER_OTLP_ENDPOINT");
+        assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        #[cfg(feature = "otlp-grpc")]
+        {
+            let e = OtlpSink::builder()
+                .protocol(OtlpProtocol::Grpc)
+                .endpoint("https://u:s3cr3t@collector:4317")
+                .build()
+                .expect_err("no TLS for gRPC");
+            assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        }
+    }
+
+    #[test]
     fn sink_is_send_and_builder_is_send_sync() {
         fn send<T: Send>() {}
         fn sync<T: Sync>() {}
