@@ -17,12 +17,17 @@ pub(crate) mod spool;
 pub(crate) mod stats;
 pub(crate) mod worker;
 
-use std::sync::Arc;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
+
+use smallvec::SmallVec;
 
 use crate::context::ScopeFrame;
 use crate::mask::Masker;
-use crate::record::{Fields, Record, ServiceInfo};
+use crate::record::value::{FieldKey, FieldValue};
+use crate::record::{Exception, Fields, Level, Record, ServiceInfo, now_ns};
 
 pub use stats::{SinkStats, Stats};
 
@@ -30,9 +35,147 @@ pub use stats::{SinkStats, Stats};
 /// thread as cheap `Arc` clones; the merge happens on the worker.
 #[derive(Debug)]
 pub(crate) struct Envelope {
-    pub(crate) record: Record,
-    pub(crate) global: Arc<Fields>,
+    pub(crate) body: Body,
+    /// The global fields, when there are any.
+    pub(crate) global: Option<Arc<Fields>>,
     pub(crate) scope: Option<Arc<ScopeFrame>>,
+}
+
+impl Envelope {
+    /// `body` without context yet ([`Loggier`](crate::Loggier) adds it when the
+    /// record is submitted).
+    pub(crate) fn new(body: Body) -> Box<Envelope> {
+        Box::new(Envelope {
+            body,
+            global: None,
+            scope: None,
+        })
+    }
+}
+
+/// Most records one sink's queue holds between the worker and the sink's thread.
+/// The main channel (`channel_capacity`, compact envelopes) is where records wait
+/// when a sink falls behind: with one sink the worker stops taking records while
+/// the sink's queue is full; with several, a full queue drops for its own sink only
+/// (`dropped_backlog`, [`FullPolicy::DropNewest`](crate::FullPolicy::DropNewest)) so
+/// a stalled sink does not hold up the others.
+pub(crate) const SINK_QUEUE_MAX: usize = 4096;
+
+/// The capacity of each sink's queue for a main channel of `channel_capacity`.
+pub(crate) fn sink_queue_capacity(channel_capacity: usize) -> usize {
+    channel_capacity.clamp(1, SINK_QUEUE_MAX)
+}
+
+/// What the caller built: an [`Event`](crate::Event) in its compact form, or a
+/// finished [`Record`] (`Loggier::log`, `try_log`, the HTTP middleware).
+#[derive(Debug)]
+pub(crate) enum Body {
+    Event(EventBody),
+    Record(Box<Record>),
+}
+
+/// Inline capacity of an event's field list: up to this many fields cost no
+/// allocation beyond the envelope's.
+pub(crate) const INLINE_FIELDS: usize = 4;
+
+/// The compact caller-side form of a log event: no JSON tree and no map for scalar
+/// fields, a static message or logger name borrowed instead of copied. Turned into a
+/// [`Record`] on the worker by [`finish`].
+#[derive(Debug)]
+pub(crate) struct EventBody {
+    pub(crate) timestamp_ns: u64,
+    pub(crate) level: Level,
+    pub(crate) message: Cow<'static, str>,
+    pub(crate) logger: Cow<'static, str>,
+    /// The call's own fields in call order (a later key overwrites an earlier one).
+    pub(crate) fields: SmallVec<[(FieldKey, FieldValue); INLINE_FIELDS]>,
+    /// Rarely used parts, kept out of line so the common event stays small.
+    pub(crate) extra: Option<Box<EventExtra>>,
+}
+
+/// Tags, exception and trace ids of an [`EventBody`], when it has any.
+#[derive(Debug, Default)]
+pub(crate) struct EventExtra {
+    pub(crate) tags: Vec<String>,
+    pub(crate) exception: Option<Box<Exception>>,
+    pub(crate) trace_id: Option<String>,
+    pub(crate) span_id: Option<String>,
+}
+
+impl EventBody {
+    pub(crate) fn new(level: Level, message: Cow<'static, str>) -> Self {
+        EventBody {
+            timestamp_ns: now_ns(),
+            level,
+            message,
+            logger: Cow::Borrowed("app"),
+            fields: SmallVec::new(),
+            extra: None,
+        }
+    }
+
+    pub(crate) fn extra(&mut self) -> &mut EventExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+}
+
+/// Wakes callers waiting for room in a full channel ([`FullPolicy::Block`]) once the
+/// worker has taken a whole run of messages, instead of one caller per message (a
+/// futex wake and a context switch per record), and tells the worker that a flush or
+/// shutdown is waiting behind the records.
+///
+/// [`FullPolicy::Block`]: crate::FullPolicy::Block
+#[derive(Debug, Default)]
+pub(crate) struct Room {
+    waiters: AtomicUsize,
+    lock: Mutex<()>,
+    cv: Condvar,
+    /// Flush and shutdown messages sent and not yet taken by the worker.
+    control: AtomicUsize,
+}
+
+impl Room {
+    /// Waits (at most `timeout`) until the worker has made room, unless `full()` is
+    /// already `false`. Spurious returns are fine: the caller retries its send.
+    pub(crate) fn wait(&self, timeout: Duration, full: impl Fn() -> bool) {
+        let Ok(guard) = self.lock.lock() else {
+            std::thread::sleep(Duration::from_millis(1));
+            return;
+        };
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        // Checked after announcing the wait: a worker that drained before this
+        // point is seen here; one that drains after it sees the waiter and notifies
+        // under the lock, which this thread holds until it waits.
+        if full() {
+            let _ = self.cv.wait_timeout(guard, timeout);
+        }
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Called by the worker after taking messages from the channel.
+    pub(crate) fn notify(&self) {
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock.lock();
+            self.cv.notify_all();
+        }
+    }
+
+    /// A flush or shutdown is about to be sent.
+    pub(crate) fn control_sent(&self) {
+        self.control.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A flush or shutdown was taken by the worker (or its send failed).
+    pub(crate) fn control_taken(&self) {
+        let _ = self
+            .control
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// `true` while a flush or shutdown waits in the channel.
+    pub(crate) fn control_pending(&self) -> bool {
+        self.control.load(Ordering::SeqCst) > 0
+    }
 }
 
 /// Messages from the client to the worker.
@@ -94,21 +237,59 @@ pub(crate) struct PipelineSettings {
     pub(crate) full_policy: crate::config::FullPolicy,
 }
 
-/// Merges the captured context into the record and masks it (worker side).
+/// Builds the record from what the caller captured: merges global ⊕ scope ⊕ call
+/// context (later ones winning; a key keeps the position it first had), adds the
+/// scope's request and trace ids and the tags, and masks it (worker side).
 pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
     let Envelope {
-        mut record,
+        body,
         global,
         scope,
     } = env;
-    let call = std::mem::take(&mut record.context);
-    let mut ctx = Fields::with_capacity(global.len() + call.len());
-    ctx.extend(global.iter().map(|(k, v)| (k.clone(), v.clone())));
-    if let Some(s) = &scope {
-        ctx.extend(s.fields().iter().map(|(k, v)| (k.clone(), v.clone())));
-        if let Some(route) = s.route() {
-            ctx.entry("route").or_insert_with(|| route.into());
+    let global = global.as_deref().filter(|g| !g.is_empty());
+    let scope = scope.as_deref();
+    let mut record = match body {
+        Body::Record(r) => {
+            let mut record = *r;
+            if global.is_some() || scope.is_some() {
+                let call = std::mem::take(&mut record.context);
+                let mut ctx = inherited_context(global, scope, call.len());
+                ctx.extend(call);
+                record.context = ctx;
+            }
+            record
         }
+        Body::Event(e) => {
+            let EventBody {
+                timestamp_ns,
+                level,
+                message,
+                logger,
+                fields,
+                extra,
+            } = e;
+            let mut ctx = inherited_context(global, scope, fields.len());
+            for (k, v) in fields {
+                ctx.insert(k.into_owned(), v.into_json());
+            }
+            let extra = extra.map(|x| *x).unwrap_or_default();
+            Record {
+                timestamp_ns,
+                level,
+                message: message.into_owned(),
+                logger,
+                context: ctx,
+                tags: extra.tags,
+                exception: extra.exception,
+                http: None,
+                timing: None,
+                trace_id: extra.trace_id,
+                span_id: extra.span_id,
+                request_id: None,
+            }
+        }
+    };
+    if let Some(s) = scope {
         if record.request_id.is_none() {
             record.request_id = s.request_id().map(str::to_string);
         }
@@ -117,11 +298,9 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
             record.span_id = s.span_id().map(str::to_string);
         }
     }
-    ctx.extend(call);
-    record.context = ctx;
-    if !settings.tags.is_empty() || scope.as_ref().is_some_and(|s| !s.tags().is_empty()) {
+    if !settings.tags.is_empty() || scope.is_some_and(|s| !s.tags().is_empty()) {
         let mut tags = settings.tags.clone();
-        if let Some(s) = &scope {
+        if let Some(s) = scope {
             tags.extend(s.tags().iter().cloned());
         }
         tags.append(&mut record.tags);
@@ -129,4 +308,21 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
     }
     settings.masker.mask_record(&mut record);
     record
+}
+
+/// Global fields, then the scope's (with its route, unless a scope field is called
+/// `route`), with room for `more` call fields.
+fn inherited_context(global: Option<&Fields>, scope: Option<&ScopeFrame>, more: usize) -> Fields {
+    let inherited = global.map_or(0, Fields::len) + scope.map_or(0, |s| s.fields().len() + 1);
+    let mut ctx = Fields::with_capacity(inherited + more);
+    if let Some(g) = global {
+        ctx.extend(g.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+    if let Some(s) = scope {
+        ctx.extend(s.fields().iter().map(|(k, v)| (k.clone(), v.clone())));
+        if let Some(route) = s.route() {
+            ctx.entry("route").or_insert_with(|| route.into());
+        }
+    }
+    ctx
 }

@@ -16,6 +16,7 @@ mod exception;
 mod http;
 mod json;
 mod level;
+pub(crate) mod value;
 
 pub use exception::{Exception, ExceptionCause, Frame};
 pub use http::{BodyContent, CapturedBody, HttpRequest, HttpResponse, HttpTransaction};
