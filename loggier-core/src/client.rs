@@ -298,9 +298,7 @@ impl Loggier {
                 ack: tx,
                 patient: true,
             };
-            let control = ControlGuard::new(&self.inner.room);
             self.inner.tx.send_async(msg).await.ok()?;
-            control.sent();
             self.inner.after_send();
             rx.recv_async().await.ok()
         };
@@ -395,9 +393,8 @@ impl Inner {
             patient,
             ack: tx,
         };
-        let control = ControlGuard::new(&self.room);
+        self.room.shutdown_started(deadline);
         if self.tx.send_deadline(msg, deadline).is_ok() {
-            control.sent();
             self.after_send();
             let _ = rx.recv_deadline(deadline);
         }
@@ -415,11 +412,9 @@ impl Inner {
         let deadline = deadline_after(timeout);
         let (tx, rx) = flume::bounded(1);
         let msg = Msg::Flush { ack: tx, patient };
-        let control = ControlGuard::new(&self.room);
         if self.tx.send_deadline(msg, deadline).is_err() {
             return false;
         }
-        control.sent();
         self.after_send();
         rx.recv_deadline(deadline).unwrap_or(false)
     }
@@ -544,32 +539,6 @@ impl Event<'_> {
     pub fn emit(self) {
         if let Some(env) = self.env {
             self.client.inner.submit(env);
-        }
-    }
-}
-
-/// Counts a flush or shutdown message as pending for the worker ([`Room`]) until it
-/// is sent; one that never got sent is taken back on drop.
-struct ControlGuard<'a> {
-    room: &'a Room,
-    sent: bool,
-}
-
-impl<'a> ControlGuard<'a> {
-    fn new(room: &'a Room) -> Self {
-        room.control_sent();
-        ControlGuard { room, sent: false }
-    }
-
-    fn sent(mut self) {
-        self.sent = true;
-    }
-}
-
-impl Drop for ControlGuard<'_> {
-    fn drop(&mut self) {
-        if !self.sent {
-            self.room.control_taken();
         }
     }
 }

@@ -121,8 +121,8 @@ impl EventBody {
 
 /// Wakes callers waiting for room in a full channel ([`FullPolicy::Block`]) once the
 /// worker has taken a whole run of messages, instead of one caller per message (a
-/// futex wake and a context switch per record), and tells the worker that a flush or
-/// shutdown is waiting behind the records.
+/// futex wake and a context switch per record), and tells the worker when to stop
+/// waiting for full sink queues because a shutdown is under way.
 ///
 /// [`FullPolicy::Block`]: crate::FullPolicy::Block
 #[derive(Debug, Default)]
@@ -130,8 +130,10 @@ pub(crate) struct Room {
     waiters: AtomicUsize,
     lock: Mutex<()>,
     cv: Condvar,
-    /// Flush and shutdown messages sent and not yet taken by the worker.
-    control: AtomicUsize,
+    /// Set by a shutdown: from this instant the worker stops leaving records in the
+    /// channel for full sink queues (half the shutdown's time budget), so the
+    /// shutdown message is reached while the sinks still have time to write.
+    stop_waiting_at: Mutex<Option<Instant>>,
 }
 
 impl Room {
@@ -160,21 +162,24 @@ impl Room {
         }
     }
 
-    /// A flush or shutdown is about to be sent.
-    pub(crate) fn control_sent(&self) {
-        self.control.fetch_add(1, Ordering::SeqCst);
+    /// A shutdown with `deadline` is about to be sent.
+    pub(crate) fn shutdown_started(&self, deadline: Instant) {
+        let now = Instant::now();
+        let half = deadline.saturating_duration_since(now) / 2;
+        if let Ok(mut at) = self.stop_waiting_at.lock() {
+            let t = instant_plus(now, half);
+            *at = Some(at.map_or(t, |old| old.min(t)));
+        }
     }
 
-    /// A flush or shutdown was taken by the worker (or its send failed).
-    pub(crate) fn control_taken(&self) {
-        let _ = self
-            .control
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-    }
-
-    /// `true` while a flush or shutdown waits in the channel.
-    pub(crate) fn control_pending(&self) -> bool {
-        self.control.load(Ordering::SeqCst) > 0
+    /// `true` once a shutdown has used up half its time: records are then taken
+    /// (and dropped for full sink queues) so the shutdown message is reached.
+    pub(crate) fn stop_waiting(&self) -> bool {
+        self.stop_waiting_at
+            .lock()
+            .ok()
+            .and_then(|at| *at)
+            .is_some_and(|at| Instant::now() >= at)
     }
 }
 

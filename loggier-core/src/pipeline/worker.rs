@@ -11,7 +11,8 @@
 //! every record of the run, then hands them to each sink in one go, so a sink thread
 //! that was idle is woken once per run rather than once per record. While every
 //! sink's queue is full the worker leaves records in the channel, where they wait in
-//! their compact caller-side form, unless a flush or shutdown is waiting behind them.
+//! their compact caller-side form (a flush waits behind them; a shutdown waits for
+//! half its time budget, then records that still find no room are dropped).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -178,11 +179,6 @@ async fn run(
         counters
             .dispatched
             .fetch_add(n_records as u64, Ordering::Relaxed);
-        for m in &run {
-            if !matches!(m, Msg::Record(_)) {
-                room.control_taken();
-            }
-        }
         room.notify();
         let mut msgs = run.drain(..);
         while let Some(msg) = msgs.next() {
@@ -231,8 +227,8 @@ async fn run(
 
 /// [`FullPolicy::DropNewest`]: how many messages to take now — at most the room left
 /// in the emptiest sink queue, so records wait in the channel (compact) rather than
-/// being dropped while every sink is behind. Waits while there is no room at all,
-/// unless a flush or shutdown is waiting in the channel.
+/// being dropped while every sink is behind. Waits while there is no room at all
+/// (a flush waits behind the records), unless a shutdown has used up half its time.
 async fn take_limit(handles: &[SinkHandle], room: &Room) -> usize {
     let mut wait = FULL_POLL_FIRST;
     loop {
@@ -241,7 +237,7 @@ async fn take_limit(handles: &[SinkHandle], room: &Room) -> usize {
             .map(|h| h.capacity.saturating_sub(h.records.len()))
             .max()
             .unwrap_or(RUN_MAX);
-        if free > 0 || room.control_pending() {
+        if free > 0 || room.stop_waiting() {
             return free.clamp(1, RUN_MAX);
         }
         tokio::time::sleep(wait).await;
@@ -356,9 +352,6 @@ pub(crate) fn close_channel(rx: &flume::Receiver<Msg>, counters: &ClientCounters
 /// Counts (and discards) every message in the channel of a closed pipeline.
 pub(crate) fn drain_closed(rx: &flume::Receiver<Msg>, counters: &ClientCounters, room: &Room) {
     while let Ok(m) = rx.try_recv() {
-        if !matches!(m, Msg::Record(_)) {
-            room.control_taken();
-        }
         discard_closed(m, counters, false);
     }
     // Callers blocked on a full channel see the shutdown now, not after a timeout.
