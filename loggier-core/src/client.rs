@@ -143,7 +143,8 @@ impl Loggier {
         if !self.enabled(record.level) {
             return;
         }
-        self.inner.submit(Envelope::new(Body::Record(Box::new(record))));
+        self.inner
+            .submit(Envelope::new(Body::Record(Box::new(record))));
     }
 
     /// Starts a record at `level` whose message is `message` formatted — without a
@@ -494,7 +495,8 @@ impl Event<'_> {
     #[doc(hidden)]
     pub fn __field<T: serde::Serialize + ?Sized>(mut self, key: &'static str, value: &T) -> Self {
         if let Some(b) = self.body() {
-            b.fields.push((Cow::Borrowed(key), FieldValue::capture(value)));
+            b.fields
+                .push((Cow::Borrowed(key), FieldValue::capture(value)));
         }
         self
     }

@@ -133,6 +133,9 @@ const STACK_TEXT_BYTES: usize = 512;
 #[derive(Debug, Clone)]
 pub struct Masker {
     keys: HashSet<String>,
+    /// `keys` grouped by length (index = length in bytes, up to
+    /// [`STACK_KEY_BYTES`]), compared as bytes: no hashing for the usual short key.
+    keys_by_len: Vec<Vec<Box<[u8]>>>,
     substrings: Vec<String>,
     /// Finds any of `substrings` in a folded key in one pass.
     markers: AhoCorasick,
@@ -160,6 +163,7 @@ impl Masker {
         keys.remove("");
         let substrings: Vec<String> = SENSITIVE_SUBSTRINGS.iter().map(|k| fold_key(k)).collect();
         Masker {
+            keys_by_len: by_len(&keys),
             markers: markers(&substrings),
             prefilter: prefilter(&keys, &substrings),
             keys,
@@ -177,6 +181,7 @@ impl Masker {
         self.keys
             .extend(extra.into_iter().map(|k| fold_key(k.as_ref())));
         self.keys.remove("");
+        self.keys_by_len = by_len(&self.keys);
         self.prefilter = prefilter(&self.keys, &self.substrings);
         self
     }
@@ -186,16 +191,22 @@ impl Masker {
         let mut buf = [0u8; STACK_KEY_BYTES];
         match fold_ascii(key, &mut buf) {
             Some(k) => self.is_sensitive_folded(k),
-            None => self.is_sensitive_folded(&fold_key(key)),
+            None => self.is_sensitive_folded(fold_key(key).as_bytes()),
         }
     }
 
     /// [`Masker::is_sensitive_key`] for a key already [folded](fold_key).
-    fn is_sensitive_folded(&self, k: &str) -> bool {
-        !k.is_empty()
-            && (self.keys.contains(k)
-                || self.markers.is_match(k)
-                || SENSITIVE_SUFFIXES.iter().any(|s| k.ends_with(s)))
+    fn is_sensitive_folded(&self, k: &[u8]) -> bool {
+        if k.is_empty() {
+            return false;
+        }
+        let whole = match self.keys_by_len.get(k.len()) {
+            Some(same_len) => same_len.iter().any(|s| **s == *k),
+            None => std::str::from_utf8(k).is_ok_and(|k| self.keys.contains(k)),
+        };
+        whole
+            || self.markers.is_match(k)
+            || SENSITIVE_SUFFIXES.iter().any(|s| k.ends_with(s.as_bytes()))
     }
 
     /// `false` when `text` certainly holds no sensitive key: it is ASCII, has no
@@ -448,6 +459,13 @@ impl Masker {
     /// Masks a record in place: message, exception messages, context, HTTP query
     /// parameters, headers and bodies (JSON by key, text with [`Masker::mask_text`]).
     pub fn mask_record(&self, record: &mut Record) {
+        self.mask_fields(&mut record.context);
+        self.mask_record_but_context(record);
+    }
+
+    /// [`Masker::mask_record`] without the context (the worker masks an event's
+    /// context while it builds it).
+    pub(crate) fn mask_record_but_context(&self, record: &mut Record) {
         self.mask_string(&mut record.message);
         if let Some(e) = record.exception.as_mut() {
             self.mask_string(&mut e.message);
@@ -455,7 +473,6 @@ impl Masker {
                 self.mask_string(&mut cause.message);
             }
         }
-        self.mask_fields(&mut record.context);
         if let Some(http) = record.http.as_deref_mut() {
             self.mask_fields(&mut http.request.query);
             self.mask_fields(&mut http.request.headers);
@@ -516,8 +533,17 @@ fn prefilter(keys: &HashSet<String>, substrings: &[String]) -> Option<AhoCorasic
     automaton(&all)
 }
 
+/// `keys` grouped by length, for keys up to [`STACK_KEY_BYTES`] long.
+fn by_len(keys: &HashSet<String>) -> Vec<Vec<Box<[u8]>>> {
+    let mut v: Vec<Vec<Box<[u8]>>> = vec![Vec::new(); STACK_KEY_BYTES + 1];
+    for k in keys.iter().filter(|k| k.len() <= STACK_KEY_BYTES) {
+        v[k.len()].push(k.as_bytes().into());
+    }
+    v
+}
+
 /// [`fold_key`] into `buf` for an ASCII key whose folded form fits; `None` otherwise.
-fn fold_ascii<'b>(key: &str, buf: &'b mut [u8; STACK_KEY_BYTES]) -> Option<&'b str> {
+fn fold_ascii<'b>(key: &str, buf: &'b mut [u8; STACK_KEY_BYTES]) -> Option<&'b [u8]> {
     if !key.is_ascii() {
         return None;
     }
@@ -528,7 +554,7 @@ fn fold_ascii<'b>(key: &str, buf: &'b mut [u8; STACK_KEY_BYTES]) -> Option<&'b s
             n += 1;
         }
     }
-    std::str::from_utf8(&buf[..n]).ok()
+    Some(&buf[..n])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -68,6 +68,9 @@ pub(crate) fn sink_queue_capacity(channel_capacity: usize) -> usize {
 
 /// What the caller built: an [`Event`](crate::Event) in its compact form, or a
 /// finished [`Record`] (`Loggier::log`, `try_log`, the HTTP middleware).
+// The envelope is boxed as a whole: the common event lives in that one allocation;
+// a finished record (rarer, much larger) gets its own.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Body {
     Event(EventBody),
@@ -245,7 +248,7 @@ pub(crate) struct PipelineSettings {
 /// Builds the record from what the caller captured: merges global ⊕ scope ⊕ call
 /// context (later ones winning; a key keeps the position it first had), adds the
 /// scope's request and trace ids and the tags, and masks it (worker side).
-pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
+pub(crate) fn finish(env: Envelope, settings: &PipelineSettings, keys: &mut KeyCache) -> Record {
     let Envelope {
         body,
         global,
@@ -253,6 +256,7 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
     } = env;
     let global = global.as_deref().filter(|g| !g.is_empty());
     let scope = scope.as_deref();
+    let masker = &settings.masker;
     let mut record = match body {
         Body::Record(r) => {
             let mut record = *r;
@@ -262,6 +266,7 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
                 ctx.extend(call);
                 record.context = ctx;
             }
+            masker.mask_fields(&mut record.context);
             record
         }
         Body::Event(e) => {
@@ -273,9 +278,19 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
                 fields,
                 extra,
             } = e;
+            // Masked part by part (inherited, then each call field): masking is per
+            // key and value, so this equals masking the merged map.
             let mut ctx = inherited_context(global, scope, fields.len());
+            masker.mask_fields(&mut ctx);
             for (k, v) in fields {
-                ctx.insert(k.into_owned(), v.into_json());
+                let v = if keys.is_sensitive(masker, &k) {
+                    serde_json::Value::String(crate::mask::FILTERED.to_string())
+                } else {
+                    let mut v = v.into_json();
+                    masker.mask_value(&mut v);
+                    v
+                };
+                ctx.insert(k.into_owned(), v);
             }
             let extra = extra.map(|x| *x).unwrap_or_default();
             Record {
@@ -311,8 +326,47 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings) -> Record {
         tags.append(&mut record.tags);
         record.tags = tags;
     }
-    settings.masker.mask_record(&mut record);
+    masker.mask_record_but_context(&mut record);
     record
+}
+
+/// Slots of the [`KeyCache`].
+const KEY_CACHE_SLOTS: usize = 64;
+
+/// The worker's memory of which `'static` field keys (the macros' `key = value`)
+/// are sensitive, by address: a `&'static str` never changes, so its address and
+/// length stand for its text. Saves folding and matching the same few keys for
+/// every record. Owned keys are always judged afresh.
+#[derive(Debug)]
+pub(crate) struct KeyCache {
+    slots: [(usize, usize, bool); KEY_CACHE_SLOTS],
+}
+
+impl Default for KeyCache {
+    fn default() -> Self {
+        KeyCache {
+            slots: [(0, 0, false); KEY_CACHE_SLOTS],
+        }
+    }
+}
+
+impl KeyCache {
+    /// [`Masker::is_sensitive_key`] for `key`, remembered for `'static` keys.
+    pub(crate) fn is_sensitive(&mut self, masker: &Masker, key: &FieldKey) -> bool {
+        match key {
+            Cow::Borrowed(k) => {
+                let addr = k.as_ptr() as usize;
+                let slot = &mut self.slots[((addr >> 3) ^ k.len()) % KEY_CACHE_SLOTS];
+                if slot.0 == addr && slot.1 == k.len() && addr != 0 {
+                    return slot.2;
+                }
+                let sensitive = masker.is_sensitive_key(k);
+                *slot = (addr, k.len(), sensitive);
+                sensitive
+            }
+            Cow::Owned(k) => masker.is_sensitive_key(k),
+        }
+    }
 }
 
 /// Global fields, then the scope's (with its route, unless a scope field is called

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::sink_task::{self, Control};
 use super::spool::Spool;
 use super::stats::{ClientCounters, SinkCounters};
-use super::{Msg, PipelineSettings, Room, deadline_after, finish};
+use super::{KeyCache, Msg, PipelineSettings, Room, deadline_after, finish};
 use crate::config::FullPolicy;
 use crate::record::Record;
 use crate::sink::Sink;
@@ -150,6 +150,7 @@ async fn run(
 ) {
     let mut run: Vec<Msg> = Vec::with_capacity(RUN_MAX);
     let mut records: Vec<Arc<Record>> = Vec::with_capacity(RUN_MAX);
+    let mut keys = KeyCache::default();
     loop {
         let limit = match settings.full_policy {
             FullPolicy::DropNewest => take_limit(&handles, &room).await,
@@ -171,10 +172,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let n_records = run
-            .iter()
-            .filter(|m| matches!(m, Msg::Record(_)))
-            .count();
+        let n_records = run.iter().filter(|m| matches!(m, Msg::Record(_))).count();
         // Counted as they leave the channel, so `enqueued` stays balanced.
         counters
             .dispatched
@@ -183,7 +181,9 @@ async fn run(
         let mut msgs = run.drain(..);
         while let Some(msg) = msgs.next() {
             match msg {
-                Msg::Record(env) => records.push(Arc::new(finish(*env, &settings))),
+                Msg::Record(env) => {
+                    records.push(Arc::new(finish(*env, &settings, &mut keys)));
+                }
                 Msg::Flush { ack, patient } => {
                     dispatch(&mut records, &handles, &settings).await;
                     let waits: Vec<_> = handles

@@ -198,7 +198,7 @@ fn write_key(out: &mut Vec<u8>, key: &str) -> serde_json::Result<()> {
 /// A JSON string, as `serde_json` writes it: bytes that need no escape (the common
 /// case) are copied as they are, anything else goes through `serde_json`.
 fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -207,6 +207,31 @@ fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     } else {
         serde_json::to_writer(&mut *out, s)
     }
+}
+
+/// `true` when `s` has a byte JSON escapes: a control character, `"` or `\\`.
+/// Eight bytes at a time (a false `true` only costs the slower path).
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let v = u64::from_le_bytes(a);
+        // A byte below 0x20, or equal to '"' or '\\'.
+        if v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
 }
 
 /// A context value: strings, bools and null directly, anything else through
@@ -397,11 +422,14 @@ mod tests {
             ..HttpRequest::default()
         };
         req.headers.insert("x-a".into(), "b\nc".into());
-        let mut with_http = Record::new(Level::Warning, "tab\there, quote \" and \\ and é and \u{7f}")
-            .with_http(HttpTransaction::new(req))
-            .with_field("transaction", "shadowed")
-            .with_field("request_id", "shadowed too")
-            .with_field("k", 1);
+        let mut with_http = Record::new(
+            Level::Warning,
+            "tab\there, quote \" and \\ and é and \u{7f}",
+        )
+        .with_http(HttpTransaction::new(req))
+        .with_field("transaction", "shadowed")
+        .with_field("request_id", "shadowed too")
+        .with_field("k", 1);
         with_http.request_id = Some("req-9".into());
         let mut traced = Record::new(Level::Critical, "")
             .with_tag("a")
@@ -440,8 +468,28 @@ mod tests {
     }
 
     #[test]
+    fn escape_check_finds_every_byte_that_needs_one() {
+        for b in 0u8..=0x7f {
+            for at in 0..17 {
+                let mut text = vec![b'a'; 17];
+                text[at] = b;
+                let want = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(needs_escape(&text), want, "byte {b:#x} at {at}");
+            }
+        }
+        assert!(!needs_escape("é and ✓ and 😀 over eight bytes".as_bytes()));
+    }
+
+    #[test]
     fn timestamp_writer_matches_the_formatter_at_the_edges() {
-        for ns in [0, 999, 1_000, 59_999_999_999, 951_868_800_123_456_789, u64::MAX] {
+        for ns in [
+            0,
+            999,
+            1_000,
+            59_999_999_999,
+            951_868_800_123_456_789,
+            u64::MAX,
+        ] {
             let mut out = Vec::new();
             push_timestamp(&mut out, ns);
             let secs = (ns / 1_000_000_000) as i64;

@@ -27,7 +27,7 @@ pub(crate) enum FieldValue {
     I64(i64),
     U64(u64),
     F64(f64),
-    /// `f32` kept as such: `serde_json` prints it with `f32` precision.
+    /// `f32`, converted to JSON exactly as `serde_json::to_value` converts it.
     F32(f32),
     /// A string of at most [`INLINE_STR_BYTES`] bytes, stored in place.
     Inline(InlineStr),
@@ -337,7 +337,10 @@ mod tests {
 
     #[test]
     fn short_strings_stay_inline() {
-        assert!(matches!(FieldValue::capture("/orders/{id}"), FieldValue::Inline(_)));
+        assert!(matches!(
+            FieldValue::capture("/orders/{id}"),
+            FieldValue::Inline(_)
+        ));
         assert!(matches!(
             FieldValue::capture("twenty-three bytes long"),
             FieldValue::Str(_)
