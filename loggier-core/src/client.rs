@@ -16,7 +16,7 @@ use crate::mask::Masker;
 use crate::pipeline::spool::{DeliveryMode, open_queue, spool_for};
 use crate::pipeline::stats::{ClientCounters, QueueView, SinkCounters};
 use crate::pipeline::{
-    Body, Envelope, EventBody, Msg, PipelineSettings, Room, Stats, deadline_after, worker,
+    Envelope, EventBody, Msg, PipelineSettings, Room, Stats, deadline_after, worker,
 };
 use crate::record::value::FieldValue;
 use crate::record::{Exception, Fields, Level, Record, ServiceInfo};
@@ -143,8 +143,7 @@ impl Loggier {
         if !self.enabled(record.level) {
             return;
         }
-        self.inner
-            .submit(Envelope::new(Body::Record(Box::new(record))));
+        self.inner.submit(Envelope::new(record), Msg::Record);
     }
 
     /// Starts a record at `level` whose message is `message` formatted — without a
@@ -156,7 +155,7 @@ impl Loggier {
                 Some(s) => Cow::Borrowed(s),
                 None => Cow::Owned(std::fmt::format(message)),
             };
-            Envelope::new(Body::Event(EventBody::new(level, message)))
+            Envelope::new(EventBody::new(level, message))
         });
         Event { client: self, env }
     }
@@ -165,7 +164,7 @@ impl Loggier {
     fn event_cow(&self, level: Level, message: impl FnOnce() -> Cow<'static, str>) -> Event<'_> {
         let env = self
             .enabled(level)
-            .then(|| Envelope::new(Body::Event(EventBody::new(level, message()))));
+            .then(|| Envelope::new(EventBody::new(level, message())));
         Event { client: self, env }
     }
 
@@ -186,7 +185,7 @@ impl Loggier {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Box::new(record));
         }
-        let env = inner.envelope(Envelope::new(Body::Record(Box::new(record))));
+        let env = inner.envelope(Envelope::new(record));
         // Count first so `enqueued` never lags a record the worker already saw.
         inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         match inner.tx.try_send(Msg::Record(env)) {
@@ -198,10 +197,7 @@ impl Loggier {
             Err(e) => {
                 inner.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
                 match e.into_inner() {
-                    Msg::Record(env) => match env.body {
-                        Body::Record(r) => Err(r),
-                        Body::Event(_) => unreachable!("try_log sends records only"),
-                    },
+                    Msg::Record(env) => Err(Box::new(env.body)),
                     // `try_send` hands back exactly the message it was given.
                     _ => unreachable!("try_send returned a message it was not given"),
                 }
@@ -349,10 +345,10 @@ impl Inner {
     /// Captures the current scope and the global context (when there is any) into
     /// `env` (and, with feature `opentelemetry`, the active OTel span's ids when the
     /// scope has none): everything the caller's thread adds before the channel.
-    fn envelope(&self, mut env: Box<Envelope>) -> Box<Envelope> {
+    fn envelope<B: Body>(&self, mut env: Box<Envelope<B>>) -> Box<Envelope<B>> {
         let scope = context::current();
         #[cfg(feature = "opentelemetry")]
-        fill_otel_ids(&mut env.body, scope.as_deref());
+        env.body.fill_otel_ids(scope.as_deref());
         let global = self.global.load();
         if !global.is_empty() {
             env.global = Some(Arc::clone(&global));
@@ -362,7 +358,7 @@ impl Inner {
     }
 
     /// Counts, captures the context and queues `env` (or counts why it could not).
-    fn submit(&self, env: Box<Envelope>) {
+    fn submit<B: Body>(&self, env: Box<Envelope<B>>, msg: fn(Box<Envelope<B>>) -> Msg) {
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         if self.closed.load(Ordering::Acquire) {
             self.counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
@@ -370,12 +366,12 @@ impl Inner {
         }
         let env = self.envelope(env);
         let sent = match self.full_policy {
-            FullPolicy::DropNewest => match self.tx.try_send(Msg::Record(env)) {
+            FullPolicy::DropNewest => match self.tx.try_send(msg(env)) {
                 Ok(()) => Ok(()),
                 Err(flume::TrySendError::Full(_)) => Err(&self.counters.dropped_queue_full),
                 Err(flume::TrySendError::Disconnected(_)) => Err(&self.counters.dropped_closed),
             },
-            FullPolicy::Block => self.send_blocking(Msg::Record(env)),
+            FullPolicy::Block => self.send_blocking(msg(env)),
         };
         if let Err(counter) = sent {
             counter.fetch_add(1, Ordering::Relaxed);
@@ -468,15 +464,12 @@ impl Drop for Inner {
 #[derive(Debug)]
 pub struct Event<'a> {
     client: &'a Loggier,
-    env: Option<Box<Envelope>>,
+    env: Option<Box<Envelope<EventBody>>>,
 }
 
 impl Event<'_> {
     fn body(&mut self) -> Option<&mut EventBody> {
-        match self.env.as_deref_mut().map(|e| &mut e.body) {
-            Some(Body::Event(b)) => Some(b),
-            _ => None,
-        }
+        self.env.as_deref_mut().map(|e| &mut e.body)
     }
 
     /// Adds a context field; any `serde::Serialize` value (stored as JSON; `null` if it
@@ -540,26 +533,38 @@ impl Event<'_> {
     /// Sends the record to the pipeline.
     pub fn emit(self) {
         if let Some(env) = self.env {
-            self.client.inner.submit(env);
+            self.client.inner.submit(env, Msg::Event);
         }
     }
 }
 
-#[cfg(feature = "opentelemetry")]
-fn fill_otel_ids(body: &mut Body, scope: Option<&crate::context::ScopeFrame>) {
-    match body {
-        Body::Record(r) => crate::otel::fill_trace_ids(r, scope),
-        Body::Event(e) => {
-            if e.extra.as_ref().is_some_and(|x| x.trace_id.is_some()) {
-                return;
-            }
-            let mut probe = Record::new(e.level, String::new());
-            crate::otel::fill_trace_ids(&mut probe, scope);
-            if probe.trace_id.is_some() {
-                let x = e.extra();
-                x.trace_id = probe.trace_id;
-                x.span_id = probe.span_id;
-            }
+/// What an envelope carries: an event or a finished record.
+trait Body {
+    /// With feature `opentelemetry`: the active OTel span's ids, when the record
+    /// and its scope have none.
+    #[cfg(feature = "opentelemetry")]
+    fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>);
+}
+
+impl Body for Record {
+    #[cfg(feature = "opentelemetry")]
+    fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>) {
+        crate::otel::fill_trace_ids(self, scope);
+    }
+}
+
+impl Body for EventBody {
+    #[cfg(feature = "opentelemetry")]
+    fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>) {
+        if self.extra.as_ref().is_some_and(|x| x.trace_id.is_some()) {
+            return;
+        }
+        let mut probe = Record::new(self.level, String::new());
+        crate::otel::fill_trace_ids(&mut probe, scope);
+        if probe.trace_id.is_some() {
+            let x = self.extra();
+            x.trace_id = probe.trace_id;
+            x.span_id = probe.span_id;
         }
     }
 }

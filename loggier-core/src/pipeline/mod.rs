@@ -31,20 +31,22 @@ use crate::record::{Exception, Fields, Level, Record, ServiceInfo, now_ns};
 
 pub use stats::{SinkStats, Stats};
 
-/// A record on its way to the worker, with the context captured on the caller's
-/// thread as cheap `Arc` clones; the merge happens on the worker.
+/// A record on its way to the worker — an [`EventBody`] (an [`Event`](crate::Event)
+/// in its compact form) or a finished [`Record`] (`Loggier::log`, `try_log`, the
+/// HTTP middleware) — with the context captured on the caller's thread as cheap
+/// `Arc` clones; the merge happens on the worker. One allocation per record.
 #[derive(Debug)]
-pub(crate) struct Envelope {
-    pub(crate) body: Body,
+pub(crate) struct Envelope<B> {
+    pub(crate) body: B,
     /// The global fields, when there are any.
     pub(crate) global: Option<Arc<Fields>>,
     pub(crate) scope: Option<Arc<ScopeFrame>>,
 }
 
-impl Envelope {
+impl<B> Envelope<B> {
     /// `body` without context yet ([`Loggier`](crate::Loggier) adds it when the
     /// record is submitted).
-    pub(crate) fn new(body: Body) -> Box<Envelope> {
+    pub(crate) fn new(body: B) -> Box<Envelope<B>> {
         Box::new(Envelope {
             body,
             global: None,
@@ -64,17 +66,6 @@ pub(crate) const SINK_QUEUE_MAX: usize = 4096;
 /// The capacity of each sink's queue for a main channel of `channel_capacity`.
 pub(crate) fn sink_queue_capacity(channel_capacity: usize) -> usize {
     channel_capacity.clamp(1, SINK_QUEUE_MAX)
-}
-
-/// What the caller built: an [`Event`](crate::Event) in its compact form, or a
-/// finished [`Record`] (`Loggier::log`, `try_log`, the HTTP middleware).
-// The envelope is boxed as a whole: the common event lives in that one allocation;
-// a finished record (rarer, much larger) gets its own.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug)]
-pub(crate) enum Body {
-    Event(EventBody),
-    Record(Box<Record>),
 }
 
 /// Inline capacity of an event's field list: up to this many fields cost no
@@ -189,7 +180,8 @@ impl Room {
 /// Messages from the client to the worker.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    Record(Box<Envelope>),
+    Event(Box<Envelope<EventBody>>),
+    Record(Box<Envelope<Record>>),
     /// Answer `true` on `ack` once everything sent before is written by every sink.
     /// Not `patient`: answer `false` as soon as a sink cannot make progress right
     /// now (backing off, offline) instead of waiting for it.
@@ -205,6 +197,13 @@ pub(crate) enum Msg {
         patient: bool,
         ack: flume::Sender<()>,
     },
+}
+
+impl Msg {
+    /// `true` for a record (event or finished record), `false` for a control message.
+    pub(crate) fn is_record(&self) -> bool {
+        matches!(self, Msg::Event(_) | Msg::Record(_))
+    }
 }
 
 /// Longest wait any deadline in the pipeline is allowed to express: 100 years.
@@ -245,70 +244,83 @@ pub(crate) struct PipelineSettings {
     pub(crate) full_policy: crate::config::FullPolicy,
 }
 
-/// Builds the record from what the caller captured: merges global ⊕ scope ⊕ call
-/// context (later ones winning; a key keeps the position it first had), adds the
-/// scope's request and trace ids and the tags, and masks it (worker side).
-pub(crate) fn finish(env: Envelope, settings: &PipelineSettings, keys: &mut KeyCache) -> Record {
+/// Builds the record from an event: merges global ⊕ scope ⊕ call context (later
+/// ones winning; a key keeps the position it first had), adds the scope's request
+/// and trace ids and the tags, and masks it (worker side).
+pub(crate) fn finish_event(
+    env: Envelope<EventBody>,
+    settings: &PipelineSettings,
+    keys: &mut KeyCache,
+) -> Record {
     let Envelope {
         body,
         global,
         scope,
     } = env;
-    let global = global.as_deref().filter(|g| !g.is_empty());
-    let scope = scope.as_deref();
+    let EventBody {
+        timestamp_ns,
+        level,
+        message,
+        logger,
+        fields,
+        extra,
+    } = body;
     let masker = &settings.masker;
-    let mut record = match body {
-        Body::Record(r) => {
-            let mut record = *r;
-            if global.is_some() || scope.is_some() {
-                let call = std::mem::take(&mut record.context);
-                let mut ctx = inherited_context(global, scope, call.len());
-                ctx.extend(call);
-                record.context = ctx;
-            }
-            masker.mask_fields(&mut record.context);
-            record
-        }
-        Body::Event(e) => {
-            let EventBody {
-                timestamp_ns,
-                level,
-                message,
-                logger,
-                fields,
-                extra,
-            } = e;
-            // Masked part by part (inherited, then each call field): masking is per
-            // key and value, so this equals masking the merged map.
-            let mut ctx = inherited_context(global, scope, fields.len());
-            masker.mask_fields(&mut ctx);
-            for (k, v) in fields {
-                let v = if keys.is_sensitive(masker, &k) {
-                    serde_json::Value::String(crate::mask::FILTERED.to_string())
-                } else {
-                    let mut v = v.into_json();
-                    masker.mask_value(&mut v);
-                    v
-                };
-                ctx.insert(k.into_owned(), v);
-            }
-            let extra = extra.map(|x| *x).unwrap_or_default();
-            Record {
-                timestamp_ns,
-                level,
-                message: message.into_owned(),
-                logger,
-                context: ctx,
-                tags: extra.tags,
-                exception: extra.exception,
-                http: None,
-                timing: None,
-                trace_id: extra.trace_id,
-                span_id: extra.span_id,
-                request_id: None,
-            }
-        }
+    let scope = scope.as_deref();
+    // Masked part by part (inherited, then each call field): masking is per key and
+    // value, so this equals masking the merged map.
+    let mut ctx = inherited_context(global.as_deref(), scope, fields.len());
+    masker.mask_fields(&mut ctx);
+    for (k, v) in fields {
+        let v = if keys.is_sensitive(masker, &k) {
+            serde_json::Value::String(crate::mask::FILTERED.to_string())
+        } else {
+            let mut v = v.into_json();
+            masker.mask_value(&mut v);
+            v
+        };
+        ctx.insert(k.into_owned(), v);
+    }
+    let extra = extra.map(|x| *x).unwrap_or_default();
+    let record = Record {
+        timestamp_ns,
+        level,
+        message: message.into_owned(),
+        logger,
+        context: ctx,
+        tags: extra.tags,
+        exception: extra.exception,
+        http: None,
+        timing: None,
+        trace_id: extra.trace_id,
+        span_id: extra.span_id,
+        request_id: None,
     };
+    complete(record, scope, settings)
+}
+
+/// [`finish_event`] for a finished record: its context is the call's.
+pub(crate) fn finish_record(env: Envelope<Record>, settings: &PipelineSettings) -> Record {
+    let Envelope {
+        body: mut record,
+        global,
+        scope,
+    } = env;
+    let scope = scope.as_deref();
+    let global = global.as_deref();
+    if global.is_some() || scope.is_some() {
+        let call = std::mem::take(&mut record.context);
+        let mut ctx = inherited_context(global, scope, call.len());
+        ctx.extend(call);
+        record.context = ctx;
+    }
+    settings.masker.mask_fields(&mut record.context);
+    complete(record, scope, settings)
+}
+
+/// Request and trace ids and tags from the scope and the settings; masking of
+/// everything but the context (already masked).
+fn complete(mut record: Record, scope: Option<&ScopeFrame>, settings: &PipelineSettings) -> Record {
     if let Some(s) = scope {
         if record.request_id.is_none() {
             record.request_id = s.request_id().map(str::to_string);
@@ -326,7 +338,7 @@ pub(crate) fn finish(env: Envelope, settings: &PipelineSettings, keys: &mut KeyC
         tags.append(&mut record.tags);
         record.tags = tags;
     }
-    masker.mask_record_but_context(&mut record);
+    settings.masker.mask_record_but_context(&mut record);
     record
 }
 

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::sink_task::{self, Control};
 use super::spool::Spool;
 use super::stats::{ClientCounters, SinkCounters};
-use super::{KeyCache, Msg, PipelineSettings, Room, deadline_after, finish};
+use super::{KeyCache, Msg, PipelineSettings, Room, deadline_after, finish_event, finish_record};
 use crate::config::FullPolicy;
 use crate::record::Record;
 use crate::sink::Sink;
@@ -172,7 +172,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let n_records = run.iter().filter(|m| matches!(m, Msg::Record(_))).count();
+        let n_records = run.iter().filter(|m| m.is_record()).count();
         // Counted as they leave the channel, so `enqueued` stays balanced.
         counters
             .dispatched
@@ -181,9 +181,10 @@ async fn run(
         let mut msgs = run.drain(..);
         while let Some(msg) = msgs.next() {
             match msg {
-                Msg::Record(env) => {
-                    records.push(Arc::new(finish(*env, &settings, &mut keys)));
+                Msg::Event(env) => {
+                    records.push(Arc::new(finish_event(*env, &settings, &mut keys)));
                 }
+                Msg::Record(env) => records.push(Arc::new(finish_record(*env, &settings))),
                 Msg::Flush { ack, patient } => {
                     dispatch(&mut records, &handles, &settings).await;
                     let waits: Vec<_> = handles
@@ -363,7 +364,7 @@ pub(crate) fn drain_closed(rx: &flume::Receiver<Msg>, counters: &ClientCounters,
 /// answered `false`, a shutdown answered.
 fn discard_closed(m: Msg, counters: &ClientCounters, was_dispatched: bool) {
     match m {
-        Msg::Record(_) => {
+        Msg::Event(_) | Msg::Record(_) => {
             if was_dispatched {
                 counters.dispatched.fetch_sub(1, Ordering::Relaxed);
             }
