@@ -39,7 +39,7 @@ pub(crate) const SINK_THREAD_PREFIX: &str = "loggier-sink-";
 const IMPLICIT_SHUTDOWN: Duration = Duration::from_secs(2);
 
 /// Most messages taken from the channel per wake-up.
-pub(crate) const RUN_MAX: usize = 256;
+pub(crate) const RUN_MAX: usize = 1024;
 
 /// First and longest wait between two looks at full sink queues.
 const FULL_POLL_FIRST: Duration = Duration::from_millis(1);

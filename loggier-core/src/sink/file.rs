@@ -99,6 +99,7 @@ impl FileSinkBuilder {
             file,
             size,
             torn: false,
+            line_bytes: 0,
             #[cfg(test)]
             fail_after: None,
         })
@@ -138,6 +139,9 @@ pub struct FileSink {
     /// A failed write left a fragment that could not be cut off: the next write
     /// starts with a newline so the fragment stays a line of its own.
     torn: bool,
+    /// Average line length of the last batch plus a margin, bytes: the size the
+    /// next batch's buffer starts with.
+    line_bytes: usize,
     /// Test hook: the next append writes this many bytes, then fails like ENOSPC.
     #[cfg(test)]
     fail_after: Option<usize>,
@@ -263,11 +267,14 @@ impl Sink for FileSink {
     }
 
     fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
-        let mut out = Vec::with_capacity(records.iter().map(Record::estimated_size_bytes).sum());
+        // Room for lines the size of the last batch's (no walk over every record's
+        // context to estimate it); the buffer grows if they are longer.
+        let mut out = Vec::with_capacity(records.len() * self.line_bytes.max(128));
         for r in records {
             encode_json_line(r, service, &mut out)
                 .map_err(|e| Error::with_source(ErrorKind::Encode, "json encoding failed", e))?;
         }
+        self.line_bytes = out.len() / records.len().max(1) + 16;
         Ok(vec![Payload::new(out, records.len() as u32)])
     }
 
