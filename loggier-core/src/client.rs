@@ -89,7 +89,7 @@ struct Inner {
     queue: QueueView,
     service: Arc<ServiceInfo>,
     masker: Masker,
-    /// Wakes callers blocked on a full channel; flags flushes and shutdowns.
+    /// Wakes callers blocked on a full channel; tells the worker a shutdown began.
     room: Arc<Room>,
     closed: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,

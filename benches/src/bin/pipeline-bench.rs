@@ -2,8 +2,12 @@
 //!
 //! ```text
 //! pipeline-bench [--quick] [--records N] [--producers N] [--outage-secs S]
-//!                [--outage-rate R] [--out FILE.md]
+//!                [--outage-rate R] [--only NAME,NAME,...] [--out FILE.md]
+//! pipeline-bench scenario NAME [options]   # one scenario, its JSON result only
 //! ```
+//!
+//! `--only` runs just the named scenarios (e.g. `--only file,tracing-file,channel-memory-info`);
+//! the others show as `n/a` in the report.
 //!
 //! Each scenario runs in its own child process (this binary re-run as
 //! `pipeline-bench scenario NAME ...`), so its peak RSS (`VmHWM`) is its own:
@@ -55,6 +59,7 @@ struct Opts {
     outage_secs: f64,
     outage_rate: u64,
     out: Option<std::path::PathBuf>,
+    only: Option<Vec<String>>,
 }
 
 fn parse_opts(args: &[String]) -> Opts {
@@ -64,6 +69,7 @@ fn parse_opts(args: &[String]) -> Opts {
         outage_secs: 10.0,
         outage_rate: 20_000,
         out: None,
+        only: None,
     };
     let mut i = 0;
     while i < args.len() {
@@ -84,6 +90,16 @@ fn parse_opts(args: &[String]) -> Opts {
             "--outage-secs" => o.outage_secs = val().parse().expect("--outage-secs S"),
             "--outage-rate" => o.outage_rate = val().parse().expect("--outage-rate R"),
             "--out" => o.out = Some(val().into()),
+            "--only" => {
+                let names: Vec<String> = val().split(',').map(str::to_string).collect();
+                for n in &names {
+                    assert!(
+                        SCENARIOS.contains(&n.as_str()),
+                        "unknown scenario {n} in --only; one of {SCENARIOS:?}"
+                    );
+                }
+                o.only = Some(names);
+            }
             other => panic!("unknown argument {other}; see the doc comment of pipeline-bench"),
         }
         i += 2;
@@ -495,6 +511,9 @@ fn f(v: &Value, key: &str) -> f64 {
 }
 
 fn validity(v: &Value) -> String {
+    if v.is_null() {
+        return "n/a (not run)".to_string();
+    }
     if v.get("valid").and_then(Value::as_bool) == Some(true) {
         format!(
             "ok ({} / {})",
@@ -625,6 +644,12 @@ fn main() {
     let o = parse_opts(&args);
     let mut results = Vec::new();
     for name in SCENARIOS {
+        if o.only
+            .as_ref()
+            .is_some_and(|only| !only.iter().any(|n| n == name))
+        {
+            continue;
+        }
         let t = Instant::now();
         let v = in_child(name, &o);
         eprintln!("{name:<20} {:>6.1} s  {v}", t.elapsed().as_secs_f64());

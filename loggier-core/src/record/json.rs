@@ -101,8 +101,53 @@ pub fn encode_json(
     service: &ServiceInfo,
     out: &mut Vec<u8>,
 ) -> serde_json::Result<()> {
+    encode_with(record, &ServiceJson::new(service)?, out)
+}
+
+/// The service identity members of a JSON record (`,"service":…` up to `"host"`),
+/// encoded once for a whole batch.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceJson(Vec<u8>);
+
+impl ServiceJson {
+    pub(crate) fn new(svc: &ServiceInfo) -> serde_json::Result<Self> {
+        let mut out = Vec::with_capacity(96);
+        out.extend_from_slice(b",\"service\":");
+        write_str(&mut out, &svc.service)?;
+        out.extend_from_slice(b",\"environment\":");
+        write_str(&mut out, &svc.environment)?;
+        for (key, v) in [
+            ("project", &svc.project),
+            ("version", &svc.version),
+            ("revision", &svc.revision),
+            ("host", &svc.host),
+        ] {
+            if let Some(v) = v {
+                write_key(&mut out, key)?;
+                write_str(&mut out, v)?;
+            }
+        }
+        Ok(ServiceJson(out))
+    }
+}
+
+/// [`encode_json_line`] with the service members encoded beforehand.
+pub(crate) fn encode_json_line_with(
+    record: &Record,
+    service: &ServiceJson,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    encode_with(record, service, out)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+fn encode_with(
+    record: &Record,
+    service: &ServiceJson,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
     let r = record;
-    let svc = service;
     out.reserve(256 + r.message.len());
     out.extend_from_slice(b"{\"timestamp\":\"");
     push_timestamp(out, r.timestamp_ns);
@@ -112,21 +157,7 @@ pub fn encode_json(
     write_str(out, &r.message)?;
     out.extend_from_slice(b",\"logger\":");
     write_str(out, &r.logger)?;
-    out.extend_from_slice(b",\"service\":");
-    write_str(out, &svc.service)?;
-    out.extend_from_slice(b",\"environment\":");
-    write_str(out, &svc.environment)?;
-    for (key, v) in [
-        ("project", &svc.project),
-        ("version", &svc.version),
-        ("revision", &svc.revision),
-        ("host", &svc.host),
-    ] {
-        if let Some(v) = v {
-            write_key(out, key)?;
-            write_str(out, v)?;
-        }
-    }
+    out.extend_from_slice(&service.0);
     if !r.tags.is_empty() {
         out.extend_from_slice(b",\"tags\":[");
         for (i, t) in r.tags.iter().enumerate() {
