@@ -792,6 +792,36 @@ mod tests {
     }
 
     #[test]
+    fn the_text_prefilter_never_skips_a_key_the_scan_would_mask() {
+        let m = Masker::new(["favourite_colour"]);
+        let cases = [
+            (
+                "p-a-s-s-w-o-r-d=hunter2 ok",
+                "p-a-s-s-w-o-r-d=[FILTERED] ok",
+            ),
+            ("PASS_WORD: hunter2", "PASS_WORD: [FILTERED]"),
+            ("<Api-Key>k1</Api-Key>", "<Api-Key>[FILTERED]</Api-Key>"),
+            (
+                "a=1 Favourite-Colour=blue",
+                "a=1 Favourite-Colour=[FILTERED]",
+            ),
+            ("x_dbPwd=s3", "x_dbPwd=[FILTERED]"),
+            ("\"cvv\": 123", "\"cvv\": [FILTERED]"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(m.mask_text(input), want, "{input}");
+        }
+        // Texts the prefilter lets through untouched: nothing sensitive in them.
+        for plain in [
+            "route=/orders/{id} status=200",
+            "time 12:30, author=ann",
+            "<b>bold</b>",
+        ] {
+            assert!(matches!(m.mask_text(plain), Cow::Borrowed(_)), "{plain}");
+        }
+    }
+
+    #[test]
     fn messages_and_text_bodies_are_masked_in_records() {
         let m = Masker::default();
         let mut r =
