@@ -1,5 +1,6 @@
 //! The [`Loggier`] client, its builder and the [`Event`] builder.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -14,7 +15,10 @@ use crate::error::ConfigError;
 use crate::mask::Masker;
 use crate::pipeline::spool::{DeliveryMode, open_queue, spool_for};
 use crate::pipeline::stats::{ClientCounters, QueueView, SinkCounters};
-use crate::pipeline::{Envelope, Msg, PipelineSettings, Stats, deadline_after, worker};
+use crate::pipeline::{
+    Envelope, EventBody, Msg, PipelineSettings, Room, Stats, deadline_after, worker,
+};
+use crate::record::value::FieldValue;
 use crate::record::{Exception, Fields, Level, Record, ServiceInfo};
 use crate::sink::Sink;
 
@@ -85,6 +89,8 @@ struct Inner {
     queue: QueueView,
     service: Arc<ServiceInfo>,
     masker: Masker,
+    /// Wakes callers blocked on a full channel; tells the worker a shutdown began.
+    room: Arc<Room>,
     closed: AtomicBool,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -137,28 +143,29 @@ impl Loggier {
         if !self.enabled(record.level) {
             return;
         }
-        let inner = &*self.inner;
-        inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
-        if inner.closed.load(Ordering::Acquire) {
-            inner
-                .counters
-                .dropped_closed
-                .fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        let env = inner.envelope(record);
-        let sent = match inner.full_policy {
-            FullPolicy::DropNewest => match inner.tx.try_send(Msg::Record(env)) {
-                Ok(()) => Ok(()),
-                Err(flume::TrySendError::Full(_)) => Err(&inner.counters.dropped_queue_full),
-                Err(flume::TrySendError::Disconnected(_)) => Err(&inner.counters.dropped_closed),
-            },
-            FullPolicy::Block => inner.send_blocking(Msg::Record(env)),
-        };
-        if let Err(counter) = sent {
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        inner.after_send();
+        self.inner.submit(Envelope::new(record), Msg::Record);
+    }
+
+    /// Starts a record at `level` whose message is `message` formatted — without a
+    /// copy when it is a plain string literal. The logging macros use it.
+    #[doc(hidden)]
+    pub fn __event(&self, level: Level, message: std::fmt::Arguments<'_>) -> Event<'_> {
+        let env = self.enabled(level).then(|| {
+            let message = match message.as_str() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(std::fmt::format(message)),
+            };
+            Envelope::new(EventBody::new(level, message))
+        });
+        Event { client: self, env }
+    }
+
+    /// Starts an event with `message` (see [`Loggier::event`]).
+    fn event_cow(&self, level: Level, message: impl FnOnce() -> Cow<'static, str>) -> Event<'_> {
+        let env = self
+            .enabled(level)
+            .then(|| Envelope::new(EventBody::new(level, message())));
+        Event { client: self, env }
     }
 
     /// Like [`Loggier::log`] but never blocks and reports whether the pipeline took
@@ -178,7 +185,7 @@ impl Loggier {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Box::new(record));
         }
-        let env = inner.envelope(record);
+        let env = inner.envelope(Envelope::new(record));
         // Count first so `enqueued` never lags a record the worker already saw.
         inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         match inner.tx.try_send(Msg::Record(env)) {
@@ -190,7 +197,7 @@ impl Loggier {
             Err(e) => {
                 inner.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
                 match e.into_inner() {
-                    Msg::Record(env) => Err(Box::new(env.record)),
+                    Msg::Record(env) => Err(Box::new(env.body)),
                     // `try_send` hands back exactly the message it was given.
                     _ => unreachable!("try_send returned a message it was not given"),
                 }
@@ -210,11 +217,7 @@ impl Loggier {
     /// Starts a record at `level` with `message`; add fields, tags or an exception and
     /// call [`Event::emit`]. When the level is disabled the builder does nothing.
     pub fn event(&self, level: Level, message: impl Into<String>) -> Event<'_> {
-        let record = self.enabled(level).then(|| Record::new(level, message));
-        Event {
-            client: self,
-            record,
-        }
+        self.event_cow(level, || Cow::Owned(message.into()))
     }
 
     /// Logs `message` at trace level.
@@ -389,18 +392,41 @@ impl Loggier {
 }
 
 impl Inner {
-    /// Captures the current scope and the global context around `record` (and,
-    /// with feature `opentelemetry`, the active OTel span's ids when the scope has
-    /// none): everything the caller's thread adds before the channel.
-    fn envelope(&self, #[allow(unused_mut)] mut record: Record) -> Box<Envelope> {
+    /// Captures the current scope and the global context (when there is any) into
+    /// `env` (and, with feature `opentelemetry`, the active OTel span's ids when the
+    /// scope has none): everything the caller's thread adds before the channel.
+    fn envelope<B: Body>(&self, mut env: Box<Envelope<B>>) -> Box<Envelope<B>> {
         let scope = context::current();
         #[cfg(feature = "opentelemetry")]
-        crate::otel::fill_trace_ids(&mut record, scope.as_deref());
-        Box::new(Envelope {
-            record,
-            global: self.global.load_full(),
-            scope,
-        })
+        env.body.fill_otel_ids(scope.as_deref());
+        let global = self.global.load();
+        if !global.is_empty() {
+            env.global = Some(Arc::clone(&global));
+        }
+        env.scope = scope;
+        env
+    }
+
+    /// Counts, captures the context and queues `env` (or counts why it could not).
+    fn submit<B: Body>(&self, env: Box<Envelope<B>>, msg: fn(Box<Envelope<B>>) -> Msg) {
+        self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
+        if self.closed.load(Ordering::Acquire) {
+            self.counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let env = self.envelope(env);
+        let sent = match self.full_policy {
+            FullPolicy::DropNewest => match self.tx.try_send(msg(env)) {
+                Ok(()) => Ok(()),
+                Err(flume::TrySendError::Full(_)) => Err(&self.counters.dropped_queue_full),
+                Err(flume::TrySendError::Disconnected(_)) => Err(&self.counters.dropped_closed),
+            },
+            FullPolicy::Block => self.send_blocking(msg(env)),
+        };
+        if let Err(counter) = sent {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.after_send();
     }
 
     fn shutdown(&self, timeout: Duration, patient: bool) {
@@ -414,6 +440,7 @@ impl Inner {
             patient,
             ack: tx,
         };
+        self.room.shutdown_started(deadline);
         if self.tx.send_deadline(msg, deadline).is_ok() {
             self.after_send();
             let _ = rx.recv_deadline(deadline);
@@ -440,19 +467,21 @@ impl Inner {
     }
 
     /// [`FullPolicy::Block`]: waits for room, but gives up (counted as
-    /// `dropped_closed`) once the pipeline has shut down.
+    /// `dropped_closed`) once the pipeline has shut down. The worker wakes waiting
+    /// callers once per run of messages it takes ([`Room`]), not once per message.
     fn send_blocking(&self, mut msg: Msg) -> Result<(), &std::sync::atomic::AtomicU64> {
         loop {
-            match self.tx.send_timeout(msg, BLOCK_RECHECK) {
+            match self.tx.try_send(msg) {
                 Ok(()) => return Ok(()),
-                Err(flume::SendTimeoutError::Disconnected(_)) => {
+                Err(flume::TrySendError::Disconnected(_)) => {
                     return Err(&self.counters.dropped_closed);
                 }
-                Err(flume::SendTimeoutError::Timeout(m)) => {
+                Err(flume::TrySendError::Full(m)) => {
                     if self.counters.worker_done.load(Ordering::SeqCst) {
                         return Err(&self.counters.dropped_closed);
                     }
                     msg = m;
+                    self.room.wait(BLOCK_RECHECK, || self.tx.is_full());
                 }
             }
         }
@@ -463,7 +492,7 @@ impl Inner {
     /// answered `false`) so `stats()` balances.
     fn after_send(&self) {
         if self.counters.worker_done.load(Ordering::SeqCst) {
-            worker::drain_closed(&self.rx, &self.counters);
+            worker::drain_closed(&self.rx, &self.counters, &self.room);
         }
     }
 }
@@ -477,60 +506,115 @@ impl Drop for Inner {
 
 /// A record being built; see [`Loggier::event`]. Does nothing when the level was
 /// disabled. Must be [`emit`](Event::emit)ted to be logged.
+///
+/// Scalar field values (numbers, bools, strings, unit enum variants) are kept as
+/// they are until the worker builds the record; nested values are serialized to
+/// JSON on the spot.
 #[must_use = "call .emit() to log the event"]
 #[derive(Debug)]
 pub struct Event<'a> {
     client: &'a Loggier,
-    record: Option<Record>,
+    env: Option<Box<Envelope<EventBody>>>,
 }
 
 impl Event<'_> {
+    fn body(&mut self) -> Option<&mut EventBody> {
+        self.env.as_deref_mut().map(|e| &mut e.body)
+    }
+
     /// Adds a context field; any `serde::Serialize` value (stored as JSON; `null` if it
-    /// cannot be serialized). Overrides scope and global fields of the same key.
+    /// cannot be serialized). Overrides scope and global fields of the same key; a
+    /// second field of the same key overrides the first.
     pub fn field(mut self, key: impl Into<String>, value: impl serde::Serialize) -> Self {
-        if let Some(r) = self.record.as_mut() {
-            let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-            r.context.insert(key.into(), v);
+        if let Some(b) = self.body() {
+            b.fields
+                .push((Cow::Owned(key.into()), FieldValue::capture(&value)));
+        }
+        self
+    }
+
+    /// [`Event::field`] with a `'static` key (no copy of the key); the logging
+    /// macros use it.
+    #[doc(hidden)]
+    pub fn __field<T: serde::Serialize + ?Sized>(mut self, key: &'static str, value: &T) -> Self {
+        if let Some(b) = self.body() {
+            b.fields
+                .push((Cow::Borrowed(key), FieldValue::capture(value)));
         }
         self
     }
 
     /// Adds all `fields`.
     pub fn fields(mut self, fields: Fields) -> Self {
-        if let Some(r) = self.record.as_mut() {
-            r.context.extend(fields);
+        if let Some(b) = self.body() {
+            b.fields.extend(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (Cow::Owned(k), FieldValue::Json(Box::new(v)))),
+            );
         }
         self
     }
 
     /// Adds a tag.
     pub fn tag(mut self, tag: impl Into<String>) -> Self {
-        if let Some(r) = self.record.as_mut() {
-            r.tags.push(tag.into());
+        if let Some(b) = self.body() {
+            b.extra().tags.push(tag.into());
         }
         self
     }
 
     /// Attaches `err` (type, message, `source()` chain, backtrace when enabled).
     pub fn exception<E: StdError + ?Sized + 'static>(mut self, err: &E) -> Self {
-        if let Some(r) = self.record.as_mut() {
-            r.exception = Some(Box::new(Exception::from_error(err)));
+        if let Some(b) = self.body() {
+            b.extra().exception = Some(Box::new(Exception::from_error(err)));
         }
         self
     }
 
     /// Sets the logger / target name (default `"app"`; the macros use the module path).
     pub fn logger(mut self, name: impl Into<std::borrow::Cow<'static, str>>) -> Self {
-        if let Some(r) = self.record.as_mut() {
-            r.logger = name.into();
+        if let Some(b) = self.body() {
+            b.logger = name.into();
         }
         self
     }
 
     /// Sends the record to the pipeline.
     pub fn emit(self) {
-        if let Some(r) = self.record {
-            self.client.log(r);
+        if let Some(env) = self.env {
+            self.client.inner.submit(env, Msg::Event);
+        }
+    }
+}
+
+/// What an envelope carries: an event or a finished record.
+trait Body {
+    /// With feature `opentelemetry`: the active OTel span's ids, when the record
+    /// and its scope have none.
+    #[cfg(feature = "opentelemetry")]
+    fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>);
+}
+
+impl Body for Record {
+    #[cfg(feature = "opentelemetry")]
+    fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>) {
+        crate::otel::fill_trace_ids(self, scope);
+    }
+}
+
+impl Body for EventBody {
+    #[cfg(feature = "opentelemetry")]
+    fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>) {
+        if self.extra.as_ref().is_some_and(|x| x.trace_id.is_some()) {
+            return;
+        }
+        let mut probe = Record::new(self.level, String::new());
+        crate::otel::fill_trace_ids(&mut probe, scope);
+        if probe.trace_id.is_some() {
+            let x = self.extra();
+            x.trace_id = probe.trace_id;
+            x.span_id = probe.span_id;
         }
     }
 }
@@ -704,7 +788,7 @@ impl LoggierBuilder {
             max_batch_size: config.max_batch_size,
             max_batch_bytes: config.max_batch_bytes,
             flush_interval: config.flush_interval,
-            sink_capacity: config.channel_capacity,
+            sink_capacity: crate::pipeline::sink_queue_capacity(config.channel_capacity),
             retry: config.retry_policy(),
             network_check_interval: config.network_check_interval,
             delivery: config.delivery_mode,
@@ -727,7 +811,15 @@ impl LoggierBuilder {
         let counters = Arc::new(ClientCounters::default());
         let (tx, rx) = flume::bounded(config.channel_capacity);
         let drain = rx.clone();
-        let handle = worker::spawn(rx, sinks, settings, Arc::clone(&counters)).map_err(|e| {
+        let room = Arc::new(Room::default());
+        let handle = worker::spawn(
+            rx,
+            sinks,
+            settings,
+            Arc::clone(&counters),
+            Arc::clone(&room),
+        )
+        .map_err(|e| {
             ConfigError::invalid("worker", "thread", format!("cannot start worker: {e}"))
         })?;
         Ok(Loggier {
@@ -742,6 +834,7 @@ impl LoggierBuilder {
                 queue: queue_view,
                 service,
                 masker,
+                room,
                 closed: AtomicBool::new(false),
                 worker: Mutex::new(Some(handle)),
             }),

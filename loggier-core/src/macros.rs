@@ -20,9 +20,9 @@ macro_rules! event {
         let __level = $level;
         if __client.enabled(__level) {
             __client
-                .event(__level, ::std::format!($fmt $(, $arg)*))
+                .__event(__level, ::std::format_args!($fmt $(, $arg)*))
                 .logger(::std::module_path!())
-                $(.field(::std::stringify!($key), &$value))+
+                $(.__field(::std::stringify!($key), &$value))+
                 .emit();
         }
     }};
@@ -31,7 +31,7 @@ macro_rules! event {
         let __level = $level;
         if __client.enabled(__level) {
             __client
-                .event(__level, ::std::format!($fmt $(, $arg)*))
+                .__event(__level, ::std::format_args!($fmt $(, $arg)*))
                 .logger(::std::module_path!())
                 .emit();
         }

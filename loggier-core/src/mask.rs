@@ -30,6 +30,7 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde_json::Value;
 
 use crate::record::{BodyContent, CapturedBody, Fields, Record};
@@ -120,11 +121,27 @@ pub fn fold_key(key: &str) -> String {
         .collect()
 }
 
-/// Decides which keys are secrets and masks them. Cheap to clone (a set of strings).
+/// Longest folded key judged without a heap allocation, in bytes.
+const STACK_KEY_BYTES: usize = 64;
+
+/// Longest text the prefilter of [`Masker::mask_text`] folds on the stack, in bytes;
+/// longer text is always scanned in full.
+const STACK_TEXT_BYTES: usize = 512;
+
+/// Decides which keys are secrets and masks them. Cheap to clone (a set of strings
+/// and two shared automata).
 #[derive(Debug, Clone)]
 pub struct Masker {
     keys: HashSet<String>,
+    /// `keys` grouped by length (index = length in bytes, up to
+    /// [`STACK_KEY_BYTES`]), compared as bytes: no hashing for the usual short key.
+    keys_by_len: Vec<Vec<Box<[u8]>>>,
     substrings: Vec<String>,
+    /// Finds any of `substrings` in a folded key in one pass.
+    markers: AhoCorasick,
+    /// Finds any whole key, marker or suffix in folded text: text without one of
+    /// them cannot hold a sensitive key, so [`Masker::mask_text`] skips its scan.
+    prefilter: Option<AhoCorasick>,
 }
 
 impl Default for Masker {
@@ -144,9 +161,13 @@ impl Masker {
             DEFAULT_SENSITIVE_KEYS.iter().map(|k| fold_key(k)).collect();
         keys.extend(extra.into_iter().map(|k| fold_key(k.as_ref())));
         keys.remove("");
+        let substrings: Vec<String> = SENSITIVE_SUBSTRINGS.iter().map(|k| fold_key(k)).collect();
         Masker {
+            keys_by_len: by_len(&keys),
+            markers: markers(&substrings),
+            prefilter: prefilter(&keys, &substrings),
             keys,
-            substrings: SENSITIVE_SUBSTRINGS.iter().map(|k| fold_key(k)).collect(),
+            substrings,
         }
     }
 
@@ -160,16 +181,55 @@ impl Masker {
         self.keys
             .extend(extra.into_iter().map(|k| fold_key(k.as_ref())));
         self.keys.remove("");
+        self.keys_by_len = by_len(&self.keys);
+        self.prefilter = prefilter(&self.keys, &self.substrings);
         self
     }
 
     /// `true` when `key` names a secret (see the [module docs](self) for the rules).
     pub fn is_sensitive_key(&self, key: &str) -> bool {
-        let k = fold_key(key);
-        !k.is_empty()
-            && (self.keys.contains(&k)
-                || self.substrings.iter().any(|s| k.contains(s.as_str()))
-                || SENSITIVE_SUFFIXES.iter().any(|s| k.ends_with(s)))
+        let mut buf = [0u8; STACK_KEY_BYTES];
+        match fold_ascii(key, &mut buf) {
+            Some(k) => self.is_sensitive_folded(k),
+            None => self.is_sensitive_folded(fold_key(key).as_bytes()),
+        }
+    }
+
+    /// [`Masker::is_sensitive_key`] for a key already [folded](fold_key).
+    fn is_sensitive_folded(&self, k: &[u8]) -> bool {
+        if k.is_empty() {
+            return false;
+        }
+        let whole = match self.keys_by_len.get(k.len()) {
+            Some(same_len) => same_len.iter().any(|s| **s == *k),
+            None => std::str::from_utf8(k).is_ok_and(|k| self.keys.contains(k)),
+        };
+        whole
+            || self.markers.is_match(k)
+            || SENSITIVE_SUFFIXES.iter().any(|s| k.ends_with(s.as_bytes()))
+    }
+
+    /// `false` when `text` certainly holds no sensitive key: it is ASCII, has no
+    /// escape that could spell a key differently (`%`, `\\`), and its folded form
+    /// contains no sensitive key, marker or suffix. (Every key in the text is a
+    /// stretch of it, and the folded form of a stretch is a stretch of the folded
+    /// text, so a key that would be judged sensitive is always found.)
+    fn may_hold_key(&self, text: &str) -> bool {
+        let Some(prefilter) = &self.prefilter else {
+            return true;
+        };
+        if text.len() > STACK_TEXT_BYTES || !text.is_ascii() || text.contains(['%', '\\']) {
+            return true;
+        }
+        let mut buf = [0u8; STACK_TEXT_BYTES];
+        let mut n = 0;
+        for &b in text.as_bytes() {
+            if b.is_ascii_alphanumeric() {
+                buf[n] = b.to_ascii_lowercase();
+                n += 1;
+            }
+        }
+        prefilter.is_match(&buf[..n])
     }
 
     /// Masks sensitive keys in `fields`, recursing into nested objects and arrays, and
@@ -203,7 +263,7 @@ impl Masker {
     /// any text `key=value`, `key: value` and `<key>value</key>` with a sensitive
     /// key. Returns the text unchanged (borrowed) when nothing was masked.
     pub fn mask_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if !text.contains(['=', ':', '<']) {
+        if !text.contains(['=', ':', '<']) || !self.may_hold_key(text) {
             return Cow::Borrowed(text);
         }
         let trimmed = text.trim_start();
@@ -399,6 +459,13 @@ impl Masker {
     /// Masks a record in place: message, exception messages, context, HTTP query
     /// parameters, headers and bodies (JSON by key, text with [`Masker::mask_text`]).
     pub fn mask_record(&self, record: &mut Record) {
+        self.mask_fields(&mut record.context);
+        self.mask_record_but_context(record);
+    }
+
+    /// [`Masker::mask_record`] without the context (the worker masks an event's
+    /// context while it builds it).
+    pub(crate) fn mask_record_but_context(&self, record: &mut Record) {
         self.mask_string(&mut record.message);
         if let Some(e) = record.exception.as_mut() {
             self.mask_string(&mut e.message);
@@ -406,7 +473,6 @@ impl Masker {
                 self.mask_string(&mut cause.message);
             }
         }
-        self.mask_fields(&mut record.context);
         if let Some(http) = record.http.as_deref_mut() {
             self.mask_fields(&mut http.request.query);
             self.mask_fields(&mut http.request.headers);
@@ -435,6 +501,60 @@ impl Masker {
             _ => {}
         }
     }
+}
+
+/// An automaton finding any of `patterns`: a DFA when it fits the crate's size
+/// limit (the sets here are small), else the crate's own choice, which finds the
+/// same matches. `None` only if no automaton can be built at all.
+fn automaton(patterns: &[&str]) -> Option<AhoCorasick> {
+    AhoCorasick::builder()
+        .kind(Some(AhoCorasickKind::DFA))
+        .match_kind(MatchKind::Standard)
+        .build(patterns)
+        .or_else(|_| AhoCorasick::new(patterns))
+        .ok()
+}
+
+/// The marker automaton over [`SENSITIVE_SUBSTRINGS`] (folded).
+fn markers(substrings: &[String]) -> AhoCorasick {
+    let pats: Vec<&str> = substrings.iter().map(String::as_str).collect();
+    automaton(&pats).expect("the built-in marker list always builds an automaton")
+}
+
+/// The prefilter of [`Masker::mask_text`]: every whole key, marker and suffix.
+/// `None` (scan every text) if a huge user key list cannot be compiled.
+fn prefilter(keys: &HashSet<String>, substrings: &[String]) -> Option<AhoCorasick> {
+    let all: Vec<&str> = keys
+        .iter()
+        .map(String::as_str)
+        .chain(substrings.iter().map(String::as_str))
+        .chain(SENSITIVE_SUFFIXES.iter().copied())
+        .collect();
+    automaton(&all)
+}
+
+/// `keys` grouped by length, for keys up to [`STACK_KEY_BYTES`] long.
+fn by_len(keys: &HashSet<String>) -> Vec<Vec<Box<[u8]>>> {
+    let mut v: Vec<Vec<Box<[u8]>>> = vec![Vec::new(); STACK_KEY_BYTES + 1];
+    for k in keys.iter().filter(|k| k.len() <= STACK_KEY_BYTES) {
+        v[k.len()].push(k.as_bytes().into());
+    }
+    v
+}
+
+/// [`fold_key`] into `buf` for an ASCII key whose folded form fits; `None` otherwise.
+fn fold_ascii<'b>(key: &str, buf: &'b mut [u8; STACK_KEY_BYTES]) -> Option<&'b [u8]> {
+    if !key.is_ascii() {
+        return None;
+    }
+    let mut n = 0;
+    for &b in key.as_bytes() {
+        if b.is_ascii_alphanumeric() {
+            *buf.get_mut(n)? = b.to_ascii_lowercase();
+            n += 1;
+        }
+    }
+    Some(&buf[..n])
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -669,6 +789,36 @@ mod tests {
         assert!(!nested.contains("abc"), "{nested}");
         let escaped = m.mask_text(r#"{"pass\u0077ord":"hunter2","#);
         assert!(!escaped.contains("hunter2"), "{escaped}");
+    }
+
+    #[test]
+    fn the_text_prefilter_never_skips_a_key_the_scan_would_mask() {
+        let m = Masker::new(["favourite_colour"]);
+        let cases = [
+            (
+                "p-a-s-s-w-o-r-d=hunter2 ok",
+                "p-a-s-s-w-o-r-d=[FILTERED] ok",
+            ),
+            ("PASS_WORD: hunter2", "PASS_WORD: [FILTERED]"),
+            ("<Api-Key>k1</Api-Key>", "<Api-Key>[FILTERED]</Api-Key>"),
+            (
+                "a=1 Favourite-Colour=blue",
+                "a=1 Favourite-Colour=[FILTERED]",
+            ),
+            ("x_dbPwd=s3", "x_dbPwd=[FILTERED]"),
+            ("\"cvv\": 123", "\"cvv\": [FILTERED]"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(m.mask_text(input), want, "{input}");
+        }
+        // Texts the prefilter lets through untouched: nothing sensitive in them.
+        for plain in [
+            "route=/orders/{id} status=200",
+            "time 12:30, author=ann",
+            "<b>bold</b>",
+        ] {
+            assert!(matches!(m.mask_text(plain), Cow::Borrowed(_)), "{plain}");
+        }
     }
 
     #[test]

@@ -70,9 +70,10 @@ pub const MAX_CACHE_MAX_AGE: Duration = Duration::from_secs(3650 * 24 * 60 * 60)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FullPolicy {
     /// Drop the new record and count it (`Stats::dropped_queue_full`). The caller never
-    /// waits. Default: request latency stays flat whatever the sinks do. The same
-    /// applies between the worker and each sink: a record a sink has no room for is
-    /// counted in that sink's `dropped_backlog`, and no sink waits for another.
+    /// waits. Default: request latency stays flat whatever the sinks do. Between the
+    /// worker and the sinks: while no sink's queue has room, records wait in the
+    /// channel; while some sink has room, a record another sink has no room for is
+    /// counted in that sink's `dropped_backlog`, so no sink waits for another.
     #[default]
     DropNewest,
     /// Block the calling thread until there is room. Never drops a record for lack of
@@ -110,7 +111,8 @@ pub struct Config {
     /// [`MAX_FLUSH_INTERVAL`] (1 hour).
     pub flush_interval: Duration,
     /// Capacity of the channel between callers and the worker, records. Default
-    /// 10 000. Must be > 0.
+    /// 10 000. Must be > 0. Each sink's own queue behind the worker holds up to
+    /// this many, at most 4 096.
     pub channel_capacity: usize,
     /// What to do when the channel is full. Default [`FullPolicy::DropNewest`].
     pub full_policy: FullPolicy,

@@ -5,6 +5,14 @@
 //! ever does `try_send` into the sinks' bounded channels. With `FullPolicy::Block` it
 //! waits for room in each sink's channel instead, so nothing is dropped and the
 //! slowest sink sets the pace (the user chose backpressure over isolation).
+//!
+//! Per wake-up the worker takes a run of messages (up to [`RUN_MAX`]) from the
+//! channel, wakes callers blocked on a full channel once for the whole run, builds
+//! every record of the run, then hands them to each sink in one go, so a sink thread
+//! that was idle is woken once per run rather than once per record. While every
+//! sink's queue is full the worker leaves records in the channel, where they wait in
+//! their compact caller-side form (a flush waits behind them; a shutdown waits for
+//! half its time budget, then records that still find no room are dropped).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -14,7 +22,7 @@ use std::time::{Duration, Instant};
 use super::sink_task::{self, Control};
 use super::spool::{DeliveryMode, Spool};
 use super::stats::{ClientCounters, SinkCounters};
-use super::{Msg, PipelineSettings, deadline_after, finish};
+use super::{KeyCache, Msg, PipelineSettings, Room, deadline_after, finish_event, finish_record};
 use crate::config::FullPolicy;
 use crate::record::Record;
 use crate::sink::Sink;
@@ -30,6 +38,13 @@ pub(crate) const SINK_THREAD_PREFIX: &str = "loggier-sink-";
 /// Longest a shutdown caused by dropping every client handle waits for the sinks.
 const IMPLICIT_SHUTDOWN: Duration = Duration::from_secs(2);
 
+/// Most messages taken from the channel per wake-up.
+pub(crate) const RUN_MAX: usize = 1024;
+
+/// First and longest wait between two looks at full sink queues.
+const FULL_POLL_FIRST: Duration = Duration::from_millis(1);
+const FULL_POLL_MAX: Duration = Duration::from_millis(8);
+
 /// `true` on the worker thread or a sink thread: code there must neither log into the
 /// pipeline (feedback) nor wait on it (it would wait on itself).
 pub(crate) fn on_pipeline_thread() -> bool {
@@ -40,6 +55,8 @@ pub(crate) fn on_pipeline_thread() -> bool {
 
 struct SinkHandle {
     records: flume::Sender<Arc<Record>>,
+    /// Capacity of `records`.
+    capacity: usize,
     control: flume::Sender<Control>,
     counters: Arc<SinkCounters>,
     /// Disconnects when the sink thread has ended (its sink and spool dropped).
@@ -55,6 +72,7 @@ pub(crate) fn spawn(
     sinks: Vec<(Box<dyn Sink>, Arc<SinkCounters>, Spool)>,
     settings: PipelineSettings,
     counters: Arc<ClientCounters>,
+    room: Arc<Room>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let settings = Arc::new(settings);
     let mut handles = Vec::with_capacity(sinks.len());
@@ -67,7 +85,7 @@ pub(crate) fn spawn(
         .build()?;
     std::thread::Builder::new()
         .name(WORKER_THREAD_NAME.to_string())
-        .spawn(move || rt.block_on(run(rx, handles, settings, counters)))
+        .spawn(move || rt.block_on(run(rx, handles, settings, counters, room)))
 }
 
 /// Starts the thread of one sink. A panic that escapes the sink task's own guards
@@ -79,7 +97,8 @@ fn spawn_sink(
     spool: Spool,
     settings: &Arc<PipelineSettings>,
 ) -> std::io::Result<SinkHandle> {
-    let (rtx, rrx) = flume::bounded(settings.sink_capacity);
+    let capacity = settings.sink_capacity.max(1);
+    let (rtx, rrx) = flume::bounded(capacity);
     let (ctx, crx) = flume::unbounded();
     let (done_tx, done_rx) = flume::bounded::<()>(1);
     // The runtime's blocking-pool threads (DNS lookups of the HTTP client, blocking
@@ -115,6 +134,7 @@ fn spawn_sink(
         })?;
     Ok(SinkHandle {
         records: rtx,
+        capacity,
         control: ctx,
         counters,
         done: done_rx,
@@ -126,12 +146,20 @@ async fn run(
     handles: Vec<SinkHandle>,
     settings: Arc<PipelineSettings>,
     counters: Arc<ClientCounters>,
+    room: Arc<Room>,
 ) {
     // Records the worker dropped at hand-off (a sink's queue full) up to the last
     // persist barrier: a barrier answers `false` when this has grown since.
     let mut handoff_drops = 0u64;
+    let mut run: Vec<Msg> = Vec::with_capacity(RUN_MAX);
+    let mut records: Vec<Arc<Record>> = Vec::with_capacity(RUN_MAX);
+    let mut keys = KeyCache::default();
     loop {
-        let msg = match rx.recv_async().await {
+        let limit = match settings.full_policy {
+            FullPolicy::DropNewest => take_limit(&handles, &room).await,
+            FullPolicy::Block => RUN_MAX,
+        };
+        let first = match rx.recv_async().await {
             Ok(m) => m,
             // Every client handle is gone without an explicit shutdown.
             Err(_) => Msg::Shutdown {
@@ -140,58 +168,172 @@ async fn run(
                 ack: flume::bounded(1).0,
             },
         };
-        match msg {
-            Msg::Record(env) => dispatch(*env, &handles, &settings, &counters).await,
-            Msg::Flush { ack, patient } => {
-                let waits: Vec<_> = handles
-                    .iter()
-                    .map(|h| {
-                        let (tx, rx) = flume::bounded(1);
-                        let _ = h.control.send(Control::Flush { ack: tx, patient });
-                        rx
-                    })
-                    .collect();
-                // Answer from a task so a slow sink does not hold up dispatching.
-                tokio::spawn(async move {
-                    let mut ok = true;
-                    for w in waits {
-                        ok &= w.recv_async().await.unwrap_or(false);
-                    }
-                    let _ = ack.send(ok);
-                });
+        run.push(first);
+        while run.len() < limit {
+            match rx.try_recv() {
+                Ok(m) => run.push(m),
+                Err(_) => break,
             }
-            Msg::Persist { ack } => persist(ack, &handles, &settings, &mut handoff_drops),
-            Msg::Shutdown {
+        }
+        let n_records = run.iter().filter(|m| m.is_record()).count();
+        // Counted as they leave the channel, so `enqueued` stays balanced.
+        counters
+            .dispatched
+            .fetch_add(n_records as u64, Ordering::Relaxed);
+        room.notify();
+        let mut msgs = run.drain(..);
+        while let Some(msg) = msgs.next() {
+            match msg {
+                Msg::Event(env) => {
+                    records.push(Arc::new(finish_event(*env, &settings, &mut keys)));
+                }
+                Msg::Record(env) => records.push(Arc::new(finish_record(*env, &settings))),
+                Msg::Flush { ack, patient } => {
+                    dispatch(&mut records, &handles, &settings).await;
+                    let waits: Vec<_> = handles
+                        .iter()
+                        .map(|h| {
+                            let (tx, rx) = flume::bounded(1);
+                            let _ = h.control.send(Control::Flush { ack: tx, patient });
+                            rx
+                        })
+                        .collect();
+                    // Answer from a task so a slow sink does not hold up dispatching.
+                    tokio::spawn(async move {
+                        let mut ok = true;
+                        for w in waits {
+                            ok &= w.recv_async().await.unwrap_or(false);
+                        }
+                        let _ = ack.send(ok);
+                    });
+                }
+                Msg::Persist { ack } => {
+                    dispatch(&mut records, &handles, &settings).await;
+                    persist(ack, &handles, &settings, &mut handoff_drops);
+                }
+                Msg::Shutdown {
+                    deadline,
+                    patient,
+                    ack,
+                } => {
+                    dispatch(&mut records, &handles, &settings).await;
+                    // Whatever was taken after the shutdown message counts as
+                    // logged after it, like what is still in the channel.
+                    for m in msgs.by_ref() {
+                        discard_closed(m, &counters, true);
+                    }
+                    shutdown(&rx, &handles, &counters, &room, deadline, patient).await;
+                    let _ = ack.send(());
+                    return;
+                }
+            }
+        }
+        drop(msgs);
+        dispatch(&mut records, &handles, &settings).await;
+    }
+}
+
+/// [`FullPolicy::DropNewest`]: how many messages to take now — at most the room left
+/// in the emptiest sink queue, so records wait in the channel (compact) rather than
+/// being dropped while every sink is behind. Waits while there is no room at all
+/// (a flush waits behind the records), unless a shutdown has used up half its time.
+async fn take_limit(handles: &[SinkHandle], room: &Room) -> usize {
+    let mut wait = FULL_POLL_FIRST;
+    loop {
+        let free = handles
+            .iter()
+            .map(|h| h.capacity.saturating_sub(h.records.len()))
+            .max()
+            .unwrap_or(RUN_MAX);
+        if free > 0 || room.stop_waiting() {
+            return free.clamp(1, RUN_MAX);
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(FULL_POLL_MAX);
+    }
+}
+
+async fn shutdown(
+    rx: &flume::Receiver<Msg>,
+    handles: &[SinkHandle],
+    counters: &ClientCounters,
+    room: &Room,
+    deadline: Instant,
+    patient: bool,
+) {
+    let waits: Vec<_> = handles
+        .iter()
+        .map(|h| {
+            let (tx, rx) = flume::bounded(1);
+            let _ = h.control.send(Control::Shutdown {
                 deadline,
                 patient,
-                ack,
-            } => {
-                let waits: Vec<_> = handles
-                    .iter()
-                    .map(|h| {
-                        let (tx, rx) = flume::bounded(1);
-                        let _ = h.control.send(Control::Shutdown {
-                            deadline,
-                            patient,
-                            ack: tx,
-                        });
-                        rx
-                    })
-                    .collect();
-                for w in waits {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let _ = tokio::time::timeout(left, w.recv_async()).await;
-                }
-                // Wait for the sink threads to end, so the disk queue (and its lock)
-                // is released when `shutdown` returns.
-                for h in &handles {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    let _ = tokio::time::timeout(left, h.done.recv_async()).await;
-                }
-                close_channel(&rx, &counters);
-                let _ = ack.send(());
-                return;
-            }
+                ack: tx,
+            });
+            rx
+        })
+        .collect();
+    for w in waits {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, w.recv_async()).await;
+    }
+    // Wait for the sink threads to end, so the disk queue (and its lock)
+    // is released when `shutdown` returns.
+    for h in handles {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let _ = tokio::time::timeout(left, h.done.recv_async()).await;
+    }
+    close_channel(rx, counters, room);
+}
+
+/// Hands `records` (emptied) to every sink, in order. A full sink queue is that
+/// sink's `dropped_backlog` under [`FullPolicy::DropNewest`]; under
+/// [`FullPolicy::Block`] the worker waits until the queue is half empty, so the main
+/// channel fills and the callers wait instead of a record being dropped. A sink whose
+/// thread has ended counts it `dropped_failed`. The last sink gets the worker's own
+/// reference, so a sink that is alone owns its records outright.
+async fn dispatch(
+    records: &mut Vec<Arc<Record>>,
+    handles: &[SinkHandle],
+    settings: &PipelineSettings,
+) {
+    if records.is_empty() {
+        return;
+    }
+    let Some((last, others)) = handles.split_last() else {
+        records.clear();
+        return;
+    };
+    for h in others {
+        for r in records.iter() {
+            send_one(h, Arc::clone(r), settings.full_policy).await;
+        }
+    }
+    for r in records.drain(..) {
+        send_one(last, r, settings.full_policy).await;
+    }
+}
+
+async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy) {
+    let sent = match h.records.try_send(record) {
+        Err(flume::TrySendError::Full(r)) if policy == FullPolicy::Block => {
+            wait_for_room(h).await;
+            h.records
+                .send_async(r)
+                .await
+                .map_err(|e| flume::TrySendError::Disconnected(e.into_inner()))
+        }
+        other => other,
+    };
+    match sent {
+        Ok(()) => SinkCounters::add(&h.counters.received, 1),
+        Err(flume::TrySendError::Full(_)) => {
+            SinkCounters::add(&h.counters.dropped_backlog, 1);
+        }
+        Err(flume::TrySendError::Disconnected(_)) => {
+            SinkCounters::add(&h.counters.received, 1);
+            SinkCounters::add(&h.counters.left_memory, 1);
+            SinkCounters::add(&h.counters.dropped_failed, 1);
         }
     }
 }
@@ -233,62 +375,50 @@ fn persist(
     });
 }
 
-/// Hands one record to every sink. A full sink channel is that sink's
-/// `dropped_backlog` under [`FullPolicy::DropNewest`]; under [`FullPolicy::Block`] the
-/// worker waits for room, so the main channel fills and the callers wait instead of a
-/// record being dropped. A sink whose thread has ended counts it `dropped_failed`.
-async fn dispatch(
-    env: super::Envelope,
-    handles: &[SinkHandle],
-    settings: &PipelineSettings,
-    counters: &ClientCounters,
-) {
-    let record = Arc::new(finish(env, settings));
-    counters.dispatched.fetch_add(1, Ordering::Relaxed);
-    for h in handles {
-        let sent = match settings.full_policy {
-            FullPolicy::DropNewest => h.records.try_send(Arc::clone(&record)),
-            FullPolicy::Block => h
-                .records
-                .send_async(Arc::clone(&record))
-                .await
-                .map_err(|e| flume::TrySendError::Disconnected(e.into_inner())),
-        };
-        match sent {
-            Ok(()) => SinkCounters::add(&h.counters.received, 1),
-            Err(flume::TrySendError::Full(_)) => {
-                SinkCounters::add(&h.counters.dropped_backlog, 1);
-            }
-            Err(flume::TrySendError::Disconnected(_)) => {
-                SinkCounters::add(&h.counters.received, 1);
-                SinkCounters::add(&h.counters.left_memory, 1);
-                SinkCounters::add(&h.counters.dropped_failed, 1);
-            }
-        }
+/// Waits until the sink's queue is at most half full (or its thread has ended):
+/// refilling it a run at a time instead of a record at a time keeps the worker and
+/// the sink thread from waking each other per record.
+async fn wait_for_room(h: &SinkHandle) {
+    let mut wait = FULL_POLL_FIRST;
+    while h.records.len() > h.capacity / 2 && h.done.is_empty() && !h.done.is_disconnected() {
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(FULL_POLL_MAX);
     }
 }
 
 /// After the shutdown: marks the pipeline closed and counts every record still in
 /// the channel (logged after the shutdown message) as `dropped_closed`. A caller
 /// whose send lands after this drain sees the flag and drains again itself.
-pub(crate) fn close_channel(rx: &flume::Receiver<Msg>, counters: &ClientCounters) {
+pub(crate) fn close_channel(rx: &flume::Receiver<Msg>, counters: &ClientCounters, room: &Room) {
     counters.worker_done.store(true, Ordering::SeqCst);
-    drain_closed(rx, counters);
+    drain_closed(rx, counters, room);
 }
 
 /// Counts (and discards) every message in the channel of a closed pipeline.
-pub(crate) fn drain_closed(rx: &flume::Receiver<Msg>, counters: &ClientCounters) {
+pub(crate) fn drain_closed(rx: &flume::Receiver<Msg>, counters: &ClientCounters, room: &Room) {
     while let Ok(m) = rx.try_recv() {
-        match m {
-            Msg::Record(_) => {
-                counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
+        discard_closed(m, counters, false);
+    }
+    // Callers blocked on a full channel see the shutdown now, not after a timeout.
+    room.notify();
+}
+
+/// Discards `m` from a closed pipeline: a record is `dropped_closed` (taken back
+/// from `dispatched` when the worker had already counted it so), a flush is
+/// answered `false`, a shutdown answered.
+fn discard_closed(m: Msg, counters: &ClientCounters, was_dispatched: bool) {
+    match m {
+        Msg::Event(_) | Msg::Record(_) => {
+            if was_dispatched {
+                counters.dispatched.fetch_sub(1, Ordering::Relaxed);
             }
-            Msg::Flush { ack, .. } | Msg::Persist { ack } => {
-                let _ = ack.send(false);
-            }
-            Msg::Shutdown { ack, .. } => {
-                let _ = ack.send(());
-            }
+            counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
+        }
+        Msg::Flush { ack, .. } | Msg::Persist { ack } => {
+            let _ = ack.send(false);
+        }
+        Msg::Shutdown { ack, .. } => {
+            let _ = ack.send(());
         }
     }
 }

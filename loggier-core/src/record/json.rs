@@ -88,6 +88,11 @@ impl serde::Serialize for ContextView<'_> {
 
 /// Encodes one record as a JSON object (no trailing newline).
 ///
+/// The bytes are exactly those of `serde_json::to_writer(out, &JsonRecord { .. })`;
+/// the common parts (timestamp, plain strings, the context's scalar values) are
+/// written straight into `out`, nested parts (HTTP transaction, exception, timing,
+/// nested context values) through `serde_json`.
+///
 /// # Errors
 /// Only if a context value cannot be serialized, which `serde_json::Value` never does;
 /// the `Result` is kept so sinks can use `?`.
@@ -96,7 +101,186 @@ pub fn encode_json(
     service: &ServiceInfo,
     out: &mut Vec<u8>,
 ) -> serde_json::Result<()> {
-    serde_json::to_writer(out, &JsonRecord { record, service })
+    encode_with(record, &ServiceJson::new(service)?, out)
+}
+
+/// The service identity members of a JSON record (`,"service":…` up to `"host"`),
+/// encoded once for a whole batch.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceJson(Vec<u8>);
+
+impl ServiceJson {
+    pub(crate) fn new(svc: &ServiceInfo) -> serde_json::Result<Self> {
+        let mut out = Vec::with_capacity(96);
+        out.extend_from_slice(b",\"service\":");
+        write_str(&mut out, &svc.service)?;
+        out.extend_from_slice(b",\"environment\":");
+        write_str(&mut out, &svc.environment)?;
+        for (key, v) in [
+            ("project", &svc.project),
+            ("version", &svc.version),
+            ("revision", &svc.revision),
+            ("host", &svc.host),
+        ] {
+            if let Some(v) = v {
+                write_key(&mut out, key)?;
+                write_str(&mut out, v)?;
+            }
+        }
+        Ok(ServiceJson(out))
+    }
+}
+
+/// [`encode_json_line`] with the service members encoded beforehand.
+pub(crate) fn encode_json_line_with(
+    record: &Record,
+    service: &ServiceJson,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    encode_with(record, service, out)?;
+    out.push(b'\n');
+    Ok(())
+}
+
+fn encode_with(
+    record: &Record,
+    service: &ServiceJson,
+    out: &mut Vec<u8>,
+) -> serde_json::Result<()> {
+    let r = record;
+    out.reserve(256 + r.message.len());
+    out.extend_from_slice(b"{\"timestamp\":\"");
+    push_timestamp(out, r.timestamp_ns);
+    out.extend_from_slice(b"\",\"level\":\"");
+    out.extend_from_slice(r.level.as_upper().as_bytes());
+    out.extend_from_slice(b"\",\"message\":");
+    write_str(out, &r.message)?;
+    out.extend_from_slice(b",\"logger\":");
+    write_str(out, &r.logger)?;
+    out.extend_from_slice(&service.0);
+    if !r.tags.is_empty() {
+        out.extend_from_slice(b",\"tags\":[");
+        for (i, t) in r.tags.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, t)?;
+        }
+        out.push(b']');
+    }
+    for (key, v) in [("trace_id", &r.trace_id), ("span_id", &r.span_id)] {
+        if let Some(v) = v {
+            write_key(out, key)?;
+            write_str(out, v)?;
+        }
+    }
+    if !r.context.is_empty() || r.request_id.is_some() || r.http.is_some() {
+        out.extend_from_slice(b",\"context\":{");
+        let mut first = true;
+        let mut sep = |out: &mut Vec<u8>| {
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+        };
+        for (k, v) in &r.context {
+            // Typed parts win over a context key of the same name.
+            if (k == "request_id" && r.request_id.is_some())
+                || (k == "transaction" && r.http.is_some())
+            {
+                continue;
+            }
+            sep(out);
+            write_str(out, k)?;
+            out.push(b':');
+            write_value(out, v)?;
+        }
+        if let Some(id) = &r.request_id {
+            sep(out);
+            out.extend_from_slice(b"\"request_id\":");
+            write_str(out, id)?;
+        }
+        if let Some(h) = &r.http {
+            sep(out);
+            out.extend_from_slice(b"\"transaction\":");
+            serde_json::to_writer(&mut *out, h)?;
+        }
+        out.push(b'}');
+    }
+    if let Some(e) = &r.exception {
+        out.extend_from_slice(b",\"exception\":");
+        serde_json::to_writer(&mut *out, e)?;
+    }
+    if let Some(t) = &r.timing {
+        out.extend_from_slice(b",\"timing\":");
+        serde_json::to_writer(&mut *out, t)?;
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// `,"key":` for a key that needs no escaping.
+fn write_key(out: &mut Vec<u8>, key: &str) -> serde_json::Result<()> {
+    out.push(b',');
+    write_str(out, key)?;
+    out.push(b':');
+    Ok(())
+}
+
+/// A JSON string, as `serde_json` writes it: bytes that need no escape (the common
+/// case) are copied as they are, anything else goes through `serde_json`.
+fn write_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
+    if !needs_escape(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *out, s)
+    }
+}
+
+/// `true` when `s` has a byte JSON escapes: a control character, `"` or `\\`.
+/// Eight bytes at a time (a false `true` only costs the slower path).
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let v = u64::from_le_bytes(a);
+        // A byte below 0x20, or equal to '"' or '\\'.
+        if v.wrapping_sub(ONES * 0x20) & !v & HIGH != 0
+            || has_zero(v ^ (ONES * u64::from(b'"')))
+            || has_zero(v ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// A context value: strings, bools and null directly, anything else through
+/// `serde_json` (numbers, nested objects and arrays).
+fn write_value(out: &mut Vec<u8>, v: &serde_json::Value) -> serde_json::Result<()> {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => write_str(out, s),
+        Value::Null => {
+            out.extend_from_slice(b"null");
+            Ok(())
+        }
+        Value::Bool(b) => {
+            out.extend_from_slice(if *b { b"true" } else { b"false" });
+            Ok(())
+        }
+        other => serde_json::to_writer(&mut *out, other),
+    }
 }
 
 /// Encodes one record as a JSON object followed by `\n` (one NDJSON line). JSON
@@ -117,10 +301,34 @@ pub fn encode_json_line(
 /// Formats nanoseconds since the Unix epoch as RFC 3339 UTC with microseconds:
 /// `2025-03-09T11:41:29.000123Z`.
 pub fn format_timestamp(ns: u64) -> String {
+    let mut out = Vec::with_capacity(27);
+    push_timestamp(&mut out, ns);
+    // Only ASCII digits and separators are written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends [`format_timestamp`]'s text to `out` without an intermediate `String`.
+fn push_timestamp(out: &mut Vec<u8>, ns: u64) {
     let secs = (ns / 1_000_000_000) as i64;
-    let micros = (ns % 1_000_000_000) / 1_000;
+    let micros = ((ns % 1_000_000_000) / 1_000) as u32;
     let (y, mo, d, h, mi, s) = civil_from_unix(secs);
-    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
+    // u64 nanoseconds end in the year 2554: always four digits.
+    let y = y as u32;
+    let mut b = *b"0000-00-00T00:00:00.000000Z";
+    let mut put = |at: usize, width: usize, mut v: u32| {
+        for i in (at..at + width).rev() {
+            b[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, mo);
+    put(8, 2, d);
+    put(11, 2, h);
+    put(14, 2, mi);
+    put(17, 2, s);
+    put(20, 6, micros);
+    out.extend_from_slice(&b);
 }
 
 /// Unix seconds → (year, month, day, hour, minute, second), proleptic Gregorian UTC.
@@ -216,5 +424,112 @@ mod tests {
         );
         assert_eq!(v["context"]["transaction"]["response"]["status_code"], 500);
         assert!(v.get("project").is_none());
+    }
+
+    fn via_serde(r: &Record, svc: &ServiceInfo) -> Vec<u8> {
+        serde_json::to_vec(&JsonRecord {
+            record: r,
+            service: svc,
+        })
+        .expect("serde encodes")
+    }
+
+    #[test]
+    fn direct_encoder_writes_the_bytes_serde_json_writes() {
+        use crate::record::{Exception, Timing, TimingKind};
+        use serde_json::json;
+        let full = ServiceInfo {
+            service: "api \"quoted\"".into(),
+            environment: "prod".into(),
+            project: Some("shop".into()),
+            version: Some("1.4.2".into()),
+            revision: Some("abc".into()),
+            host: Some("h\u{1}".into()),
+        };
+        let bare = ServiceInfo::default();
+        let mut req = HttpRequest {
+            method: "POST".into(),
+            path: "/p".into(),
+            ..HttpRequest::default()
+        };
+        req.headers.insert("x-a".into(), "b\nc".into());
+        let mut with_http = Record::new(
+            Level::Warning,
+            "tab\there, quote \" and \\ and é and \u{7f}",
+        )
+        .with_http(HttpTransaction::new(req))
+        .with_field("transaction", "shadowed")
+        .with_field("request_id", "shadowed too")
+        .with_field("k", 1);
+        with_http.request_id = Some("req-9".into());
+        let mut traced = Record::new(Level::Critical, "")
+            .with_tag("a")
+            .with_tag("b\"c")
+            .with_exception(Exception::new("io", "disk \u{0} full"))
+            .with_timing(Timing::new("f", TimingKind::Database, 1.25));
+        traced.trace_id = Some("4bf92f3577b34da6a3ce929d0e0e4736".into());
+        traced.span_id = Some("00f067aa0ba902b7".into());
+        let records = [
+            Record::new(Level::Info, "plain").with_timestamp_ns(0),
+            Record::new(Level::Debug, "fields")
+                .with_timestamp_ns(4_102_444_799_999_999_999)
+                .with_field("i", -5)
+                .with_field("u", u64::MAX)
+                .with_field("f", 1.5)
+                .with_field("f32", serde_json::to_value(1.1f32).expect("f32"))
+                .with_field("b", true)
+                .with_field("n", serde_json::Value::Null)
+                .with_field("s", "/orders/{id}")
+                .with_field("esc\nkey", "ctl \u{1f}")
+                .with_field("nested", json!({"a": [1, "x", {"b": null}], "c": 2.5})),
+            with_http,
+            traced,
+            Record::new(Level::Error, "only request id").with_field("request_id", "kept"),
+        ];
+        for r in &records {
+            for svc in [&full, &bare] {
+                let mut out = Vec::new();
+                encode_json(r, svc, &mut out).expect("encodes");
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&via_serde(r, svc))
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn escape_check_finds_every_byte_that_needs_one() {
+        for b in 0u8..=0x7f {
+            for at in 0..17 {
+                let mut text = vec![b'a'; 17];
+                text[at] = b;
+                let want = b < 0x20 || b == b'"' || b == b'\\';
+                assert_eq!(needs_escape(&text), want, "byte {b:#x} at {at}");
+            }
+        }
+        assert!(!needs_escape("é and ✓ and 😀 over eight bytes".as_bytes()));
+    }
+
+    #[test]
+    fn timestamp_writer_matches_the_formatter_at_the_edges() {
+        for ns in [
+            0,
+            999,
+            1_000,
+            59_999_999_999,
+            951_868_800_123_456_789,
+            u64::MAX,
+        ] {
+            let mut out = Vec::new();
+            push_timestamp(&mut out, ns);
+            let secs = (ns / 1_000_000_000) as i64;
+            let (y, mo, d, h, mi, s) = civil_from_unix(secs);
+            let micros = (ns % 1_000_000_000) / 1_000;
+            assert_eq!(
+                String::from_utf8(out).expect("ascii"),
+                format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}.{micros:06}Z")
+            );
+        }
     }
 }

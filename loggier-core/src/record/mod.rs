@@ -16,10 +16,12 @@ mod exception;
 mod http;
 mod json;
 mod level;
+pub(crate) mod value;
 
 pub use exception::{Exception, ExceptionCause, Frame};
 pub use http::{BodyContent, CapturedBody, HttpRequest, HttpResponse, HttpTransaction};
 pub use json::{JsonRecord, encode_json, encode_json_line, format_timestamp};
+pub(crate) use json::{ServiceJson, encode_json_line_with};
 pub use level::Level;
 
 use std::borrow::Cow;

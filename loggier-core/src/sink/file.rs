@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{ConfigError, Error, ErrorKind};
-use crate::record::{Record, ServiceInfo, encode_json_line};
+use crate::record::{Record, ServiceInfo, ServiceJson, encode_json_line_with};
 
 /// Default size at which the file rotates: 64 MiB.
 pub const DEFAULT_MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -99,6 +99,7 @@ impl FileSinkBuilder {
             file,
             size,
             torn: false,
+            line_bytes: 0,
             #[cfg(test)]
             fail_after: None,
         })
@@ -108,7 +109,7 @@ impl FileSinkBuilder {
 /// Writes one JSON record per line (NDJSON) to a file, rotating by size.
 ///
 /// Each batch is one `write` call, so lines from one batch are never interleaved with
-/// another writer's. The line format is [`encode_json_line`].
+/// another writer's. The line format is [`encode_json_line`](crate::record::encode_json_line).
 ///
 /// A write that fails part-way (disk full) is cut back to the last complete line
 /// before the batch is retried, so a retry never leaves a fragment glued to a
@@ -138,6 +139,9 @@ pub struct FileSink {
     /// A failed write left a fragment that could not be cut off: the next write
     /// starts with a newline so the fragment stays a line of its own.
     torn: bool,
+    /// Average line length of the last batch plus a margin, bytes: the size the
+    /// next batch's buffer starts with.
+    line_bytes: usize,
     /// Test hook: the next append writes this many bytes, then fails like ENOSPC.
     #[cfg(test)]
     fail_after: Option<usize>,
@@ -263,11 +267,15 @@ impl Sink for FileSink {
     }
 
     fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
-        let mut out = Vec::with_capacity(records.iter().map(Record::estimated_size_bytes).sum());
+        // Room for lines the size of the last batch's (no walk over every record's
+        // context to estimate it); the buffer grows if they are longer.
+        let mut out = Vec::with_capacity(records.len() * self.line_bytes.max(128));
+        let failed = |e| Error::with_source(ErrorKind::Encode, "json encoding failed", e);
+        let service = ServiceJson::new(service).map_err(failed)?;
         for r in records {
-            encode_json_line(r, service, &mut out)
-                .map_err(|e| Error::with_source(ErrorKind::Encode, "json encoding failed", e))?;
+            encode_json_line_with(r, &service, &mut out).map_err(failed)?;
         }
+        self.line_bytes = out.len() / records.len().max(1) + 16;
         Ok(vec![Payload::new(out, records.len() as u32)])
     }
 

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use super::{BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{Error, ErrorKind};
-use crate::record::{Record, ServiceInfo, encode_json_line, format_timestamp};
+use crate::record::{Record, ServiceInfo, ServiceJson, encode_json_line_with, format_timestamp};
 
 /// Line format of the [`StdoutSink`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,12 +64,18 @@ impl Sink for StdoutSink {
 
     fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
         let mut out = Vec::new();
-        for r in records {
-            match self.format {
-                StdoutFormat::Json => encode_json_line(r, service, &mut out).map_err(|e| {
-                    Error::with_source(ErrorKind::Encode, "json encoding failed", e)
-                })?,
-                StdoutFormat::Logfmt => encode_logfmt_line(r, service, &mut out),
+        let failed = |e| Error::with_source(ErrorKind::Encode, "json encoding failed", e);
+        match self.format {
+            StdoutFormat::Json => {
+                let service = ServiceJson::new(service).map_err(failed)?;
+                for r in records {
+                    encode_json_line_with(r, &service, &mut out).map_err(failed)?;
+                }
+            }
+            StdoutFormat::Logfmt => {
+                for r in records {
+                    encode_logfmt_line(r, service, &mut out);
+                }
             }
         }
         Ok(vec![Payload::new(out, records.len() as u32)])
