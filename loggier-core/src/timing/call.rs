@@ -174,6 +174,13 @@ impl Call {
             CallKind::Exceptions if failed => None,
             _ => return,
         };
+        // Decide before formatting or masking anything on the caller's thread.
+        if !self
+            .client
+            .enabled(super::record_level(kind, outcome, meta.level))
+        {
+            return;
+        }
         let name = meta
             .name
             .map_or_else(|| default_name(self.here), str::to_string);
@@ -192,7 +199,7 @@ impl Call {
         if let Some(key) = meta.return_field {
             if let Some(text) = ret() {
                 let masked =
-                    debug_mask::scrub(&text, &|k| sensitive(&self.client, meta.extra_sensitive, k));
+                    debug_mask::scrub(&text, &|k| self.is_sensitive(k));
                 context.insert(key.to_string(), masked.into());
             }
         }

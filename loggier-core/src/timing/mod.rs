@@ -88,13 +88,19 @@ fn kind_word(kind: TimingKind) -> &'static str {
     }
 }
 
+/// The level a timing record is written at: a failed timed call is at least an
+/// error; everything else keeps the attribute's level.
+pub(crate) fn record_level(kind: Option<TimingKind>, outcome: Outcome, level: Level) -> Level {
+    let failed = matches!(outcome, Outcome::Failed | Outcome::Panicked);
+    match (kind, failed) {
+        (Some(_), true) => level.max(Level::Error),
+        _ => level,
+    }
+}
+
 /// Builds the record and logs it inside the scope the call started in.
 pub(crate) fn emit_record(e: Emit<'_>) {
-    let failed = matches!(e.outcome, Outcome::Failed | Outcome::Panicked);
-    let level = match (e.kind, failed) {
-        (Some(_), true) => e.level.max(Level::Error),
-        _ => e.level,
-    };
+    let level = record_level(e.kind, e.outcome, e.level);
     if !e.client.enabled(level) {
         return;
     }
