@@ -162,7 +162,7 @@ impl BodyCapture {
             BodyKind::Binary => binary(self.content_type, size_bytes),
             BodyKind::Json => json_content(&self.buf, truncated, masker),
             BodyKind::Form => BodyContent::Text(redact::mask_text(
-                &redact::mask_form_text(&text_of(&self.buf), masker),
+                &masker.mask_form_text(&text_of(&self.buf)),
                 masker,
             )),
             BodyKind::Text => text_content(&text_of(&self.buf), truncated, masker),

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::mask::Masker;
+use crate::mask::{Masker, percent_decode};
 use crate::record::Fields;
 
 pub use crate::mask::FILTERED;
@@ -37,12 +37,6 @@ pub(crate) fn query_fields(query: &str, masker: &Masker) -> Fields {
     out
 }
 
-/// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are,
-/// invalid UTF-8 replaced.
-pub(crate) fn percent_decode(s: &str) -> String {
-    crate::mask::percent_decode(s)
-}
-
 /// Masks, in place, every object member of `v` whose key is sensitive, at any depth.
 pub(crate) fn mask_json(v: &mut Value, masker: &Masker) {
     masker.mask_value(v);
@@ -54,12 +48,6 @@ pub(crate) fn mask_json(v: &mut Value, masker: &Masker) {
 pub(crate) fn mask_json_text(text: &str, masker: &Masker) -> String {
     let json = masker.mask_json_text(text);
     masker.mask_text(&json).into_owned()
-}
-
-/// Masks sensitive fields of an `application/x-www-form-urlencoded` body, keeping the
-/// encoded form (`user=bob&password=[FILTERED]`).
-pub(crate) fn mask_form_text(text: &str, masker: &Masker) -> String {
-    masker.mask_form_text(text)
 }
 
 /// Masks secrets in a text body (see [`Masker::mask_text`]).
@@ -125,7 +113,7 @@ mod tests {
     #[test]
     fn form_bodies_masked_by_key() {
         assert_eq!(
-            mask_form_text("user=bob&pass%77ord=x&token=y&z", &Masker::default()),
+            Masker::default().mask_form_text("user=bob&pass%77ord=x&token=y&z"),
             "user=bob&pass%77ord=[FILTERED]&token=[FILTERED]&z"
         );
     }
