@@ -71,13 +71,16 @@ pub struct RelayConfig {
     pub cors_origins: Vec<String>,
     /// Body limits.
     pub limits: Limits,
-    /// Sustained requests per second per caller. Default 100.
+    /// Sustained requests per second per API key (callers sharing a key share its
+    /// bucket; without keys every caller shares one). Default 100.
     pub rate_per_sec: NonZeroU32,
-    /// Burst size. Default 200.
+    /// Burst size, in requests. Default 200.
     pub rate_burst: NonZeroU32,
-    /// How many recent batch ids `/api/ingest` remembers. Default 10 000.
+    /// How many recent batch ids `/api/ingest` remembers (0 is taken as 1).
+    /// Default 10 000.
     pub dedup_window: usize,
-    /// `Retry-After` sent with a 503 when the pipeline is full. Default 1 s.
+    /// `Retry-After` sent with a 503 (pipeline full, or durable commit not done),
+    /// rounded up to whole seconds, at least 1. Default 1 s.
     pub retry_after: Duration,
     /// Durable mode only: how long a request waits for its records to be committed
     /// to disk ([`Loggier::persist_async`](loggier_core::Loggier::persist_async))

@@ -28,7 +28,7 @@ use serde::de::{self, Deserializer};
 use serde_json::{Value, json};
 
 use crate::auth::Scope;
-use crate::body::{MediaType, check_text, media_type, read_body};
+use crate::body::{MediaType, media_type};
 use crate::error::ApiError;
 use crate::model::{parse_json, parse_rfc3339_ns};
 use crate::relay::{ClientIp, Relay};
@@ -215,9 +215,7 @@ pub(crate) async fn post_query(
 ) -> Result<Response, ApiError> {
     relay.guard(&headers, from, Scope::Query)?;
     media_type(&headers, &[MediaType::Json])?;
-    let limits = &relay.inner.config.limits;
-    let bytes = read_body(&headers, body, limits).await?;
-    check_text(&bytes, limits.max_depth)?;
+    let bytes = relay.read_text(&headers, body).await?;
     let q: QueryRequest = parse_json(&bytes)?;
     let end = q.end.map_or_else(SystemTime::now, |t| t.0);
     let start = q.start.map_or_else(

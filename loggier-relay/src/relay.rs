@@ -121,7 +121,8 @@ impl RelayBuilder {
         self
     }
 
-    /// The relay.
+    /// The relay. The pipeline's capacity (for the 503 backpressure) is read from
+    /// the client now, so build the relay before records flow.
     pub fn build(self) -> Relay {
         let c = &self.config;
         let quota = Quota::per_second(c.rate_per_sec).allow_burst(c.rate_burst);
@@ -478,7 +479,7 @@ impl Relay {
 
     /// Reads a JSON/NDJSON body within the size limits and checks its nesting depth:
     /// the body step shared by the text endpoints.
-    async fn read_text(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    pub(crate) async fn read_text(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
         let limits = &self.inner.config.limits;
         let bytes = read_body(headers, body, limits).await?;
         check_text(&bytes, limits.max_depth)?;
@@ -501,7 +502,8 @@ impl Relay {
         Ok(())
     }
 
-    /// The last steps of `/log`, `/logs` and the Loki push: field lengths checked
+    /// The last steps of `/log`, `/logs`, `/api/ingest` (without a batch id) and the
+    /// Loki push: field lengths checked
     /// ([`Relay::check_records`]), the records handed to the pipeline
     /// ([`Relay::accept`]) and, in durable mode, committed ([`Relay::persisted`]).
     /// Returns how many were accepted.
@@ -715,12 +717,11 @@ async fn post_ingest(
             })
         })
         .collect::<Result<Vec<Record>, ApiError>>()?;
-    relay.check_records(&records, true)?;
     let Some(id) = batch_id else {
-        let n = relay.accept(records, "ingest")?;
-        relay.persisted(n).await?;
+        let n = relay.check_and_accept(records, true, "ingest").await?;
         return Ok(Json(json!({"accepted": n, "duplicate": false})).into_response());
     };
+    relay.check_records(&records, true)?;
     let total = records.len();
     // The dedup lock is held across the (non-blocking) hand-off so two deliveries of
     // one batch cannot both store it; it is released before the commit is awaited.
@@ -757,6 +758,8 @@ async fn post_ingest(
     };
     if taken > 0 {
         if let Err(e) = relay.persisted(taken).await {
+            // A poisoned lock cannot be rolled back here; the next request on it
+            // answers 500 (above) instead of trusting the stale entry.
             if let Ok(mut dedup) = relay.inner.dedup.lock() {
                 dedup.roll_back(&id, done);
             }
