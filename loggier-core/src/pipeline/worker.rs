@@ -189,7 +189,7 @@ async fn run(
                 }
                 Msg::Record(env) => records.push(Arc::new(finish_record(*env, &settings))),
                 Msg::Flush { ack, patient } => {
-                    dispatch(&mut records, &handles, &settings).await;
+                    dispatch(&mut records, &handles, &settings, &room).await;
                     let waits: Vec<_> = handles
                         .iter()
                         .map(|h| {
@@ -208,7 +208,7 @@ async fn run(
                     });
                 }
                 Msg::Persist { ack } => {
-                    dispatch(&mut records, &handles, &settings).await;
+                    dispatch(&mut records, &handles, &settings, &room).await;
                     persist(ack, &handles, &settings, &mut handoff_drops);
                 }
                 Msg::Shutdown {
@@ -216,7 +216,7 @@ async fn run(
                     patient,
                     ack,
                 } => {
-                    dispatch(&mut records, &handles, &settings).await;
+                    dispatch(&mut records, &handles, &settings, &room).await;
                     // Whatever was taken after the shutdown message counts as
                     // logged after it, like what is still in the channel.
                     for m in msgs.by_ref() {
@@ -229,7 +229,7 @@ async fn run(
             }
         }
         drop(msgs);
-        dispatch(&mut records, &handles, &settings).await;
+        dispatch(&mut records, &handles, &settings, &room).await;
     }
 }
 
@@ -291,11 +291,15 @@ async fn shutdown(
 /// [`FullPolicy::Block`] the worker waits until the queue is half empty, so the main
 /// channel fills and the callers wait instead of a record being dropped. A sink whose
 /// thread has ended counts it `dropped_failed`. The last sink gets the worker's own
-/// reference, so a sink that is alone owns its records outright.
+/// reference, so a sink that is alone owns its records outright. Once a shutdown has
+/// used half its time ([`Room::stop_waiting`]) `Block` stops waiting too, so the
+/// shutdown message is reached: a record that then finds no room is
+/// `dropped_backlog`, as under `DropNewest`.
 async fn dispatch(
     records: &mut Vec<Arc<Record>>,
     handles: &[SinkHandle],
     settings: &PipelineSettings,
+    room: &Room,
 ) {
     if records.is_empty() {
         return;
@@ -306,22 +310,26 @@ async fn dispatch(
     };
     for h in others {
         for r in records.iter() {
-            send_one(h, Arc::clone(r), settings.full_policy).await;
+            send_one(h, Arc::clone(r), settings.full_policy, room).await;
         }
     }
     for r in records.drain(..) {
-        send_one(last, r, settings.full_policy).await;
+        send_one(last, r, settings.full_policy, room).await;
     }
 }
 
-async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy) {
+async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy, room: &Room) {
     let sent = match h.records.try_send(record) {
         Err(flume::TrySendError::Full(r)) if policy == FullPolicy::Block => {
-            wait_for_room(h).await;
-            h.records
-                .send_async(r)
-                .await
-                .map_err(|e| flume::TrySendError::Disconnected(e.into_inner()))
+            wait_for_room(h, room).await;
+            if room.stop_waiting() {
+                h.records.try_send(r)
+            } else {
+                h.records
+                    .send_async(r)
+                    .await
+                    .map_err(|e| flume::TrySendError::Disconnected(e.into_inner()))
+            }
         }
         other => other,
     };
@@ -377,10 +385,15 @@ fn persist(
 
 /// Waits until the sink's queue is at most half full (or its thread has ended):
 /// refilling it a run at a time instead of a record at a time keeps the worker and
-/// the sink thread from waking each other per record.
-async fn wait_for_room(h: &SinkHandle) {
+/// the sink thread from waking each other per record. Gives up once a shutdown has
+/// used half its time.
+async fn wait_for_room(h: &SinkHandle, room: &Room) {
     let mut wait = FULL_POLL_FIRST;
-    while h.records.len() > h.capacity / 2 && h.done.is_empty() && !h.done.is_disconnected() {
+    while h.records.len() > h.capacity / 2
+        && h.done.is_empty()
+        && !h.done.is_disconnected()
+        && !room.stop_waiting()
+    {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(FULL_POLL_MAX);
     }
