@@ -479,7 +479,11 @@ impl Relay {
 
     /// Reads a JSON/NDJSON body within the size limits and checks its nesting depth:
     /// the body step shared by the text endpoints.
-    pub(crate) async fn read_text(&self, headers: &HeaderMap, body: Body) -> Result<Bytes, ApiError> {
+    pub(crate) async fn read_text(
+        &self,
+        headers: &HeaderMap,
+        body: Body,
+    ) -> Result<Bytes, ApiError> {
         let limits = &self.inner.config.limits;
         let bytes = read_body(headers, body, limits).await?;
         check_text(&bytes, limits.max_depth)?;

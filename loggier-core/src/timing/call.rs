@@ -198,8 +198,7 @@ impl Call {
         }
         if let Some(key) = meta.return_field {
             if let Some(text) = ret() {
-                let masked =
-                    debug_mask::scrub(&text, &|k| self.is_sensitive(k));
+                let masked = debug_mask::scrub(&text, &|k| self.is_sensitive(k));
                 context.insert(key.to_string(), masked.into());
             }
         }
