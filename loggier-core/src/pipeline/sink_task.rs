@@ -564,15 +564,7 @@ impl Task {
 
     /// Stores a payload that is in memory in the disk queue.
     fn park(&mut self, p: &Payload) {
-        let n = u64::from(p.records);
-        self.add(|c| &c.left_memory, n);
-        match self.spool.store(p) {
-            Some(Stored::Yes) => self.add(|c| &c.cached, n),
-            // Counted by the queue (cache bound, disk full, I/O error).
-            Some(Stored::Dropped) => self.drops += n,
-            // No spool: cannot happen (callers check), but never lose it silently.
-            None => self.add(|c| &c.dropped_failed, n),
-        }
+        self.park_all(std::slice::from_ref(p));
     }
 
     /// One delivery attempt: the oldest batch on disk, else the oldest in memory.

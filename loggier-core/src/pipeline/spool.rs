@@ -120,17 +120,6 @@ impl Spool {
             .map_or(0, |h| h.sink(&self.sink).pending_batches)
     }
 
-    /// Commits `payload`; `None` when the spool is disabled.
-    pub(crate) fn store(&self, payload: &Payload) -> Option<Stored> {
-        self.with(|q| {
-            if q.push(&self.sink, payload).is_stored() {
-                Stored::Yes
-            } else {
-                Stored::Dropped
-            }
-        })
-    }
-
     /// Commits `payloads` in order, in one transaction; one outcome each. `None`
     /// when the spool is disabled.
     pub(crate) fn store_all(&self, payloads: &[Payload]) -> Option<Vec<Stored>> {
@@ -207,9 +196,6 @@ impl Spool {
     }
     pub(crate) fn has_backlog(&self) -> bool {
         false
-    }
-    pub(crate) fn store(&self, _payload: &Payload) -> Option<Stored> {
-        None
     }
     pub(crate) fn store_all(&self, _payloads: &[Payload]) -> Option<Vec<Stored>> {
         None
