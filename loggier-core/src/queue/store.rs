@@ -88,7 +88,9 @@ pub enum PushOutcome {
 }
 
 impl PushOutcome {
-    /// `true` when the batch is on disk after the call.
+    /// `true` when the batch was committed by the call. With
+    /// [`DiskQueue::push_many`] an older payload of the same call may already have been
+    /// removed again by the byte bound (counted as `dropped_cache_full`).
     pub fn is_stored(&self) -> bool {
         !matches!(self, PushOutcome::Dropped)
     }

@@ -95,9 +95,10 @@ impl HttpSinkBuilder {
     /// Validates the settings and creates the HTTP client.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] for `api_url` when the URL does not parse or is not
-    /// `http`/`https`; for `api_key` when it is empty or contains characters not
-    /// allowed in a header (the key itself is not echoed); for `api_headers` for a bad
+    /// [`ConfigError::Invalid`] for `api_url` when the URL does not parse, is not
+    /// `http`/`https` or has no host; for `api_key` when it is empty, contains
+    /// characters not allowed in a header (the key itself is not echoed) or the URL
+    /// also carries `user:password@`; for `api_headers` for a bad
     /// extra header; for `api_tenant` when a tenant is set; for `http_timeout` when it
     /// is zero; for `max_request_bytes` when it is zero.
     pub fn build(self) -> Result<HttpSink, ConfigError> {
