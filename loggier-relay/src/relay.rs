@@ -61,7 +61,8 @@ pub(crate) struct Inner {
     pub(crate) loggier: Loggier,
     pub(crate) loki: Option<LokiClient>,
     pub(crate) config: RelayConfig,
-    limiter: DefaultKeyedRateLimiter<String>,
+    /// Requests per caller: one bucket per key, one for every anonymous caller.
+    limiter: DefaultKeyedRateLimiter<Caller>,
     /// Failed key checks per client address ([`ClientIp::bucket`]).
     auth_limiter: DefaultKeyedRateLimiter<Option<IpAddr>>,
     /// Addresses that used up their failure budget, until when they are refused.
@@ -289,11 +290,7 @@ impl Relay {
             Err(e) if e.code == INVALID_KEY => return Err(self.auth_failed(client, e)),
             Err(e) => return Err(e),
         };
-        let bucket = match self.inner.config.keys.key(&caller) {
-            Some(k) => k.id.clone(),
-            None => "anonymous".to_string(),
-        };
-        if let Err(not_until) = self.inner.limiter.check_key(&bucket) {
+        if let Err(not_until) = self.inner.limiter.check_key(&caller) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
