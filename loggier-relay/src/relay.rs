@@ -29,8 +29,8 @@ use crate::config::RelayConfig;
 use crate::error::{ApiError, RejectReason};
 use crate::metrics::Metrics;
 use crate::model::{
-    IngestRecord, LogEntry, LokiPushBody, check_lengths, loki_json_records, loki_protobuf_records,
-    parse_json, parse_ndjson, too_many,
+    IngestRecord, LogEntry, LokiPushBody, field_too_long, first_too_long, loki_json_records,
+    loki_protobuf_records, parse_json, parse_ndjson, too_many,
 };
 
 /// Header carrying the batch id that `loggier_core::HttpSink` sends.
@@ -455,20 +455,33 @@ impl Relay {
         Ok(n)
     }
 
+    /// Checks the message and every context key and string value of `records`
+    /// against [`Limits::max_field_bytes`](crate::Limits::max_field_bytes). Nothing is
+    /// copied or formatted unless a string is too long.
+    ///
+    /// # Errors
+    /// 400 `field_too_long` naming the field (`[i].key.inner` in a `batch`).
     fn check_records(&self, records: &[Record], batch: bool) -> Result<(), ApiError> {
         let max = self.inner.config.limits.max_field_bytes;
         for (i, r) in records.iter().enumerate() {
-            let at = |k: &str| {
-                if batch {
-                    format!("[{i}].{k}")
+            let too_long = |key: &str, rest: &str, n: usize| {
+                let path = if batch {
+                    format!("[{i}].{key}{rest}")
                 } else {
-                    k.to_string()
-                }
+                    format!("{key}{rest}")
+                };
+                field_too_long(&path, n, max)
             };
-            check_lengths(&Value::String(r.message.clone()), &at("message"), max)?;
+            if r.message.len() > max {
+                return Err(too_long("message", "", r.message.len()));
+            }
             for (k, v) in &r.context {
-                check_lengths(&Value::String(k.clone()), &at(k), max)?;
-                check_lengths(v, &at(k), max)?;
+                if k.len() > max {
+                    return Err(too_long(k, "", k.len()));
+                }
+                if let Some((rest, n)) = first_too_long(v, max) {
+                    return Err(too_long(k, &rest, n));
+                }
             }
         }
         Ok(())
