@@ -20,18 +20,14 @@ const CHANNEL: usize = 16;
 
 #[test]
 fn block_policy_shutdown_with_a_stalled_sink_ends_in_time_and_counts_every_record() {
+    // Takes every request and answers none within the test (nor does the sink
+    // give up on it: its timeout is as long).
+    let never = Duration::from_secs(3600);
     let rx = Receiver::start();
-    // Takes every request and answers none within the test.
-    rx.set_mode(Mode::Slow {
-        delay: Duration::from_secs(3600),
-    });
+    rx.set_mode(Mode::Slow { delay: never });
     let dir = tempfile::tempdir().expect("tempdir");
-    let opts = ClientOpts {
-        max_batch_size: 1,
-        http_timeout: Duration::from_secs(3600),
-        caching: false,
-        ..ClientOpts::default()
-    };
+    let mut opts = ClientOpts::default();
+    (opts.max_batch_size, opts.http_timeout, opts.caching) = (1, never, false);
     let log = client_builder(&rx.url(), dir.path(), &opts)
         .channel_capacity(CHANNEL)
         .full_policy(FullPolicy::Block)
