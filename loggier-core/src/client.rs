@@ -25,6 +25,12 @@ use crate::sink::Sink;
 /// Longest an implicit shutdown (last handle dropped) waits for the sinks.
 const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Most of a shutdown's time kept back from the pipeline (at most a tenth of it):
+/// the worker and the sinks work to a deadline this much earlier than the caller's,
+/// so a sink that uses all of its time (a receiver that never answers) has counted
+/// its leftovers, and the worker has drained the channel, when `shutdown` returns.
+const SHUTDOWN_RESERVE: Duration = Duration::from_millis(50);
+
 /// How often a caller blocked on a full channel ([`FullPolicy::Block`]) checks
 /// whether the pipeline has shut down meanwhile.
 const BLOCK_RECHECK: Duration = Duration::from_millis(50);
@@ -434,13 +440,15 @@ impl Inner {
             return;
         }
         let deadline = deadline_after(timeout);
+        let reserve = SHUTDOWN_RESERVE.min(timeout / 10);
+        let pipeline_deadline = deadline.checked_sub(reserve).unwrap_or(deadline);
         let (tx, rx) = flume::bounded(1);
         let msg = Msg::Shutdown {
-            deadline,
+            deadline: pipeline_deadline,
             patient,
             ack: tx,
         };
-        self.room.shutdown_started(deadline);
+        self.room.shutdown_started(pipeline_deadline);
         if self.tx.send_deadline(msg, deadline).is_ok() {
             self.after_send();
             let _ = rx.recv_deadline(deadline);

@@ -242,8 +242,9 @@ impl Middleware for TraceHttp {
         );
         let duration_ms = record.http.as_ref().map_or(0.0, |h| h.duration_ms);
         let threshold = self.settings.slow_request_threshold();
-        let slow =
-            self.settings.log_slow_requests() && duration_ms >= threshold.as_secs_f64() * 1_000.0;
+        // The exchange decided (and set the level by) whether the call was slow and
+        // then marked the record; the timing below carries the threshold instead.
+        let slow = record.context.remove("slow_request_threshold_ms").is_some();
         record.message = match (&result, status) {
             (Err(_), _) => format!(
                 "Outgoing request failed: {method} {path}: {}",
@@ -262,7 +263,6 @@ impl Middleware for TraceHttp {
             .as_deref()
             .and_then(ScopeFrame::request_id)
             .map(str::to_string);
-        record.context.remove("slow_request_threshold_ms");
         record.tags.extend(self.tags.iter().cloned());
         record.timing = Some(Timing {
             name: self.name.clone().unwrap_or_else(|| {

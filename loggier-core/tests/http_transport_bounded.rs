@@ -28,6 +28,8 @@ enum Body {
     Endless,
     /// `Content-Length: n`, all of it sent.
     Length(usize),
+    /// `Content-Length` twice `n`, `n` bytes sent, then the connection is closed.
+    Cut(usize),
 }
 
 /// A raw HTTP/1.1 server on 127.0.0.1 answering every request with `status_line` and
@@ -74,10 +76,15 @@ async fn server(status_line: &'static str, body: Body) -> (String, Arc<AtomicU64
                             w.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                         }
                     }
-                    Body::Length(n) => {
+                    Body::Length(n) | Body::Cut(n) => {
+                        let announced = if matches!(body, Body::Cut(_)) {
+                            2 * n
+                        } else {
+                            n
+                        };
                         let head = format!(
                             "HTTP/1.1 {status_line}\r\ncontent-type: text/plain\r\n\
-                             content-length: {n}\r\n\r\n"
+                             content-length: {announced}\r\n\r\n"
                         );
                         if sock.write_all(head.as_bytes()).await.is_err() {
                             return;
@@ -90,6 +97,10 @@ async fn server(status_line: &'static str, body: Body) -> (String, Arc<AtomicU64
                             }
                             w.fetch_add(k as u64, Ordering::Relaxed);
                             left -= k;
+                        }
+                        if matches!(body, Body::Cut(_)) {
+                            let _ = sock.flush().await;
+                            return;
                         }
                         // Keep the connection open until the client goes.
                         let _ = sock.read(&mut buf).await;
@@ -208,4 +219,34 @@ async fn item12_query_answers_past_the_limit_are_errors_not_buffers() {
     let err = loki.ready().await.expect_err("not ready");
     assert!(started.elapsed() < TIMEOUT / 4, "{:?}", started.elapsed());
     assert!(err.to_string().len() <= 1200, "{}", err.to_string().len());
+}
+
+/// A body cut short by the server: of an error answer the bytes that arrived are
+/// kept (the status is what matters); of a 2xx answer it is an error, not a short
+/// body taken for the whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_cut_short_keeps_the_error_text_and_fails_a_success() {
+    let (url, _) = server("503 Service Unavailable", Body::Cut(100)).await;
+    let t = transport();
+    let reply = t
+        .post_for_reply(&url, uuid::Uuid::nil(), Bytes::from_static(b"[]"), &[])
+        .await
+        .expect("a reply");
+    assert_eq!(reply.status, 503);
+    assert_eq!(&reply.body[..], &[b'x'; 100][..]);
+    assert!(matches!(reply.classify(), SendOutcome::Retry { .. }));
+
+    let (url, _) = server("200 OK", Body::Cut(100)).await;
+    let err = t
+        .post_for_reply(&url, uuid::Uuid::nil(), Bytes::from_static(b"[]"), &[])
+        .await
+        .expect_err("a cut 2xx body is an error");
+    assert!(!err.is_empty());
+    let err = t.get_limited(&url, 1024).await.expect_err("cut");
+    assert!(!err.is_empty());
+
+    let (url, _) = server("404 Not Found", Body::Cut(100)).await;
+    let (status, body) = t.get_limited(&url, 1024).await.expect("an answer");
+    assert_eq!(status, 404);
+    assert_eq!(&body[..], &[b'x'; 100][..]);
 }

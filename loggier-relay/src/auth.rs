@@ -98,8 +98,9 @@ pub struct KeySet {
     keys: Vec<ApiKey>,
 }
 
-/// Who made a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Who made a request. Also the key of the per-caller rate limit (one bucket per
+/// key, one shared by anonymous callers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Caller {
     /// Open mode (no keys configured).
     Anonymous,

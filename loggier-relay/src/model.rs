@@ -540,36 +540,44 @@ fn json_error(e: &serde_path_to_error::Error<serde_json::Error>, prefix: &str) -
 /// # Errors
 /// 400 `field_too_long` naming the path.
 pub fn check_lengths(v: &Value, path: &str, max_bytes: usize) -> Result<(), ApiError> {
-    let too_long = |p: &str, n: usize| {
-        ApiError::bad_request(
-            "field_too_long",
-            format!("string of {n} bytes is over the limit of {max_bytes} bytes"),
-        )
-        .at(p)
-    };
+    match first_too_long(v, max_bytes) {
+        None => Ok(()),
+        Some((rest, n)) => {
+            let rest = if path.is_empty() {
+                rest.strip_prefix('.').unwrap_or(&rest)
+            } else {
+                &rest
+            };
+            Err(field_too_long(&format!("{path}{rest}"), n, max_bytes))
+        }
+    }
+}
+
+/// 400 `field_too_long` at `path` for a string of `n` bytes.
+pub(crate) fn field_too_long(path: &str, n: usize, max_bytes: usize) -> ApiError {
+    ApiError::bad_request(
+        "field_too_long",
+        format!("string of {n} bytes is over the limit of {max_bytes} bytes"),
+    )
+    .at(path)
+}
+
+/// The first string in `v` (object keys included) longer than `max_bytes`: its path
+/// below `v` (`""`, `".key"`, `"[2].key"`, …) and its length. Walks without
+/// allocating; the path is only built for the string found.
+pub(crate) fn first_too_long(v: &Value, max_bytes: usize) -> Option<(String, usize)> {
     match v {
-        Value::String(s) if s.len() > max_bytes => Err(too_long(path, s.len())),
-        Value::Array(a) => {
-            for (i, x) in a.iter().enumerate() {
-                check_lengths(x, &format!("{path}[{i}]"), max_bytes)?;
+        Value::String(s) if s.len() > max_bytes => Some((String::new(), s.len())),
+        Value::Array(a) => a.iter().enumerate().find_map(|(i, x)| {
+            first_too_long(x, max_bytes).map(|(rest, n)| (format!("[{i}]{rest}"), n))
+        }),
+        Value::Object(m) => m.iter().find_map(|(k, x)| {
+            if k.len() > max_bytes {
+                return Some((format!(".{k}"), k.len()));
             }
-            Ok(())
-        }
-        Value::Object(m) => {
-            for (k, x) in m {
-                let p = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                if k.len() > max_bytes {
-                    return Err(too_long(&p, k.len()));
-                }
-                check_lengths(x, &p, max_bytes)?;
-            }
-            Ok(())
-        }
-        _ => Ok(()),
+            first_too_long(x, max_bytes).map(|(rest, n)| (format!(".{k}{rest}"), n))
+        }),
+        _ => None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Json;
@@ -29,8 +29,8 @@ use crate::config::RelayConfig;
 use crate::error::{ApiError, RejectReason};
 use crate::metrics::Metrics;
 use crate::model::{
-    IngestRecord, LogEntry, LokiPushBody, check_lengths, loki_json_records, loki_protobuf_records,
-    parse_json, parse_ndjson, too_many,
+    IngestRecord, LogEntry, LokiPushBody, field_too_long, first_too_long, loki_json_records,
+    loki_protobuf_records, parse_json, parse_ndjson, too_many,
 };
 
 /// Header carrying the batch id that `loggier_core::HttpSink` sends.
@@ -61,7 +61,8 @@ pub(crate) struct Inner {
     pub(crate) loggier: Loggier,
     pub(crate) loki: Option<LokiClient>,
     pub(crate) config: RelayConfig,
-    limiter: DefaultKeyedRateLimiter<String>,
+    /// Requests per caller: one bucket per key, one for every anonymous caller.
+    limiter: DefaultKeyedRateLimiter<Caller>,
     /// Failed key checks per client address ([`ClientIp::bucket`]).
     auth_limiter: DefaultKeyedRateLimiter<Option<IpAddr>>,
     /// Addresses that used up their failure budget, until when they are refused.
@@ -289,11 +290,7 @@ impl Relay {
             Err(e) if e.code == INVALID_KEY => return Err(self.auth_failed(client, e)),
             Err(e) => return Err(e),
         };
-        let bucket = match self.inner.config.keys.key(&caller) {
-            Some(k) => k.id.clone(),
-            None => "anonymous".to_string(),
-        };
-        if let Err(not_until) = self.inner.limiter.check_key(&bucket) {
+        if let Err(not_until) = self.inner.limiter.check_key(&caller) {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -310,11 +307,7 @@ impl Relay {
 
     /// 429 while `client` is locked out for failed keys.
     fn check_lockout(&self, client: ClientIp) -> Result<(), ApiError> {
-        let mut lockout = self
-            .inner
-            .lockout
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut lockout = lock(&self.inner.lockout);
         let Some(until) = lockout.get(&client.bucket()).copied() else {
             return Ok(());
         };
@@ -336,10 +329,7 @@ impl Relay {
             inner.auth_limiter.retain_recent();
             inner.auth_limiter.shrink_to_fit();
             let now = Instant::now();
-            let mut lockout = inner
-                .lockout
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut lockout = lock(&inner.lockout);
             lockout.retain(|_, until| *until > now);
             lockout.shrink_to_fit();
         }
@@ -348,10 +338,7 @@ impl Relay {
             Ok(()) => err,
             Err(not_until) => {
                 let wait = not_until.wait_time_from(DefaultClock::default().now());
-                let mut lockout = inner
-                    .lockout
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut lockout = lock(&inner.lockout);
                 // Bounded: past the cap a guesser's wrong keys still get 429 from the
                 // limiter, only the lockout of its correct-key requests is skipped.
                 if lockout.len() < MAX_LOCKOUTS || lockout.contains_key(&bucket) {
@@ -438,13 +425,7 @@ impl Relay {
     /// midway, the 503 says how many leading records were accepted.
     fn accept(&self, records: Vec<Record>, endpoint: &'static str) -> Result<usize, ApiError> {
         let n = records.len();
-        let _admission = self.inner.admission.lock().map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "admission lock poisoned",
-            )
-        })?;
+        let _admission = lock(&self.inner.admission);
         if n > self.room() {
             return Err(self.pipeline_full(0));
         }
@@ -458,20 +439,33 @@ impl Relay {
         Ok(n)
     }
 
+    /// Checks the message and every context key and string value of `records`
+    /// against [`Limits::max_field_bytes`](crate::Limits::max_field_bytes). Nothing is
+    /// copied or formatted unless a string is too long.
+    ///
+    /// # Errors
+    /// 400 `field_too_long` naming the field (`[i].key.inner` in a `batch`).
     fn check_records(&self, records: &[Record], batch: bool) -> Result<(), ApiError> {
         let max = self.inner.config.limits.max_field_bytes;
         for (i, r) in records.iter().enumerate() {
-            let at = |k: &str| {
-                if batch {
-                    format!("[{i}].{k}")
+            let too_long = |key: &str, rest: &str, n: usize| {
+                let path = if batch {
+                    format!("[{i}].{key}{rest}")
                 } else {
-                    k.to_string()
-                }
+                    format!("{key}{rest}")
+                };
+                field_too_long(&path, n, max)
             };
-            check_lengths(&Value::String(r.message.clone()), &at("message"), max)?;
+            if r.message.len() > max {
+                return Err(too_long("message", "", r.message.len()));
+            }
             for (k, v) in &r.context {
-                check_lengths(&Value::String(k.clone()), &at(k), max)?;
-                check_lengths(v, &at(k), max)?;
+                if k.len() > max {
+                    return Err(too_long(k, "", k.len()));
+                }
+                if let Some((rest, n)) = first_too_long(v, max) {
+                    return Err(too_long(k, &rest, n));
+                }
             }
         }
         Ok(())
@@ -579,6 +573,16 @@ async fn count_rejections(State(relay): State<Relay>, req: Request, next: Next) 
         relay.inner.metrics.rejected(code);
     }
     res
+}
+
+/// Locks `m`; a lock poisoned by a panic elsewhere is taken as it is. The one rule
+/// for every lock of the relay: each guards state that is valid at any point a
+/// panic could leave it (the lockout map, the window of batch ids, nothing at all
+/// for admission), so one panicking request must not turn every later one into a
+/// 500. At worst a batch id misses its last update and a retry of that batch is
+/// stored again (at least once, never lost).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Code of the 401 for a key that matches no configured key.
@@ -730,13 +734,7 @@ async fn post_ingest(
     // The dedup lock is held across the (non-blocking) hand-off so two deliveries of
     // one batch cannot both store it; it is released before the commit is awaited.
     let (done, outcome) = {
-        let mut dedup = relay.inner.dedup.lock().map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "dedup state poisoned",
-            )
-        })?;
+        let mut dedup = lock(&relay.inner.dedup);
         let done = dedup.accepted(&id);
         if done >= total && total > 0 {
             (done, None)
@@ -762,11 +760,7 @@ async fn post_ingest(
     };
     if taken > 0 {
         if let Err(e) = relay.persisted(taken).await {
-            // A poisoned lock cannot be rolled back here; the next request on it
-            // answers 500 (above) instead of trusting the stale entry.
-            if let Ok(mut dedup) = relay.inner.dedup.lock() {
-                dedup.roll_back(&id, done);
-            }
+            lock(&relay.inner.dedup).roll_back(&id, done);
             return Err(e);
         }
     }
@@ -858,8 +852,96 @@ async fn metrics(State(relay): State<Relay>) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{ClientIp, Dedup, valid_id};
+    use super::{ClientIp, Dedup, Relay, valid_id};
+    use crate::{ApiKey, KeySet, RelayConfig};
     use std::net::IpAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    /// A request that panicked while holding the relay's locks (poisoning them) must
+    /// not turn every later request into a 500: all locks follow one rule and take
+    /// the data as it is. Before, `admission` and `dedup` answered 500 for ever.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_are_served_after_a_panic_poisoned_the_relay_locks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let log = loggier_core::Loggier::builder()
+            .service_name("relay-poison")
+            .data_dir(dir.path())
+            .flush_interval(Duration::from_millis(20))
+            .build()
+            .expect("client");
+        let config = RelayConfig {
+            keys: KeySet::new(vec![ApiKey::new("k-1", true, false)]),
+            ..RelayConfig::default()
+        };
+        let relay = Relay::builder(log.clone()).config(config).build();
+        let inner = Arc::clone(&relay.inner);
+        let panicked = std::thread::spawn(move || {
+            let _admission = inner.admission.lock();
+            let _dedup = inner.dedup.lock();
+            let _lockout = inner.lockout.lock();
+            panic!("injected: a panic while the relay's locks are held");
+        })
+        .join();
+        assert!(panicked.is_err());
+        let i = &relay.inner;
+        assert!(i.admission.is_poisoned() && i.dedup.is_poisoned() && i.lockout.is_poisoned());
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = relay.router();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("http client");
+
+        let http = &http;
+        let post = |path: &'static str,
+                    key: &'static str,
+                    batch_id: Option<&'static str>,
+                    body: &'static str| {
+            let mut req = http
+                .post(format!("{base}{path}"))
+                .bearer_auth(key)
+                .header("content-type", "application/json")
+                .body(body);
+            if let Some(id) = batch_id {
+                req = req.header("x-loggier-batch-id", id);
+            }
+            async move {
+                let res = req.send().await.expect("send");
+                let status = res.status().as_u16();
+                let body: serde_json::Value = res.json().await.expect("json");
+                (status, body)
+            }
+        };
+
+        let batch = r#"[{"timestamp":"2026-12-01T10:00:00Z","level":"INFO","message":"batch record","service":"svc"}]"#;
+        for duplicate in [false, true] {
+            let (status, body) = post("/api/ingest", "k-1", Some("batch-1"), batch).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["duplicate"], duplicate, "{body}");
+        }
+        let (status, body) = post("/log", "k-1", None, r#"{"message":"single record"}"#).await;
+        assert_eq!(status, 202, "{body}");
+        // A wrong key still goes through the lockout map.
+        let (status, body) = post("/log", "wrong", None, r#"{"message":"never stored"}"#).await;
+        assert_eq!(status, 401, "{body}");
+
+        assert!(log.flush_async(Duration::from_secs(10)).await, "flushed");
+        let text = std::fs::read_to_string(dir.path().join("loggier.ndjson")).expect("log file");
+        let messages: Vec<String> = text
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("ndjson line");
+                v["message"].as_str().unwrap_or_default().to_string()
+            })
+            .collect();
+        assert_eq!(messages, ["batch record", "single record"], "{text}");
+    }
 
     #[test]
     fn failure_buckets_fold_ipv6_to_its_64_and_mapped_ipv4_to_ipv4() {

@@ -24,15 +24,19 @@ pub struct EndpointGuard {
 /// Called first thing in a tracked handler's body.
 ///
 /// Cost inside a request: one scope lookup and a `OnceLock` set. Outside one: the same
-/// lookup and a `global()` check; the clock is read only when a global client is
-/// installed (records go to that client).
+/// lookup and one relaxed atomic load when no global client is installed; with one,
+/// the client is cloned (one reference count) and the clock read (records go to that
+/// client).
 #[inline]
 pub fn start(options: &'static EndpointOptions) -> EndpointGuard {
-    if set_endpoint_options(options) {
+    if set_endpoint_options(options) || !crate::global::global_installed() {
         return EndpointGuard { standalone: None };
     }
+    let global = crate::global::load_global();
     EndpointGuard {
-        standalone: crate::global().map(|client| (Instant::now(), options, client)),
+        standalone: global
+            .as_deref()
+            .map(|client| (Instant::now(), options, client.clone())),
     }
 }
 

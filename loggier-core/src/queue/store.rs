@@ -331,8 +331,10 @@ impl DiskQueue {
                 }
                 if let Some(seq) = newest {
                     self.total_bytes += bytes;
-                    self.oldest_created_ms =
-                        Some(self.oldest_created_ms.map_or(now_ms, |o| o.min(now_ms)));
+                    // Unknown stays unknown (a failed expiry left rows of unknown
+                    // age: `now_ms` is no lower bound for them), so the next expiry
+                    // looks instead of skipping for a whole `max_age`.
+                    self.oldest_created_ms = self.oldest_created_ms.map(|o| o.min(now_ms));
                     self.stats.update(|s| {
                         let st = s.sinks.entry(sink.to_owned()).or_default();
                         st.pending_batches += batches;
@@ -1316,6 +1318,59 @@ mod tests {
         q.push_at("a", &payload(3, 10, 3), now);
         assert_eq!(q.pending("a"), (1, 3));
         assert_eq!(q.stats().sink("a").dropped_expired, 2);
+    }
+
+    /// A failed expiry leaves the age of the oldest row unknown. A batch stored
+    /// meanwhile must not make the queue believe its oldest row is that new one: the
+    /// old rows go as soon as a delete works again, not a whole `max_age` later.
+    #[test]
+    fn a_failed_expiry_is_retried_after_the_next_push() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = QueueConfig::default().max_age(Duration::from_secs(60));
+        let now = now_ms();
+        {
+            let (mut q, _) = open(dir.path(), config);
+            // Stored two minutes ago (nothing expires relative to its own push).
+            assert!(
+                q.push_at("a", &payload(1, 10, 3), now - 120_000)
+                    .is_stored()
+            );
+        }
+        // The fault: every DELETE on the queue file fails (as a locked or damaged
+        // file would make it), injected from a second connection on the real file.
+        let other = Connection::open(dir.path().join("queue.db")).expect("second connection");
+        other
+            .execute_batch(
+                "CREATE TRIGGER refuse_delete BEFORE DELETE ON batches
+                 BEGIN SELECT RAISE(ABORT, 'injected: delete refused'); END;",
+            )
+            .expect("install fault");
+        // The expiry at open fails: the old row is still there, the error recorded.
+        let (mut q, report) = open(dir.path(), config);
+        assert_eq!(report.restored_records, 3);
+        assert!(
+            q.stats()
+                .last_error
+                .is_some_and(|e| e.contains("expire") && e.contains("injected")),
+            "{:?}",
+            q.stats()
+        );
+        // A new batch is stored (its push's expiry fails again).
+        assert!(q.push_at("a", &payload(2, 10, 4), now).is_stored());
+        assert_eq!(q.pending("a"), (2, 7));
+        assert_eq!(q.stats().sink("a").dropped_expired, 0);
+
+        other
+            .execute_batch("DROP TRIGGER refuse_delete;")
+            .expect("remove fault");
+        // The next expiry deletes the old row at once.
+        q.expire(now);
+        assert_eq!(q.pending("a"), (1, 4));
+        assert_eq!(q.stats().sink("a").dropped_expired, 3);
+        assert_eq!(
+            q.oldest("a", 10).expect("oldest")[0].payload.bytes[..],
+            [2; 10]
+        );
     }
 
     #[test]

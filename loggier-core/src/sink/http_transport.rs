@@ -207,7 +207,9 @@ impl HttpTransport {
             .and_then(|v| parse_retry_after(&v, SystemTime::now()));
         let content_type = header_text(reqwest::header::CONTENT_TYPE);
         let body = if (200..300).contains(&status) {
-            read_capped(&mut resp, MAX_REPLY_BODY_BYTES).await?.0
+            let (body, end) = read_capped(&mut resp, MAX_REPLY_BODY_BYTES).await;
+            end?;
+            body
         } else {
             read_error_body(&mut resp).await
         };
@@ -252,8 +254,8 @@ impl HttpTransport {
         if !(200..300).contains(&status) {
             return Ok((status, read_error_body(&mut resp).await));
         }
-        let (body, complete) = read_capped(&mut resp, max_body_bytes).await?;
-        if !complete {
+        let (body, end) = read_capped(&mut resp, max_body_bytes).await;
+        if !end? {
             return Err(format!(
                 "response body is larger than {max_body_bytes} bytes; not read further"
             ));
@@ -262,36 +264,33 @@ impl HttpTransport {
     }
 }
 
-/// Reads `resp`'s body up to `cap` bytes, chunk by chunk. Returns the bytes and
-/// `true` when the body ended within the cap (`false`: more was coming and was left
-/// unread; dropping the response then closes the connection).
-async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> Result<(Bytes, bool), String> {
+/// Reads `resp`'s body up to `cap` bytes, chunk by chunk. Returns the bytes read
+/// and how the read ended: `Ok(true)` the body ended within the cap, `Ok(false)`
+/// more was coming and was left unread (dropping the response then closes the
+/// connection), `Err` the read failed (the bytes are what arrived before).
+async fn read_capped(resp: &mut reqwest::Response, cap: usize) -> (Bytes, Result<bool, String>) {
     let mut buf: Vec<u8> = Vec::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| describe_reqwest_error(&e))? {
-        let room = cap - buf.len();
-        if chunk.len() > room {
-            buf.extend_from_slice(&chunk[..room]);
-            return Ok((Bytes::from(buf), false));
+    let end = loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap - buf.len();
+                if chunk.len() > room {
+                    buf.extend_from_slice(&chunk[..room]);
+                    break Ok(false);
+                }
+                buf.extend_from_slice(&chunk);
+            }
+            Ok(None) => break Ok(true),
+            Err(e) => break Err(describe_reqwest_error(&e)),
         }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok((Bytes::from(buf), true))
+    };
+    (Bytes::from(buf), end)
 }
 
 /// At most [`MAX_ERROR_BODY_BYTES`] of an error answer's body; a read failure keeps
 /// what arrived before it (the status is what matters).
 async fn read_error_body(resp: &mut reqwest::Response) -> Bytes {
-    let mut buf: Vec<u8> = Vec::new();
-    while buf.len() < MAX_ERROR_BODY_BYTES {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let take = chunk.len().min(MAX_ERROR_BODY_BYTES - buf.len());
-                buf.extend_from_slice(&chunk[..take]);
-            }
-            Ok(None) | Err(_) => break,
-        }
-    }
-    Bytes::from(buf)
+    read_capped(resp, MAX_ERROR_BODY_BYTES).await.0
 }
 
 /// A response as received by [`HttpTransport::post_for_reply`], before classification.

@@ -355,6 +355,15 @@ impl Default for ClientOpts {
 /// A client with one Loggier HTTP sink named `http` posting to `url`, its disk
 /// queue in `dir`.
 pub fn client(url: &str, dir: &std::path::Path, o: &ClientOpts) -> loggier_core::Loggier {
+    client_builder(url, dir, o).build().expect("client")
+}
+
+/// The builder behind [`client`], for a test that changes more settings.
+pub fn client_builder(
+    url: &str,
+    dir: &std::path::Path,
+    o: &ClientOpts,
+) -> loggier_core::LoggierBuilder {
     let sink = loggier_core::HttpSink::builder(url)
         .api_key("test-key")
         .timeout(o.http_timeout)
@@ -374,8 +383,6 @@ pub fn client(url: &str, dir: &std::path::Path, o: &ClientOpts) -> loggier_core:
         .cache_max_bytes(o.cache_max_bytes)
         .enable_caching(o.caching)
         .sink(sink)
-        .build()
-        .expect("client")
 }
 
 /// Logs records `ids` at info level, each with context field `i`.
