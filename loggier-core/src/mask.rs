@@ -33,7 +33,7 @@ use std::collections::HashSet;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde_json::Value;
 
-use crate::record::{BodyContent, CapturedBody, Fields, Record};
+use crate::record::{BodyContent, CapturedBody, ContextFields, Fields, Record};
 
 /// The replacement for a masked value.
 pub const FILTERED: &str = "[FILTERED]";
@@ -235,6 +235,17 @@ impl Masker {
     /// Masks sensitive keys in `fields`, recursing into nested objects and arrays, and
     /// scans every other string value with [`Masker::mask_text`].
     pub fn mask_fields(&self, fields: &mut Fields) {
+        for (k, v) in fields.iter_mut() {
+            if self.is_sensitive_key(k) {
+                *v = Value::String(FILTERED.to_string());
+            } else {
+                self.mask_value(v);
+            }
+        }
+    }
+
+    /// [`Masker::mask_fields`] for a record's [`ContextFields`].
+    pub fn mask_context(&self, fields: &mut ContextFields) {
         for (k, v) in fields.iter_mut() {
             if self.is_sensitive_key(k) {
                 *v = Value::String(FILTERED.to_string());
@@ -459,14 +470,16 @@ impl Masker {
     /// Masks a record in place: message, exception messages, context, HTTP query
     /// parameters, headers and bodies (JSON by key, text with [`Masker::mask_text`]).
     pub fn mask_record(&self, record: &mut Record) {
-        self.mask_fields(&mut record.context);
+        self.mask_context(&mut record.context);
         self.mask_record_but_context(record);
     }
 
     /// [`Masker::mask_record`] without the context (the worker masks an event's
     /// context while it builds it).
     pub(crate) fn mask_record_but_context(&self, record: &mut Record) {
-        self.mask_string(&mut record.message);
+        if let Cow::Owned(m) = self.mask_text(&record.message) {
+            record.message = Cow::Owned(m);
+        }
         if let Some(e) = record.exception.as_mut() {
             self.mask_string(&mut e.message);
             for cause in &mut e.chain {

@@ -468,9 +468,9 @@ impl Relay {
                     k.to_string()
                 }
             };
-            check_lengths(&Value::String(r.message.clone()), &at("message"), max)?;
+            check_lengths(&Value::String(r.message.to_string()), &at("message"), max)?;
             for (k, v) in &r.context {
-                check_lengths(&Value::String(k.clone()), &at(k), max)?;
+                check_lengths(&Value::String(k.to_string()), &at(k), max)?;
                 check_lengths(v, &at(k), max)?;
             }
         }
