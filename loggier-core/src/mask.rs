@@ -274,7 +274,7 @@ impl Masker {
     /// any text `key=value`, `key: value` and `<key>value</key>` with a sensitive
     /// key. Returns the text unchanged (borrowed) when nothing was masked.
     pub fn mask_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if !text.contains(['=', ':', '<']) || !self.may_hold_key(text) {
+        if !has_pair_marker(text) || !self.may_hold_key(text) {
             return Cow::Borrowed(text);
         }
         let trimmed = text.trim_start();
@@ -516,6 +516,18 @@ impl Masker {
     }
 }
 
+/// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`). A plain
+/// byte loop for short texts (messages, field values: `memchr`'s vector search only
+/// pays from a few dozen bytes on), `memchr` for longer ones (bodies).
+fn has_pair_marker(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() < 64 {
+        b.iter().any(|&c| matches!(c, b'=' | b':' | b'<'))
+    } else {
+        memchr::memchr3(b'=', b':', b'<', b).is_some()
+    }
+}
+
 /// An automaton finding any of `patterns`: a DFA when it fits the crate's size
 /// limit (the sets here are small), else the crate's own choice, which finds the
 /// same matches. `None` only if no automaton can be built at all.
@@ -726,6 +738,25 @@ fn hex(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_markers_are_found_in_short_and_long_texts() {
+        for len in [0usize, 1, 15, 63, 64, 65, 300] {
+            let plain = "a".repeat(len);
+            assert!(!has_pair_marker(&plain), "{len}");
+            for marker in ['=', ':', '<'] {
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    let mut t: Vec<char> = plain.chars().collect();
+                    if at < t.len() {
+                        t[at] = marker;
+                        let t: String = t.into_iter().collect();
+                        assert!(has_pair_marker(&t), "{marker} at {at} of {len}");
+                    }
+                }
+            }
+        }
+        assert!(!has_pair_marker("é ✓ 😀 no marker here"));
+    }
     use crate::record::Level;
     use serde_json::json;
 
