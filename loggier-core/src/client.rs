@@ -617,12 +617,12 @@ impl Body for EventBody {
         if self.extra.as_ref().is_some_and(|x| x.trace_id.is_some()) {
             return;
         }
-        let mut probe = Record::new(self.level, String::new());
-        crate::otel::fill_trace_ids(&mut probe, scope);
-        if probe.trace_id.is_some() {
+        let (mut trace_id, mut span_id) = (None, None);
+        crate::otel::fill_ids(&mut trace_id, &mut span_id, scope);
+        if trace_id.is_some() {
             let x = self.extra();
-            x.trace_id = probe.trace_id;
-            x.span_id = probe.span_id;
+            x.trace_id = trace_id;
+            x.span_id = span_id;
         }
     }
 }

@@ -97,8 +97,9 @@ pub use pipeline::retry::{
 };
 pub use pipeline::{SinkStats, Stats};
 pub use record::{
-    BodyContent, CapturedBody, Exception, ExceptionCause, Fields, Frame, HttpRequest, HttpResponse,
-    HttpTransaction, Level, Record, ServiceInfo, Timing, TimingKind,
+    BodyContent, CapturedBody, ContextFields, ContextIntoIter, ContextIter, ContextIterMut,
+    Exception, ExceptionCause, Fields, Frame, HttpRequest, HttpResponse, HttpTransaction, Level,
+    Record, ServiceInfo, Timing, TimingKind,
 };
 pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 #[cfg(feature = "file")]

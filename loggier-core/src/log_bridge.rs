@@ -43,7 +43,7 @@ use log::kv::{self, Key, Value, VisitSource};
 use crate::client::Loggier;
 use crate::error::ConfigError;
 use crate::pipeline::worker::on_pipeline_thread;
-use crate::record::{Fields, Level, Record};
+use crate::record::{ContextFields, Level, Record};
 
 /// How long [`log::Log::flush`] on a [`LogBridge`] waits for the pipeline: 5 s.
 pub const LOG_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,7 +124,7 @@ impl log::Log for LogBridge {
     }
 }
 
-struct KvVisitor<'a>(&'a mut Fields);
+struct KvVisitor<'a>(&'a mut ContextFields);
 
 impl<'kvs> VisitSource<'kvs> for KvVisitor<'_> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
@@ -161,7 +161,7 @@ mod tests {
 
     #[test]
     fn key_values_keep_their_json_type() {
-        let mut fields = Fields::new();
+        let mut fields = ContextFields::new();
         let pairs: [(&str, Value<'_>); 5] = [
             ("n", Value::from(-3i64)),
             ("u", Value::from(u64::MAX)),
@@ -179,7 +179,7 @@ mod tests {
         )
         .expect("visit");
         assert_eq!(
-            serde_json::Value::Object(fields),
+            serde_json::Value::from(fields),
             serde_json::json!({"n": -3, "u": u64::MAX, "f": 0.5, "b": true, "s": "text", "d": "127.0.0.1"})
         );
     }

@@ -33,7 +33,7 @@ use std::collections::HashSet;
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde_json::Value;
 
-use crate::record::{BodyContent, CapturedBody, Fields, Record};
+use crate::record::{BodyContent, CapturedBody, ContextFields, Fields, Record};
 
 /// The replacement for a masked value.
 pub const FILTERED: &str = "[FILTERED]";
@@ -244,6 +244,17 @@ impl Masker {
         }
     }
 
+    /// [`Masker::mask_fields`] for a record's [`ContextFields`].
+    pub fn mask_context(&self, fields: &mut ContextFields) {
+        for (k, v) in fields.iter_mut() {
+            if self.is_sensitive_key(k) {
+                *v = Value::String(FILTERED.to_string());
+            } else {
+                self.mask_value(v);
+            }
+        }
+    }
+
     /// Masks sensitive keys anywhere inside `value`; strings are scanned with
     /// [`Masker::mask_text`].
     pub fn mask_value(&self, value: &mut Value) {
@@ -263,7 +274,7 @@ impl Masker {
     /// any text `key=value`, `key: value` and `<key>value</key>` with a sensitive
     /// key. Returns the text unchanged (borrowed) when nothing was masked.
     pub fn mask_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if !text.contains(['=', ':', '<']) || !self.may_hold_key(text) {
+        if !has_pair_marker(text) || !self.may_hold_key(text) {
             return Cow::Borrowed(text);
         }
         let trimmed = text.trim_start();
@@ -459,14 +470,16 @@ impl Masker {
     /// Masks a record in place: message, exception messages, context, HTTP query
     /// parameters, headers and bodies (JSON by key, text with [`Masker::mask_text`]).
     pub fn mask_record(&self, record: &mut Record) {
-        self.mask_fields(&mut record.context);
+        self.mask_context(&mut record.context);
         self.mask_record_but_context(record);
     }
 
     /// [`Masker::mask_record`] without the context (the worker masks an event's
     /// context while it builds it).
     pub(crate) fn mask_record_but_context(&self, record: &mut Record) {
-        self.mask_string(&mut record.message);
+        if let Cow::Owned(m) = self.mask_text(&record.message) {
+            record.message = Cow::Owned(m);
+        }
         if let Some(e) = record.exception.as_mut() {
             self.mask_string(&mut e.message);
             for cause in &mut e.chain {
@@ -500,6 +513,18 @@ impl Masker {
             }
             _ => {}
         }
+    }
+}
+
+/// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`). A plain
+/// byte loop for short texts (messages, field values: `memchr`'s vector search only
+/// pays from a few dozen bytes on), `memchr` for longer ones (bodies).
+fn has_pair_marker(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() < 64 {
+        b.iter().any(|&c| matches!(c, b'=' | b':' | b'<'))
+    } else {
+        memchr::memchr3(b'=', b':', b'<', b).is_some()
     }
 }
 
@@ -713,6 +738,25 @@ fn hex(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pair_markers_are_found_in_short_and_long_texts() {
+        for len in [0usize, 1, 15, 63, 64, 65, 300] {
+            let plain = "a".repeat(len);
+            assert!(!has_pair_marker(&plain), "{len}");
+            for marker in ['=', ':', '<'] {
+                for at in [0, len / 2, len.saturating_sub(1)] {
+                    let mut t: Vec<char> = plain.chars().collect();
+                    if at < t.len() {
+                        t[at] = marker;
+                        let t: String = t.into_iter().collect();
+                        assert!(has_pair_marker(&t), "{marker} at {at} of {len}");
+                    }
+                }
+            }
+        }
+        assert!(!has_pair_marker("é ✓ 😀 no marker here"));
+    }
     use crate::record::Level;
     use serde_json::json;
 

@@ -91,7 +91,17 @@ pub fn current_span_ids() -> Option<(String, String)> {
 /// Caller side of a logging call: copies the active OTel span's ids into `record`
 /// per the rules in the [module docs](self).
 pub(crate) fn fill_trace_ids(record: &mut Record, scope: Option<&ScopeFrame>) {
-    if record.trace_id.is_some() {
+    fill_ids(&mut record.trace_id, &mut record.span_id, scope);
+}
+
+/// [`fill_trace_ids`] on the two id slots of whatever carries them (a [`Record`], or
+/// the compact event of a logging call, without building a record).
+pub(crate) fn fill_ids(
+    trace_id: &mut Option<String>,
+    span_id: &mut Option<String>,
+    scope: Option<&ScopeFrame>,
+) {
+    if trace_id.is_some() {
         return;
     }
     let scope_trace = scope.and_then(ScopeFrame::trace_id);
@@ -107,13 +117,13 @@ pub(crate) fn fill_trace_ids(record: &mut Record, scope: Option<&ScopeFrame>) {
         let trace = sc.trace_id().to_string();
         match scope_trace {
             None => {
-                record.trace_id = Some(trace);
-                record.span_id = Some(sc.span_id().to_string());
+                *trace_id = Some(trace);
+                *span_id = Some(sc.span_id().to_string());
             }
             // A local span inside the request's trace: same trace, finer span.
             Some(t) if t == trace && !sc.is_remote() => {
-                record.trace_id = Some(trace);
-                record.span_id = Some(sc.span_id().to_string());
+                *trace_id = Some(trace);
+                *span_id = Some(sc.span_id().to_string());
             }
             Some(_) => {}
         }

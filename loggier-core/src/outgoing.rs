@@ -256,7 +256,8 @@ impl Middleware for TraceHttp {
                 duration_ms.round()
             ),
             (Ok(_), None) => format!("Outgoing request: {method} {path}"),
-        };
+        }
+        .into();
         record.logger = HTTP_CLIENT_LOGGER.into();
         // The exchange made up a request id; the scope's (if any) is the right one.
         record.request_id = frame

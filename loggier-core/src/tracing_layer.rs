@@ -72,7 +72,7 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::client::Loggier;
 use crate::pipeline::worker::on_pipeline_thread;
-use crate::record::{Fields, Level, Record, Timing, TimingKind};
+use crate::record::{ContextFields, Level, Record, Timing, TimingKind};
 
 /// Forwards `tracing` events to a [`Loggier`] client; see the [module docs](self).
 #[derive(Debug, Clone)]
@@ -105,10 +105,10 @@ impl TracingLayer {
 struct SpanStart(Instant);
 
 /// Fields recorded on a span, kept in the span's extensions.
-struct SpanFields(Fields);
+struct SpanFields(ContextFields);
 
 struct FieldVisitor<'a> {
-    fields: &'a mut Fields,
+    fields: &'a mut ContextFields,
     message: Option<&'a mut Option<String>>,
 }
 
@@ -123,7 +123,7 @@ impl FieldVisitor<'_> {
                 return;
             }
         }
-        self.fields.insert(field.name().to_string(), value);
+        self.fields.insert(field.name(), value);
     }
 }
 
@@ -167,7 +167,7 @@ where
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
-            let mut fields = Fields::new();
+            let mut fields = ContextFields::new();
             attrs.record(&mut FieldVisitor {
                 fields: &mut fields,
                 message: None,
@@ -195,10 +195,10 @@ where
         if elapsed < threshold || !self.client.enabled(level) || on_pipeline_thread() {
             return;
         }
-        let mut fields = Fields::new();
+        let mut fields = ContextFields::new();
         for s in span.scope().from_root() {
             if let Some(SpanFields(f)) = s.extensions().get::<SpanFields>() {
-                fields.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+                fields.extend(f.clone());
             }
         }
         let duration_ms = elapsed.as_secs_f64() * 1_000.0;
@@ -237,11 +237,11 @@ where
         if !self.client.enabled(level) || on_pipeline_thread() {
             return;
         }
-        let mut fields = Fields::new();
+        let mut fields = ContextFields::new();
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(SpanFields(f)) = span.extensions().get::<SpanFields>() {
-                    fields.extend(f.iter().map(|(k, v)| (k.clone(), v.clone())));
+                    fields.extend(f.clone());
                 }
             }
         }

@@ -228,7 +228,7 @@ fn env_configured_gzip_headers_and_resource_reach_the_collector() {
         .map(|r| body_text(r).map(str::to_string))
         .collect();
     assert_eq!(bodies.len(), 50);
-    assert_eq!(bodies[49].as_deref(), Some(records[49].message.as_str()));
+    assert_eq!(bodies[49].as_deref(), Some(&*records[49].message));
 }
 
 #[test]

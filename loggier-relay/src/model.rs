@@ -198,13 +198,11 @@ impl LogEntry {
         put("caller", self.caller);
         put("error", self.error);
         if let Some(d) = self.data {
-            r.context.insert("data".into(), Value::Object(d));
+            r.context.insert("data", Value::Object(d));
         }
         if let Some(s) = self.stack {
-            r.context.insert(
-                "stack".into(),
-                serde_json::to_value(s).unwrap_or(Value::Null),
-            );
+            r.context
+                .insert("stack", serde_json::to_value(s).unwrap_or(Value::Null));
         }
         r.request_id = Some(request_id.to_string());
         r
@@ -330,14 +328,13 @@ impl IngestRecord {
         }
         if let Some(route) = route {
             r.context
-                .entry("route")
-                .or_insert_with(|| Value::String(route));
+                .get_or_insert_with("route", || Value::String(route));
         }
         if let Some(e) = self.exception {
             match typed_exception(&e) {
                 Some(exc) => r.exception = Some(Box::new(exc)),
                 None => {
-                    r.context.insert("exception".into(), e);
+                    r.context.insert("exception", e);
                 }
             }
         }
@@ -345,12 +342,12 @@ impl IngestRecord {
             match typed_timing(&t) {
                 Some(timing) => r.timing = Some(timing),
                 None => {
-                    r.context.insert("timing".into(), t);
+                    r.context.insert("timing", t);
                 }
             }
         }
         for (k, v) in self.extra {
-            r.context.entry(k).or_insert(v);
+            r.context.get_or_insert_with(k, || v);
         }
         Ok(r)
     }

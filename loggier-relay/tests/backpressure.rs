@@ -32,7 +32,7 @@ impl Sink for GatedSink {
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         let text = records
             .iter()
-            .map(|r| r.message.as_str())
+            .map(|r| &*r.message)
             .collect::<Vec<_>>()
             .join("\n");
         Ok(vec![Payload::new(text.into_bytes(), records.len() as u32)])

@@ -27,7 +27,7 @@ use smallvec::SmallVec;
 use crate::context::ScopeFrame;
 use crate::mask::Masker;
 use crate::record::value::{FieldKey, FieldValue};
-use crate::record::{Exception, Fields, Level, Record, ServiceInfo, now_ns};
+use crate::record::{ContextFields, Exception, Fields, Level, Record, ServiceInfo, now_ns};
 
 pub use stats::{SinkStats, Stats};
 
@@ -279,7 +279,7 @@ pub(crate) fn finish_event(
     // Masked part by part (inherited, then each call field): masking is per key and
     // value, so this equals masking the merged map.
     let mut ctx = inherited_context(global.as_deref(), scope, fields.len());
-    masker.mask_fields(&mut ctx);
+    masker.mask_context(&mut ctx);
     for (k, v) in fields {
         let v = if keys.is_sensitive(masker, &k) {
             serde_json::Value::String(crate::mask::FILTERED.to_string())
@@ -288,13 +288,13 @@ pub(crate) fn finish_event(
             masker.mask_value(&mut v);
             v
         };
-        ctx.insert(k.into_owned(), v);
+        ctx.insert(k, v);
     }
     let extra = extra.map(|x| *x).unwrap_or_default();
     let record = Record {
         timestamp_ns,
         level,
-        message: message.into_owned(),
+        message,
         logger,
         context: ctx,
         tags: extra.tags,
@@ -323,7 +323,7 @@ pub(crate) fn finish_record(env: Envelope<Record>, settings: &PipelineSettings) 
         ctx.extend(call);
         record.context = ctx;
     }
-    settings.masker.mask_fields(&mut record.context);
+    settings.masker.mask_context(&mut record.context);
     complete(record, scope, settings)
 }
 
@@ -391,17 +391,29 @@ impl KeyCache {
 }
 
 /// Global fields, then the scope's (with its route, unless a scope field is called
-/// `route`), with room for `more` call fields.
-fn inherited_context(global: Option<&Fields>, scope: Option<&ScopeFrame>, more: usize) -> Fields {
+/// `route`), with room for `more` call fields. Allocates nothing when there is
+/// neither global nor scope context and `more` is 0.
+fn inherited_context(
+    global: Option<&Fields>,
+    scope: Option<&ScopeFrame>,
+    more: usize,
+) -> ContextFields {
     let inherited = global.map_or(0, Fields::len) + scope.map_or(0, |s| s.fields().len() + 1);
-    let mut ctx = Fields::with_capacity(inherited + more);
+    let mut ctx = ContextFields::new();
+    if inherited + more == 0 {
+        return ctx;
+    }
+    ctx.reserve(inherited + more);
     if let Some(g) = global {
-        ctx.extend(g.iter().map(|(k, v)| (k.clone(), v.clone())));
+        // A map's keys are distinct: no need to look for them.
+        for (k, v) in g {
+            ctx.push_new(Cow::Owned(k.clone()), v.clone());
+        }
     }
     if let Some(s) = scope {
         ctx.extend(s.fields().iter().map(|(k, v)| (k.clone(), v.clone())));
         if let Some(route) = s.route() {
-            ctx.entry("route").or_insert_with(|| route.into());
+            ctx.get_or_insert_with("route", || route.into());
         }
     }
     ctx

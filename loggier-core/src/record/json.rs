@@ -1,3 +1,5 @@
+use std::cell::Cell;
+
 use serde::ser::{SerializeMap, Serializer};
 
 use super::{Record, ServiceInfo};
@@ -105,9 +107,15 @@ pub fn encode_json(
 }
 
 /// The service identity members of a JSON record (`,"service":…` up to `"host"`),
-/// encoded once for a whole batch.
+/// encoded once for a whole batch, and the date and time to the second of the last
+/// record encoded with it (the records of a batch mostly share their second, so the
+/// calendar arithmetic runs once per second, not once per record).
 #[derive(Debug, Clone)]
-pub(crate) struct ServiceJson(Vec<u8>);
+pub(crate) struct ServiceJson {
+    members: Vec<u8>,
+    /// Unix seconds and their `YYYY-MM-DDTHH:MM:SS` text; `u64::MAX` before the first.
+    second: Cell<(u64, [u8; 19])>,
+}
 
 impl ServiceJson {
     pub(crate) fn new(svc: &ServiceInfo) -> serde_json::Result<Self> {
@@ -127,7 +135,10 @@ impl ServiceJson {
                 write_str(&mut out, v)?;
             }
         }
-        Ok(ServiceJson(out))
+        Ok(ServiceJson {
+            members: out,
+            second: Cell::new((u64::MAX, [0; 19])),
+        })
     }
 }
 
@@ -150,14 +161,14 @@ fn encode_with(
     let r = record;
     out.reserve(256 + r.message.len());
     out.extend_from_slice(b"{\"timestamp\":\"");
-    push_timestamp(out, r.timestamp_ns);
+    push_timestamp_cached(out, r.timestamp_ns, &service.second);
     out.extend_from_slice(b"\",\"level\":\"");
     out.extend_from_slice(r.level.as_upper().as_bytes());
     out.extend_from_slice(b"\",\"message\":");
     write_str(out, &r.message)?;
     out.extend_from_slice(b",\"logger\":");
     write_str(out, &r.logger)?;
-    out.extend_from_slice(&service.0);
+    out.extend_from_slice(&service.members);
     if !r.tags.is_empty() {
         out.extend_from_slice(b",\"tags\":[");
         for (i, t) in r.tags.iter().enumerate() {
@@ -279,6 +290,16 @@ fn write_value(out: &mut Vec<u8>, v: &serde_json::Value) -> serde_json::Result<(
             out.extend_from_slice(if *b { b"true" } else { b"false" });
             Ok(())
         }
+        // Integers as serde_json writes them (itoa); floats through serde_json.
+        Value::Number(n) if n.is_u64() || n.is_i64() => {
+            let mut buf = itoa::Buffer::new();
+            let text = match n.as_u64() {
+                Some(u) => buf.format(u),
+                None => buf.format(n.as_i64().unwrap_or_default()),
+            };
+            out.extend_from_slice(text.as_bytes());
+            Ok(())
+        }
         other => serde_json::to_writer(&mut *out, other),
     }
 }
@@ -305,6 +326,31 @@ pub fn format_timestamp(ns: u64) -> String {
     push_timestamp(&mut out, ns);
     // Only ASCII digits and separators are written.
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`push_timestamp`], reusing the date and time text of `cache` when `ns` falls in
+/// the same second as the last call, and remembering this second otherwise.
+fn push_timestamp_cached(out: &mut Vec<u8>, ns: u64, cache: &Cell<(u64, [u8; 19])>) {
+    let secs = ns / 1_000_000_000;
+    let (cached_secs, text) = cache.get();
+    if cached_secs != secs {
+        let start = out.len();
+        push_timestamp(out, ns);
+        let mut text = [0u8; 19];
+        text.copy_from_slice(&out[start..start + 19]);
+        cache.set((secs, text));
+        return;
+    }
+    let mut b = [0u8; 27];
+    b[..19].copy_from_slice(&text);
+    b[19] = b'.';
+    let mut micros = ((ns % 1_000_000_000) / 1_000) as u32;
+    for i in (20..26).rev() {
+        b[i] = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    b[26] = b'Z';
+    out.extend_from_slice(&b);
 }
 
 /// Appends [`format_timestamp`]'s text to `out` without an intermediate `String`.
@@ -496,6 +542,51 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn one_batch_writes_what_serde_json_writes_for_each_record() {
+        // Records sharing a second (the cached date and time), moving back and
+        // forward across seconds, and every integer shape written without serde_json.
+        let svc = ServiceInfo {
+            service: "api".into(),
+            environment: "prod".into(),
+            ..ServiceInfo::default()
+        };
+        let base = 1_741_520_489_000_000_000u64;
+        let stamps = [
+            base,
+            base + 123_456,
+            base + 999_999_999,
+            base + 1_000_000_000,
+            base + 5,
+            0,
+            base + 1_000_999_000,
+        ];
+        let values = [
+            serde_json::json!(0),
+            serde_json::json!(-1),
+            serde_json::json!(i64::MIN),
+            serde_json::json!(u64::MAX),
+            serde_json::json!(i64::MAX),
+            serde_json::json!(-0.0),
+            serde_json::json!(1e300),
+        ];
+        let shared = ServiceJson::new(&svc).expect("service");
+        let mut batch = Vec::new();
+        let mut want = Vec::new();
+        for (ns, v) in stamps.iter().zip(values) {
+            let r = Record::new(Level::Info, "m")
+                .with_timestamp_ns(*ns)
+                .with_field("v", v);
+            encode_json_line_with(&r, &shared, &mut batch).expect("encodes");
+            want.extend_from_slice(&via_serde(&r, &svc));
+            want.push(b'\n');
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&batch),
+            String::from_utf8_lossy(&want)
+        );
     }
 
     #[test]

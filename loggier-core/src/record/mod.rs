@@ -13,12 +13,16 @@
 //! ```
 
 mod exception;
+mod fields;
 mod http;
 mod json;
 mod level;
 pub(crate) mod value;
 
 pub use exception::{Exception, ExceptionCause, Frame};
+pub use fields::{
+    ContextFields, IntoIter as ContextIntoIter, Iter as ContextIter, IterMut as ContextIterMut,
+};
 pub use http::{BodyContent, CapturedBody, HttpRequest, HttpResponse, HttpTransaction};
 pub use json::{JsonRecord, encode_json, encode_json_line, format_timestamp};
 pub(crate) use json::{ServiceJson, encode_json_line_with};
@@ -27,8 +31,9 @@ pub use level::Level;
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// An ordered map of JSON values: the shape of record context, tags-with-values and
-/// global fields. Insertion order is kept (later keys overwrite earlier ones in place).
+/// An ordered map of JSON values: the shape of global and scope fields, HTTP headers
+/// and query parameters. Insertion order is kept (later keys overwrite earlier ones
+/// in place). A record's own context is a [`ContextFields`].
 pub type Fields = serde_json::Map<String, serde_json::Value>;
 
 /// One log record.
@@ -44,13 +49,14 @@ pub struct Record {
     pub timestamp_ns: u64,
     /// Severity.
     pub level: Level,
-    /// Human-readable message.
-    pub message: String,
+    /// Human-readable message (a literal message from the logging macros is borrowed,
+    /// not copied).
+    pub message: Cow<'static, str>,
     /// Logger or target name (module path, `"http"` for transactions, `"panic"`).
     pub logger: Cow<'static, str>,
     /// Context fields: global ⊕ scope ⊕ call, later ones winning. Masked before
     /// encoding.
-    pub context: Fields,
+    pub context: ContextFields,
     /// Tags (global tags first, then per-call tags).
     pub tags: Vec<String>,
     /// Error details, for `exception` calls, panics and failed requests.
@@ -73,9 +79,9 @@ impl Record {
         Record {
             timestamp_ns: now_ns(),
             level,
-            message: message.into(),
+            message: Cow::Owned(message.into()),
             logger: Cow::Borrowed("app"),
-            context: Fields::new(),
+            context: ContextFields::new(),
             tags: Vec::new(),
             exception: None,
             http: None,
@@ -97,10 +103,10 @@ impl Record {
     #[must_use]
     pub fn with_field(
         mut self,
-        key: impl Into<String>,
+        key: impl Into<Cow<'static, str>>,
         value: impl Into<serde_json::Value>,
     ) -> Self {
-        self.context.insert(key.into(), value.into());
+        self.context.insert(key, value.into());
         self
     }
 

@@ -5,9 +5,10 @@
 //! allocation per key and per string). Scalars now go into a [`FieldValue`] — an
 //! integer, a float, a bool or a short string kept inline — through a small
 //! [`serde::Serializer`]; only nested values (maps, sequences, structs) are built as a
-//! `serde_json::Value`. The worker turns the fields into the record's
-//! [`Fields`](crate::Fields) with [`FieldValue::into_json`], which gives exactly what
-//! `serde_json::to_value` would have given.
+//! `serde_json::Value`. The worker moves the fields into the record's
+//! [`ContextFields`](crate::ContextFields) (a `'static` key stays borrowed) with
+//! [`FieldValue::into_json`], which gives exactly what `serde_json::to_value` would
+//! have given.
 
 use std::borrow::Cow;
 use std::fmt;

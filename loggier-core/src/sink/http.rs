@@ -295,7 +295,7 @@ mod tests {
                     .map(|r| r["message"].as_str().map(str::to_owned)),
             );
         }
-        let expect: Vec<_> = recs.iter().map(|r| Some(r.message.clone())).collect();
+        let expect: Vec<_> = recs.iter().map(|r| Some(r.message.to_string())).collect();
         assert_eq!(seen, expect);
         let ids: std::collections::HashSet<_> = p.iter().map(|p| p.id).collect();
         assert_eq!(ids.len(), p.len());

@@ -13,7 +13,7 @@ use super::{debug_mask, emit_record};
 use crate::client::Loggier;
 use crate::context::{self, ScopeFrame};
 use crate::mask::{FILTERED, fold_key};
-use crate::record::{Exception, Fields, Level, TimingKind};
+use crate::record::{ContextFields, Exception, Fields, Level, TimingKind};
 
 /// What the attribute is: a timing of some kind, or `#[capture_exceptions]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,7 +184,7 @@ impl Call {
         let name = meta
             .name
             .map_or_else(|| default_name(self.here), str::to_string);
-        let mut context = Fields::new();
+        let mut context = ContextFields::new();
         if let Some(key) = meta.args_field.filter(|_| !self.args.is_empty()) {
             let mut args = Fields::new();
             for (name, text) in &self.args {
@@ -194,12 +194,12 @@ impl Call {
                 };
                 args.insert((*name).to_string(), value.into());
             }
-            context.insert(key.to_string(), args.into());
+            context.insert(key, args.into());
         }
         if let Some(key) = meta.return_field {
             if let Some(text) = ret() {
                 let masked = debug_mask::scrub(&text, &|k| self.is_sensitive(k));
-                context.insert(key.to_string(), masked.into());
+                context.insert(key, masked.into());
             }
         }
         emit_record(super::Emit {

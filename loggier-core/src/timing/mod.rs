@@ -55,7 +55,7 @@ use self::call::Outcome;
 use self::stack::Parent;
 use crate::client::Loggier;
 use crate::context::{self, ScopeFrame};
-use crate::record::{Exception, Fields, Level, Record, Timing, TimingKind};
+use crate::record::{ContextFields, Exception, Level, Record, Timing, TimingKind};
 
 /// Default threshold of [`Loggier::timer`] and [`timed!`](crate::timed): 500 ms, the
 /// `trace_function` default of seeds/004.
@@ -77,7 +77,7 @@ pub(crate) struct Emit<'a> {
     pub(crate) logger: &'static str,
     pub(crate) outcome: Outcome,
     pub(crate) exception: Option<Exception>,
-    pub(crate) context: Fields,
+    pub(crate) context: ContextFields,
 }
 
 fn kind_word(kind: TimingKind) -> &'static str {
@@ -140,7 +140,7 @@ pub(crate) fn emit_record(e: Emit<'_>) {
     record.context = e.context;
     record.tags = e.tags;
     if e.outcome == Outcome::Cancelled {
-        record.context.insert("cancelled".into(), true.into());
+        record.context.insert("cancelled", true.into());
     }
     match e.kind {
         Some(kind) => {
@@ -151,7 +151,7 @@ pub(crate) fn emit_record(e: Emit<'_>) {
             record.timing = Some(timing);
         }
         None => {
-            record.context.insert("function".into(), e.name.into());
+            record.context.insert("function", e.name.into());
         }
     }
     if let Some(x) = e.exception {
@@ -318,7 +318,7 @@ impl Drop for TimerGuard {
             logger: "timer",
             outcome,
             exception,
-            context: Fields::new(),
+            context: ContextFields::new(),
         });
     }
 }

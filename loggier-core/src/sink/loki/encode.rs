@@ -315,7 +315,7 @@ impl LokiEncoder {
         let mut found: [Option<&serde_json::Value>; SLOTS] = [None; SLOTS];
         if scan {
             for (k, v) in &r.context {
-                if let Some(j) = (0..wanted.min(SLOTS)).find(|&j| key(j) == k.as_str()) {
+                if let Some(j) = (0..wanted.min(SLOTS)).find(|&j| key(j) == k) {
                     found[j] = Some(v);
                 }
             }

@@ -328,8 +328,8 @@ pub(super) fn log_record(r: &Record) -> LogRecord {
     // Context fields last: a typed part wins over a context key of the same name
     // (attribute keys must be unique within a record).
     for (k, v) in &r.context {
-        if !attrs.keys.contains(k.as_str()) {
-            attrs.push(k.clone(), json_to_any(v));
+        if !attrs.keys.contains(k) {
+            attrs.push(k.to_string(), json_to_any(v));
         }
     }
 
@@ -338,7 +338,7 @@ pub(super) fn log_record(r: &Record) -> LogRecord {
         observed_time_unix_nano: r.timestamp_ns,
         severity_number: r.level.otel_severity_number(),
         severity_text: r.level.as_upper().to_string(),
-        body: Some(string(r.message.clone())),
+        body: Some(string(r.message.to_string())),
         attributes: attrs.list,
         trace_id: trace_id.unwrap_or_default(),
         span_id: span_id.unwrap_or_default(),

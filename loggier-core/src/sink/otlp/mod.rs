@@ -916,7 +916,7 @@ mod tests {
         }
         let expected: Vec<_> = records
             .iter()
-            .map(|r| Some(encode::string(r.message.clone())))
+            .map(|r| Some(encode::string(r.message.to_string())))
             .collect();
         assert_eq!(messages, expected, "order kept across the split");
     }
