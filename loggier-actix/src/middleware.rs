@@ -1,6 +1,5 @@
 //! [`Loggier`] (the `Transform`) and [`LoggierMiddleware`] (the `Service`).
 
-use loggier_core::context::RequestContext;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::{Ready, ready};
@@ -8,15 +7,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
+use actix_web::dev::Extensions;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
-use actix_web::{Error, HttpMessage};
+use actix_web::{Error, HttpMessage as _};
 use loggier_core::context::instrument_request;
 use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::capture::Pending;
-use crate::extract::RequestLogger;
+use crate::extract::ClientData;
 use crate::future::ResponseFuture;
 
 /// The `traceparent` header name, parsed once.
@@ -34,6 +34,10 @@ pub(crate) struct Config {
     pub(crate) request_id_header: HeaderName,
     /// Route templates by request path, see [`Config::route`].
     routes: RefCell<HashMap<String, Option<String>>>,
+    /// The app data container added to every request: the client, for the
+    /// [`RequestLogger`](crate::RequestLogger) extractor (which builds itself only when
+    /// a handler asks for it).
+    data: Rc<Extensions>,
 }
 
 /// Most paths [`Config::route`] remembers per worker; when full it starts over.
@@ -80,7 +84,7 @@ impl Config {
 /// - runs the rest of the service chain (the handler included) inside a
 ///   [context scope](loggier_core::context::Scope) carrying the request id, trace ids
 ///   and route template (from [`HttpRequest::match_pattern`]), so any `Loggier` call in
-///   the handler carries them; the [`RequestLogger`] extractor does the same from
+///   the handler carries them; the [`RequestLogger`](crate::RequestLogger) extractor does the same from
 ///   spawned tasks;
 /// - when `capture_request_body` is on — or an endpoint may ask for it
 ///   (`#[track_endpoint(capture_request_body = true)]`, see
@@ -180,12 +184,15 @@ impl Loggier {
         let request_id_header =
             HeaderName::from_bytes(settings.request_id_header().as_str().as_bytes())
                 .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER));
+        let mut data = Extensions::new();
+        data.insert(ClientData(client.clone()));
         Loggier {
             config: Rc::new(Config {
                 client,
                 settings,
                 request_id_header,
                 routes: RefCell::new(HashMap::new()),
+                data: Rc::new(data),
             }),
         }
     }
@@ -236,12 +243,8 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let config = &self.config;
+        req.add_data_container(Rc::clone(&config.data));
         if config.settings.is_excluded(req.path()) {
-            req.extensions_mut()
-                .insert(RequestLogger(RequestContext::new(
-                    config.client.clone(),
-                    None,
-                )));
             return ResponseFuture::passthrough(self.service.call(req));
         }
 
@@ -276,11 +279,6 @@ where
         };
 
         let frame = Arc::clone(exchange.frame());
-        req.extensions_mut()
-            .insert(RequestLogger(RequestContext::new(
-                config.client.clone(),
-                Some(Arc::clone(&frame)),
-            )));
         // Boxed once: the response future and body carry it, and actix moves both.
         let pending = Box::new(Pending::new(
             exchange,
