@@ -33,7 +33,7 @@ pub(crate) struct Config {
     /// (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
     /// Route templates by request path, see [`Config::route`].
-    routes: RefCell<HashMap<String, Option<String>>>,
+    routes: RefCell<HashMap<String, Option<String>, foldhash::fast::RandomState>>,
     /// The app data container added to every request: the client, for the
     /// [`RequestLogger`](crate::RequestLogger) extractor (which builds itself only when
     /// a handler asks for it).
@@ -109,6 +109,10 @@ impl Config {
 ///   when it is dropped before its end (client disconnect), then with
 ///   `response_aborted: true`. Duration covers the whole body, so streaming responses
 ///   are measured to their last chunk and still reach the client chunk by chunk.
+///   actix-web sends the response head before the body ends, so the response headers
+///   are copied when the response is produced — only when the record may need them
+///   ([`Exchange::wants_response_headers_copy`]): a request recorded only because
+///   sending a complete (sized) body made it slow has no response headers.
 ///
 /// Which requests are recorded, at which level, and what is masked is decided by the
 /// one policy in [`loggier_core::http`]; this type only converts actix types. Records go
@@ -191,7 +195,7 @@ impl Loggier {
                 client,
                 settings,
                 request_id_header,
-                routes: RefCell::new(HashMap::new()),
+                routes: RefCell::new(HashMap::default()),
                 data: Rc::new(data),
             }),
         }
