@@ -37,7 +37,7 @@ pub(crate) struct Pending {
     request: Option<HttpRequest>,
     request_body: Option<SharedCapture>,
     /// Kept at response time, only when the policy wants them
-    /// ([`Exchange::wants_response_headers`]): actix hands the response head to the
+    /// ([`Exchange::wants_response_headers_copy`]): actix hands the response head to the
     /// dispatcher before the body ends. A flat list of the map's name/value handles
     /// (reference-counted bytes, no copies, one allocation), not a clone of the map.
     response_headers: Vec<(HeaderName, HeaderValue)>,
@@ -75,13 +75,15 @@ impl Pending {
 
     /// Notes the response: its request (for the request headers), status, content
     /// type, the error it was built from; copies its headers when the policy wants them
-    /// and starts the body copy when it applies.
+    /// ([`Exchange::wants_response_headers_copy`]; `body_streams`: the body's size is
+    /// not known up front) and starts the body copy when it applies.
     pub(crate) fn on_response(
         &mut self,
         request: &HttpRequest,
         status: u16,
         headers: &HeaderMap,
         error: Option<&actix_web::Error>,
+        body_streams: bool,
     ) {
         self.request = Some(request.clone());
         let content_type = headers
@@ -91,7 +93,7 @@ impl Pending {
         if let Some(err) = error {
             self.exchange.set_response_error(exception_of(err));
         }
-        if self.exchange.wants_response_headers() {
+        if self.exchange.wants_response_headers_copy(body_streams) {
             self.response_headers.reserve_exact(headers.len());
             self.response_headers
                 .extend(headers.iter().map(|(n, v)| (n.clone(), v.clone())));

@@ -4,8 +4,8 @@ use std::future::{Ready, ready};
 use std::ops::Deref;
 
 use actix_web::dev::Payload;
-use actix_web::{FromRequest, HttpMessage, HttpRequest};
-use loggier_core::context::RequestContext;
+use actix_web::{FromRequest, HttpRequest};
+use loggier_core::context::{RequestContext, ScopeFrame};
 
 /// The Loggier client together with the current request's context: request id,
 /// caller's trace ids and route template. Derefs to the framework-agnostic
@@ -53,11 +53,19 @@ impl FromRequest for RequestLogger {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
+    /// Built when asked for, not per request: the client comes from the app data
+    /// container the middleware adds to every request it sees (an `Rc`, no copy), the
+    /// request's scope frame from the scope the middleware runs the rest of the
+    /// service chain in (extractors run there). A scope without an endpoint slot is
+    /// not a request scope of the middleware: excluded paths get no request context.
     fn from_request(req: &HttpRequest, _payload: &mut Payload) -> Self::Future {
         ready(
-            req.extensions()
-                .get::<RequestLogger>()
-                .cloned()
+            req.app_data::<ClientData>()
+                .map(|data| {
+                    let frame = loggier_core::context::current()
+                        .filter(|f| ScopeFrame::endpoint_slot(f).is_some());
+                    RequestLogger(RequestContext::new(data.0.clone(), frame))
+                })
                 .ok_or_else(|| {
                     actix_web::error::ErrorInternalServerError(
                         "RequestLogger needs the loggier_actix::Loggier middleware",
@@ -66,3 +74,8 @@ impl FromRequest for RequestLogger {
         )
     }
 }
+
+/// The client of a [`Loggier`](crate::Loggier) middleware, in the app data container
+/// it adds to each request, for [`RequestLogger`].
+#[derive(Debug)]
+pub(crate) struct ClientData(pub(crate) loggier_core::Loggier);

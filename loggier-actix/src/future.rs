@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::error::InternalError;
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -133,11 +133,13 @@ where
         if let Some((name, value)) = echo_header(this.config.as_deref(), &pending) {
             res.headers_mut().insert(name, value);
         }
+        let body_streams = matches!(res.response().body().size(), BodySize::Stream);
         pending.on_response(
             res.request(),
             res.status().as_u16(),
             res.headers(),
             res.response().error(),
+            body_streams,
         );
         Poll::Ready(Ok(
             res.map_body(move |_, body| ResponseBody::new(body, Some(pending)))

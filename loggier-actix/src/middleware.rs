@@ -1,6 +1,5 @@
 //! [`Loggier`] (the `Transform`) and [`LoggierMiddleware`] (the `Service`).
 
-use loggier_core::context::RequestContext;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::{Ready, ready};
@@ -8,15 +7,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
+use actix_web::dev::Extensions;
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
-use actix_web::{Error, HttpMessage};
+use actix_web::{Error, HttpMessage as _};
 use loggier_core::context::instrument_request;
 use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
 
 use crate::body::{RequestBody, ResponseBody};
 use crate::capture::Pending;
-use crate::extract::RequestLogger;
+use crate::extract::ClientData;
 use crate::future::ResponseFuture;
 
 /// The `traceparent` header name, parsed once.
@@ -33,7 +33,11 @@ pub(crate) struct Config {
     /// (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
     /// Route templates by request path, see [`Config::route`].
-    routes: RefCell<HashMap<String, Option<String>>>,
+    routes: RefCell<HashMap<String, Option<String>, foldhash::fast::RandomState>>,
+    /// The app data container added to every request: the client, for the
+    /// [`RequestLogger`](crate::RequestLogger) extractor (which builds itself only when
+    /// a handler asks for it).
+    data: Rc<Extensions>,
 }
 
 /// Most paths [`Config::route`] remembers per worker; when full it starts over.
@@ -80,7 +84,7 @@ impl Config {
 /// - runs the rest of the service chain (the handler included) inside a
 ///   [context scope](loggier_core::context::Scope) carrying the request id, trace ids
 ///   and route template (from [`HttpRequest::match_pattern`]), so any `Loggier` call in
-///   the handler carries them; the [`RequestLogger`] extractor does the same from
+///   the handler carries them; the [`RequestLogger`](crate::RequestLogger) extractor does the same from
 ///   spawned tasks;
 /// - when `capture_request_body` is on — or an endpoint may ask for it
 ///   (`#[track_endpoint(capture_request_body = true)]`, see
@@ -105,6 +109,10 @@ impl Config {
 ///   when it is dropped before its end (client disconnect), then with
 ///   `response_aborted: true`. Duration covers the whole body, so streaming responses
 ///   are measured to their last chunk and still reach the client chunk by chunk.
+///   actix-web sends the response head before the body ends, so the response headers
+///   are copied when the response is produced — only when the record may need them
+///   ([`Exchange::wants_response_headers_copy`]): a request recorded only because
+///   sending a complete (sized) body made it slow has no response headers.
 ///
 /// Which requests are recorded, at which level, and what is masked is decided by the
 /// one policy in [`loggier_core::http`]; this type only converts actix types. Records go
@@ -180,12 +188,15 @@ impl Loggier {
         let request_id_header =
             HeaderName::from_bytes(settings.request_id_header().as_str().as_bytes())
                 .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER));
+        let mut data = Extensions::new();
+        data.insert(ClientData(client.clone()));
         Loggier {
             config: Rc::new(Config {
                 client,
                 settings,
                 request_id_header,
-                routes: RefCell::new(HashMap::new()),
+                routes: RefCell::new(HashMap::default()),
+                data: Rc::new(data),
             }),
         }
     }
@@ -236,12 +247,8 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let config = &self.config;
+        req.add_data_container(Rc::clone(&config.data));
         if config.settings.is_excluded(req.path()) {
-            req.extensions_mut()
-                .insert(RequestLogger(RequestContext::new(
-                    config.client.clone(),
-                    None,
-                )));
             return ResponseFuture::passthrough(self.service.call(req));
         }
 
@@ -276,11 +283,6 @@ where
         };
 
         let frame = Arc::clone(exchange.frame());
-        req.extensions_mut()
-            .insert(RequestLogger(RequestContext::new(
-                config.client.clone(),
-                Some(Arc::clone(&frame)),
-            )));
         // Boxed once: the response future and body carry it, and actix moves both.
         let pending = Box::new(Pending::new(
             exchange,

@@ -28,7 +28,7 @@
 //! go through that scan, so a URL with `?token=…` logged as a field is masked too.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde_json::Value;
@@ -128,8 +128,65 @@ const STACK_KEY_BYTES: usize = 64;
 /// longer text is always scanned in full.
 const STACK_TEXT_BYTES: usize = 512;
 
+/// Remembers a yes/no verdict per name (a key, a header name), so a name seen
+/// before costs a hash lookup under a read lock instead of being decided again.
+/// Names are often client-controlled: at most `capacity` names of at most
+/// [`STACK_KEY_BYTES`] bytes are stored; past that, names are decided each time. A
+/// clone starts empty.
+pub(crate) struct NameMemo {
+    verdicts: std::sync::RwLock<HashMap<Box<str>, bool, foldhash::fast::RandomState>>,
+    capacity: usize,
+}
+
+impl NameMemo {
+    /// An empty memo for at most `capacity` names.
+    pub(crate) fn new(capacity: usize) -> Self {
+        NameMemo {
+            verdicts: std::sync::RwLock::new(HashMap::default()),
+            capacity,
+        }
+    }
+
+    /// The verdict for `name`: remembered, or `decide()` (then remembered when there
+    /// is room).
+    pub(crate) fn get_or(&self, name: &str, decide: impl FnOnce() -> bool) -> bool {
+        if name.len() > STACK_KEY_BYTES {
+            return decide();
+        }
+        if let Ok(memo) = self.verdicts.read() {
+            if let Some(&known) = memo.get(name) {
+                return known;
+            }
+        }
+        let verdict = decide();
+        if let Ok(mut memo) = self.verdicts.write() {
+            if memo.len() < self.capacity {
+                memo.insert(name.into(), verdict);
+            }
+        }
+        verdict
+    }
+}
+
+impl Clone for NameMemo {
+    fn clone(&self) -> Self {
+        NameMemo::new(self.capacity)
+    }
+}
+
+impl std::fmt::Debug for NameMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameMemo")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Most keys a [`Masker`] remembers its verdict for.
+const KEY_MEMO_CAPACITY: usize = 1024;
+
 /// Decides which keys are secrets and masks them. Cheap to clone (a set of strings
-/// and two shared automata).
+/// and two shared automata; a clone's memo of verdicts starts empty).
 #[derive(Debug, Clone)]
 pub struct Masker {
     keys: HashSet<String>,
@@ -142,6 +199,9 @@ pub struct Masker {
     /// Finds any whole key, marker or suffix in folded text: text without one of
     /// them cannot hold a sensitive key, so [`Masker::mask_text`] skips its scan.
     prefilter: Option<AhoCorasick>,
+    /// Verdicts of [`Masker::is_sensitive_key`] for keys seen before (context keys,
+    /// header names and query parameter names repeat from record to record).
+    memo: NameMemo,
 }
 
 impl Default for Masker {
@@ -168,6 +228,7 @@ impl Masker {
             prefilter: prefilter(&keys, &substrings),
             keys,
             substrings,
+            memo: NameMemo::new(KEY_MEMO_CAPACITY),
         }
     }
 
@@ -183,11 +244,17 @@ impl Masker {
         self.keys.remove("");
         self.keys_by_len = by_len(&self.keys);
         self.prefilter = prefilter(&self.keys, &self.substrings);
+        self.memo = NameMemo::new(KEY_MEMO_CAPACITY);
         self
     }
 
     /// `true` when `key` names a secret (see the [module docs](self) for the rules).
     pub fn is_sensitive_key(&self, key: &str) -> bool {
+        self.memo.get_or(key, || self.decide_key(key))
+    }
+
+    /// [`Masker::is_sensitive_key`] without the memo.
+    fn decide_key(&self, key: &str) -> bool {
         let mut buf = [0u8; STACK_KEY_BYTES];
         match fold_ascii(key, &mut buf) {
             Some(k) => self.is_sensitive_folded(k),
@@ -218,7 +285,10 @@ impl Masker {
         let Some(prefilter) = &self.prefilter else {
             return true;
         };
-        if text.len() > STACK_TEXT_BYTES || !text.is_ascii() || text.contains(['%', '\\']) {
+        if text.len() > STACK_TEXT_BYTES
+            || !text.is_ascii()
+            || memchr::memchr2(b'%', b'\\', text.as_bytes()).is_some()
+        {
             return true;
         }
         let mut buf = [0u8; STACK_TEXT_BYTES];
@@ -235,13 +305,23 @@ impl Masker {
     /// Masks sensitive keys in `fields`, recursing into nested objects and arrays, and
     /// scans every other string value with [`Masker::mask_text`].
     pub fn mask_fields(&self, fields: &mut Fields) {
+        self.mask_fields_noting(fields);
+    }
+
+    /// [`Masker::mask_fields`], answering whether anything changed.
+    fn mask_fields_noting(&self, fields: &mut Fields) -> bool {
+        let mut changed = false;
         for (k, v) in fields.iter_mut() {
             if self.is_sensitive_key(k) {
-                *v = Value::String(FILTERED.to_string());
+                if v.as_str() != Some(FILTERED) {
+                    *v = Value::String(FILTERED.to_string());
+                    changed = true;
+                }
             } else {
-                self.mask_value(v);
+                changed |= self.mask_value_noting(v);
             }
         }
+        changed
     }
 
     /// [`Masker::mask_fields`] for a record's [`ContextFields`].
@@ -258,15 +338,19 @@ impl Masker {
     /// Masks sensitive keys anywhere inside `value`; strings are scanned with
     /// [`Masker::mask_text`].
     pub fn mask_value(&self, value: &mut Value) {
+        self.mask_value_noting(value);
+    }
+
+    /// [`Masker::mask_value`], answering whether anything changed (so a caller that
+    /// only needs to know does not have to keep a copy to compare with).
+    fn mask_value_noting(&self, value: &mut Value) -> bool {
         match value {
-            Value::Object(map) => self.mask_fields(map),
-            Value::Array(items) => items.iter_mut().for_each(|v| self.mask_value(v)),
-            Value::String(s) => {
-                if let Cow::Owned(masked) = self.mask_text(s) {
-                    *s = masked;
-                }
-            }
-            _ => {}
+            Value::Object(map) => self.mask_fields_noting(map),
+            Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |changed, v| self.mask_value_noting(v) | changed),
+            Value::String(s) => self.mask_string(s),
+            _ => false,
         }
     }
 
@@ -281,9 +365,7 @@ impl Masker {
         let structured = if trimmed.starts_with(['{', '[']) {
             match serde_json::from_str::<Value>(text) {
                 Ok(mut v) if v.is_object() || v.is_array() => {
-                    let before = v.clone();
-                    self.mask_value(&mut v);
-                    if v == before {
+                    if !self.mask_value_noting(&mut v) {
                         return Cow::Borrowed(text);
                     }
                     return Cow::Owned(v.to_string());
@@ -497,9 +579,14 @@ impl Masker {
         }
     }
 
-    fn mask_string(&self, s: &mut String) {
-        if let Cow::Owned(m) = self.mask_text(s) {
-            *s = m;
+    /// Masks `s` in place with [`Masker::mask_text`]; `true` when it changed.
+    fn mask_string(&self, s: &mut String) -> bool {
+        match self.mask_text(s) {
+            Cow::Owned(m) if m != *s => {
+                *s = m;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -507,9 +594,7 @@ impl Masker {
         match body.map(|b| &mut b.content) {
             Some(BodyContent::Json(v)) => self.mask_value(v),
             Some(BodyContent::Text(t)) => {
-                if let Cow::Owned(m) = self.mask_text(t) {
-                    *t = m;
-                }
+                self.mask_string(t);
             }
             _ => {}
         }
@@ -833,6 +918,21 @@ mod tests {
         assert!(!nested.contains("abc"), "{nested}");
         let escaped = m.mask_text(r#"{"pass\u0077ord":"hunter2","#);
         assert!(!escaped.contains("hunter2"), "{escaped}");
+        // Whole JSON with nothing left to mask comes back as it was (borrowed), also
+        // when a secret key is already masked; one nested secret is enough to change it.
+        for unchanged in [
+            r#"{"password":"[FILTERED]","items":[{"sku":"a:1"}]}"#,
+            r#"[{"note":"k=v"},{"token":"[FILTERED]"}]"#,
+        ] {
+            assert!(
+                matches!(m.mask_text(unchanged), Cow::Borrowed(_)),
+                "{unchanged}"
+            );
+        }
+        assert_eq!(
+            m.mask_text(r#"[{"note":"ok"},{"a":{"token":"t1"}}]"#),
+            r#"[{"note":"ok"},{"a":{"token":"[FILTERED]"}}]"#
+        );
     }
 
     #[test]

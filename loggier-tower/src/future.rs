@@ -115,9 +115,10 @@ where
                 // Kept before the request id is echoed: the echoed value is the
                 // request id itself, so the snapshot only notes where it goes
                 // instead of sharing (and so re-allocating) its bytes.
+                let body_streams = response.body().size_hint().exact().is_none();
                 let mut response_headers = pending
                     .exchange
-                    .wants_response_headers()
+                    .wants_response_headers_copy(body_streams)
                     .then(|| HeaderSnapshot::of(response.headers()));
                 let header = pending.exchange.settings().request_id_header().clone();
                 if let Ok(v) = HeaderValue::from_str(pending.exchange.request_id()) {

@@ -15,6 +15,9 @@ use super::request_id::request_id_or_generate;
 use super::settings::{CaptureSettings, ResponseBodyCapture};
 use super::traceparent::TraceParent;
 
+/// Longest response `Content-Type` an [`Exchange`] keeps without an allocation, bytes.
+const CONTENT_TYPE_INLINE: usize = 48;
+
 /// Logger name of transaction records.
 pub const HTTP_LOGGER: &str = "http";
 
@@ -104,7 +107,9 @@ pub struct Exchange {
     /// The request's scope frame, once [`frame`](Exchange::frame) built it.
     frame: Option<Arc<ScopeFrame>>,
     status: Option<u16>,
-    response_content_type: Option<String>,
+    /// The response `Content-Type` (UTF-8), kept inline: the usual value fits, so
+    /// noting it costs no allocation for a request that is then not recorded.
+    response_content_type: Option<smallvec::SmallVec<[u8; CONTENT_TYPE_INLINE]>>,
     failure: Option<Box<Failure>>,
     /// An error the response was built from that does not count as a failure (a 4xx).
     response_error: Option<Box<Exception>>,
@@ -291,14 +296,14 @@ impl Exchange {
     /// Notes the response status (e.g. `500`) and `Content-Type`; returns a
     /// [`BodyCapture`] when the response body should be teed (see
     /// [`CaptureSettings::should_capture_response_body`]), else `None`. No allocation
-    /// unless the response may be recorded.
+    /// unless the response body is teed or its `Content-Type` is longer than 48 bytes.
     pub fn on_response(&mut self, status: u16, content_type: Option<&[u8]>) -> Option<BodyCapture> {
         self.status = Some(status);
         let may_record = self.may_record(status);
         if may_record || self.failure.is_some() {
             self.response_content_type = content_type
-                .and_then(|c| std::str::from_utf8(c).ok())
-                .map(str::to_string);
+                .filter(|c| std::str::from_utf8(c).is_ok())
+                .map(smallvec::SmallVec::from_slice);
         }
         let allowed = self.response_body_mode().allows(status);
         (allowed && may_record && self.settings.max_body_size > 0)
@@ -365,6 +370,36 @@ impl Exchange {
     pub fn wants_response_headers(&self) -> bool {
         self.settings.capture_request_data
             && (self.failure.is_some() || self.status.is_none_or(|c| self.may_record(c)))
+    }
+
+    /// For adapters whose framework takes the response headers away before the body
+    /// ends (actix-web, hyper): `true` when the response headers are worth a copy
+    /// now, after [`on_response`](Exchange::on_response). Like
+    /// [`wants_response_headers`](Exchange::wants_response_headers), but a response
+    /// that can only be recorded for being slow is copied only when it may still
+    /// become slow for a reason the server does not control: its body is a stream
+    /// (`body_streams`: produced as it is sent, so it can take any time), or the
+    /// request has already taken at least half its slow threshold. A complete body
+    /// (a sized one) that a slow client makes the request slow while it is sent is
+    /// then recorded without its response headers — so the usual request, whose
+    /// status is not tracked, costs no copy.
+    pub fn wants_response_headers_copy(&self, body_streams: bool) -> bool {
+        if !self.wants_response_headers() {
+            return false;
+        }
+        if self.failure.is_some() || self.status.is_none_or(|c| self.status_decides(c)) {
+            return true;
+        }
+        body_streams
+            || self
+                .slow_threshold()
+                .is_some_and(|t| self.started.elapsed() >= t / 2)
+    }
+
+    /// `true` when a response with `status` is recorded for its status alone: tracked
+    /// (the endpoint's statuses when set) or access-log mode.
+    fn status_decides(&self, status: u16) -> bool {
+        self.settings.log_all_requests || self.tracked(status)
     }
 
     /// The context [`Scope`](crate::context::Scope) of this request: its request id,
@@ -513,7 +548,10 @@ impl Exchange {
         let response = self.status.map(|status| {
             let mut resp = HttpResponse {
                 status_code: status,
-                content_type: self.response_content_type.take(),
+                content_type: self
+                    .response_content_type
+                    .take()
+                    .map(|c| String::from_utf8_lossy(&c).into_owned()),
                 ..HttpResponse::default()
             };
             if s.capture_request_data {
@@ -542,14 +580,21 @@ impl Exchange {
         };
         let mut message =
             String::with_capacity(kind.len() + request.method.len() + request.path.len() + 24);
-        {
-            use std::fmt::Write as _;
-            let _ = write!(message, "{kind}: {} {}", request.method, request.path);
-            if let Some(c) = with_status {
-                let _ = write!(message, " - {c}");
-                if kind == "Slow request" {
-                    let _ = write!(message, " ({} ms)", duration.as_millis());
-                }
+        message.push_str(kind);
+        message.push_str(": ");
+        message.push_str(request.method);
+        message.push(' ');
+        message.push_str(request.path);
+        if let Some(c) = with_status {
+            message.push_str(" - ");
+            push_decimal(&mut message, u64::from(c));
+            if kind == "Slow request" {
+                message.push_str(" (");
+                push_decimal(
+                    &mut message,
+                    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                );
+                message.push_str(" ms)");
             }
         }
 
@@ -590,6 +635,23 @@ impl Exchange {
     }
 }
 
+/// Appends `n` in decimal (what `write!(s, "{n}")` appends, without the formatter).
+fn push_decimal(s: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        // `n % 10` < 10: the cast cannot truncate.
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
 /// Header entries → fields: lower-case names, values as text (invalid UTF-8 replaced),
 /// repeated names joined with `", "`, sensitive ones masked. Also picks out the
 /// `User-Agent` when `user_agent` is given.
@@ -601,10 +663,18 @@ fn header_fields<'a, I>(
 where
     I: IntoIterator<Item = HeaderEntry<'a>>,
 {
-    let mut out = Fields::new();
+    let entries = entries.into_iter();
+    // Sized once for the usual map of distinct names; one hash lookup per entry.
+    let mut out = Fields::with_capacity(entries.size_hint().0);
     for e in entries {
-        let name = e.name.to_ascii_lowercase();
-        let value = if s.is_sensitive_header(&name, e.sensitive) {
+        // Names from the `http` crates are lower case already: no second copy.
+        let name = if e.name.bytes().any(|b| b.is_ascii_uppercase()) {
+            e.name.to_ascii_lowercase()
+        } else {
+            e.name.to_owned()
+        };
+        let sensitive = s.is_sensitive_header(&name, e.sensitive);
+        let value = if sensitive {
             FILTERED.to_string()
         } else {
             String::from_utf8_lossy(e.value).into_owned()
@@ -614,15 +684,19 @@ where
                 *ua = Some(value.clone());
             }
         }
-        match out.get_mut(&name) {
-            Some(serde_json::Value::String(prev)) => {
-                if prev != FILTERED {
-                    prev.push_str(", ");
-                    prev.push_str(&value);
+        match out.entry(name) {
+            serde_json::map::Entry::Occupied(mut prev) => {
+                if let serde_json::Value::String(prev) = prev.get_mut() {
+                    if prev != FILTERED {
+                        prev.push_str(", ");
+                        prev.push_str(&value);
+                    }
+                } else {
+                    prev.insert(serde_json::Value::String(value));
                 }
             }
-            _ => {
-                out.insert(name, serde_json::Value::String(value));
+            serde_json::map::Entry::Vacant(slot) => {
+                slot.insert(serde_json::Value::String(value));
             }
         }
     }
@@ -933,6 +1007,54 @@ mod tests {
         let mut x = Exchange::start(s, None, None);
         let _ = x.on_response(500, None);
         assert!(!x.wants_response_headers());
+    }
+
+    #[test]
+    fn response_headers_are_copied_only_when_the_record_may_need_them() {
+        // Default settings: 200 is not tracked, slow requests are (1 s).
+        let s = settings(|b| b);
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        let _ = x.on_response(200, None);
+        assert!(x.wants_response_headers(), "a 200 may still turn out slow");
+        assert!(
+            !x.wants_response_headers_copy(false),
+            "complete body: no copy"
+        );
+        assert!(
+            x.wants_response_headers_copy(true),
+            "a stream may take any time"
+        );
+        let _ = x.on_response(500, None);
+        assert!(x.wants_response_headers_copy(false), "tracked status");
+        let mut x = Exchange::start(Arc::clone(&s), None, None);
+        let _ = x.on_response(200, None);
+        x.set_error(Exception::new("io", "late failure"));
+        assert!(x.wants_response_headers_copy(false), "failure");
+
+        // Half the slow threshold already spent: copied.
+        let s = settings(|b| b.slow_request_threshold(Duration::from_millis(20)));
+        let mut x = Exchange::start(s, None, None);
+        std::thread::sleep(Duration::from_millis(15));
+        let _ = x.on_response(200, None);
+        assert!(x.wants_response_headers_copy(false));
+
+        let s = settings(|b| b.log_all_requests(true));
+        let mut x = Exchange::start(s, None, None);
+        let _ = x.on_response(200, None);
+        assert!(x.wants_response_headers_copy(false), "access-log mode");
+        let s = settings(|b| b.log_slow_requests(false));
+        let mut x = Exchange::start(s, None, None);
+        let _ = x.on_response(200, None);
+        assert!(!x.wants_response_headers_copy(true), "never recorded");
+    }
+
+    #[test]
+    fn decimals_are_written_as_the_formatter_writes_them() {
+        for n in [0, 7, 10, 200, 404, 65_535, 1_000_001, u64::MAX] {
+            let mut s = String::from("x");
+            push_decimal(&mut s, n);
+            assert_eq!(s, format!("x{n}"));
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use http::header::HeaderName;
 
 use crate::error::ConfigError;
-use crate::mask::Masker;
+use crate::mask::{Masker, NameMemo};
 
 /// Default cap on captured body bytes: 16 KiB (`MAX_BODY_SIZE` of seeds/004).
 pub const DEFAULT_MAX_BODY_SIZE: usize = 16 * 1024;
@@ -317,39 +317,22 @@ pub struct CaptureSettings {
 /// this, new names are decided each time and not stored).
 const HEADER_MEMO_CAPACITY: usize = 256;
 
-/// Remembers whether a header name is sensitive (`sensitive_headers` or the masker). A service sees few
-/// distinct header names, and deciding one runs the masker's key rules (a fold and
-/// several pattern checks), once per header of every recorded request; with the memo
-/// that is a hash lookup under a read lock. A clone starts empty.
-#[derive(Default)]
-struct HeaderNameMemo(std::sync::RwLock<std::collections::HashMap<String, bool>>);
+/// Remembers whether a header name is sensitive (`sensitive_headers` or the
+/// masker): a service sees few distinct header names, and deciding one runs the
+/// masker's key rules once per header of every recorded request; with the memo that
+/// is a hash lookup under a read lock. A clone starts empty.
+#[derive(Clone, Debug)]
+struct HeaderNameMemo(NameMemo);
+
+impl Default for HeaderNameMemo {
+    fn default() -> Self {
+        HeaderNameMemo(NameMemo::new(HEADER_MEMO_CAPACITY))
+    }
+}
 
 impl HeaderNameMemo {
     fn get_or(&self, name: &str, decide: impl FnOnce() -> bool) -> bool {
-        if let Ok(memo) = self.0.read() {
-            if let Some(&known) = memo.get(name) {
-                return known;
-            }
-        }
-        let sensitive = decide();
-        if let Ok(mut memo) = self.0.write() {
-            if memo.len() < HEADER_MEMO_CAPACITY {
-                memo.insert(name.to_string(), sensitive);
-            }
-        }
-        sensitive
-    }
-}
-
-impl Clone for HeaderNameMemo {
-    fn clone(&self) -> Self {
-        HeaderNameMemo::default()
-    }
-}
-
-impl fmt::Debug for HeaderNameMemo {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("HeaderNameMemo")
+        self.0.get_or(name, decide)
     }
 }
 

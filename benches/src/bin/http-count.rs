@@ -1,0 +1,194 @@
+//! Per-request cost of a logging layer, counted instead of timed: drives N requests
+//! through an axum or actix-web service in this process (no sockets, no load
+//! generator), so a deterministic counter sees only the server side.
+//!
+//! ```text
+//! http-count FRAMEWORK MODE REQUESTS
+//! ```
+//!
+//! `FRAMEWORK` is `axum` or `actix`, `MODE` one of `bare`, `loggier` (default capture
+//! settings: only errors and slow requests recorded) or `loggier-all`
+//! (`log_all_requests(true)`); the Loggier modes write to a file sink in a temporary
+//! directory with `FullPolicy::Block`, so no record is dropped. The request is the
+//! one `http-bench` sends (`GET /api/orders/{id}` with `Host` and `User-Agent`) and
+//! the handler answers the same JSON body; the body is read to its end, as a server
+//! does.
+//!
+//! Prints `requests=N lines=L`; the run fails when the log file does not hold the
+//! lines it should (N for `loggier-all`, 0 for `loggier`).
+//!
+//! Instructions and allocations per request, all threads (the logger's worker and
+//! sink threads included): run it under `valgrind --tool=callgrind` (instructions)
+//! or `valgrind --tool=dhat` (allocated blocks) with two request counts and divide
+//! the difference of the totals by the difference of the counts (set-up and
+//! shutdown cancel out), e.g.
+//!
+//! ```text
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/http-count actix bare 1000
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/http-count actix bare 6000
+//! ```
+
+use std::path::Path;
+use std::time::Duration;
+
+const HANDLER_BODY: &str = r#"{"id":42,"status":"shipped","items":3,"total_cents":5997}"#;
+
+fn loggier_client(dir: &Path) -> loggier_core::Loggier {
+    let file = loggier_core::FileSink::builder(dir.join("loggier.ndjson"))
+        .max_file_bytes(1 << 40)
+        .build()
+        .expect("file sink");
+    loggier_core::Loggier::builder()
+        .service_name("bench-http")
+        .data_dir(dir)
+        .full_policy(loggier_core::FullPolicy::Block)
+        .sink(file)
+        .build()
+        .expect("valid loggier config")
+}
+
+fn capture_settings(mode: &str) -> loggier_core::http::CaptureSettings {
+    let b = loggier_core::http::CaptureSettings::builder();
+    let b = if mode == "loggier-all" {
+        b.log_all_requests(true)
+    } else {
+        b
+    };
+    b.build().expect("valid capture settings")
+}
+
+fn path(i: u64) -> String {
+    format!("/api/orders/{}", 1000 + i % 1000)
+}
+
+fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) {
+    use axum::Router;
+    use axum::routing::get;
+    use http_body_util::BodyExt as _;
+    use tower_service::Service as _;
+
+    let router = Router::new().route(
+        "/api/orders/{id}",
+        get(|| async {
+            (
+                [(http::header::CONTENT_TYPE, "application/json")],
+                HANDLER_BODY,
+            )
+        }),
+    );
+    let app = match client {
+        None => router,
+        Some(c) => {
+            use loggier_axum::LoggierRouterExt as _;
+            router.with_loggier_settings(c.clone(), capture_settings(mode))
+        }
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async move {
+        let mut app = app;
+        for i in 0..requests {
+            let req = http::Request::get(path(i))
+                .header(http::header::HOST, "127.0.0.1")
+                .header(http::header::USER_AGENT, "loggier-bench")
+                .body(axum::body::Body::empty())
+                .expect("request");
+            std::future::poll_fn(|cx| {
+                <Router as tower_service::Service<http::Request<axum::body::Body>>>::poll_ready(
+                    &mut app, cx,
+                )
+            })
+            .await
+            .expect("ready");
+            let resp = app.call(req).await.expect("infallible");
+            assert_eq!(resp.status(), http::StatusCode::OK);
+            let body = resp.into_body().collect().await.expect("body").to_bytes();
+            assert_eq!(body.len(), HANDLER_BODY.len());
+        }
+    });
+}
+
+fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) {
+    use actix_web::{App, HttpResponse, test, web};
+
+    let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().expect("addr");
+    let resource = || {
+        web::resource("/api/orders/{id}").route(web::get().to(|| async {
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(HANDLER_BODY)
+        }))
+    };
+    let request = move |i: u64| {
+        test::TestRequest::get()
+            .uri(&path(i))
+            .insert_header((actix_web::http::header::HOST, "127.0.0.1"))
+            .insert_header((actix_web::http::header::USER_AGENT, "loggier-bench"))
+            .peer_addr(peer)
+            .to_request()
+    };
+    actix_web::rt::System::new().block_on(async move {
+        macro_rules! drive {
+            ($app:expr) => {{
+                let app = test::init_service($app).await;
+                for i in 0..requests {
+                    let resp = test::call_service(&app, request(i)).await;
+                    assert!(resp.status().is_success());
+                    let body = actix_web::body::to_bytes(resp.into_body())
+                        .await
+                        .expect("body");
+                    assert_eq!(body.len(), HANDLER_BODY.len());
+                }
+            }};
+        }
+        match client {
+            None => drive!(App::new().service(resource())),
+            Some(c) => drive!(
+                App::new()
+                    .wrap(loggier_actix::Loggier::with_settings(
+                        c.clone(),
+                        capture_settings(mode)
+                    ))
+                    .service(resource())
+            ),
+        }
+    });
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [framework, mode, requests] = args.as_slice() else {
+        eprintln!("usage: http-count axum|actix bare|loggier|loggier-all REQUESTS");
+        std::process::exit(2);
+    };
+    let requests: u64 = requests.parse().expect("REQUESTS is a number");
+    if !matches!(mode.as_str(), "bare" | "loggier" | "loggier-all") {
+        eprintln!("unknown mode {mode}");
+        std::process::exit(2);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let client = (mode != "bare").then(|| loggier_client(dir.path()));
+    match framework.as_str() {
+        "axum" => run_axum(mode, client.as_ref(), requests),
+        "actix" => run_actix(mode, client.as_ref(), requests),
+        other => {
+            eprintln!("unknown framework {other}");
+            std::process::exit(2);
+        }
+    }
+    if let Some(c) = &client {
+        c.shutdown(Duration::from_secs(60));
+    }
+    let mut lines = 0;
+    if client.is_some() {
+        lines = loggier_bench::count_lines(&dir.path().join("loggier.ndjson")).unwrap_or(0);
+        let expected = if mode == "loggier-all" { requests } else { 0 };
+        if lines != expected {
+            eprintln!("INVALID: {lines} lines in the log file, expected {expected}");
+            std::process::exit(1);
+        }
+    }
+    println!("requests={requests} lines={lines}");
+}
