@@ -49,11 +49,13 @@ pub fn is_valid_request_id(v: &[u8]) -> bool {
 /// 36-byte allocation per id. Request ids are correlation ids, not secrets; do not use
 /// them as tokens.
 pub fn generate_request_id() -> String {
-    String::from_utf8_lossy(&generate_request_id_text()).into_owned()
+    generate_request_id_text().as_str().to_owned()
 }
 
 /// [`generate_request_id`] as its 36 ASCII bytes, without an allocation.
-pub(crate) fn generate_request_id_text() -> [u8; uuid::fmt::Hyphenated::LENGTH] {
+/// (`uuid` hands back the text as a `str`, so it is not validated again.)
+pub(crate) fn generate_request_id_text() -> arrayvec::ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>
+{
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -62,8 +64,10 @@ pub(crate) fn generate_request_id_text() -> [u8; uuid::fmt::Hyphenated::LENGTH] 
     random.copy_from_slice(&bits[..10]);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut buf);
-    buf
+    let mut text = arrayvec::ArrayString::new();
+    // Exactly `LENGTH` bytes: fits.
+    text.push_str(id.hyphenated().encode_lower(&mut buf));
+    text
 }
 
 #[cfg(test)]
