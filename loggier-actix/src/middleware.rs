@@ -33,7 +33,9 @@ pub(crate) struct Config {
     /// (`http` 0.2) header name.
     pub(crate) request_id_header: HeaderName,
     /// Route templates by request path, see [`Config::route`].
-    routes: RefCell<HashMap<String, Option<String>, foldhash::fast::RandomState>>,
+    /// The templates are shared (`Arc<str>`), so a remembered route costs each request
+    /// a reference count, not a copy.
+    routes: RefCell<HashMap<String, Option<Arc<str>>, foldhash::fast::RandomState>>,
     /// The app data container added to every request: the client, for the
     /// [`RequestLogger`](crate::RequestLogger) extractor (which builds itself only when
     /// a handler asks for it).
@@ -53,14 +55,14 @@ impl Config {
     /// [`ROUTE_MEMO_CAPACITY`] paths per worker (a full memo is cleared): repeated
     /// paths cost one hash lookup; paths that never repeat (ids in the path) still
     /// pay the match.
-    fn route(&self, req: &ServiceRequest) -> Option<String> {
+    fn route(&self, req: &ServiceRequest) -> Option<Arc<str>> {
         let path = req.path();
         if let Ok(memo) = self.routes.try_borrow() {
             if let Some(route) = memo.get(path) {
                 return route.clone();
             }
         }
-        let route = req.match_pattern();
+        let route: Option<Arc<str>> = req.match_pattern().map(Arc::from);
         if let Ok(mut memo) = self.routes.try_borrow_mut() {
             if memo.len() >= ROUTE_MEMO_CAPACITY {
                 memo.clear();

@@ -1,6 +1,7 @@
 //! [`AxumMeta`]: route template from `MatchedPath`, client address from `ConnectInfo`.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, MatchedPath};
 use http::Request;
@@ -19,11 +20,11 @@ use loggier_tower::{ClientAddr, RequestMeta};
 pub struct AxumMeta;
 
 impl<B> RequestMeta<B> for AxumMeta {
-    fn route(&self, request: &Request<B>) -> Option<String> {
+    fn route(&self, request: &Request<B>) -> Option<Arc<str>> {
         request
             .extensions()
             .get::<MatchedPath>()
-            .map(|m| m.as_str().to_string())
+            .map(|m| Arc::from(m.as_str()))
     }
 
     fn client_ip(&self, request: &Request<B>) -> Option<IpAddr> {

@@ -33,8 +33,9 @@ pub struct ClientAddr(pub SocketAddr);
 ///
 /// Called once per captured request, before the inner service runs.
 pub trait RequestMeta<B> {
-    /// Route template, e.g. `/users/{id}`. Default: none.
-    fn route(&self, request: &Request<B>) -> Option<String> {
+    /// Route template, e.g. `/users/{id}`. Default: none. An `Arc<str>` so an
+    /// implementation can share one template between the requests of a route.
+    fn route(&self, request: &Request<B>) -> Option<Arc<str>> {
         let _ = request;
         None
     }

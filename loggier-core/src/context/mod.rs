@@ -33,18 +33,22 @@ use crate::record::Fields;
 
 mod endpoint;
 mod request;
+mod request_id;
 pub use endpoint::{EndpointOptions, EndpointSlot, set_endpoint_options};
 pub use request::RequestContext;
+pub(crate) use request_id::RequestId;
 
 /// The resolved values of the innermost scope, flattened with its parents' values
 /// (computed once when the scope is entered, not per record).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScopeFrame {
     fields: Fields,
-    request_id: Option<String>,
+    /// Inline for a generated (UUID) id: no allocation of its own.
+    request_id: Option<RequestId>,
     trace_id: Option<String>,
     span_id: Option<String>,
-    route: Option<String>,
+    /// Shared with the middleware's route memo and the request's exchange.
+    route: Option<Arc<str>>,
     tags: Vec<String>,
     /// The request's endpoint slot, when the scope belongs to a captured request.
     endpoint: Option<Arc<EndpointSlot>>,
@@ -57,7 +61,7 @@ impl ScopeFrame {
     }
     /// Request id, when a scope set one.
     pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
+        self.request_id.as_ref().map(RequestId::as_str)
     }
     /// W3C trace id (32 hex chars), when a scope set one.
     pub fn trace_id(&self) -> Option<&str> {
@@ -147,7 +151,15 @@ impl Scope {
 
     /// Sets the request id.
     pub fn request_id(mut self, id: impl Into<String>) -> Self {
-        self.frame.request_id = Some(id.into());
+        self.frame.request_id = Some(RequestId::from(id.into()));
+        self
+    }
+
+    /// Sets the request id without converting it (HTTP middleware: a generated id
+    /// stays inline).
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn request_id_value(mut self, id: RequestId) -> Self {
+        self.frame.request_id = Some(id);
         self
     }
 
@@ -158,8 +170,9 @@ impl Scope {
         self
     }
 
-    /// Sets the route template of the current request.
-    pub fn route(mut self, route: impl Into<String>) -> Self {
+    /// Sets the route template of the current request (a `String`, a `&str` or an
+    /// `Arc<str>` shared with other requests of the same route).
+    pub fn route(mut self, route: impl Into<Arc<str>>) -> Self {
         self.frame.route = Some(route.into());
         self
     }

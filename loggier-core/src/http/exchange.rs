@@ -11,9 +11,10 @@ use crate::record::{Exception, Fields, HttpRequest, HttpResponse, HttpTransactio
 
 use super::body::BodyCapture;
 use super::redact::{self, FILTERED};
-use super::request_id::request_id_or_generate;
+use super::request_id::request_id_or_generate_inline;
 use super::settings::{CaptureSettings, ResponseBodyCapture};
 use super::traceparent::TraceParent;
+use crate::context::RequestId;
 
 /// Longest response `Content-Type` an [`Exchange`] keeps without an allocation, bytes.
 const CONTENT_TYPE_INLINE: usize = 48;
@@ -98,12 +99,11 @@ enum Failure {
 pub struct Exchange {
     settings: Arc<CaptureSettings>,
     started: Instant,
-    /// Empty once moved into `frame`.
-    request_id: String,
+    /// `None` once moved into `frame`. A generated id is inline (no allocation).
+    request_id: Option<RequestId>,
     trace: Option<Box<TraceParent>>,
-    /// `None` once moved into `frame` (then `route_in_frame`).
-    route: Option<String>,
-    route_in_frame: bool,
+    /// Shared (not copied) with the frame and, in actix, the middleware's route memo.
+    route: Option<Arc<str>>,
     /// The request's scope frame, once [`frame`](Exchange::frame) built it.
     frame: Option<Arc<ScopeFrame>>,
     status: Option<u16>,
@@ -156,10 +156,9 @@ impl Exchange {
         Exchange {
             settings,
             started: Instant::now(),
-            request_id: request_id_or_generate(request_id),
+            request_id: Some(request_id_or_generate_inline(request_id)),
             trace: traceparent.and_then(TraceParent::parse).map(Box::new),
             route: None,
-            route_in_frame: false,
             frame: None,
             status: None,
             response_content_type: None,
@@ -181,9 +180,10 @@ impl Exchange {
     /// The request id: put it in the request scope and echo it on the response
     /// (header [`CaptureSettings::request_id_header`]).
     pub fn request_id(&self) -> &str {
-        match &self.frame {
-            Some(f) => f.request_id().unwrap_or_default(),
-            None => &self.request_id,
+        match (&self.frame, &self.request_id) {
+            (Some(f), _) => f.request_id().unwrap_or_default(),
+            (None, Some(id)) => id.as_str(),
+            (None, None) => "",
         }
     }
 
@@ -192,18 +192,16 @@ impl Exchange {
         self.trace.as_deref()
     }
 
-    /// Sets the route template (`/users/{id}`), when the framework knows it.
-    pub fn set_route(&mut self, route: impl Into<String>) {
+    /// Sets the route template (`/users/{id}`), when the framework knows it: a
+    /// `String`, a `&str`, or an `Arc<str>` shared by the requests of one route (no
+    /// copy per request). Copied into text only when the request is recorded.
+    pub fn set_route(&mut self, route: impl Into<Arc<str>>) {
         self.route = Some(route.into());
-        self.route_in_frame = false;
     }
 
     /// The route template, when set.
     pub fn route(&self) -> Option<&str> {
-        match (&self.frame, self.route_in_frame) {
-            (Some(f), true) => f.route(),
-            _ => self.route.as_deref(),
-        }
+        self.route.as_deref()
     }
 
     /// The request's endpoint slot; [`scope`](Exchange::scope) carries it to the
@@ -414,8 +412,8 @@ impl Exchange {
         if let Some(t) = &self.trace {
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
-        if let Some(route) = self.route() {
-            scope = scope.route(route);
+        if let Some(route) = &self.route {
+            scope = scope.route(Arc::clone(route));
         }
         scope
     }
@@ -423,9 +421,9 @@ impl Exchange {
     /// The request's resolved scope frame: [`scope`](Exchange::scope) resolved
     /// against the current scope ([`Scope::into_frame`](crate::context::Scope::into_frame)),
     /// built on the first call and shared by later ones. Cheaper than
-    /// `scope().into_frame()`: the request id and the route move into the frame
-    /// instead of being copied, and [`request_id`](Exchange::request_id) /
-    /// [`route`](Exchange::route) read them from there. Adapters run the handler in
+    /// `scope().into_frame()`: the request id moves into the frame instead of being
+    /// copied (and [`request_id`](Exchange::request_id) reads it from there), the
+    /// route is shared. Adapters run the handler in
     /// it ([`instrument_request`](crate::context::instrument_request)) and enter it
     /// around every poll of the response body.
     pub fn frame(&mut self) -> &Arc<ScopeFrame> {
@@ -438,15 +436,15 @@ impl Exchange {
 
     fn build_frame(&mut self) -> Arc<ScopeFrame> {
         {
-            let mut scope = crate::context::Scope::new()
-                .request_id(std::mem::take(&mut self.request_id))
-                .endpoint_slot(Arc::clone(&self.endpoint));
+            let mut scope = crate::context::Scope::new().endpoint_slot(Arc::clone(&self.endpoint));
+            if let Some(id) = self.request_id.take() {
+                scope = scope.request_id_value(id);
+            }
             if let Some(t) = &self.trace {
                 scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
             }
-            if let Some(route) = self.route.take() {
-                self.route_in_frame = true;
-                scope = scope.route(route);
+            if let Some(route) = &self.route {
+                scope = scope.route(Arc::clone(route));
             }
             scope.into_frame()
         }
@@ -526,10 +524,7 @@ impl Exchange {
         let mut req = HttpRequest {
             method: request.method.to_string(),
             path: request.path.to_string(),
-            route: match (&self.frame, self.route_in_frame) {
-                (Some(f), true) => f.route().map(str::to_string),
-                _ => self.route.take(),
-            },
+            route: self.route.as_deref().map(str::to_string),
             ..HttpRequest::default()
         };
         if s.capture_request_data {
@@ -605,10 +600,7 @@ impl Exchange {
         let mut record = Record::new(level, message)
             .with_logger(HTTP_LOGGER)
             .with_http(tx);
-        record.request_id = Some(match &self.frame {
-            Some(f) => f.request_id().unwrap_or_default().to_string(),
-            None => std::mem::take(&mut self.request_id),
-        });
+        record.request_id = Some(self.request_id().to_string());
         if let Some(t) = self.trace.take().map(|t| *t) {
             record.trace_id = Some(t.trace_id);
             record.span_id = Some(t.span_id);

@@ -1,5 +1,7 @@
 //! Request ids: accept a well-formed incoming value, otherwise generate a UUIDv7.
 
+use crate::context::RequestId;
+
 /// Longest incoming request id accepted, bytes. Longer values are replaced by a fresh
 /// id so a client cannot make every record of a request arbitrarily large.
 pub const MAX_REQUEST_ID_LEN: usize = 128;
@@ -22,6 +24,17 @@ pub fn request_id_or_generate(incoming: Option<&[u8]>) -> String {
     }
 }
 
+/// [`request_id_or_generate`] as a scope frame keeps it: a generated id stays inline
+/// (no allocation), an accepted incoming one is copied once.
+pub(crate) fn request_id_or_generate_inline(incoming: Option<&[u8]>) -> RequestId {
+    match incoming {
+        Some(v) if is_valid_request_id(v) => {
+            RequestId::from(String::from_utf8_lossy(v).into_owned())
+        }
+        _ => RequestId::uuid(generate_request_id_text()),
+    }
+}
+
 /// `true` when `v` is 1–[`MAX_REQUEST_ID_LEN`] bytes of visible ASCII.
 pub fn is_valid_request_id(v: &[u8]) -> bool {
     !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.iter().all(|b| (0x21..=0x7e).contains(b))
@@ -36,6 +49,13 @@ pub fn is_valid_request_id(v: &[u8]) -> bool {
 /// 36-byte allocation per id. Request ids are correlation ids, not secrets; do not use
 /// them as tokens.
 pub fn generate_request_id() -> String {
+    generate_request_id_text().as_str().to_owned()
+}
+
+/// [`generate_request_id`] as its 36 ASCII bytes, without an allocation.
+/// (`uuid` hands back the text as a `str`, so it is not validated again.)
+pub(crate) fn generate_request_id_text() -> arrayvec::ArrayString<{ uuid::fmt::Hyphenated::LENGTH }>
+{
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
@@ -44,7 +64,10 @@ pub fn generate_request_id() -> String {
     random.copy_from_slice(&bits[..10]);
     let id = uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid();
     let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    id.hyphenated().encode_lower(&mut buf).to_owned()
+    let mut text = arrayvec::ArrayString::new();
+    // Exactly `LENGTH` bytes: fits.
+    text.push_str(id.hyphenated().encode_lower(&mut buf));
+    text
 }
 
 #[cfg(test)]
@@ -75,6 +98,20 @@ mod tests {
             assert_eq!(id.len(), 36);
         }
         assert_ne!(generate_request_id(), generate_request_id());
+    }
+
+    #[test]
+    fn the_inline_form_keeps_the_same_text() {
+        let generated = request_id_or_generate_inline(None);
+        assert!(matches!(generated, RequestId::Uuid(_)));
+        let u = uuid::Uuid::parse_str(generated.as_str()).expect("uuid");
+        assert_eq!(u.get_version_num(), 7);
+        assert_eq!(
+            request_id_or_generate_inline(Some(b"abc-1")).as_str(),
+            "abc-1"
+        );
+        let bad = request_id_or_generate_inline(Some(b"has space"));
+        assert_eq!(bad.as_str().len(), 36);
     }
 
     #[test]
