@@ -731,7 +731,7 @@ where
                 *ua = Some(value.clone());
             }
         }
-        out.append(name, value, FILTERED);
+        out.append(name, value);
     }
     out
 }

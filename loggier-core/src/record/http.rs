@@ -154,12 +154,13 @@ impl Headers {
     }
 
     /// Adds one occurrence of `name`: a new name goes last; a repeated one is joined
-    /// to the earlier value with `", "` (an earlier masked value stays masked alone,
-    /// `masked` is that marker text).
-    pub(crate) fn append(&mut self, name: Cow<'static, str>, value: String, masked: &str) {
+    /// to the earlier value with `", "`, except that a masked earlier value
+    /// ([`FILTERED`](crate::mask::FILTERED)) stays masked alone.
+    pub fn append(&mut self, name: impl Into<Cow<'static, str>>, value: String) {
+        let name = name.into();
         match self.entries.iter_mut().find(|(k, _)| *k == name) {
             Some((_, prev)) => {
-                if prev != masked {
+                if prev != crate::mask::FILTERED {
                     prev.push_str(", ");
                     prev.push_str(&value);
                 }
