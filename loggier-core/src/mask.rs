@@ -840,6 +840,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn headers_mask_sensitive_names_and_secrets_in_other_values() {
+        let m = Masker::default();
+        let mut h = Headers::new();
+        h.insert("authorization".into(), "Bearer abc".into());
+        h.insert("x-debug".into(), "password=hunter2".into());
+        h.insert("host".into(), "example.com".into());
+        m.mask_headers(&mut h);
+        assert_eq!(h.get("authorization"), Some(FILTERED));
+        assert!(!h.get("x-debug").expect("kept").contains("hunter2"));
+        assert_eq!(h.get("host"), Some("example.com"));
+    }
+
+    #[test]
     fn pair_markers_are_found_in_short_and_long_texts() {
         for len in [0usize, 1, 15, 63, 64, 65, 300] {
             let plain = "a".repeat(len);

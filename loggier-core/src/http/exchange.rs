@@ -670,39 +670,38 @@ fn static_method(m: &str) -> Cow<'static, str> {
 /// The header name as a `&'static str` when it is one of the usual ones (no copy
 /// per record), else an owned lower-case copy.
 fn static_header_name(name: &str) -> Cow<'static, str> {
-    const NAMES: [&str; 24] = [
-        "host",
-        "user-agent",
-        "accept",
-        "accept-encoding",
-        "accept-language",
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "connection",
-        "cache-control",
-        "x-request-id",
-        "x-forwarded-for",
-        "x-forwarded-proto",
-        "x-real-ip",
-        "referer",
-        "origin",
-        "traceparent",
-        "authorization",
-        "cookie",
-        "set-cookie",
-        "date",
-        "etag",
-        "vary",
-        "location",
-    ];
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Cow::Owned(name.to_ascii_lowercase());
-    }
-    match NAMES.iter().find(|s| **s == name) {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(name.to_owned()),
-    }
+    // A `match` on text compiles to a length switch and a few compares.
+    let known: &'static str = match name {
+        "host" => "host",
+        "user-agent" => "user-agent",
+        "accept" => "accept",
+        "accept-encoding" => "accept-encoding",
+        "accept-language" => "accept-language",
+        "content-type" => "content-type",
+        "content-length" => "content-length",
+        "content-encoding" => "content-encoding",
+        "connection" => "connection",
+        "cache-control" => "cache-control",
+        "x-request-id" => "x-request-id",
+        "x-forwarded-for" => "x-forwarded-for",
+        "x-forwarded-proto" => "x-forwarded-proto",
+        "x-real-ip" => "x-real-ip",
+        "referer" => "referer",
+        "origin" => "origin",
+        "traceparent" => "traceparent",
+        "authorization" => "authorization",
+        "cookie" => "cookie",
+        "set-cookie" => "set-cookie",
+        "date" => "date",
+        "etag" => "etag",
+        "vary" => "vary",
+        "location" => "location",
+        _ if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+            return Cow::Owned(name.to_ascii_lowercase());
+        }
+        _ => return Cow::Owned(name.to_owned()),
+    };
+    Cow::Borrowed(known)
 }
 
 /// Header entries → headers: lower-case names, values as text (invalid UTF-8
@@ -724,7 +723,11 @@ where
         let value = if sensitive {
             FILTERED.to_string()
         } else {
-            String::from_utf8_lossy(e.value).into_owned()
+            // Valid UTF-8 is the rule: one validation and one copy.
+            match std::str::from_utf8(e.value) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(e.value).into_owned(),
+            }
         };
         if name == "user-agent" {
             if let Some(ua) = user_agent.as_deref_mut() {

@@ -285,6 +285,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn headers_keep_first_seen_order_join_repeats_and_keep_masked_alone() {
+        let mut h = Headers::new();
+        h.append("host", "a".to_string());
+        h.append("accept", "x/y".to_string());
+        h.append("accept", "z/w".to_string());
+        h.append(String::from("cookie"), crate::mask::FILTERED.to_string());
+        h.append("cookie", "sid=1".to_string());
+        assert_eq!(h.insert("host".into(), "b".into()), Some("a".to_string()));
+        assert_eq!(h.insert("x-new".into(), "n".into()), None);
+        assert_eq!(h.get("accept"), Some("x/y, z/w"));
+        assert_eq!(h.get("cookie"), Some(crate::mask::FILTERED));
+        assert_eq!(
+            serde_json::to_string(&h).expect("serializes"),
+            r#"{"host":"b","accept":"x/y, z/w","cookie":"[FILTERED]","x-new":"n"}"#
+        );
+        let collected: Headers = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
+        assert_eq!(
+            collected.iter().collect::<Vec<_>>(),
+            [("a", "3"), ("b", "2")]
+        );
+    }
+
+    #[test]
     fn json_len_matches_serialized_strings_and_maps() {
         let v = serde_json::json!({
             "user-agent": "curl/8",
