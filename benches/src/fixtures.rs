@@ -124,7 +124,7 @@ pub fn http_transaction(i: u64) -> Record {
     resp.headers
         .insert("content-type".into(), "application/json".into());
     resp.headers
-        .insert("x-request-id".into(), format!("req-{i}").into());
+        .insert("x-request-id".into(), format!("req-{i}"));
     resp.body = Some(CapturedBody {
         content: BodyContent::Json(serde_json::json!({"error": "inventory service unavailable"})),
         truncated: false,

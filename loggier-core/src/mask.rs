@@ -33,7 +33,7 @@ use std::collections::{HashMap, HashSet};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use serde_json::Value;
 
-use crate::record::{BodyContent, CapturedBody, ContextFields, Fields, Record};
+use crate::record::{BodyContent, CapturedBody, ContextFields, Fields, Headers, Record};
 
 /// The replacement for a masked value.
 pub const FILTERED: &str = "[FILTERED]";
@@ -324,6 +324,21 @@ impl Masker {
         changed
     }
 
+    /// [`Masker::mask_fields`] for an HTTP side's [`Headers`]: a sensitive name's
+    /// value becomes the marker, any other value is scanned with
+    /// [`Masker::mask_text`].
+    pub fn mask_headers(&self, headers: &mut Headers) {
+        for (k, v) in headers.iter_mut() {
+            if self.is_sensitive_key(k) {
+                if v != FILTERED {
+                    *v = FILTERED.to_string();
+                }
+            } else {
+                self.mask_string(v);
+            }
+        }
+    }
+
     /// [`Masker::mask_fields`] for a record's [`ContextFields`].
     pub fn mask_context(&self, fields: &mut ContextFields) {
         for (k, v) in fields.iter_mut() {
@@ -570,10 +585,10 @@ impl Masker {
         }
         if let Some(http) = record.http.as_deref_mut() {
             self.mask_fields(&mut http.request.query);
-            self.mask_fields(&mut http.request.headers);
+            self.mask_headers(&mut http.request.headers);
             self.mask_body(http.request.body.as_mut());
             if let Some(resp) = http.response.as_mut() {
-                self.mask_fields(&mut resp.headers);
+                self.mask_headers(&mut resp.headers);
                 self.mask_body(resp.body.as_mut());
             }
         }
@@ -823,6 +838,19 @@ fn hex(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_mask_sensitive_names_and_secrets_in_other_values() {
+        let m = Masker::default();
+        let mut h = Headers::new();
+        h.insert("authorization".into(), "Bearer abc".into());
+        h.insert("x-debug".into(), "password=hunter2".into());
+        h.insert("host".into(), "example.com".into());
+        m.mask_headers(&mut h);
+        assert_eq!(h.get("authorization"), Some(FILTERED));
+        assert!(!h.get("x-debug").expect("kept").contains("hunter2"));
+        assert_eq!(h.get("host"), Some("example.com"));
+    }
 
     #[test]
     fn pair_markers_are_found_in_short_and_long_texts() {

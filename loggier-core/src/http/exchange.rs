@@ -7,7 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::context::{EndpointOptions, EndpointSlot, ScopeFrame};
-use crate::record::{Exception, Fields, HttpRequest, HttpResponse, HttpTransaction, Level, Record};
+use std::borrow::Cow;
+
+use crate::record::{
+    Exception, Headers, HttpRequest, HttpResponse, HttpTransaction, Level, Record,
+};
 
 use super::body::BodyCapture;
 use super::redact::{self, FILTERED};
@@ -522,7 +526,7 @@ impl Exchange {
         let extra = &s.masker;
 
         let mut req = HttpRequest {
-            method: request.method.to_string(),
+            method: static_method(request.method),
             path: request.path.to_string(),
             route: self.route.as_deref().map(str::to_string),
             ..HttpRequest::default()
@@ -644,53 +648,85 @@ fn push_decimal(s: &mut String, n: u64) {
     s.extend(digits[i..].iter().map(|&d| char::from(d)));
 }
 
-/// Header entries → fields: lower-case names, values as text (invalid UTF-8 replaced),
-/// repeated names joined with `", "`, sensitive ones masked. Also picks out the
-/// `User-Agent` when `user_agent` is given.
+/// The method as a `&'static str` when it is a standard one (no copy per record).
+fn static_method(m: &str) -> Cow<'static, str> {
+    const METHODS: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    match METHODS.iter().find(|s| **s == m) {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(m.to_owned()),
+    }
+}
+
+/// The header name as a `&'static str` when it is one of the usual ones (no copy
+/// per record), else an owned lower-case copy.
+fn static_header_name(name: &str) -> Cow<'static, str> {
+    // A `match` on text compiles to a length switch and a few compares.
+    let known: &'static str = match name {
+        "host" => "host",
+        "user-agent" => "user-agent",
+        "accept" => "accept",
+        "accept-encoding" => "accept-encoding",
+        "accept-language" => "accept-language",
+        "content-type" => "content-type",
+        "content-length" => "content-length",
+        "content-encoding" => "content-encoding",
+        "connection" => "connection",
+        "cache-control" => "cache-control",
+        "x-request-id" => "x-request-id",
+        "x-forwarded-for" => "x-forwarded-for",
+        "x-forwarded-proto" => "x-forwarded-proto",
+        "x-real-ip" => "x-real-ip",
+        "referer" => "referer",
+        "origin" => "origin",
+        "traceparent" => "traceparent",
+        "authorization" => "authorization",
+        "cookie" => "cookie",
+        "set-cookie" => "set-cookie",
+        "date" => "date",
+        "etag" => "etag",
+        "vary" => "vary",
+        "location" => "location",
+        _ if name.bytes().any(|b| b.is_ascii_uppercase()) => {
+            return Cow::Owned(name.to_ascii_lowercase());
+        }
+        _ => return Cow::Owned(name.to_owned()),
+    };
+    Cow::Borrowed(known)
+}
+
+/// Header entries → headers: lower-case names, values as text (invalid UTF-8
+/// replaced), repeated names joined with `", "`, sensitive ones masked. Also picks
+/// out the `User-Agent` when `user_agent` is given.
 fn header_fields<'a, I>(
     s: &CaptureSettings,
     entries: I,
     mut user_agent: Option<&mut Option<String>>,
-) -> Fields
+) -> Headers
 where
     I: IntoIterator<Item = HeaderEntry<'a>>,
 {
     let entries = entries.into_iter();
-    // Sized once for the usual map of distinct names; one hash lookup per entry.
-    let mut out = Fields::with_capacity(entries.size_hint().0);
+    let mut out = Headers::with_capacity(entries.size_hint().0);
     for e in entries {
-        // Names from the `http` crates are lower case already: no second copy.
-        let name = if e.name.bytes().any(|b| b.is_ascii_uppercase()) {
-            e.name.to_ascii_lowercase()
-        } else {
-            e.name.to_owned()
-        };
+        let name = static_header_name(e.name);
         let sensitive = s.is_sensitive_header(&name, e.sensitive);
         let value = if sensitive {
             FILTERED.to_string()
         } else {
-            String::from_utf8_lossy(e.value).into_owned()
+            // Valid UTF-8 is the rule: one validation and one copy.
+            match std::str::from_utf8(e.value) {
+                Ok(text) => text.to_owned(),
+                Err(_) => String::from_utf8_lossy(e.value).into_owned(),
+            }
         };
         if name == "user-agent" {
             if let Some(ua) = user_agent.as_deref_mut() {
                 *ua = Some(value.clone());
             }
         }
-        match out.entry(name) {
-            serde_json::map::Entry::Occupied(mut prev) => {
-                if let serde_json::Value::String(prev) = prev.get_mut() {
-                    if prev != FILTERED {
-                        prev.push_str(", ");
-                        prev.push_str(&value);
-                    }
-                } else {
-                    prev.insert(serde_json::Value::String(value));
-                }
-            }
-            serde_json::map::Entry::Vacant(slot) => {
-                slot.insert(serde_json::Value::String(value));
-            }
-        }
+        out.append(name, value);
     }
     out
 }
@@ -833,9 +869,9 @@ mod tests {
         let tx = r.http.as_ref().expect("transaction");
         assert_eq!(tx.request.query["limit"], "100");
         assert_eq!(tx.request.query["api_key"], FILTERED);
-        assert_eq!(tx.request.headers["authorization"], FILTERED);
-        assert_eq!(tx.request.headers["x-custom"], FILTERED);
-        assert_eq!(tx.request.headers["accept"], "a/b, c/d");
+        assert_eq!(tx.request.headers.get("authorization"), Some(FILTERED));
+        assert_eq!(tx.request.headers.get("x-custom"), Some(FILTERED));
+        assert_eq!(tx.request.headers.get("accept"), Some("a/b, c/d"));
         assert_eq!(tx.request.user_agent.as_deref(), Some("curl/8"));
         assert_eq!(tx.request.client_ip.as_deref(), Some("127.0.0.1"));
         assert_eq!(tx.request.route.as_deref(), Some("/api/v1/templates/"));
@@ -847,7 +883,7 @@ mod tests {
         let resp = tx.response.as_ref().expect("response");
         assert_eq!(resp.status_code, 500);
         assert_eq!(resp.content_type.as_deref(), Some("application/json"));
-        assert_eq!(resp.headers["set-cookie"], FILTERED);
+        assert_eq!(resp.headers.get("set-cookie"), Some(FILTERED));
         assert!(resp.body.is_some());
         assert!(tx.duration_ms >= 0.0);
 

@@ -1,3 +1,7 @@
+use std::borrow::Cow;
+
+use serde::ser::{SerializeMap, Serializer};
+
 use super::Fields;
 
 /// An HTTP request/response pair captured by the middleware. Encoded as
@@ -34,9 +38,9 @@ impl HttpTransaction {
                 BodyContent::Binary { .. } => 48,
             })
         };
-        let headers = |h: &Fields| {
+        let headers = |h: &Headers| {
             h.iter()
-                .map(|(k, v)| k.len() + json_len(v) + 6)
+                .map(|(k, v)| k.len() + str_len(v) + 4)
                 .sum::<usize>()
         };
         let mut n = 128
@@ -54,8 +58,8 @@ impl HttpTransaction {
 #[derive(Debug, Clone, PartialEq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct HttpRequest {
-    /// HTTP method, e.g. `"GET"`.
-    pub method: String,
+    /// HTTP method, e.g. `"GET"` (the standard methods are borrowed, not copied).
+    pub method: Cow<'static, str>,
     /// Path without the query string.
     pub path: String,
     /// Route template (`/users/{id}`), when the framework knows it.
@@ -65,8 +69,8 @@ pub struct HttpRequest {
     #[serde(rename = "query_params", skip_serializing_if = "Fields::is_empty")]
     pub query: Fields,
     /// Request headers, lower-case names (sensitive ones masked).
-    #[serde(skip_serializing_if = "Fields::is_empty")]
-    pub headers: Fields,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    pub headers: Headers,
     /// Client IP address, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_ip: Option<String>,
@@ -88,11 +92,126 @@ pub struct HttpResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
     /// Response headers, lower-case names (sensitive ones masked).
-    #[serde(skip_serializing_if = "Fields::is_empty")]
-    pub headers: Fields,
+    #[serde(skip_serializing_if = "Headers::is_empty")]
+    pub headers: Headers,
     /// Captured response body.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub body: Option<CapturedBody>,
+}
+
+/// The headers of one side of a transaction: (name, value) pairs in the order they
+/// were first seen, one pair per name (repeated headers are joined with `", "` by
+/// [`Headers::append`]). Names are lower case as the capture writes them; the usual
+/// names are `&'static` (no copy per record).
+///
+/// JSON shape: an object `{"name": "value", …}` in that order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    entries: Vec<(Cow<'static, str>, String)>,
+}
+
+impl Headers {
+    /// No headers.
+    pub fn new() -> Self {
+        Headers::default()
+    }
+
+    /// Room for `n` headers without reallocating.
+    pub fn with_capacity(n: usize) -> Self {
+        Headers {
+            entries: Vec::with_capacity(n),
+        }
+    }
+
+    /// Number of distinct names.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// `true` when there are no headers.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The value of `name` (compared exactly; names are lower case).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Sets `name` to `value`, replacing and returning an earlier value of that name
+    /// (its position is kept); a new name goes last.
+    pub fn insert(&mut self, name: String, value: String) -> Option<String> {
+        match self.entries.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, v)) => Some(std::mem::replace(v, value)),
+            None => {
+                self.entries.push((Cow::Owned(name), value));
+                None
+            }
+        }
+    }
+
+    /// Adds one occurrence of `name`: a new name goes last; a repeated one is joined
+    /// to the earlier value with `", "`, except that a masked earlier value
+    /// ([`FILTERED`](crate::mask::FILTERED)) stays masked alone.
+    pub fn append(&mut self, name: impl Into<Cow<'static, str>>, value: String) {
+        let name = name.into();
+        match self.entries.iter_mut().find(|(k, _)| *k == name) {
+            Some((_, prev)) => {
+                if prev != crate::mask::FILTERED {
+                    prev.push_str(", ");
+                    prev.push_str(&value);
+                }
+            }
+            None => self.entries.push((name, value)),
+        }
+    }
+
+    /// The (name, value) pairs in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+    }
+
+    /// The (name, value) pairs in order, values mutable (masking).
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut String)> + '_ {
+        self.entries.iter_mut().map(|(k, v)| (&**k, v))
+    }
+}
+
+impl<'a> IntoIterator for &'a Headers {
+    type Item = (&'a str, &'a str);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (Cow<'static, str>, String)>,
+        fn(&'a (Cow<'static, str>, String)) -> (&'a str, &'a str),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+    }
+}
+
+impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
+    /// Collects pairs as repeated [`Headers::insert`] does (a repeated name keeps
+    /// its first position and its last value).
+    fn from_iter<T: IntoIterator<Item = (K, V)>>(iter: T) -> Self {
+        let mut h = Headers::new();
+        for (k, v) in iter {
+            h.insert(k.into(), v.into());
+        }
+        h
+    }
+}
+
+impl serde::Serialize for Headers {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.entries.len()))?;
+        for (k, v) in &self.entries {
+            m.serialize_entry(k.as_ref(), v)?;
+        }
+        m.end()
+    }
 }
 
 /// A body copied as it streamed past, bounded by `max_body_size`.
@@ -164,6 +283,29 @@ fn str_len(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn headers_keep_first_seen_order_join_repeats_and_keep_masked_alone() {
+        let mut h = Headers::new();
+        h.append("host", "a".to_string());
+        h.append("accept", "x/y".to_string());
+        h.append("accept", "z/w".to_string());
+        h.append(String::from("cookie"), crate::mask::FILTERED.to_string());
+        h.append("cookie", "sid=1".to_string());
+        assert_eq!(h.insert("host".into(), "b".into()), Some("a".to_string()));
+        assert_eq!(h.insert("x-new".into(), "n".into()), None);
+        assert_eq!(h.get("accept"), Some("x/y, z/w"));
+        assert_eq!(h.get("cookie"), Some(crate::mask::FILTERED));
+        assert_eq!(
+            serde_json::to_string(&h).expect("serializes"),
+            r#"{"host":"b","accept":"x/y, z/w","cookie":"[FILTERED]","x-new":"n"}"#
+        );
+        let collected: Headers = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
+        assert_eq!(
+            collected.iter().collect::<Vec<_>>(),
+            [("a", "3"), ("b", "2")]
+        );
+    }
 
     #[test]
     fn json_len_matches_serialized_strings_and_maps() {

@@ -2,7 +2,7 @@ use std::cell::Cell;
 
 use serde::ser::{SerializeMap, Serializer};
 
-use super::{Record, ServiceInfo};
+use super::{Headers, HttpTransaction, Record, ServiceInfo};
 
 /// Serializes a [`Record`] with its service identity in the Loggier JSON format.
 ///
@@ -91,9 +91,9 @@ impl serde::Serialize for ContextView<'_> {
 /// Encodes one record as a JSON object (no trailing newline).
 ///
 /// The bytes are exactly those of `serde_json::to_writer(out, &JsonRecord { .. })`;
-/// the common parts (timestamp, plain strings, the context's scalar values) are
-/// written straight into `out`, nested parts (HTTP transaction, exception, timing,
-/// nested context values) through `serde_json`.
+/// the common parts (timestamp, plain strings, the context's scalar values, the HTTP
+/// transaction but its bodies) are written straight into `out`, nested parts
+/// (bodies, exception, timing, nested context values) through `serde_json`.
 ///
 /// # Errors
 /// Only if a context value cannot be serialized, which `serde_json::Value` never does;
@@ -213,7 +213,7 @@ fn encode_with(
         if let Some(h) = &r.http {
             sep(out);
             out.extend_from_slice(b"\"transaction\":");
-            serde_json::to_writer(&mut *out, h)?;
+            write_transaction(out, h)?;
         }
         out.push(b'}');
     }
@@ -274,6 +274,80 @@ fn needs_escape(s: &[u8]) -> bool {
         .remainder()
         .iter()
         .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
+/// An HTTP transaction, the bytes `serde_json` writes for it; strings, headers,
+/// query parameters and numbers written directly, bodies through `serde_json`.
+fn write_transaction(out: &mut Vec<u8>, h: &HttpTransaction) -> serde_json::Result<()> {
+    let q = &h.request;
+    out.extend_from_slice(b"{\"request\":{\"method\":");
+    write_str(out, &q.method)?;
+    out.extend_from_slice(b",\"path\":");
+    write_str(out, &q.path)?;
+    if let Some(route) = &q.route {
+        out.extend_from_slice(b",\"route\":");
+        write_str(out, route)?;
+    }
+    if !q.query.is_empty() {
+        out.extend_from_slice(b",\"query_params\":{");
+        for (i, (k, v)) in q.query.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, k)?;
+            out.push(b':');
+            write_value(out, v)?;
+        }
+        out.push(b'}');
+    }
+    write_headers(out, &q.headers)?;
+    for (key, v) in [("client_ip", &q.client_ip), ("user_agent", &q.user_agent)] {
+        if let Some(v) = v {
+            write_key(out, key)?;
+            write_str(out, v)?;
+        }
+    }
+    if let Some(b) = &q.body {
+        out.extend_from_slice(b",\"body\":");
+        serde_json::to_writer(&mut *out, b)?;
+    }
+    out.push(b'}');
+    if let Some(r) = &h.response {
+        out.extend_from_slice(b",\"response\":{\"status_code\":");
+        out.extend_from_slice(itoa::Buffer::new().format(r.status_code).as_bytes());
+        if let Some(ct) = &r.content_type {
+            out.extend_from_slice(b",\"content_type\":");
+            write_str(out, ct)?;
+        }
+        write_headers(out, &r.headers)?;
+        if let Some(b) = &r.body {
+            out.extend_from_slice(b",\"body\":");
+            serde_json::to_writer(&mut *out, b)?;
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b",\"duration_ms\":");
+    serde_json::to_writer(&mut *out, &h.duration_ms)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// `,"headers":{…}` when there are any.
+fn write_headers(out: &mut Vec<u8>, headers: &Headers) -> serde_json::Result<()> {
+    if headers.is_empty() {
+        return Ok(());
+    }
+    out.extend_from_slice(b",\"headers\":{");
+    for (i, (k, v)) in headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, k)?;
+        out.push(b':');
+        write_str(out, v)?;
+    }
+    out.push(b'}');
+    Ok(())
 }
 
 /// A context value: strings, bools and null directly, anything else through
@@ -482,7 +556,7 @@ mod tests {
 
     #[test]
     fn direct_encoder_writes_the_bytes_serde_json_writes() {
-        use crate::record::{Exception, Timing, TimingKind};
+        use crate::record::{BodyContent, CapturedBody, Exception, Timing, TimingKind};
         use serde_json::json;
         let full = ServiceInfo {
             service: "api \"quoted\"".into(),
@@ -499,6 +573,55 @@ mod tests {
             ..HttpRequest::default()
         };
         req.headers.insert("x-a".into(), "b\nc".into());
+        let mut full_req = HttpRequest {
+            method: "PURGE".into(),
+            path: "/orders/7 \"x\"".into(),
+            route: Some("/orders/{id}".into()),
+            client_ip: Some("203.0.113.7".into()),
+            user_agent: Some("curl/8".into()),
+            body: Some(CapturedBody {
+                content: BodyContent::Json(json!({"a": [1, "x"], "b": null})),
+                truncated: false,
+                size_bytes: 20,
+            }),
+            ..HttpRequest::default()
+        };
+        full_req.query.insert("limit".into(), "100".into());
+        full_req.query.insert("n".into(), json!(3));
+        full_req.headers.insert("host".into(), "h".into());
+        full_req
+            .headers
+            .insert("user-agent".into(), "curl/8".into());
+        let mut full_tx = HttpTransaction::new(full_req);
+        full_tx.duration_ms = 12.345;
+        let mut resp = HttpResponse {
+            status_code: 503,
+            content_type: Some("text/plain".into()),
+            body: Some(CapturedBody {
+                content: BodyContent::Text("down\n".into()),
+                truncated: true,
+                size_bytes: 9000,
+            }),
+            ..HttpResponse::default()
+        };
+        resp.headers
+            .insert("content-type".into(), "text/plain".into());
+        resp.headers.insert("x-request-id".into(), "r\u{1}".into());
+        full_tx.response = Some(resp);
+        let mut binary_tx = HttpTransaction::new(HttpRequest::default());
+        binary_tx.duration_ms = f64::NAN;
+        binary_tx.response = Some(HttpResponse {
+            status_code: 200,
+            body: Some(CapturedBody {
+                content: BodyContent::Binary {
+                    content_type: Some("image/png".into()),
+                    len: 4096,
+                },
+                truncated: false,
+                size_bytes: 4096,
+            }),
+            ..HttpResponse::default()
+        });
         let mut with_http = Record::new(
             Level::Warning,
             "tab\there, quote \" and \\ and é and \u{7f}",
@@ -531,6 +654,8 @@ mod tests {
             with_http,
             traced,
             Record::new(Level::Error, "only request id").with_field("request_id", "kept"),
+            Record::new(Level::Info, "full transaction").with_http(full_tx),
+            Record::new(Level::Info, "binary body").with_http(binary_tx),
         ];
         for r in &records {
             for svc in [&full, &bare] {

@@ -16,7 +16,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use serde_json::Value;
 
-use crate::record::{BodyContent, CapturedBody, Fields, Record, ServiceInfo};
+use crate::record::{BodyContent, CapturedBody, Fields, Headers, Record, ServiceInfo};
 
 /// Instrumentation scope name of every record.
 pub(super) const SCOPE_NAME: &str = "loggier";
@@ -363,15 +363,11 @@ impl Attrs {
 }
 
 /// `http.request.header.<name>` as `string[]`, per semconv (values are already masked).
-fn push_headers(attrs: &mut Attrs, prefix: &str, headers: &Fields) {
+fn push_headers(attrs: &mut Attrs, prefix: &str, headers: &Headers) {
     for (name, v) in headers {
-        let values = match v {
-            Value::Array(a) => a.iter().map(|x| string(text_of(x))).collect(),
-            other => vec![string(text_of(other))],
-        };
         attrs.push(
             format!("{prefix}{}", name.to_ascii_lowercase()),
-            array(values),
+            array(vec![string(v.to_owned())]),
         );
     }
 }
