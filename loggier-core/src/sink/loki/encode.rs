@@ -178,16 +178,19 @@ impl LokiEncoder {
             by_text.insert(text.clone(), groups.len() - 1);
             groups.len() - 1
         };
+        // The stream labels of a level (service labels plus `level`) and their text,
+        // computed at most once per level and batch.
+        let level_labels = |level| {
+            let labels = self.labels(level, service);
+            let text = render_labels(&labels);
+            (labels, text)
+        };
         for (i, r) in records.iter().enumerate() {
             let lvl = r.level as usize;
             let own = if self.label_fields.is_empty() {
                 None
             } else {
-                let (labels, _) = per_level[lvl].get_or_insert_with(|| {
-                    let labels = self.labels(r.level, service);
-                    let text = render_labels(&labels);
-                    (labels, text)
-                });
+                let (labels, _) = per_level[lvl].get_or_insert_with(|| level_labels(r.level));
                 self.record_labels(r, labels)
             };
             let g = match own {
@@ -195,11 +198,8 @@ impl LokiEncoder {
                 None => match level_group[lvl] {
                     Some(g) => g,
                     None => {
-                        let (labels, text) = per_level[lvl].get_or_insert_with(|| {
-                            let labels = self.labels(r.level, service);
-                            let text = render_labels(&labels);
-                            (labels, text)
-                        });
+                        let (labels, text) =
+                            per_level[lvl].get_or_insert_with(|| level_labels(r.level));
                         let g = find_or_add(&mut groups, labels, text);
                         level_group[lvl] = Some(g);
                         g
