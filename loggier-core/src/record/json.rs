@@ -2,7 +2,7 @@ use std::cell::Cell;
 
 use serde::ser::{SerializeMap, Serializer};
 
-use super::{Headers, HttpTransaction, Record, ServiceInfo};
+use super::{HttpTransaction, Record, ServiceInfo};
 
 /// Serializes a [`Record`] with its service identity in the Loggier JSON format.
 ///
@@ -288,19 +288,8 @@ fn write_transaction(out: &mut Vec<u8>, h: &HttpTransaction) -> serde_json::Resu
         out.extend_from_slice(b",\"route\":");
         write_str(out, route)?;
     }
-    if !q.query.is_empty() {
-        out.extend_from_slice(b",\"query_params\":{");
-        for (i, (k, v)) in q.query.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            write_str(out, k)?;
-            out.push(b':');
-            write_value(out, v)?;
-        }
-        out.push(b'}');
-    }
-    write_headers(out, &q.headers)?;
+    write_object(out, "query_params", q.query.iter(), write_value)?;
+    write_object(out, "headers", q.headers.iter(), write_str)?;
     for (key, v) in [("client_ip", &q.client_ip), ("user_agent", &q.user_agent)] {
         if let Some(v) = v {
             write_key(out, key)?;
@@ -319,7 +308,7 @@ fn write_transaction(out: &mut Vec<u8>, h: &HttpTransaction) -> serde_json::Resu
             out.extend_from_slice(b",\"content_type\":");
             write_str(out, ct)?;
         }
-        write_headers(out, &r.headers)?;
+        write_object(out, "headers", r.headers.iter(), write_str)?;
         if let Some(b) = &r.body {
             out.extend_from_slice(b",\"body\":");
             serde_json::to_writer(&mut *out, b)?;
@@ -332,19 +321,26 @@ fn write_transaction(out: &mut Vec<u8>, h: &HttpTransaction) -> serde_json::Resu
     Ok(())
 }
 
-/// `,"headers":{…}` when there are any.
-fn write_headers(out: &mut Vec<u8>, headers: &Headers) -> serde_json::Result<()> {
-    if headers.is_empty() {
+/// `,"<key>":{…}` with `entries` as its members, each value written by `write`;
+/// nothing when there are no entries.
+fn write_object<K: AsRef<str>, V>(
+    out: &mut Vec<u8>,
+    key: &str,
+    entries: impl ExactSizeIterator<Item = (K, V)>,
+    mut write: impl FnMut(&mut Vec<u8>, V) -> serde_json::Result<()>,
+) -> serde_json::Result<()> {
+    if entries.len() == 0 {
         return Ok(());
     }
-    out.extend_from_slice(b",\"headers\":{");
-    for (i, (k, v)) in headers.iter().enumerate() {
+    write_key(out, key)?;
+    out.push(b'{');
+    for (i, (k, v)) in entries.enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        write_str(out, k)?;
+        write_str(out, k.as_ref())?;
         out.push(b':');
-        write_str(out, v)?;
+        write(out, v)?;
     }
     out.push(b'}');
     Ok(())
