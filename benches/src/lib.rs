@@ -101,3 +101,19 @@ pub fn thousands(v: f64) -> String {
     }
     if n < 0 { format!("-{out}") } else { out }
 }
+
+/// The capture settings of an HTTP bench mode: the defaults (only errors, slow
+/// requests and tracked statuses recorded), or every request recorded for
+/// `"loggier-all"`.
+///
+/// # Panics
+/// Never in practice: the default settings are valid.
+pub fn capture_settings(mode: &str) -> loggier_core::http::CaptureSettings {
+    let b = loggier_core::http::CaptureSettings::builder();
+    let b = if mode == "loggier-all" {
+        b.log_all_requests(true)
+    } else {
+        b
+    };
+    b.build().expect("valid capture settings")
+}

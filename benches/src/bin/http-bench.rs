@@ -109,16 +109,6 @@ fn loggier_client(dir: &Path) -> loggier_core::Loggier {
         .expect("valid loggier config")
 }
 
-fn capture_settings(mode: &str) -> loggier_core::http::CaptureSettings {
-    let b = loggier_core::http::CaptureSettings::builder();
-    let b = if mode == "loggier-all" {
-        b.log_all_requests(true)
-    } else {
-        b
-    };
-    b.build().expect("valid capture settings")
-}
-
 /// Waits for a line (or EOF) on stdin: the parent's stop signal.
 fn wait_for_stop() {
     let mut line = String::new();
@@ -163,7 +153,7 @@ fn serve_axum(mode: &str, dir: &Path, threads: usize) {
             use loggier_axum::LoggierRouterExt as _;
             let c = loggier_client(dir);
             client = Some(c.clone());
-            router.with_loggier_settings(c, capture_settings(mode))
+            router.with_loggier_settings(c, loggier_bench::capture_settings(mode))
         }
         "tracelayer" => {
             let file = std::fs::File::create(dir.join("access.log")).expect("create access.log");
@@ -272,7 +262,7 @@ fn serve_actix(mode: &str, dir: &Path, threads: usize) {
         "loggier" | "loggier-all" => {
             let c = loggier_client(dir);
             client = Some(c.clone());
-            let settings = Arc::new(capture_settings(mode));
+            let settings = Arc::new(loggier_bench::capture_settings(mode));
             let served = Arc::clone(&served);
             run_actix!(listener, threads, move || App::new()
                 .wrap(loggier_actix::Loggier::with_settings(

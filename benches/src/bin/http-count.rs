@@ -47,16 +47,6 @@ fn loggier_client(dir: &Path) -> loggier_core::Loggier {
         .expect("valid loggier config")
 }
 
-fn capture_settings(mode: &str) -> loggier_core::http::CaptureSettings {
-    let b = loggier_core::http::CaptureSettings::builder();
-    let b = if mode == "loggier-all" {
-        b.log_all_requests(true)
-    } else {
-        b
-    };
-    b.build().expect("valid capture settings")
-}
-
 fn path(i: u64) -> String {
     format!("/api/orders/{}", 1000 + i % 1000)
 }
@@ -80,7 +70,7 @@ fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) {
         None => router,
         Some(c) => {
             use loggier_axum::LoggierRouterExt as _;
-            router.with_loggier_settings(c.clone(), capture_settings(mode))
+            router.with_loggier_settings(c.clone(), loggier_bench::capture_settings(mode))
         }
     };
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -149,7 +139,7 @@ fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) 
                 App::new()
                     .wrap(loggier_actix::Loggier::with_settings(
                         c.clone(),
-                        capture_settings(mode)
+                        loggier_bench::capture_settings(mode)
                     ))
                     .service(resource())
             ),
