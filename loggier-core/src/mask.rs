@@ -310,9 +310,19 @@ impl Masker {
 
     /// [`Masker::mask_fields`], answering whether anything changed.
     fn mask_fields_noting(&self, fields: &mut Fields) -> bool {
+        self.mask_members(fields.iter_mut())
+    }
+
+    /// Masks each (key, value) member: a sensitive key's value becomes the marker,
+    /// any other value is masked by [`Masker::mask_value`]; `true` when anything
+    /// changed. Shared by JSON objects and a record's [`ContextFields`].
+    fn mask_members<'v, K: AsRef<str>>(
+        &self,
+        members: impl Iterator<Item = (K, &'v mut Value)>,
+    ) -> bool {
         let mut changed = false;
-        for (k, v) in fields.iter_mut() {
-            if self.is_sensitive_key(k) {
+        for (k, v) in members {
+            if self.is_sensitive_key(k.as_ref()) {
                 if v.as_str() != Some(FILTERED) {
                     *v = Value::String(FILTERED.to_string());
                     changed = true;
@@ -341,13 +351,7 @@ impl Masker {
 
     /// [`Masker::mask_fields`] for a record's [`ContextFields`].
     pub fn mask_context(&self, fields: &mut ContextFields) {
-        for (k, v) in fields.iter_mut() {
-            if self.is_sensitive_key(k) {
-                *v = Value::String(FILTERED.to_string());
-            } else {
-                self.mask_value(v);
-            }
-        }
+        self.mask_members(fields.iter_mut());
     }
 
     /// Masks sensitive keys anywhere inside `value`; strings are scanned with
