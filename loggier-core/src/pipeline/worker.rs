@@ -165,8 +165,11 @@ async fn run(
     let mut records: Vec<Arc<Record>> = Vec::with_capacity(RUN_MAX);
     let mut keys = KeyCache::default();
     // A run at least this long means the worker is busy: no linger, so the linger
-    // never caps throughput (nor holds up callers blocked on a small full channel).
-    let linger_below = rx.capacity().unwrap_or(RUN_MAX).min(RUN_MAX) / 4;
+    // never caps throughput. Below a 64th of the channel, the channel could take 64
+    // times the run before it is full, so even a linger stretched many times over by
+    // a starved CPU does not make callers drop (or block on) a full channel; a small
+    // channel (< 64) never lingers.
+    let linger_below = (rx.capacity().unwrap_or(0) / 64).min(RUN_MAX / 4);
     loop {
         let limit = match settings.full_policy {
             FullPolicy::DropNewest => take_limit(&handles, &room).await,
