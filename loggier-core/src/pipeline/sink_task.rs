@@ -357,6 +357,16 @@ impl Task {
         SinkCounters::add(counter(&self.counters), n);
     }
 
+    /// Runs `f`, which moves records from one counter to others in several steps
+    /// (memory or disk queue to `written`/`dropped_*`/disk queue), holding the
+    /// counters' transition lock, so a stats snapshot sees all of it or none.
+    /// `f` must not await.
+    fn moving<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let counters = Arc::clone(&self.counters);
+        let _moving = counters.moving();
+        f(self)
+    }
+
     /// `true` when there is something left to do: the outbox, batches on disk
     /// (delivered ones whose delete is pending included).
     fn has_work(&self) -> bool {
@@ -499,18 +509,22 @@ impl Task {
         let payloads = match encoded {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
-                self.add(|c| &c.left_memory, n);
-                self.drop_records(|c| &c.dropped_encode, n, format!("encode failed: {e}"));
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.drop_records(|c| &c.dropped_encode, n, format!("encode failed: {e}"));
+                });
                 return;
             }
             Err(p) => {
-                self.add(|c| &c.left_memory, n);
                 let msg = crate::global::panic_payload_text(&*p);
-                self.drop_records(
-                    |c| &c.dropped_encode,
-                    n,
-                    format!("dropped {n} records, the sink panicked while encoding: {msg}"),
-                );
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.drop_records(
+                        |c| &c.dropped_encode,
+                        n,
+                        format!("dropped {n} records, the sink panicked while encoding: {msg}"),
+                    );
+                });
                 return;
             }
         };
@@ -544,6 +558,11 @@ impl Task {
 
     /// Stores payloads that are in memory in the disk queue, in one transaction.
     fn park_all(&mut self, payloads: &[Payload]) {
+        self.moving(|t| t.park_all_counted(payloads));
+    }
+
+    /// [`Task::park_all`] under the transition lock.
+    fn park_all_counted(&mut self, payloads: &[Payload]) {
         let total: u64 = payloads.iter().map(|p| u64::from(p.records)).sum();
         self.add(|c| &c.left_memory, total);
         match self.spool.store_all(payloads) {
@@ -631,23 +650,23 @@ impl Task {
                         replay: !self.durable || b.replay,
                         refused,
                     };
-                    match self.spool.ack(b.seq) {
-                        Acked::Deleted => self.count_acked(u),
+                    self.moving(|t| match t.spool.ack(b.seq) {
+                        Acked::Deleted => t.count_acked(u),
                         // Evicted meanwhile and counted by the queue.
                         Acked::Gone => {}
                         Acked::Failed(e) => {
                             // Delivered: never sent again. The delete is retried
                             // with backoff; the row counts as pending until then.
-                            self.unacked.push(u);
-                            self.ack_failed(&e);
+                            t.unacked.push(u);
+                            t.ack_failed(&e);
                         }
-                    }
+                    });
                     self.succeeded();
                 }
-                Sent::Outcome(SendOutcome::Reject { reason }) => {
-                    let n = self.spool.remove(b.seq);
-                    self.rejected(n, reason);
-                }
+                Sent::Outcome(SendOutcome::Reject { reason }) => self.moving(|t| {
+                    let n = t.spool.remove(b.seq);
+                    t.rejected(n, reason);
+                }),
                 Sent::Outcome(SendOutcome::Retry {
                     reason,
                     retry_after,
@@ -655,10 +674,10 @@ impl Task {
                     self.spool.bump(b.seq);
                     self.failed(reason, retry_after);
                 }
-                Sent::Panicked(msg) => {
-                    let n = self.spool.remove(b.seq);
-                    self.panicked(n, &msg);
-                }
+                Sent::Panicked(msg) => self.moving(|t| {
+                    let n = t.spool.remove(b.seq);
+                    t.panicked(n, &msg);
+                }),
             }
             return;
         }
@@ -684,20 +703,26 @@ impl Task {
         match sent {
             Sent::Outcome(SendOutcome::Delivered) => {
                 self.outbox.pop_front();
-                self.add(|c| &c.left_memory, n);
                 let refused = self.take_refusal(n);
-                self.count_delivered(n, refused);
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.count_delivered(n, refused);
+                });
                 self.succeeded();
             }
             Sent::Outcome(SendOutcome::Reject { reason }) => {
                 self.outbox.pop_front();
-                self.add(|c| &c.left_memory, n);
-                self.rejected(n, reason);
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.rejected(n, reason);
+                });
             }
             Sent::Panicked(msg) => {
                 self.outbox.pop_front();
-                self.add(|c| &c.left_memory, n);
-                self.panicked(n, &msg);
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.panicked(n, &msg);
+                });
             }
             Sent::Outcome(SendOutcome::Retry {
                 reason,
@@ -713,15 +738,17 @@ impl Task {
                     if self.backoff.exhausted() {
                         // No disk queue: this batch had all its retries.
                         self.outbox.pop_front();
-                        self.add(|c| &c.left_memory, n);
                         let attempts = self.backoff.failures();
-                        self.drop_records(
-                            |c| &c.dropped_failed,
-                            n,
-                            format!(
-                                "dropped {n} records after {attempts} failed attempts: {reason}"
-                            ),
-                        );
+                        self.moving(|t| {
+                            t.add(|c| &c.left_memory, n);
+                            t.drop_records(
+                                |c| &c.dropped_failed,
+                                n,
+                                format!(
+                                    "dropped {n} records after {attempts} failed attempts: {reason}"
+                                ),
+                            );
+                        });
                         self.backoff.reset();
                     }
                 }
@@ -732,19 +759,24 @@ impl Task {
     /// Retries the deletes of delivered batches, oldest first, stopping at the
     /// first failure (the others would wait on the same lock).
     fn retry_acks(&mut self) {
-        while let Some(u) = self.unacked.first() {
-            match self.spool.ack(u.seq) {
+        while let Some(seq) = self.unacked.first().map(|u| u.seq) {
+            let deleted = self.moving(|t| match t.spool.ack(seq) {
                 Acked::Deleted => {
-                    let u = self.unacked.remove(0);
-                    self.count_acked(u);
+                    let u = t.unacked.remove(0);
+                    t.count_acked(u);
+                    true
                 }
                 Acked::Gone => {
-                    self.unacked.remove(0);
+                    t.unacked.remove(0);
+                    true
                 }
                 Acked::Failed(e) => {
-                    self.ack_failed(&e);
-                    return;
+                    t.ack_failed(&e);
+                    false
                 }
+            });
+            if !deleted {
+                return;
             }
         }
         self.ack_retry_at = None;
@@ -960,12 +992,14 @@ impl Task {
         let left: Vec<Payload> = self.outbox.drain(..).collect();
         let n: u64 = left.iter().map(|p| u64::from(p.records)).sum();
         if n > 0 {
-            self.add(|c| &c.left_memory, n);
-            self.drop_records(
-                |c| &c.dropped_failed,
-                n,
-                format!("dropped {n} records not delivered before the shutdown deadline"),
-            );
+            self.moving(|t| {
+                t.add(|c| &c.left_memory, n);
+                t.drop_records(
+                    |c| &c.dropped_failed,
+                    n,
+                    format!("dropped {n} records not delivered before the shutdown deadline"),
+                );
+            });
         }
         self.answer_flushes(true);
         let left = deadline.saturating_duration_since(Instant::now());
