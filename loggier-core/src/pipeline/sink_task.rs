@@ -153,10 +153,10 @@ struct Task {
     backlog_recheck_at: Option<Instant>,
     ack_delay: Duration,
     /// The record channel while a send runs from the main loop: records arriving
-    /// meanwhile go to `intake` (at most `intake_cap`), batched after the send.
+    /// meanwhile go to `intake` (at most [`Task::intake_room`]), batched after the
+    /// send.
     records: Option<flume::Receiver<Arc<Record>>>,
     intake: Vec<Arc<Record>>,
-    intake_cap: usize,
 }
 
 pub(crate) async fn run(
@@ -198,9 +198,7 @@ pub(crate) async fn run(
         ack_delay: ACK_RETRY_FIRST,
         records: None,
         intake: Vec::new(),
-        intake_cap: 0,
     };
-    t.intake_cap = t.max_records.saturating_mul(MAX_OUTBOX);
     let mut records_open = true;
     loop {
         t.answer_flushes(false);
@@ -413,6 +411,19 @@ impl Task {
         self.batch
             .started
             .is_some_and(|s| instant_plus(s, self.max_delay) <= now)
+    }
+
+    /// Records a send may take in from the channel: what fills the outbox up to
+    /// [`MAX_OUTBOX`] batches, less the open batch. Zero while the outbox is full:
+    /// records then wait in the channel and the backpressure reaches the worker,
+    /// instead of every send encoding up to `MAX_OUTBOX` more batches into an outbox
+    /// that only one send drains (memory grew with the records produced). Behind a
+    /// backlog the outbox goes to disk when full, which makes room again.
+    fn intake_room(&self) -> usize {
+        MAX_OUTBOX
+            .saturating_sub(self.outbox.len())
+            .saturating_mul(self.max_records)
+            .saturating_sub(self.batch.records.len())
     }
 
     /// Batches the records taken in during the last send.
@@ -628,14 +639,13 @@ impl Task {
                 }
             };
             let n = u64::from(b.payload.records);
+            let room = self.intake_room();
             let Some(sent) = Self::send_watching(
                 &mut self.sink,
                 &b.payload,
                 control,
                 &mut self.held,
-                self.records
-                    .as_ref()
-                    .map(|r| (r, &mut self.intake, self.intake_cap)),
+                self.records.as_ref().map(|r| (r, &mut self.intake, room)),
             )
             .await
             else {
@@ -687,14 +697,13 @@ impl Task {
             return;
         };
         let n = u64::from(p.records);
+        let room = self.intake_room();
         let Some(sent) = Self::send_watching(
             &mut self.sink,
             &p,
             control,
             &mut self.held,
-            self.records
-                .as_ref()
-                .map(|r| (r, &mut self.intake, self.intake_cap)),
+            self.records.as_ref().map(|r| (r, &mut self.intake, room)),
         )
         .await
         else {
