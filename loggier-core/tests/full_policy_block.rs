@@ -125,17 +125,19 @@ fn a_slow_sink_keeps_a_bounded_number_of_encoded_batches_in_memory() {
     assert_eq!(stats.sinks[0].written, N, "{stats:?}");
     assert_eq!(sent.load(Ordering::SeqCst), N);
     // The producer outran the sink, yet the encoded batches waiting in memory stay
-    // within the sink task's outbox (16 batches, plus the one being sent), and the
-    // final flush adds at most what waited in the sink's queue (the channel
-    // capacity): the backpressure reaches the producer instead.
+    // within the sink task's outbox (16 batches, the one being sent among them), and
+    // the final flush adds at most what waited in the sink's queue (the channel
+    // capacity): the backpressure reaches the producer instead. (While sends could
+    // take in records past the outbox bound, ~9,400 of the 10,000 waited encoded.)
     let waiting = most_waiting.load(Ordering::SeqCst);
     assert!(
-        waiting <= 500 + 17 * BATCH as u64,
+        waiting <= 500 + 20 * BATCH as u64,
         "{waiting} encoded records waited in memory"
     );
-    // Sink queue (at most the channel capacity) plus the outbox and open batch.
+    // Sink queue (at most the channel capacity) plus the outbox and open batch
+    // (a little slack for a partial batch sealed by the flush interval).
     assert!(
-        most_pending <= 500 + 18 * BATCH as u64,
+        most_pending <= 500 + 20 * BATCH as u64,
         "pending reached {most_pending}"
     );
     log.shutdown(Duration::from_secs(10));
