@@ -45,7 +45,8 @@
 //! - `http-transport`: the shared [`sink::http_transport::HttpTransport`] for network sinks.
 //! - `http-capture`: [`http`], the HTTP capture policy used by the framework middleware.
 //! - `otlp`: [`sink::otlp::OtlpSink`], OTLP logs over HTTP/protobuf (`OTEL_EXPORTER_OTLP_*`).
-//! - `otlp-grpc`: adds OTLP/gRPC (tonic, plaintext) to the OTLP sink.
+//! - `otlp-grpc`: adds OTLP/gRPC (tonic; plaintext, or TLS with rustls for
+//!   `https://` endpoints) to the OTLP sink.
 //! - `http-ingest`: [`HttpSink`], the Loggier ingest wire format (gzip JSON array, bearer key).
 //! - `macros` (default): the attributes [`trace_function`], [`trace_http`],
 //!   [`trace_database`], [`capture_exceptions`] and [`track_endpoint`] (crate

@@ -22,6 +22,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use otlp_support::{DEADLINE, attr, body_text, encode_and_send, service, str_attr, wait_until};
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
+use tonic::transport::{Identity, ServerTlsConfig};
 use tonic::{Code, Request, Response, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
@@ -64,6 +65,12 @@ struct GrpcCollector {
 
 impl GrpcCollector {
     fn start() -> Self {
+        Self::start_with(None)
+    }
+
+    /// A collector serving TLS with this certificate chain and key (PEM), or
+    /// plaintext with `None`.
+    fn start_with(tls: Option<(String, String)>) -> Self {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -76,11 +83,14 @@ impl GrpcCollector {
         let addr = incoming.local_addr().expect("addr");
         let svc = LogsServiceServer::new(Collector(Arc::clone(&shared)))
             .accept_compressed(CompressionEncoding::Gzip);
+        let mut server = tonic::transport::Server::builder();
+        if let Some((cert, key)) = tls {
+            server = server
+                .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+                .expect("server tls config");
+        }
         rt.spawn(async move {
-            let _ = tonic::transport::Server::builder()
-                .add_service(svc)
-                .serve_with_incoming(incoming)
-                .await;
+            let _ = server.add_service(svc).serve_with_incoming(incoming).await;
         });
         GrpcCollector {
             addr,
@@ -308,13 +318,115 @@ fn grpc_end_to_end_with_partial_success_counted() {
     log.shutdown(DEADLINE);
 }
 
-#[test]
-fn https_grpc_is_a_clear_config_error() {
-    let err = OtlpSink::builder()
+/// A certificate for `127.0.0.1` and `localhost`, self-signed (it is its own CA):
+/// (certificate PEM, key PEM).
+fn self_signed() -> (String, String) {
+    let c = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    (c.cert.pem(), c.signing_key.serialize_pem())
+}
+
+fn tls_sink(port: u16, ca: Option<&str>) -> OtlpSink {
+    let mut b = OtlpSink::builder()
         .protocol(OtlpProtocol::Grpc)
-        .endpoint("https://collector:4317")
+        .endpoint(format!("https://127.0.0.1:{port}"))
+        .header("authorization", "Bearer tls-secret")
+        .timeout(Duration::from_secs(5));
+    if let Some(ca) = ca {
+        b = b.ca_certificate_pem(ca);
+    }
+    b.build().expect("valid sink")
+}
+
+#[test]
+fn https_grpc_with_the_collectors_ca_delivers_over_tls() {
+    let (cert, key) = self_signed();
+    let c = GrpcCollector::start_with(Some((cert.clone(), key)));
+    let mut sink = tls_sink(c.addr.port(), Some(&cert));
+    let rec = Record::new(Level::Warning, "over tls");
+    let outcomes = encode_and_send(&mut sink, &[rec], &service());
+    assert_eq!(outcomes, vec![SendOutcome::Delivered]);
+    let got = c.got();
+    assert_eq!(got.len(), 1);
+    // The record and the metadata arrived through the TLS session intact.
+    let r = &got[0].request.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(body_text(r), Some("over tls"));
+    assert_eq!(
+        got[0]
+            .metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok()),
+        Some("Bearer tls-secret")
+    );
+}
+
+#[test]
+fn https_grpc_refuses_a_certificate_it_does_not_trust() {
+    let (cert, key) = self_signed();
+    let c = GrpcCollector::start_with(Some((cert, key)));
+    // Default trust (Mozilla's roots): the private certificate is unknown.
+    let mut default_roots = tls_sink(c.addr.port(), None);
+    // A different CA than the one that signed the collector's certificate.
+    let (other_ca, _) = self_signed();
+    let mut other = tls_sink(c.addr.port(), Some(&other_ca));
+    for sink in [&mut default_roots, &mut other] {
+        let outcomes = encode_and_send(sink, &[Record::new(Level::Info, "secret")], &service());
+        assert!(
+            matches!(outcomes.as_slice(), [SendOutcome::Retry { .. }]),
+            "{outcomes:?}"
+        );
+    }
+    assert!(c.got().is_empty(), "nothing may reach an untrusted server");
+}
+
+#[test]
+fn a_plaintext_collector_is_not_reached_over_https_nor_a_tls_one_over_http() {
+    let plain = GrpcCollector::start();
+    let (cert, key) = self_signed();
+    let tls = GrpcCollector::start_with(Some((cert.clone(), key)));
+    let mut https_to_plain = tls_sink(plain.addr.port(), Some(&cert));
+    let mut http_to_tls = OtlpSink::builder()
+        .protocol(OtlpProtocol::Grpc)
+        .endpoint(format!("http://{}", tls.addr))
+        .timeout(Duration::from_secs(2))
         .build()
-        .expect_err("no TLS for gRPC");
-    assert_eq!(err.setting(), "otlp_endpoint");
-    assert!(err.to_string().contains("TLS"), "{err}");
+        .expect("valid sink");
+    for sink in [&mut https_to_plain, &mut http_to_tls] {
+        let outcomes = encode_and_send(sink, &[Record::new(Level::Info, "x")], &service());
+        assert!(
+            matches!(outcomes.as_slice(), [SendOutcome::Retry { .. }]),
+            "{outcomes:?}"
+        );
+    }
+    assert!(plain.got().is_empty() && tls.got().is_empty());
+}
+
+#[test]
+fn a_custom_ca_is_checked_when_the_sink_is_built() {
+    let (cert, _) = self_signed();
+    let build = |b: OtlpSinkBuilder| b.build().expect_err("must be refused");
+    // Not PEM at all.
+    let e = build(
+        OtlpSink::builder()
+            .protocol(OtlpProtocol::Grpc)
+            .endpoint("https://collector:4317")
+            .ca_certificate_pem("not a certificate"),
+    );
+    assert_eq!(e.setting(), "otlp_ca_certificate");
+    // A CA for a plaintext endpoint would silently protect nothing.
+    let e = build(
+        OtlpSink::builder()
+            .protocol(OtlpProtocol::Grpc)
+            .endpoint("http://collector:4317")
+            .ca_certificate_pem(cert.clone()),
+    );
+    assert_eq!(e.setting(), "otlp_endpoint");
+    assert!(e.to_string().contains("https"), "{e}");
+    // OTLP/HTTP does not use it: refused rather than ignored.
+    let e = build(
+        OtlpSink::builder()
+            .endpoint("https://collector:4318")
+            .ca_certificate_pem(cert),
+    );
+    assert_eq!(e.setting(), "otlp_ca_certificate");
 }

@@ -153,10 +153,10 @@ struct Task {
     backlog_recheck_at: Option<Instant>,
     ack_delay: Duration,
     /// The record channel while a send runs from the main loop: records arriving
-    /// meanwhile go to `intake` (at most `intake_cap`), batched after the send.
+    /// meanwhile go to `intake` (at most [`Task::intake_room`]), batched after the
+    /// send.
     records: Option<flume::Receiver<Arc<Record>>>,
     intake: Vec<Arc<Record>>,
-    intake_cap: usize,
 }
 
 pub(crate) async fn run(
@@ -198,9 +198,7 @@ pub(crate) async fn run(
         ack_delay: ACK_RETRY_FIRST,
         records: None,
         intake: Vec::new(),
-        intake_cap: 0,
     };
-    t.intake_cap = t.max_records.saturating_mul(MAX_OUTBOX);
     let mut records_open = true;
     loop {
         t.answer_flushes(false);
@@ -357,6 +355,16 @@ impl Task {
         SinkCounters::add(counter(&self.counters), n);
     }
 
+    /// Runs `f`, which moves records from one counter to others in several steps
+    /// (memory or disk queue to `written`/`dropped_*`/disk queue), holding the
+    /// counters' transition lock, so a stats snapshot sees all of it or none.
+    /// `f` must not await.
+    fn moving<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        let counters = Arc::clone(&self.counters);
+        let _moving = counters.moving();
+        f(self)
+    }
+
     /// `true` when there is something left to do: the outbox, batches on disk
     /// (delivered ones whose delete is pending included).
     fn has_work(&self) -> bool {
@@ -403,6 +411,19 @@ impl Task {
         self.batch
             .started
             .is_some_and(|s| instant_plus(s, self.max_delay) <= now)
+    }
+
+    /// Records a send may take in from the channel: what fills the outbox up to
+    /// [`MAX_OUTBOX`] batches, less the open batch. Zero while the outbox is full:
+    /// records then wait in the channel and the backpressure reaches the worker,
+    /// instead of every send encoding up to `MAX_OUTBOX` more batches into an outbox
+    /// that only one send drains (memory grew with the records produced). Behind a
+    /// backlog the outbox goes to disk when full, which makes room again.
+    fn intake_room(&self) -> usize {
+        MAX_OUTBOX
+            .saturating_sub(self.outbox.len())
+            .saturating_mul(self.max_records)
+            .saturating_sub(self.batch.records.len())
     }
 
     /// Batches the records taken in during the last send.
@@ -499,18 +520,22 @@ impl Task {
         let payloads = match encoded {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
-                self.add(|c| &c.left_memory, n);
-                self.drop_records(|c| &c.dropped_encode, n, format!("encode failed: {e}"));
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.drop_records(|c| &c.dropped_encode, n, format!("encode failed: {e}"));
+                });
                 return;
             }
             Err(p) => {
-                self.add(|c| &c.left_memory, n);
                 let msg = crate::global::panic_payload_text(&*p);
-                self.drop_records(
-                    |c| &c.dropped_encode,
-                    n,
-                    format!("dropped {n} records, the sink panicked while encoding: {msg}"),
-                );
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.drop_records(
+                        |c| &c.dropped_encode,
+                        n,
+                        format!("dropped {n} records, the sink panicked while encoding: {msg}"),
+                    );
+                });
                 return;
             }
         };
@@ -544,6 +569,11 @@ impl Task {
 
     /// Stores payloads that are in memory in the disk queue, in one transaction.
     fn park_all(&mut self, payloads: &[Payload]) {
+        self.moving(|t| t.park_all_counted(payloads));
+    }
+
+    /// [`Task::park_all`] under the transition lock.
+    fn park_all_counted(&mut self, payloads: &[Payload]) {
         let total: u64 = payloads.iter().map(|p| u64::from(p.records)).sum();
         self.add(|c| &c.left_memory, total);
         match self.spool.store_all(payloads) {
@@ -609,14 +639,13 @@ impl Task {
                 }
             };
             let n = u64::from(b.payload.records);
+            let room = self.intake_room();
             let Some(sent) = Self::send_watching(
                 &mut self.sink,
                 &b.payload,
                 control,
                 &mut self.held,
-                self.records
-                    .as_ref()
-                    .map(|r| (r, &mut self.intake, self.intake_cap)),
+                self.records.as_ref().map(|r| (r, &mut self.intake, room)),
             )
             .await
             else {
@@ -631,23 +660,23 @@ impl Task {
                         replay: !self.durable || b.replay,
                         refused,
                     };
-                    match self.spool.ack(b.seq) {
-                        Acked::Deleted => self.count_acked(u),
+                    self.moving(|t| match t.spool.ack(b.seq) {
+                        Acked::Deleted => t.count_acked(u),
                         // Evicted meanwhile and counted by the queue.
                         Acked::Gone => {}
                         Acked::Failed(e) => {
                             // Delivered: never sent again. The delete is retried
                             // with backoff; the row counts as pending until then.
-                            self.unacked.push(u);
-                            self.ack_failed(&e);
+                            t.unacked.push(u);
+                            t.ack_failed(&e);
                         }
-                    }
+                    });
                     self.succeeded();
                 }
-                Sent::Outcome(SendOutcome::Reject { reason }) => {
-                    let n = self.spool.remove(b.seq);
-                    self.rejected(n, reason);
-                }
+                Sent::Outcome(SendOutcome::Reject { reason }) => self.moving(|t| {
+                    let n = t.spool.remove(b.seq);
+                    t.rejected(n, reason);
+                }),
                 Sent::Outcome(SendOutcome::Retry {
                     reason,
                     retry_after,
@@ -655,10 +684,10 @@ impl Task {
                     self.spool.bump(b.seq);
                     self.failed(reason, retry_after);
                 }
-                Sent::Panicked(msg) => {
-                    let n = self.spool.remove(b.seq);
-                    self.panicked(n, &msg);
-                }
+                Sent::Panicked(msg) => self.moving(|t| {
+                    let n = t.spool.remove(b.seq);
+                    t.panicked(n, &msg);
+                }),
             }
             return;
         }
@@ -668,14 +697,13 @@ impl Task {
             return;
         };
         let n = u64::from(p.records);
+        let room = self.intake_room();
         let Some(sent) = Self::send_watching(
             &mut self.sink,
             &p,
             control,
             &mut self.held,
-            self.records
-                .as_ref()
-                .map(|r| (r, &mut self.intake, self.intake_cap)),
+            self.records.as_ref().map(|r| (r, &mut self.intake, room)),
         )
         .await
         else {
@@ -684,20 +712,26 @@ impl Task {
         match sent {
             Sent::Outcome(SendOutcome::Delivered) => {
                 self.outbox.pop_front();
-                self.add(|c| &c.left_memory, n);
                 let refused = self.take_refusal(n);
-                self.count_delivered(n, refused);
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.count_delivered(n, refused);
+                });
                 self.succeeded();
             }
             Sent::Outcome(SendOutcome::Reject { reason }) => {
                 self.outbox.pop_front();
-                self.add(|c| &c.left_memory, n);
-                self.rejected(n, reason);
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.rejected(n, reason);
+                });
             }
             Sent::Panicked(msg) => {
                 self.outbox.pop_front();
-                self.add(|c| &c.left_memory, n);
-                self.panicked(n, &msg);
+                self.moving(|t| {
+                    t.add(|c| &c.left_memory, n);
+                    t.panicked(n, &msg);
+                });
             }
             Sent::Outcome(SendOutcome::Retry {
                 reason,
@@ -713,15 +747,17 @@ impl Task {
                     if self.backoff.exhausted() {
                         // No disk queue: this batch had all its retries.
                         self.outbox.pop_front();
-                        self.add(|c| &c.left_memory, n);
                         let attempts = self.backoff.failures();
-                        self.drop_records(
-                            |c| &c.dropped_failed,
-                            n,
-                            format!(
-                                "dropped {n} records after {attempts} failed attempts: {reason}"
-                            ),
-                        );
+                        self.moving(|t| {
+                            t.add(|c| &c.left_memory, n);
+                            t.drop_records(
+                                |c| &c.dropped_failed,
+                                n,
+                                format!(
+                                    "dropped {n} records after {attempts} failed attempts: {reason}"
+                                ),
+                            );
+                        });
                         self.backoff.reset();
                     }
                 }
@@ -732,19 +768,24 @@ impl Task {
     /// Retries the deletes of delivered batches, oldest first, stopping at the
     /// first failure (the others would wait on the same lock).
     fn retry_acks(&mut self) {
-        while let Some(u) = self.unacked.first() {
-            match self.spool.ack(u.seq) {
+        while let Some(seq) = self.unacked.first().map(|u| u.seq) {
+            let deleted = self.moving(|t| match t.spool.ack(seq) {
                 Acked::Deleted => {
-                    let u = self.unacked.remove(0);
-                    self.count_acked(u);
+                    let u = t.unacked.remove(0);
+                    t.count_acked(u);
+                    true
                 }
                 Acked::Gone => {
-                    self.unacked.remove(0);
+                    t.unacked.remove(0);
+                    true
                 }
                 Acked::Failed(e) => {
-                    self.ack_failed(&e);
-                    return;
+                    t.ack_failed(&e);
+                    false
                 }
+            });
+            if !deleted {
+                return;
             }
         }
         self.ack_retry_at = None;
@@ -960,12 +1001,14 @@ impl Task {
         let left: Vec<Payload> = self.outbox.drain(..).collect();
         let n: u64 = left.iter().map(|p| u64::from(p.records)).sum();
         if n > 0 {
-            self.add(|c| &c.left_memory, n);
-            self.drop_records(
-                |c| &c.dropped_failed,
-                n,
-                format!("dropped {n} records not delivered before the shutdown deadline"),
-            );
+            self.moving(|t| {
+                t.add(|c| &c.left_memory, n);
+                t.drop_records(
+                    |c| &c.dropped_failed,
+                    n,
+                    format!("dropped {n} records not delivered before the shutdown deadline"),
+                );
+            });
         }
         self.answer_flushes(true);
         let left = deadline.saturating_duration_since(Instant::now());

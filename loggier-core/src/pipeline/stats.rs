@@ -1,8 +1,8 @@
 //! Counters shared between callers, the worker and the sink tasks, and their public
 //! snapshot types.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Counters of the caller side of the pipeline.
 #[derive(Debug, Default)]
@@ -41,6 +41,12 @@ pub(crate) struct SinkCounters {
     pub(crate) last_error: Mutex<Option<String>>,
     /// The disk queue's counters of this sink.
     pub(crate) queue: QueueView,
+    /// Held while records move between counters in more than one step (out of
+    /// memory into `written`/`dropped_*`/the disk queue, out of the disk queue into
+    /// `written`/`dropped_*`), and by [`SinkCounters::snapshot`], so a snapshot never
+    /// sees records counted nowhere or twice. Lock order: this, then the disk queue,
+    /// then its counters; never taken while holding either of those.
+    moving: Mutex<()>,
 }
 
 impl SinkCounters {
@@ -62,6 +68,7 @@ impl SinkCounters {
             offline: AtomicBool::new(false),
             last_error: Mutex::new(None),
             queue: QueueView::default(),
+            moving: Mutex::new(()),
         }
     }
 
@@ -75,6 +82,12 @@ impl SinkCounters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Takes the transition lock (see `moving`): hold the guard while updating
+    /// every counter of one move. Never held across an `.await`.
+    pub(crate) fn moving(&self) -> MutexGuard<'_, ()> {
+        self.moving.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn set_last_error(&self, msg: String) {
         if let Ok(mut g) = self.last_error.lock() {
             *g = Some(msg);
@@ -83,8 +96,10 @@ impl SinkCounters {
 
     pub(crate) fn snapshot(&self) -> SinkStats {
         let ld = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        // Memory side first: a batch moving to disk is then seen at most twice
-        // (never zero times) by a concurrent snapshot.
+        // No move between counters is half done while this is held (the mutex also
+        // orders these loads after the mover's stores). `received` may still grow
+        // meanwhile: such records are simply pending.
+        let _moving = self.moving();
         let received = ld(&self.received);
         let left_memory = ld(&self.left_memory);
         let q = self.queue.sink(&self.name);
@@ -210,6 +225,12 @@ impl QueueView {
 /// dispatched`, and for every sink `dispatched == received + dropped_backlog` and
 /// `received + restored == written + (dropped() - dropped_backlog) + pending` (see
 /// [`SinkStats::balance`]). `pending` counts records in memory and on disk.
+///
+/// The per-sink balance holds in every snapshot. The first two hold exactly once
+/// the client is idle or shut down; while records flow, a snapshot can be off by
+/// the records crossing the channel at that instant (a record is counted in
+/// `enqueued` just before it enters the channel, and in `dispatched` /
+/// `received` just after the worker takes it out).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[non_exhaustive]
 pub struct Stats {
@@ -322,8 +343,10 @@ impl SinkStats {
 
     /// Conservation check: `received + restored - (written + dropped() -
     /// dropped_backlog + pending)`. Zero when every record this sink was given is
-    /// accounted for; it can be off briefly in a snapshot taken while a batch moves
-    /// between memory and disk.
+    /// accounted for, in every snapshot: each move of records between memory, the
+    /// disk queue, `written` and the `dropped_*` counters is one update as seen by
+    /// [`Loggier::stats`](crate::Loggier::stats). (Not zero after rows were deleted
+    /// from the queue file by another program.)
     pub fn balance(&self) -> i128 {
         let inflow = i128::from(self.received) + i128::from(self.restored);
         let outflow = i128::from(self.written)

@@ -344,6 +344,10 @@ async fn dispatch(
 }
 
 async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy, room: &Room) {
+    // Counted before the sink task can see it: once it has it, the task may move it
+    // out of memory (`left_memory`) at once, and a stats snapshot taken before a
+    // late `received` would count it written but never received.
+    SinkCounters::add(&h.counters.received, 1);
     let sent = match h.records.try_send(record) {
         Err(flume::TrySendError::Full(r)) if policy == FullPolicy::Block => {
             wait_for_room(h, room).await;
@@ -359,12 +363,14 @@ async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy, room:
         other => other,
     };
     match sent {
-        Ok(()) => SinkCounters::add(&h.counters.received, 1),
+        Ok(()) => {}
         Err(flume::TrySendError::Full(_)) => {
+            // Taken back: never received, so it was pending nowhere.
+            h.counters.received.fetch_sub(1, Ordering::Relaxed);
             SinkCounters::add(&h.counters.dropped_backlog, 1);
         }
         Err(flume::TrySendError::Disconnected(_)) => {
-            SinkCounters::add(&h.counters.received, 1);
+            let _moving = h.counters.moving();
             SinkCounters::add(&h.counters.left_memory, 1);
             SinkCounters::add(&h.counters.dropped_failed, 1);
         }

@@ -147,6 +147,15 @@ impl QueueConfig {
 
 /// Disk-queue counters of one sink. Record counts unless the name says batches or
 /// bytes. Counters only grow, except the `pending_*` gauges.
+///
+/// Balance, in every snapshot: `restored_records + offered == pending_records +
+/// acked_records + removed_records + dropped_total()`, where `offered` is the
+/// records of every batch handed to [`DiskQueue::push`] / [`DiskQueue::push_many`]
+/// (a refused batch, [`PushOutcome::Dropped`], is counted in a `dropped_*` counter
+/// without ever being stored; every other one in `stored_records`). Each change
+/// moves records between these counters in one update, so a reader never sees
+/// records counted nowhere or twice. [`DiskQueue::resync`] is the exception: it
+/// resets the gauges to what the file holds (rows deleted by another program).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SinkQueueStats {
@@ -164,6 +173,10 @@ pub struct SinkQueueStats {
     pub stored_records: u64,
     /// Records removed after the sink acknowledged them.
     pub acked_records: u64,
+    /// Records deleted undelivered by [`DiskQueue::remove`] (e.g. the receiver
+    /// refused them); the caller counts them in its own drop counters, so they are
+    /// not in [`SinkQueueStats::dropped_total`].
+    pub removed_records: u64,
     /// Records deleted to respect [`QueueConfig::max_bytes`].
     pub dropped_cache_full: u64,
     /// Records deleted because they were older than [`QueueConfig::max_age`].

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use rusqlite::{Connection, ErrorCode, OpenFlags, params};
 
-use super::{QueueConfig, QueueStats, QueueStatsHandle, SyncMode};
+use super::{QueueConfig, QueueStats, QueueStatsHandle, SinkQueueStats, SyncMode};
 use crate::error::{Error, ErrorKind};
 use crate::sink::Payload;
 
@@ -462,7 +462,7 @@ impl DiskQueue {
 
     /// Deletes an undecodable row, counting its records as `dropped_corrupt`.
     fn quarantine(&mut self, seq: i64, reason: &str) -> Result<(), Error> {
-        match self.delete_row(seq) {
+        match self.delete_row(seq, Fate::Corrupt) {
             Ok(Some(row)) => {
                 let msg = format!(
                     "disk queue {}: batch row {seq} of sink {} is unreadable ({reason}); deleted, {} records counted as dropped_corrupt",
@@ -470,10 +470,7 @@ impl DiskQueue {
                     row.sink,
                     row.records
                 );
-                self.stats.update(|s| {
-                    s.sinks.entry(row.sink).or_default().dropped_corrupt += row.records;
-                    s.last_error = Some(msg);
-                });
+                self.stats.update(|s| s.last_error = Some(msg));
                 Ok(())
             }
             Ok(None) => Ok(()),
@@ -488,27 +485,22 @@ impl DiskQueue {
     /// [`ErrorKind::Queue`] when the row cannot be deleted (the batch stays and will
     /// be sent again: at-least-once).
     pub fn ack(&mut self, seq: i64) -> Result<bool, Error> {
-        match self.delete_row(seq) {
-            Ok(Some(row)) => {
-                self.stats.update(|s| {
-                    let st = s.sinks.entry(row.sink).or_default();
-                    st.acked_records += row.records;
-                });
-                Ok(true)
-            }
+        match self.delete_row(seq, Fate::Acked) {
+            Ok(Some(_)) => Ok(true),
             Ok(None) => Ok(false),
             Err(e) => Err(self.handle_error("delete", &e)),
         }
     }
 
-    /// Deletes the batch `seq` without delivering it, counting its records in the
-    /// caller's own drop counters (e.g. the receiver rejected it). Returns the number
-    /// of records removed (0 when the row was already gone).
+    /// Deletes the batch `seq` without delivering it (e.g. the receiver rejected
+    /// it); the queue counts its records as `removed_records`, the caller in its own
+    /// drop counters. Returns the number of records removed (0 when the row was
+    /// already gone).
     ///
     /// # Errors
     /// [`ErrorKind::Queue`] when the row cannot be deleted.
     pub fn remove(&mut self, seq: i64) -> Result<u64, Error> {
-        match self.delete_row(seq) {
+        match self.delete_row(seq, Fate::Removed) {
             Ok(Some(row)) => Ok(row.records),
             Ok(None) => Ok(0),
             Err(e) => Err(self.handle_error("delete", &e)),
@@ -551,9 +543,9 @@ impl DiskQueue {
             // No row is older than the cutoff: nothing to delete (no statement run).
             return;
         }
-        let r = self.delete_where(DELETE_OLDER, cutoff);
+        let r = self.delete_where(DELETE_OLDER, cutoff, Fate::Expired);
         match r {
-            Ok(rows) => {
+            Ok(_) => {
                 // Rows created before the cutoff are gone; MIN over the index is
                 // cheap. An empty table: nothing can expire before a new insert.
                 self.oldest_created_ms = self
@@ -563,11 +555,6 @@ impl DiskQueue {
                     })
                     .ok()
                     .map(|m| m.unwrap_or(i64::MAX));
-                for row in rows {
-                    self.stats.update(|s| {
-                        s.sinks.entry(row.sink).or_default().dropped_expired += row.records;
-                    });
-                }
             }
             Err(e) => {
                 let _ = self.handle_error("expire", &e);
@@ -592,11 +579,8 @@ impl DiskQueue {
                     }
                 });
             match victim {
-                Ok(Some(seq)) => match self.delete_row(seq) {
-                    Ok(Some(row)) => self.stats.update(|s| {
-                        s.sinks.entry(row.sink).or_default().dropped_cache_full += row.records;
-                    }),
-                    Ok(None) => {}
+                Ok(Some(seq)) => match self.delete_row(seq, Fate::Evicted) {
+                    Ok(_) => {}
                     Err(e) => {
                         let _ = self.handle_error("evict", &e);
                         return;
@@ -689,15 +673,23 @@ impl DiskQueue {
         Ok((out, bad))
     }
 
-    /// Deletes one row and updates the pending gauges; `None` when it was not there.
-    fn delete_row(&mut self, seq: i64) -> rusqlite::Result<Option<DeletedRow>> {
-        let mut rows = self.delete_where(DELETE_BY_SEQ, seq)?;
+    /// Deletes one row, moving its records from the pending gauges to `fate`'s
+    /// counter; `None` when it was not there.
+    fn delete_row(&mut self, seq: i64, fate: Fate) -> rusqlite::Result<Option<DeletedRow>> {
+        let mut rows = self.delete_where(DELETE_BY_SEQ, seq, fate)?;
         Ok(rows.pop())
     }
 
     /// Runs one of the `DELETE … RETURNING sink, records, bytes` statements above
-    /// with `arg` as `?1`, updating the pending gauges.
-    fn delete_where(&mut self, sql: &'static str, arg: i64) -> rusqlite::Result<Vec<DeletedRow>> {
+    /// with `arg` as `?1`, then moves the deleted records from the pending gauges to
+    /// `fate`'s counter in one update of the counters, so no [`QueueStats`] snapshot
+    /// sees them in neither (or in both).
+    fn delete_where(
+        &mut self,
+        sql: &'static str,
+        arg: i64,
+        fate: Fate,
+    ) -> rusqlite::Result<Vec<DeletedRow>> {
         let deleted: Vec<DeletedRow> = {
             let mut st = self.conn.prepare_cached(sql)?;
             // Tolerant of damaged values: a row must be deletable whatever it holds.
@@ -710,15 +702,21 @@ impl DiskQueue {
             })?;
             rows.collect::<rusqlite::Result<_>>()?
         };
+        if deleted.is_empty() {
+            return Ok(deleted);
+        }
         for row in &deleted {
             self.total_bytes = self.total_bytes.saturating_sub(row.bytes);
-            self.stats.update(|s| {
+        }
+        self.stats.update(|s| {
+            for row in &deleted {
                 let st = s.sinks.entry(row.sink.clone()).or_default();
                 st.pending_batches = st.pending_batches.saturating_sub(1);
                 st.pending_records = st.pending_records.saturating_sub(row.records);
                 st.pending_bytes = st.pending_bytes.saturating_sub(row.bytes);
-            });
-        }
+                *fate.counter(st) += row.records;
+            }
+        });
         Ok(deleted)
     }
 
@@ -973,6 +971,33 @@ struct DeletedRow {
     sink: String,
     records: u64,
     bytes: u64,
+}
+
+/// Why rows are deleted: names the counter their records move to.
+#[derive(Debug, Clone, Copy)]
+enum Fate {
+    /// The sink acknowledged the batch: `acked_records`.
+    Acked,
+    /// Deleted undelivered for the caller, who counts it: `removed_records`.
+    Removed,
+    /// Older than `max_age`: `dropped_expired`.
+    Expired,
+    /// Evicted by the byte bound: `dropped_cache_full`.
+    Evicted,
+    /// Undecodable: `dropped_corrupt`.
+    Corrupt,
+}
+
+impl Fate {
+    fn counter(self, st: &mut SinkQueueStats) -> &mut u64 {
+        match self {
+            Fate::Acked => &mut st.acked_records,
+            Fate::Removed => &mut st.removed_records,
+            Fate::Expired => &mut st.dropped_expired,
+            Fate::Evicted => &mut st.dropped_cache_full,
+            Fate::Corrupt => &mut st.dropped_corrupt,
+        }
+    }
 }
 
 enum OpenError {
@@ -1371,6 +1396,100 @@ mod tests {
             q.oldest("a", 10).expect("oldest")[0].payload.bytes[..],
             [2; 10]
         );
+    }
+
+    /// Every snapshot a concurrent reader takes balances: records leave the pending
+    /// gauges and reach `acked`/`removed`/`dropped_*` in the same update.
+    #[test]
+    fn every_stats_snapshot_balances_while_rows_are_deleted() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (mut q, _) = open(
+            dir.path(),
+            QueueConfig::default()
+                .max_age(Duration::from_secs(60))
+                .max_bytes(2_000),
+        );
+        let handle = q.stats_handle();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(AtomicU64::new(0));
+        let reader = {
+            let (stop, seen) = (Arc::clone(&stop), Arc::clone(&seen));
+            std::thread::spawn(move || {
+                let mut unbalanced = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let snap = handle.snapshot();
+                    for (sink, s) in &snap.sinks {
+                        // No push in this test is refused, so offered == stored.
+                        let inflow = s.restored_records + s.stored_records;
+                        let outflow = s.pending_records
+                            + s.acked_records
+                            + s.removed_records
+                            + s.dropped_total();
+                        if inflow != outflow && unbalanced.len() < 5 {
+                            unbalanced.push(format!("{sink}: {s:?}"));
+                        }
+                    }
+                    seen.fetch_add(1, Ordering::Relaxed);
+                }
+                unbalanced
+            })
+        };
+        let now = now_ms();
+        let mut tag = 0u8;
+        let mut next = |records: u32| {
+            tag = tag.wrapping_add(1);
+            payload(tag, 100, records)
+        };
+        let mut rounds = 0u32;
+        // At least 200 rounds, and until the reader took 2000 snapshots meanwhile.
+        while rounds < 200 || (seen.load(Ordering::Relaxed) < 2_000 && rounds < 20_000) {
+            rounds += 1;
+            // Old batches, then one expiry deleting all of them in one statement.
+            let old: Vec<Payload> = (0..6).map(|i| next(i + 1)).collect();
+            q.push_many_at("a", &old, now - 120_000);
+            q.expire(now);
+            // Enough fresh batches of two sinks to pass max_bytes (evictions).
+            for i in 0..12u32 {
+                let sink = if i % 2 == 0 { "a" } else { "b" };
+                assert!(q.push_at(sink, &next(i % 5 + 1), now).is_stored());
+            }
+            // One acknowledged and one removed per sink.
+            for sink in ["a", "b"] {
+                let batches = q.oldest(sink, 2).expect("oldest");
+                if let Some(b) = batches.first() {
+                    assert!(q.ack(b.seq).expect("ack"));
+                }
+                if let Some(b) = batches.get(1) {
+                    assert_eq!(
+                        q.remove(b.seq).expect("remove"),
+                        u64::from(b.payload.records)
+                    );
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let unbalanced = reader.join().expect("reader thread");
+        assert!(
+            unbalanced.is_empty(),
+            "{} snapshots over {rounds} rounds; unbalanced: {unbalanced:#?}",
+            seen.load(Ordering::Relaxed)
+        );
+        // The final state balances too, and every kind of deletion happened.
+        let st = q.stats();
+        for sink in ["a", "b"] {
+            let s = st.sink(sink);
+            assert_eq!(
+                s.stored_records,
+                s.pending_records + s.acked_records + s.removed_records + s.dropped_total(),
+                "{sink}: {s:?}"
+            );
+            assert!(s.acked_records > 0 && s.removed_records > 0, "{s:?}");
+            assert!(s.dropped_cache_full > 0, "{s:?}");
+        }
+        assert!(st.sink("a").dropped_expired > 0, "{:?}", st.sink("a"));
     }
 
     #[test]

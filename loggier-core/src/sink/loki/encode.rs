@@ -461,9 +461,12 @@ impl LokiEncoder {
             put_str_field(1, &st.labels_text, &mut raw);
             raw.extend_from_slice(&st.bytes[span]);
         }
-        let body = snap::raw::Encoder::new()
+        let mut body = snap::raw::Encoder::new()
             .compress_vec(&raw)
             .map_err(|e| Error::with_source(ErrorKind::Encode, "snappy compression failed", e))?;
+        // `compress_vec` allocates the worst case (about 7/6 of the input) and keeps
+        // that capacity; the payload waits in the outbox, so give the rest back.
+        body.shrink_to_fit();
         if body.len() > self.max_request_bytes && count > 1 {
             let (first, second) = split_parts(parts, count / 2);
             self.emit_protobuf(streams, first, out)?;

@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsSe
 use prost::Message;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::{AsciiMetadataKey, AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
@@ -35,6 +35,10 @@ pub(super) struct GrpcTarget {
 }
 
 impl GrpcTarget {
+    /// Checks the target URL and headers. An `https://` target gets TLS (rustls):
+    /// the server certificate must chain to `ca_pem` when given (PEM, one or more
+    /// CA certificates; only those are trusted), else to Mozilla's roots
+    /// (`webpki-roots`), and name the URL's host. ALPN must select `h2`.
     pub(super) fn new(
         target: &str,
         target_setting: &'static str,
@@ -42,30 +46,24 @@ impl GrpcTarget {
         headers_setting: &'static str,
         timeout: Duration,
         compression: OtlpCompression,
+        ca_pem: Option<&[u8]>,
     ) -> Result<Self, ConfigError> {
         // The target as shown in errors: a `user:password@` password is never echoed.
         let shown = crate::sink::endpoint::redact_url(target);
         let uri: tonic::codegen::http::Uri = target
             .parse()
             .map_err(|e| ConfigError::invalid(target_setting, &shown, format!("not a URL: {e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(ConfigError::invalid(
-                    target_setting,
-                    &shown,
-                    "TLS is not available for OTLP/gRPC in loggier; use http/protobuf with \
-                     https, or a plaintext collector (e.g. a local agent)",
-                ));
-            }
+        let tls = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             _ => {
                 return Err(ConfigError::invalid(
                     target_setting,
                     &shown,
-                    "expected an http:// URL such as http://localhost:4317",
+                    "expected an http:// or https:// URL such as http://localhost:4317",
                 ));
             }
-        }
+        };
         if uri.host().is_none_or(str::is_empty) {
             return Err(ConfigError::invalid(
                 target_setting,
@@ -73,11 +71,32 @@ impl GrpcTarget {
                 "the URL has no host",
             ));
         }
-        let endpoint = Endpoint::from(uri)
+        let mut endpoint = Endpoint::from(uri)
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(concat!("loggier/", env!("CARGO_PKG_VERSION")))
             .map_err(|e| ConfigError::invalid(target_setting, &shown, e.to_string()))?;
+        if tls {
+            let config = ClientTlsConfig::new().timeout(timeout);
+            let config = match ca_pem {
+                Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
+                None => config.with_webpki_roots(),
+            };
+            endpoint = endpoint.tls_config(config).map_err(|e| {
+                let detail = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+                ConfigError::invalid(
+                    target_setting,
+                    &shown,
+                    format!("TLS setup failed: {detail}"),
+                )
+            })?;
+        } else if ca_pem.is_some() {
+            return Err(ConfigError::invalid(
+                target_setting,
+                &shown,
+                "a CA certificate is set but the URL is http:// (plaintext); use https://",
+            ));
+        }
 
         let mut metadata = MetadataMap::new();
         for (i, (k, v)) in headers.iter().enumerate() {
@@ -170,7 +189,7 @@ impl GrpcTarget {
                 // Our channel broke, the collector said nothing: start a fresh one.
                 self.client = None;
                 SendOutcome::Retry {
-                    reason: format!("grpc channel failed: {}", status.message()),
+                    reason: format!("grpc channel failed: {}", error_chain(&status)),
                     retry_after: None,
                 }
             }
@@ -181,9 +200,41 @@ impl GrpcTarget {
 
 /// `true` for the `UNKNOWN` status tonic's generated client makes when its channel
 /// cannot be polled ready ("Service was not ready: …", e.g. the channel's background
-/// task is gone): a failure on our side, not an answer from the collector.
+/// task is gone), and the one it makes from a transport error of its own (the
+/// connection broke mid-call, or the peer does not speak the same protocol: a
+/// plaintext channel to a TLS port): a failure on our side of the wire, not an
+/// answer from the collector, so the batch is retried instead of rejected. A status
+/// the collector sent has no source error.
 fn is_local_channel_failure(status: &Status) -> bool {
-    status.code() == Code::Unknown && status.message().starts_with("Service was not ready")
+    if status.code() != Code::Unknown {
+        return false;
+    }
+    if status.message().starts_with("Service was not ready") {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.is::<tonic::transport::Error>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// The status message followed by its source errors, `: `-separated.
+fn error_chain(status: &Status) -> String {
+    let mut text = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
 }
 
 /// gRPC status handling per
@@ -294,11 +345,13 @@ mod tests {
                 "otlp_headers",
                 Duration::from_secs(1),
                 OtlpCompression::None,
+                None,
             )
         };
         assert!(ok("http://localhost:4317").is_ok());
+        assert!(ok("https://collector:4317").is_ok());
         for bad in [
-            "https://collector:4317",
+            "ftp://collector:4317",
             "collector:4317",
             "http://",
             "not a url",
@@ -313,6 +366,7 @@ mod tests {
             "OTEL_EXPORTER_OTLP_HEADERS",
             Duration::from_secs(1),
             OtlpCompression::None,
+            None,
         )
         .err()
         .expect("binary keys are refused");

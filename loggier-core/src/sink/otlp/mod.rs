@@ -13,10 +13,11 @@
 //!   compression is on (the payload is compressed once, at encode time, and stored
 //!   compressed in the disk queue).
 //! - **OTLP/gRPC** ([spec](https://opentelemetry.io/docs/specs/otlp/#otlpgrpc)):
-//!   `opentelemetry.proto.collector.logs.v1.LogsService/Export` over plaintext HTTP/2
-//!   (default `http://localhost:4317`), gzip through gRPC message compression. TLS is
-//!   not built in for gRPC; use OTLP/HTTP with `https://` (rustls, see
-//!   [`HttpTransport`](crate::sink::HttpTransport)) or a plaintext local collector.
+//!   `opentelemetry.proto.collector.logs.v1.LogsService/Export` over HTTP/2
+//!   (default `http://localhost:4317`, plaintext), gzip through gRPC message
+//!   compression. An `https://` endpoint uses TLS (rustls with aws-lc-rs, ALPN `h2`),
+//!   trusting Mozilla's roots (`webpki-roots`, built in: no system store is read) or
+//!   only the CA given to [`OtlpSinkBuilder::ca_certificate_pem`].
 //!
 //! # Mapping
 //! Per the [logs data model](https://opentelemetry.io/docs/specs/otel/logs/data-model/)
@@ -146,7 +147,8 @@ pub enum OtlpProtocol {
     /// `http/protobuf` (the default): binary protobuf over HTTP/1.1 or HTTP/2.
     #[default]
     HttpProtobuf,
-    /// `grpc`: needs the `otlp-grpc` feature; plaintext only.
+    /// `grpc`: needs the `otlp-grpc` feature; plaintext (`http://`) or TLS
+    /// (`https://`).
     Grpc,
 }
 
@@ -270,6 +272,8 @@ pub struct OtlpSinkBuilder {
     timeout_setting: &'static str,
     resource: Vec<(String, serde_json::Value)>,
     max_request_bytes: usize,
+    /// PEM of the CAs trusted for an `https://` gRPC endpoint (`None`: webpki roots).
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl fmt::Debug for OtlpSinkBuilder {
@@ -294,6 +298,10 @@ impl fmt::Debug for OtlpSinkBuilder {
             .field("timeout", &self.timeout)
             .field("resource", &self.resource)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field(
+                "ca_certificate_pem",
+                &self.ca_pem.as_ref().map(|p| format!("{} bytes", p.len())),
+            )
             .finish()
     }
 }
@@ -313,6 +321,7 @@ impl Default for OtlpSinkBuilder {
             timeout_setting: "otlp_timeout",
             resource: Vec::new(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            ca_pem: None,
         }
     }
 }
@@ -476,16 +485,30 @@ impl OtlpSinkBuilder {
         self
     }
 
+    /// Trusts only the CA certificates in `pem` (one or more PEM `CERTIFICATE`
+    /// blocks) for an `https://` OTLP/gRPC endpoint, instead of Mozilla's roots
+    /// (`webpki-roots`, the default): for a collector whose certificate comes from a
+    /// private CA. The collector's certificate must still name the endpoint's host.
+    /// Only OTLP/gRPC uses it; OTLP/HTTP trusts the system's store (see
+    /// [`HttpTransport`](crate::sink::HttpTransport)), so [`OtlpSinkBuilder::build`]
+    /// refuses it there rather than ignore it.
+    pub fn ca_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
     /// Validates the settings and builds the sink. No connection is made here: the
     /// gRPC channel is created on the first send, inside the worker's runtime, so
     /// building outside any tokio runtime is fine.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] (naming the variable or builder setting) for: an
-    /// endpoint that is not an `http`/`https` URL with a host; `https` with gRPC (no
-    /// TLS for gRPC in this build); [`OtlpProtocol::Grpc`] without the `otlp-grpc`
-    /// feature; a header name or value HTTP/gRPC cannot carry; a zero timeout; a zero
-    /// `max_request_bytes`; an empty name.
+    /// endpoint that is not an `http`/`https` URL with a host;
+    /// [`OtlpProtocol::Grpc`] without the `otlp-grpc` feature; a header name or value
+    /// HTTP/gRPC cannot carry; a zero timeout; a zero `max_request_bytes`; an empty
+    /// name; a [`ca_certificate_pem`](OtlpSinkBuilder::ca_certificate_pem)
+    /// (`otlp_ca_certificate`) that holds no PEM certificate or cannot be parsed, or
+    /// is set for OTLP/HTTP or for a plaintext `http://` gRPC endpoint.
     pub fn build(self) -> Result<OtlpSink, ConfigError> {
         if self.name.trim().is_empty() {
             return Err(ConfigError::invalid(
@@ -507,6 +530,25 @@ impl OtlpSinkBuilder {
                 0,
                 "must be greater than zero",
             ));
+        }
+        if let Some(pem) = &self.ca_pem {
+            if self.protocol != OtlpProtocol::Grpc {
+                return Err(ConfigError::invalid(
+                    "otlp_ca_certificate",
+                    format!("{} bytes of PEM", pem.len()),
+                    "only OTLP/gRPC uses a custom CA; OTLP/HTTP trusts the system's store",
+                ));
+            }
+            if !pem
+                .windows(b"-----BEGIN CERTIFICATE-----".len())
+                .any(|w| w == b"-----BEGIN CERTIFICATE-----")
+            {
+                return Err(ConfigError::invalid(
+                    "otlp_ca_certificate",
+                    format!("{} bytes", pem.len()),
+                    "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
+                ));
+            }
         }
         let resource = self
             .resource
@@ -554,6 +596,7 @@ impl OtlpSinkBuilder {
             self.headers_setting,
             self.timeout,
             self.compression,
+            self.ca_pem.as_deref(),
         )?)))
     }
 
@@ -775,9 +818,9 @@ mod tests {
         {
             let e = OtlpSink::builder()
                 .protocol(OtlpProtocol::Grpc)
-                .endpoint("https://u:s3cr3t@collector:4317")
+                .endpoint("ftp://u:s3cr3t@collector:4317")
                 .build()
-                .expect_err("no TLS for gRPC");
+                .expect_err("bad scheme for gRPC");
             assert!(!e.to_string().contains("s3cr3t"), "{e}");
         }
     }
