@@ -27,9 +27,8 @@ pub(crate) type SharedCapture = Rc<RefCell<Option<BodyCapture>>>;
 /// request headers, which are only turned into strings if the request is recorded.
 #[derive(Debug)]
 pub(crate) struct Pending {
+    /// Its scope frame holds the request id.
     exchange: Exchange,
-    /// The exchange's scope frame (it holds the request id).
-    frame: Arc<ScopeFrame>,
     client: loggier_core::Loggier,
     method: Method,
     uri: Uri,
@@ -46,13 +45,12 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn new(
-        mut exchange: Exchange,
+        exchange: Exchange,
         client: loggier_core::Loggier,
         head: &RequestHead,
         request_body: Option<SharedCapture>,
     ) -> Self {
         Pending {
-            frame: Arc::clone(exchange.frame()),
             exchange,
             client,
             method: head.method.clone(),
@@ -69,7 +67,7 @@ impl Pending {
     /// request's scope frame's (shared, not copied), so the copy of the response
     /// headers kept for the record shares them too.
     pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
-        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(&self.frame)));
+        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(self.exchange.frame())));
         HeaderValue::from_maybe_shared(bytes).ok()
     }
 
@@ -130,7 +128,6 @@ impl Pending {
     pub(crate) fn emit(self: Box<Self>, aborted: bool) {
         let Pending {
             mut exchange,
-            frame: _,
             client,
             method,
             uri,

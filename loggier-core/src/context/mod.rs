@@ -51,7 +51,58 @@ pub struct ScopeFrame {
     route: Option<Arc<str>>,
     tags: Vec<String>,
     /// The request's endpoint slot, when the scope belongs to a captured request.
-    endpoint: Option<Arc<EndpointSlot>>,
+    endpoint: Endpoint,
+}
+
+/// Where a frame's endpoint slot lives. The frame of an HTTP request holds its slot
+/// inline (one allocation for the frame and the slot); scopes nested in it point at
+/// that frame.
+#[derive(Debug, Default, PartialEq)]
+enum Endpoint {
+    /// Not a request scope.
+    #[default]
+    None,
+    /// The slot lives in this frame: the frame of a captured HTTP request.
+    Own(EndpointSlot),
+    /// A slot given with [`Scope::endpoint_slot`].
+    Shared(Arc<EndpointSlot>),
+    /// The slot of an enclosing frame (one holding it as [`Endpoint::Own`]).
+    Frame(Arc<ScopeFrame>),
+}
+
+impl Endpoint {
+    fn slot(&self) -> Option<&EndpointSlot> {
+        match self {
+            Endpoint::None => None,
+            Endpoint::Own(slot) => Some(slot),
+            Endpoint::Shared(slot) => Some(slot),
+            Endpoint::Frame(frame) => frame.endpoint.slot(),
+        }
+    }
+
+    /// The endpoint of a frame nested in `parent` (which holds this endpoint).
+    fn inherited(&self, parent: &Arc<ScopeFrame>) -> Endpoint {
+        match self {
+            Endpoint::None => Endpoint::None,
+            Endpoint::Own(_) => Endpoint::Frame(Arc::clone(parent)),
+            Endpoint::Shared(slot) => Endpoint::Shared(Arc::clone(slot)),
+            Endpoint::Frame(frame) => Endpoint::Frame(Arc::clone(frame)),
+        }
+    }
+}
+
+impl Clone for Endpoint {
+    /// A clone of an inline slot is a snapshot: it holds the options set so far, and
+    /// later ones set on either copy are not seen by the other. (Nested scopes do not
+    /// clone it: they point at the request's frame.)
+    fn clone(&self) -> Self {
+        match self {
+            Endpoint::None => Endpoint::None,
+            Endpoint::Own(slot) => Endpoint::Own(slot.snapshot()),
+            Endpoint::Shared(slot) => Endpoint::Shared(Arc::clone(slot)),
+            Endpoint::Frame(frame) => Endpoint::Frame(Arc::clone(frame)),
+        }
+    }
 }
 
 impl ScopeFrame {
@@ -80,14 +131,49 @@ impl ScopeFrame {
         &self.tags
     }
     /// The endpoint slot of the HTTP request this scope belongs to (set by the
-    /// middleware), when there is one.
-    pub fn endpoint_slot(&self) -> Option<&Arc<EndpointSlot>> {
-        self.endpoint.as_ref()
+    /// middleware), when there is one. The slot of a request captured by a Loggier
+    /// middleware lives inside the request's frame; keep an `Arc<ScopeFrame>` to hold
+    /// on to it.
+    pub fn endpoint_slot(&self) -> Option<&EndpointSlot> {
+        self.endpoint.slot()
     }
     /// The [`EndpointOptions`] the request's handler set (`#[track_endpoint]`), once it
     /// started.
     pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
-        self.endpoint.as_deref().and_then(EndpointSlot::get)
+        self.endpoint.slot().and_then(EndpointSlot::get)
+    }
+
+    /// The frame of an HTTP request (what [`Exchange`](crate::http::Exchange) builds):
+    /// `request_id` and the caller's trace ids over the current scope, a new endpoint
+    /// slot inside the frame — one allocation for both — and the route of the current
+    /// scope (the exchange sets its own while it is the frame's only owner).
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn request(request_id: RequestId, trace: Option<(String, String)>) -> Arc<Self> {
+        let mut frame = match current() {
+            None => ScopeFrame::default(),
+            Some(parent) => ScopeFrame {
+                fields: parent.fields.clone(),
+                request_id: None,
+                trace_id: parent.trace_id.clone(),
+                span_id: parent.span_id.clone(),
+                route: parent.route.clone(),
+                tags: parent.tags.clone(),
+                endpoint: Endpoint::None,
+            },
+        };
+        frame.request_id = Some(request_id);
+        if let Some((trace_id, span_id)) = trace {
+            frame.trace_id = Some(trace_id);
+            frame.span_id = Some(span_id);
+        }
+        frame.endpoint = Endpoint::Own(EndpointSlot::new());
+        Arc::new(frame)
+    }
+
+    /// Sets the route of a frame nobody else holds yet (see [`ScopeFrame::request`]).
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn set_route(&mut self, route: Arc<str>) {
+        self.route = Some(route);
     }
 }
 
@@ -155,14 +241,6 @@ impl Scope {
         self
     }
 
-    /// Sets the request id without converting it (HTTP middleware: a generated id
-    /// stays inline).
-    #[cfg(feature = "http-capture")]
-    pub(crate) fn request_id_value(mut self, id: RequestId) -> Self {
-        self.frame.request_id = Some(id);
-        self
-    }
-
     /// Sets the W3C trace id (32 hex chars) and, optionally, span id (16 hex chars).
     pub fn trace(mut self, trace_id: impl Into<String>, span_id: Option<String>) -> Self {
         self.frame.trace_id = Some(trace_id.into());
@@ -187,7 +265,14 @@ impl Scope {
     /// [`EndpointOptions`] ([`set_endpoint_options`]). HTTP middleware sets it (see
     /// `loggier_core::http::Exchange::scope`); nested scopes share their parent's.
     pub fn endpoint_slot(mut self, slot: Arc<EndpointSlot>) -> Self {
-        self.frame.endpoint = Some(slot);
+        self.frame.endpoint = Endpoint::Shared(slot);
+        self
+    }
+
+    /// Shares the endpoint slot of `frame` (a request frame holding its slot inline).
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn endpoint_of(mut self, frame: &Arc<ScopeFrame>) -> Self {
+        self.frame.endpoint = frame.endpoint.inherited(frame);
         self
     }
 
@@ -206,7 +291,10 @@ impl Scope {
                     f.span_id = own.span_id;
                 }
                 f.route = own.route.or(f.route);
-                f.endpoint = own.endpoint.or(f.endpoint);
+                f.endpoint = match own.endpoint {
+                    Endpoint::None => parent.endpoint.inherited(&parent),
+                    own => own,
+                };
                 Arc::new(f)
             }
         }

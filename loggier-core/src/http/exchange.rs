@@ -18,7 +18,6 @@ use super::redact::{self, FILTERED};
 use super::request_id::request_id_or_generate_inline;
 use super::settings::{CaptureSettings, ResponseBodyCapture};
 use super::traceparent::TraceParent;
-use crate::context::RequestId;
 
 /// Longest response `Content-Type` an [`Exchange`] keeps without an allocation, bytes.
 const CONTENT_TYPE_INLINE: usize = 48;
@@ -103,13 +102,12 @@ enum Failure {
 pub struct Exchange {
     settings: Arc<CaptureSettings>,
     started: Instant,
-    /// `None` once moved into `frame`. A generated id is inline (no allocation).
-    request_id: Option<RequestId>,
+    /// The request's scope frame, built at the start: it holds the request id (a
+    /// generated one inline) and the request's [`EndpointSlot`] in one allocation.
+    frame: Arc<ScopeFrame>,
     trace: Option<Box<TraceParent>>,
     /// Shared (not copied) with the frame and, in actix, the middleware's route memo.
     route: Option<Arc<str>>,
-    /// The request's scope frame, once [`frame`](Exchange::frame) built it.
-    frame: Option<Arc<ScopeFrame>>,
     status: Option<u16>,
     /// The response `Content-Type` (UTF-8), kept inline: the usual value fits, so
     /// noting it costs no allocation for a request that is then not recorded.
@@ -121,8 +119,6 @@ pub struct Exchange {
     response_body: Option<Box<BodyCapture>>,
     aborted: bool,
     duration: Option<Duration>,
-    /// Filled by the request's handler (`#[track_endpoint]`) through the scope.
-    endpoint: Arc<EndpointSlot>,
 }
 
 /// The `traceparent` header name, parsed once.
@@ -157,13 +153,19 @@ impl Exchange {
         request_id: Option<&[u8]>,
         traceparent: Option<&[u8]>,
     ) -> Exchange {
+        let trace = traceparent.and_then(TraceParent::parse).map(Box::new);
+        let frame = ScopeFrame::request(
+            request_id_or_generate_inline(request_id),
+            trace
+                .as_ref()
+                .map(|t| (t.trace_id.clone(), t.span_id.clone())),
+        );
         Exchange {
             settings,
             started: Instant::now(),
-            request_id: Some(request_id_or_generate_inline(request_id)),
-            trace: traceparent.and_then(TraceParent::parse).map(Box::new),
+            frame,
+            trace,
             route: None,
-            frame: None,
             status: None,
             response_content_type: None,
             failure: None,
@@ -172,7 +174,6 @@ impl Exchange {
             response_body: None,
             aborted: false,
             duration: None,
-            endpoint: Arc::new(EndpointSlot::new()),
         }
     }
 
@@ -184,11 +185,7 @@ impl Exchange {
     /// The request id: put it in the request scope and echo it on the response
     /// (header [`CaptureSettings::request_id_header`]).
     pub fn request_id(&self) -> &str {
-        match (&self.frame, &self.request_id) {
-            (Some(f), _) => f.request_id().unwrap_or_default(),
-            (None, Some(id)) => id.as_str(),
-            (None, None) => "",
-        }
+        self.frame.request_id().unwrap_or_default()
     }
 
     /// The caller's trace context, when a valid `traceparent` came in.
@@ -199,8 +196,16 @@ impl Exchange {
     /// Sets the route template (`/users/{id}`), when the framework knows it: a
     /// `String`, a `&str`, or an `Arc<str>` shared by the requests of one route (no
     /// copy per request). Copied into text only when the request is recorded.
+    ///
+    /// The request's [`frame`](Exchange::frame) carries it too when it is set before
+    /// the frame is handed out (the usual order: set the route, then run the handler
+    /// in the frame); a frame already shared keeps what it had.
     pub fn set_route(&mut self, route: impl Into<Arc<str>>) {
-        self.route = Some(route.into());
+        let route = route.into();
+        if let Some(frame) = Arc::get_mut(&mut self.frame) {
+            frame.set_route(Arc::clone(&route));
+        }
+        self.route = Some(route);
     }
 
     /// The route template, when set.
@@ -208,15 +213,17 @@ impl Exchange {
         self.route.as_deref()
     }
 
-    /// The request's endpoint slot; [`scope`](Exchange::scope) carries it to the
+    /// The request's endpoint slot (inside the request's [`frame`](Exchange::frame),
+    /// which an adapter holds to keep it); [`scope`](Exchange::scope) carries it to the
     /// handler. An adapter that knows the endpoint itself may fill it directly.
-    pub fn endpoint_slot(&self) -> &Arc<EndpointSlot> {
-        &self.endpoint
+    /// Always `Some`: every exchange's frame has its own slot.
+    pub fn endpoint_slot(&self) -> Option<&EndpointSlot> {
+        self.frame.endpoint_slot()
     }
 
     /// The options the request's endpoint set, once its handler started.
     pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
-        self.endpoint.get()
+        self.frame.endpoint()
     }
 
     /// Status `status` is tracked for this request: the endpoint's `statuses` when it
@@ -286,7 +293,7 @@ impl Exchange {
         };
         wanted.then(|| {
             BodyCapture::new(s.max_body_size, content_type)
-                .gated(Arc::clone(&self.endpoint), s.capture_request_body)
+                .gated(Arc::clone(&self.frame), s.capture_request_body)
         })
     }
 
@@ -412,7 +419,7 @@ impl Exchange {
     pub fn scope(&self) -> crate::context::Scope {
         let mut scope = crate::context::Scope::new()
             .request_id(self.request_id())
-            .endpoint_slot(Arc::clone(&self.endpoint));
+            .endpoint_of(&self.frame);
         if let Some(t) = &self.trace {
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
@@ -423,35 +430,15 @@ impl Exchange {
     }
 
     /// The request's resolved scope frame: [`scope`](Exchange::scope) resolved
-    /// against the current scope ([`Scope::into_frame`](crate::context::Scope::into_frame)),
-    /// built on the first call and shared by later ones. Cheaper than
-    /// `scope().into_frame()`: the request id moves into the frame instead of being
-    /// copied (and [`request_id`](Exchange::request_id) reads it from there), the
-    /// route is shared. Adapters run the handler in
-    /// it ([`instrument_request`](crate::context::instrument_request)) and enter it
+    /// against the scope current at [`start`](Exchange::start), built there, in one
+    /// allocation with the request's endpoint slot. Cheaper than
+    /// `scope().into_frame()`: the request id is not copied (and
+    /// [`request_id`](Exchange::request_id) reads it from there), the route is shared.
+    /// Adapters run the handler in it
+    /// ([`instrument_request`](crate::context::instrument_request)) and enter it
     /// around every poll of the response body.
-    pub fn frame(&mut self) -> &Arc<ScopeFrame> {
-        let frame = match self.frame.take() {
-            Some(f) => f,
-            None => self.build_frame(),
-        };
-        self.frame.insert(frame)
-    }
-
-    fn build_frame(&mut self) -> Arc<ScopeFrame> {
-        {
-            let mut scope = crate::context::Scope::new().endpoint_slot(Arc::clone(&self.endpoint));
-            if let Some(id) = self.request_id.take() {
-                scope = scope.request_id_value(id);
-            }
-            if let Some(t) = &self.trace {
-                scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
-            }
-            if let Some(route) = &self.route {
-                scope = scope.route(Arc::clone(route));
-            }
-            scope.into_frame()
-        }
+    pub fn frame(&self) -> &Arc<ScopeFrame> {
+        &self.frame
     }
 
     /// The response body was dropped before its end (client disconnect, server
