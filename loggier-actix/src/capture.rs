@@ -140,7 +140,13 @@ impl Pending {
         if let Some(shared) = request_body {
             // The payload wrapper only borrows while pushing a chunk, on this same
             // thread, so the borrow cannot be held here; stay panic-free regardless.
-            if let Some(capture) = shared.try_borrow_mut().ok().and_then(|mut c| c.take()) {
+            // An empty copy adds nothing to a record: not handed over (no box).
+            if let Some(capture) = shared
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut c| c.take())
+                .filter(|c| c.total_bytes() > 0)
+            {
                 exchange.set_request_body(capture);
             }
         }

@@ -22,6 +22,24 @@ use crate::future::ResponseFuture;
 /// The `traceparent` header name, parsed once.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
+/// `true` when an HTTP/1 request has neither `Content-Length` nor
+/// `Transfer-Encoding`, or `Content-Length: 0`: its body is empty (RFC 9112 §6.3).
+/// HTTP/2 and HTTP/3 requests may carry a body without either header.
+fn has_no_body(req: &ServiceRequest) -> bool {
+    use actix_web::http::Version;
+    if !matches!(req.version(), Version::HTTP_10 | Version::HTTP_11) {
+        return false;
+    }
+    let headers = req.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return false;
+    }
+    match headers.get(header::CONTENT_LENGTH) {
+        None => true,
+        Some(len) => len.as_bytes() == b"0",
+    }
+}
+
 /// What every request of one worker shares: the client, the policy settings and the
 /// request id header in actix's header type. Behind an `Rc`: actix workers are
 /// single-threaded, one `App` (and so one middleware) per worker.
@@ -264,9 +282,14 @@ where
             exchange.set_route(route);
         }
 
-        // A request without a body has `Payload::None`: nothing to copy, no wrapper.
+        // A request without a body has `Payload::None` (or, over HTTP/1, no framing
+        // header: RFC 9112 §6.3, its body is empty): nothing to copy, no wrapper.
         let request_body = match req.take_payload() {
             Payload::None => None,
+            payload if has_no_body(&req) => {
+                req.set_payload(payload);
+                None
+            }
             payload => {
                 let content_type = req.headers().get(header::CONTENT_TYPE);
                 let capture = exchange.request_body_capture(content_type.map(|v| v.as_bytes()));
