@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use crate::record::Fields;
@@ -38,6 +38,49 @@ pub use endpoint::{EndpointOptions, EndpointSlot, set_endpoint_options};
 pub use request::RequestContext;
 pub(crate) use request_id::RequestId;
 
+/// Finds the route template of a request frame whose route is resolved on first use
+/// ([`Exchange::defer_route`](crate::http::Exchange::defer_route)): `Some(route)` when
+/// it can answer on this thread now (`Some(None)`: the request matches no route),
+/// `None` when it cannot (asked again later).
+pub type RouteResolver = fn(&ScopeFrame) -> Option<Option<Arc<str>>>;
+
+/// A frame's route template: none, known, or resolved on first use.
+#[derive(Clone, Default)]
+enum Route {
+    #[default]
+    None,
+    Known(Arc<str>),
+    Later {
+        resolved: OnceLock<Option<Arc<str>>>,
+        resolve: RouteResolver,
+    },
+}
+
+impl Route {
+    fn get(&self) -> Option<&Arc<str>> {
+        match self {
+            Route::None => None,
+            Route::Known(route) => Some(route),
+            Route::Later { resolved, .. } => resolved.get().and_then(Option::as_ref),
+        }
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Later { resolved, .. } if resolved.get().is_none() => f.write_str("Later"),
+            route => route.get().fmt(f),
+        }
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
 /// The resolved values of the innermost scope, flattened with its parents' values
 /// (computed once when the scope is entered, not per record).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,8 +90,9 @@ pub struct ScopeFrame {
     request_id: Option<RequestId>,
     trace_id: Option<String>,
     span_id: Option<String>,
-    /// Shared with the middleware's route memo and the request's exchange.
-    route: Option<Arc<str>>,
+    /// Shared with the middleware's route memo and the request's exchange; an HTTP
+    /// adapter may have it resolved on first use.
+    route: Route,
     tags: Vec<String>,
     /// The request's endpoint slot, when the scope belongs to a captured request.
     endpoint: Endpoint,
@@ -123,8 +167,42 @@ impl ScopeFrame {
         self.span_id.as_deref()
     }
     /// Route template of the current HTTP request, when a scope set one.
+    ///
+    /// A route resolved on first use ([`Exchange::defer_route`](crate::http::Exchange::defer_route))
+    /// is `None` until [`current`] returned this frame on the thread serving the
+    /// request (every record logged there does) or the adapter set it.
     pub fn route(&self) -> Option<&str> {
-        self.route.as_deref()
+        self.route.get().map(|r| &**r)
+    }
+
+    /// Resolves a route deferred with [`Exchange::defer_route`](crate::http::Exchange::defer_route),
+    /// when it is still open and its resolver can answer here.
+    fn resolve_route(&self) {
+        if let Route::Later { resolved, resolve } = &self.route {
+            if resolved.get().is_none() {
+                if let Some(route) = resolve(self) {
+                    let _ = resolved.set(route);
+                }
+            }
+        }
+    }
+
+    /// Gives a deferred route its answer (the first answer stays); nothing for a frame
+    /// whose route is not deferred.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn settle_route(&self, route: &Arc<str>) {
+        if let Route::Later { resolved, .. } = &self.route {
+            let _ = resolved.set(Some(Arc::clone(route)));
+        }
+    }
+
+    /// Makes the route of a frame nobody else holds yet resolved on first use.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn defer_route(&mut self, resolve: RouteResolver) {
+        self.route = Route::Later {
+            resolved: OnceLock::new(),
+            resolve,
+        };
     }
     /// Tags, outer scopes first.
     pub fn tags(&self) -> &[String] {
@@ -173,7 +251,7 @@ impl ScopeFrame {
     /// Sets the route of a frame nobody else holds yet (see [`ScopeFrame::request`]).
     #[cfg(feature = "http-capture")]
     pub(crate) fn set_route(&mut self, route: Arc<str>) {
-        self.route = Some(route);
+        self.route = Route::Known(route);
     }
 }
 
@@ -187,12 +265,20 @@ tokio::task_local! {
 
 /// The innermost scope active here: the innermost [`ScopeGuard`] on this thread, else
 /// the task-local scope of the running future, else `None`.
+///
+/// A route the frame's HTTP adapter resolves on first use is resolved here (on the
+/// thread serving the request), so records and nested scopes made from the returned
+/// frame carry it.
 pub fn current() -> Option<Arc<ScopeFrame>> {
     let sync = SYNC_STACK
         .try_with(|s| s.borrow().last().cloned())
         .ok()
         .flatten();
-    sync.or_else(|| TASK_SCOPE.try_with(Arc::clone).ok())
+    let frame = sync.or_else(|| TASK_SCOPE.try_with(Arc::clone).ok());
+    if let Some(f) = &frame {
+        f.resolve_route();
+    }
+    frame
 }
 
 /// A set of values to enter as a scope. Build it, then [`enter`](Scope::enter) it
@@ -251,7 +337,7 @@ impl Scope {
     /// Sets the route template of the current request (a `String`, a `&str` or an
     /// `Arc<str>` shared with other requests of the same route).
     pub fn route(mut self, route: impl Into<Arc<str>>) -> Self {
-        self.frame.route = Some(route.into());
+        self.frame.route = Route::Known(route.into());
         self
     }
 
@@ -290,7 +376,9 @@ impl Scope {
                     f.trace_id = own.trace_id;
                     f.span_id = own.span_id;
                 }
-                f.route = own.route.or(f.route);
+                if !matches!(own.route, Route::None) {
+                    f.route = own.route;
+                }
                 f.endpoint = match own.endpoint {
                     Endpoint::None => parent.endpoint.inherited(&parent),
                     own => own,

@@ -200,15 +200,32 @@ impl Exchange {
     /// The request's [`frame`](Exchange::frame) carries it too when it is set before
     /// the frame is handed out (the usual order: set the route, then run the handler
     /// in the frame); a frame already shared keeps what it had.
+    /// A route [deferred](Exchange::defer_route) and still open in the shared frame
+    /// gets this answer too.
     pub fn set_route(&mut self, route: impl Into<Arc<str>>) {
         let route = route.into();
-        if let Some(frame) = Arc::get_mut(&mut self.frame) {
-            frame.set_route(Arc::clone(&route));
+        match Arc::get_mut(&mut self.frame) {
+            Some(frame) => frame.set_route(Arc::clone(&route)),
+            None => self.frame.settle_route(&route),
         }
         self.route = Some(route);
     }
 
-    /// The route template, when set.
+    /// Has the request's route template found on first use instead of now, for
+    /// frameworks where finding it before routing is costly (actix-web matches the
+    /// path against every resource): the [`frame`](Exchange::frame) asks `resolve`
+    /// when [`context::current`](crate::context::current) returns it (a record logged
+    /// or a nested scope entered while the request is served), and the adapter
+    /// calls [`set_route`](Exchange::set_route) before building the record. Call it
+    /// before the frame is handed out; later it does nothing.
+    pub fn defer_route(&mut self, resolve: crate::context::RouteResolver) {
+        if let Some(frame) = Arc::get_mut(&mut self.frame) {
+            frame.defer_route(resolve);
+        }
+    }
+
+    /// The route template, when set (a [deferred](Exchange::defer_route) one once
+    /// [`set_route`](Exchange::set_route) gave it; the frame may know it earlier).
     pub fn route(&self) -> Option<&str> {
         self.route.as_deref()
     }
