@@ -410,16 +410,18 @@ impl Exchange {
     /// then recorded without its response headers — so the usual request, whose
     /// status is not tracked, costs no copy.
     pub fn wants_response_headers_copy(&self, body_streams: bool) -> bool {
-        if !self.wants_response_headers() {
+        // `wants_response_headers`, with the status looked at once: a response that
+        // its status does not decide may be recorded only for being slow.
+        if !self.settings.capture_request_data {
             return false;
         }
         if self.failure.is_some() || self.status.is_none_or(|c| self.status_decides(c)) {
             return true;
         }
-        body_streams
-            || self
-                .slow_threshold()
-                .is_some_and(|t| self.started.elapsed() >= t / 2)
+        match self.slow_threshold() {
+            None => false,
+            Some(t) => body_streams || self.started.elapsed() >= t / 2,
+        }
     }
 
     /// `true` when a response with `status` is recorded for its status alone: tracked
