@@ -50,6 +50,8 @@ enum Route {
     #[default]
     None,
     Known(Arc<str>),
+    /// Only HTTP capture defers a route.
+    #[cfg_attr(not(feature = "http-capture"), allow(dead_code))]
     Later {
         resolved: OnceLock<Option<Arc<str>>>,
         resolve: RouteResolver,
@@ -107,6 +109,7 @@ enum Endpoint {
     #[default]
     None,
     /// The slot lives in this frame: the frame of a captured HTTP request.
+    #[cfg_attr(not(feature = "http-capture"), allow(dead_code))]
     Own(EndpointSlot),
     /// A slot given with [`Scope::endpoint_slot`].
     Shared(Arc<EndpointSlot>),
