@@ -2,7 +2,7 @@
 //! response body, and the conversions from actix types to the policy's inputs.
 
 use std::backtrace::Backtrace;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -14,6 +14,8 @@ use actix_web::http::{Method, Uri};
 use loggier_core::Exception;
 use loggier_core::context::ScopeFrame;
 use loggier_core::http::{BodyCapture, Exchange, HeaderEntry, RequestView};
+
+use crate::middleware::Config;
 
 /// The request body copy, shared between the payload wrapper (which fills it as the
 /// handler reads) and [`Pending`] (which takes it when the record is built).
@@ -27,10 +29,10 @@ pub(crate) type SharedCapture = Rc<RefCell<Option<BodyCapture>>>;
 /// request headers, which are only turned into strings if the request is recorded.
 #[derive(Debug)]
 pub(crate) struct Pending {
+    /// Its scope frame holds the request id.
     exchange: Exchange,
-    /// The exchange's scope frame (it holds the request id).
-    frame: Arc<ScopeFrame>,
-    client: loggier_core::Loggier,
+    /// The middleware's: the client, the request id header, the route memo.
+    config: Rc<Config>,
     method: Method,
     uri: Uri,
     peer: Option<SocketAddr>,
@@ -46,15 +48,14 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub(crate) fn new(
-        mut exchange: Exchange,
-        client: loggier_core::Loggier,
+        exchange: Exchange,
+        config: Rc<Config>,
         head: &RequestHead,
         request_body: Option<SharedCapture>,
     ) -> Self {
         Pending {
-            frame: Arc::clone(exchange.frame()),
             exchange,
-            client,
+            config,
             method: head.method.clone(),
             uri: head.uri.clone(),
             peer: head.peer_addr,
@@ -65,11 +66,17 @@ impl Pending {
         }
     }
 
+    /// The request id header name and value for the response echo.
+    pub(crate) fn echo_header(&self) -> Option<(HeaderName, HeaderValue)> {
+        let value = self.request_id_value()?;
+        Some((self.config.request_id_header.clone(), value))
+    }
+
     /// The request id as a header value for the response echo. Its bytes are the
     /// request's scope frame's (shared, not copied), so the copy of the response
     /// headers kept for the record shares them too.
     pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
-        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(&self.frame)));
+        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(self.exchange.frame())));
         HeaderValue::from_maybe_shared(bytes).ok()
     }
 
@@ -130,8 +137,7 @@ impl Pending {
     pub(crate) fn emit(self: Box<Self>, aborted: bool) {
         let Pending {
             mut exchange,
-            frame: _,
-            client,
+            config,
             method,
             uri,
             peer,
@@ -143,7 +149,13 @@ impl Pending {
         if let Some(shared) = request_body {
             // The payload wrapper only borrows while pushing a chunk, on this same
             // thread, so the borrow cannot be held here; stay panic-free regardless.
-            if let Some(capture) = shared.try_borrow_mut().ok().and_then(|mut c| c.take()) {
+            // An empty copy adds nothing to a record: not handed over (no box).
+            if let Some(capture) = shared
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut c| c.take())
+                .filter(|c| c.total_bytes() > 0)
+            {
                 exchange.set_request_body(capture);
             }
         }
@@ -156,8 +168,21 @@ impl Pending {
         let Some(level) = exchange.finish() else {
             return;
         };
-        if !client.enabled(level) {
+        if !config.client.enabled(level) {
             return;
+        }
+        if exchange.route().is_none() {
+            // Found now that the request is recorded: the frame's answer when a record
+            // logged by the handler asked already, else the router's (it has matched
+            // this request: no path matching again), else the memo.
+            let route = match (exchange.frame().route(), &request) {
+                (Some(route), _) => Some(Arc::from(route)),
+                (None, Some(request)) => request.match_pattern().map(Arc::from),
+                (None, None) => config.route(uri.path()),
+            };
+            if let Some(route) = route {
+                exchange.set_route(route);
+            }
         }
         let view = RequestView {
             method: method.as_str(),
@@ -175,8 +200,58 @@ impl Pending {
                 sensitive: value.is_sensitive(),
             }),
         );
-        client.log(record);
+        config.client.log(record);
     }
+
+    /// The route of `frame`, when it is this request's (or a scope nested in it).
+    fn route_for(&self, frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
+        let own = self.exchange.frame();
+        let ours = std::ptr::eq(&**own, frame)
+            || (frame.request_id().is_some() && frame.request_id() == own.request_id());
+        ours.then(|| self.config.route(self.uri.path()))
+    }
+}
+
+thread_local! {
+    /// The request whose handler is being called or polled on this thread (see
+    /// [`serving`]), for [`resolve_route`].
+    static SERVING: Cell<Option<Box<Pending>>> = const { Cell::new(None) };
+}
+
+/// Runs `f` — a call or a poll of the inner service — with `pending` as the request
+/// served on this thread, so a record logged meanwhile gets its route
+/// ([`resolve_route`]); `pending` is handed back afterwards. Moves the box in and
+/// out: no copy, no reference count. When `f` unwinds, the box stays behind in the
+/// thread-local (unused: its request is not the one of any later frame) and the
+/// request is not recorded, as if its state had been dropped.
+pub(crate) fn serving<R>(pending: &mut Option<Box<Pending>>, f: impl FnOnce() -> R) -> R {
+    let mut mine = pending.take();
+    let previous = SERVING.try_with(|s| s.replace(mine.take()));
+    let out = f();
+    match previous {
+        Ok(previous) => {
+            if let Ok(back) = SERVING.try_with(|s| s.replace(previous)) {
+                *pending = back;
+            }
+        }
+        // No thread-local (thread teardown): nothing was moved.
+        Err(_) => *pending = mine,
+    }
+    out
+}
+
+/// The [`RouteResolver`](loggier_core::context::RouteResolver) of the middleware's
+/// request frames: the route of the request being served on this thread.
+pub(crate) fn resolve_route(frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
+    SERVING
+        .try_with(|s| {
+            let pending = s.take()?;
+            let route = pending.route_for(frame);
+            s.set(Some(pending));
+            route
+        })
+        .ok()
+        .flatten()
 }
 
 /// The request id of a frame, as the bytes of a header value.

@@ -4,20 +4,17 @@
 use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll, ready};
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::error::InternalError;
-use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{Error, HttpResponse};
 use loggier_core::context::Scoped;
 use loggier_core::http::{PanicCapture, panic_message, take_request_panic};
 
 use crate::body::ResponseBody;
 use crate::capture::Pending;
-use crate::middleware::Config;
 
 pin_project_lite::pin_project! {
     #[project = InnerProj]
@@ -47,7 +44,6 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Inner<F>,
         pending: Option<Box<Pending>>,
-        config: Option<Rc<Config>>,
     }
 
     impl<F: Future> PinnedDrop for ResponseFuture<F> {
@@ -64,15 +60,13 @@ impl<F: Future> ResponseFuture<F> {
         ResponseFuture {
             inner: Inner::Plain { fut },
             pending: None,
-            config: None,
         }
     }
 
-    pub(crate) fn recorded(fut: Scoped<F>, pending: Box<Pending>, config: Rc<Config>) -> Self {
+    pub(crate) fn recorded(fut: Scoped<F>, pending: Option<Box<Pending>>) -> Self {
         ResponseFuture {
             inner: Inner::Recorded { fut },
-            pending: Some(pending),
-            config: Some(config),
+            pending,
         }
     }
 }
@@ -98,13 +92,17 @@ where
             InnerProj::Plain { fut } => ready!(fut.poll(cx)),
             InnerProj::Recorded { fut } => {
                 let region = PanicCapture::enter();
-                let polled = panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+                // The request is the one served while its handler runs: a record
+                // logged there finds its route (`capture::resolve_route`).
+                let polled = crate::capture::serving(this.pending, || {
+                    panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
+                });
                 drop(region);
                 match polled {
                     Ok(poll) => ready!(poll),
                     // The inner future is never polled again: this future is done.
                     Err(payload) => {
-                        return Poll::Ready(Err(panicked(this.pending, this.config, &*payload)));
+                        return Poll::Ready(Err(panicked(this.pending, &*payload)));
                     }
                 }
             }
@@ -120,7 +118,7 @@ where
             Err(mut err) => {
                 // actix builds the response from the error after this middleware; a
                 // response mapper puts the request id on it.
-                if let Some((name, value)) = echo_header(this.config.as_deref(), &pending) {
+                if let Some((name, value)) = pending.echo_header() {
                     err.add_response_mapper(move |mut res| {
                         res.headers_mut().insert(name.clone(), value.clone());
                         res
@@ -130,7 +128,7 @@ where
                 return Poll::Ready(Err(err));
             }
         };
-        if let Some((name, value)) = echo_header(this.config.as_deref(), &pending) {
+        if let Some((name, value)) = pending.echo_header() {
             res.headers_mut().insert(name, value);
         }
         let body_streams = matches!(res.response().body().size(), BodySize::Stream);
@@ -147,21 +145,10 @@ where
     }
 }
 
-/// The request id header to put on the response.
-fn echo_header(config: Option<&Config>, pending: &Pending) -> Option<(HeaderName, HeaderValue)> {
-    let config = config?;
-    let value = pending.request_id_value()?;
-    Some((config.request_id_header.clone(), value))
-}
-
 /// The handler panicked while polled: records the panic (message and backtrace from
 /// the request panic hook when it ran, else the payload's text) and answers 500 with
 /// the request id, like a handler error would.
-fn panicked(
-    pending: &mut Option<Box<Pending>>,
-    config: &Option<Rc<Config>>,
-    payload: &(dyn std::any::Any + Send),
-) -> Error {
+fn panicked(pending: &mut Option<Box<Pending>>, payload: &(dyn std::any::Any + Send)) -> Error {
     let (message, backtrace) = match take_request_panic() {
         Some(p) => (p.message, Some(p.backtrace)),
         None => (panic_message(payload), None),
@@ -169,7 +156,7 @@ fn panicked(
     let mut response = HttpResponse::InternalServerError();
     response.content_type("text/plain; charset=utf-8");
     if let Some(pending) = pending.take() {
-        if let Some(header) = echo_header(config.as_deref(), &pending) {
+        if let Some(header) = pending.echo_header() {
             response.insert_header(header);
         }
         pending.on_panic(message, backtrace.as_ref());

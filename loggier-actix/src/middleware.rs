@@ -1,13 +1,13 @@
 //! [`Loggier`] (the `Transform`) and [`LoggierMiddleware`] (the `Service`).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::Extensions;
+use actix_web::dev::{Extensions, ResourceMap};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage as _};
@@ -21,6 +21,24 @@ use crate::future::ResponseFuture;
 
 /// The `traceparent` header name, parsed once.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// `true` when an HTTP/1 request has neither `Content-Length` nor
+/// `Transfer-Encoding`, or `Content-Length: 0`: its body is empty (RFC 9112 §6.3).
+/// HTTP/2 and HTTP/3 requests may carry a body without either header.
+fn has_no_body(req: &ServiceRequest) -> bool {
+    use actix_web::http::Version;
+    if !matches!(req.version(), Version::HTTP_10 | Version::HTTP_11) {
+        return false;
+    }
+    let headers = req.headers();
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        return false;
+    }
+    match headers.get(header::CONTENT_LENGTH) {
+        None => true,
+        Some(len) => len.as_bytes() == b"0",
+    }
+}
 
 /// What every request of one worker shares: the client, the policy settings and the
 /// request id header in actix's header type. Behind an `Rc`: actix workers are
@@ -36,6 +54,9 @@ pub(crate) struct Config {
     /// The templates are shared (`Arc<str>`), so a remembered route costs each request
     /// a reference count, not a copy.
     routes: RefCell<HashMap<String, Option<Arc<str>>, foldhash::fast::RandomState>>,
+    /// The app's resource map, for [`Config::route`]: a copy of its root node (the
+    /// nodes below are shared), taken on the first request.
+    resources: OnceCell<ResourceMap>,
     /// The app data container added to every request: the client, for the
     /// [`RequestLogger`](crate::RequestLogger) extractor (which builds itself only when
     /// a handler asks for it).
@@ -46,23 +67,24 @@ pub(crate) struct Config {
 const ROUTE_MEMO_CAPACITY: usize = 1024;
 
 impl Config {
-    /// The route template of a request to `path` (`/orders/{id}`), before routing.
+    /// The route template of a request to `path` (`/orders/{id}`) when the router's
+    /// answer is not at hand: asked only when a record needs it — one logged while
+    /// the handler runs ([`Exchange::defer_route`]), or the transaction record of a
+    /// request refused before its handler (a recorded request that reached its
+    /// handler takes the router's answer, see `Pending::emit`).
     ///
-    /// The middleware runs before actix-web's router, so `match_pattern` has to
-    /// match the path against every resource (a regex per dynamic resource — more
-    /// work than the rest of a small request). The answer depends only on the path
-    /// and the app's resources, so it is remembered per path, for at most
-    /// [`ROUTE_MEMO_CAPACITY`] paths per worker (a full memo is cleared): repeated
-    /// paths cost one hash lookup; paths that never repeat (ids in the path) still
-    /// pay the match.
-    fn route(&self, req: &ServiceRequest) -> Option<Arc<str>> {
-        let path = req.path();
+    /// Without the router's answer, `match_pattern` has to match the path against
+    /// every resource (a regex per dynamic resource — more work than the rest of a
+    /// small request). The answer depends only on the path and the app's resources,
+    /// so it is remembered per path, for at most [`ROUTE_MEMO_CAPACITY`] paths per
+    /// worker (a full memo is cleared).
+    pub(crate) fn route(&self, path: &str) -> Option<Arc<str>> {
         if let Ok(memo) = self.routes.try_borrow() {
             if let Some(route) = memo.get(path) {
                 return route.clone();
             }
         }
-        let route: Option<Arc<str>> = req.match_pattern().map(Arc::from);
+        let route: Option<Arc<str>> = self.resources.get()?.match_pattern(path).map(Arc::from);
         if let Ok(mut memo) = self.routes.try_borrow_mut() {
             if memo.len() >= ROUTE_MEMO_CAPACITY {
                 memo.clear();
@@ -198,6 +220,7 @@ impl Loggier {
                 settings,
                 request_id_header,
                 routes: RefCell::new(HashMap::default()),
+                resources: OnceCell::new(),
                 data: Rc::new(data),
             }),
         }
@@ -260,13 +283,18 @@ where
             headers.get(&config.request_id_header).map(|v| v.as_bytes()),
             headers.get(TRACEPARENT).map(|v| v.as_bytes()),
         );
-        if let Some(route) = config.route(&req) {
-            exchange.set_route(route);
-        }
+        // Found when a record needs it, not per request (see `Config::route`).
+        config.resources.get_or_init(|| req.resource_map().clone());
+        exchange.defer_route(crate::capture::resolve_route);
 
-        // A request without a body has `Payload::None`: nothing to copy, no wrapper.
+        // A request without a body has `Payload::None` (or, over HTTP/1, no framing
+        // header: RFC 9112 §6.3, its body is empty): nothing to copy, no wrapper.
         let request_body = match req.take_payload() {
             Payload::None => None,
+            payload if has_no_body(&req) => {
+                req.set_payload(payload);
+                None
+            }
             payload => {
                 let content_type = req.headers().get(header::CONTENT_TYPE);
                 let capture = exchange.request_body_capture(content_type.map(|v| v.as_bytes()));
@@ -286,13 +314,15 @@ where
 
         let frame = Arc::clone(exchange.frame());
         // Boxed once: the response future and body carry it, and actix moves both.
-        let pending = Box::new(Pending::new(
+        let mut pending = Some(Box::new(Pending::new(
             exchange,
-            config.client.clone(),
+            Rc::clone(config),
             req.head(),
             request_body,
-        ));
-        let fut = instrument_request(frame, || self.service.call(req));
-        ResponseFuture::recorded(fut, pending, Rc::clone(config))
+        )));
+        let fut = crate::capture::serving(&mut pending, || {
+            instrument_request(frame, || self.service.call(req))
+        });
+        ResponseFuture::recorded(fut, pending)
     }
 }

@@ -164,6 +164,10 @@ async fn actix_error_responses_are_recorded_with_the_error() {
     assert_eq!(r["message"], "Client error: GET /guarded/thing - 401");
     assert_eq!(r["exception"]["message"], "missing api key");
     assert_eq!(r["context"]["transaction"]["response"]["status_code"], 401);
+    assert_eq!(
+        r["context"]["transaction"]["request"]["route"], "/guarded/thing",
+        "refused before the router matched it: still the route"
+    );
 
     let resp = h
         .http
@@ -231,14 +235,21 @@ async fn a_request_cut_off_by_server_shutdown_is_still_recorded() {
         actix_web::rt::spawn(
             async move { http.get(url).header("x-request-id", "cut").send().await },
         );
-    // The handler is running once its own log line arrives.
-    h.records
+    // The handler is running once its own log line arrives; logged through the
+    // plain client alone (no extractor), it still carries the route.
+    let started = h
+        .records
         .wait_for("handler started", |r| r["message"] == "hang started")
         .await;
+    assert_eq!(started["context"]["route"], "/hang", "{started}");
     h.stop_now().await;
     let r = h.records.transaction("cut").await;
     assert_eq!(r["context"]["response_aborted"], true, "{r}");
     assert_eq!(r["message"], "Request: GET /hang");
+    assert_eq!(
+        r["context"]["transaction"]["request"]["route"], "/hang",
+        "{r}"
+    );
     assert!(r["context"]["transaction"].get("response").is_none(), "{r}");
     let answer = request.await.expect("client task");
     assert!(answer.is_err(), "the client got no answer");

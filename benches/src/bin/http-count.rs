@@ -3,16 +3,17 @@
 //! generator), so a deterministic counter sees only the server side.
 //!
 //! ```text
-//! http-count FRAMEWORK MODE REQUESTS
+//! http-count FRAMEWORK MODE REQUESTS [unique-paths]
 //! ```
 //!
 //! `FRAMEWORK` is `axum` or `actix`, `MODE` one of `bare`, `loggier` (default capture
 //! settings: only errors and slow requests recorded) or `loggier-all`
 //! (`log_all_requests(true)`); the Loggier modes write to a file sink in a temporary
 //! directory with `FullPolicy::Block`, so no record is dropped. The request is the
-//! one `http-bench` sends (`GET /api/orders/{id}` with `Host` and `User-Agent`) and
-//! the handler answers the same JSON body; the body is read to its end, as a server
-//! does.
+//! one `http-bench` sends (`GET /api/orders/{id}` with `Host` and `User-Agent`, ids
+//! cycling through 1,000 values) and the handler answers the same JSON body; the body
+//! is read to its end, as a server does. With `unique-paths`, every request has an id
+//! of its own (no path repeats: what per-path caches cannot help with).
 //!
 //! Prints `requests=N lines=L`; the run fails when the log file does not hold the
 //! lines it should (N for `loggier-all`, 0 for `loggier`).
@@ -47,11 +48,12 @@ fn loggier_client(dir: &Path) -> loggier_core::Loggier {
         .expect("valid loggier config")
 }
 
-fn path(i: u64) -> String {
-    format!("/api/orders/{}", 1000 + i % 1000)
+fn path(i: u64, unique: bool) -> String {
+    let id = if unique { 1000 + i } else { 1000 + i % 1000 };
+    format!("/api/orders/{id}")
 }
 
-fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) {
+fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, unique: bool) {
     use axum::Router;
     use axum::routing::get;
     use http_body_util::BodyExt as _;
@@ -80,7 +82,7 @@ fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) {
     rt.block_on(async move {
         let mut app = app;
         for i in 0..requests {
-            let req = http::Request::get(path(i))
+            let req = http::Request::get(path(i, unique))
                 .header(http::header::HOST, "127.0.0.1")
                 .header(http::header::USER_AGENT, "loggier-bench")
                 .body(axum::body::Body::empty())
@@ -100,7 +102,7 @@ fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) {
     });
 }
 
-fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) {
+fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, unique: bool) {
     use actix_web::{App, HttpResponse, test, web};
 
     let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().expect("addr");
@@ -113,7 +115,7 @@ fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) 
     };
     let request = move |i: u64| {
         test::TestRequest::get()
-            .uri(&path(i))
+            .uri(&path(i, unique))
             .insert_header((actix_web::http::header::HOST, "127.0.0.1"))
             .insert_header((actix_web::http::header::USER_AGENT, "loggier-bench"))
             .peer_addr(peer)
@@ -149,9 +151,15 @@ fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64) 
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [framework, mode, requests] = args.as_slice() else {
-        eprintln!("usage: http-count axum|actix bare|loggier|loggier-all REQUESTS");
-        std::process::exit(2);
+    let (framework, mode, requests, unique) = match args.as_slice() {
+        [f, m, r] => (f, m, r, false),
+        [f, m, r, u] if u == "unique-paths" => (f, m, r, true),
+        _ => {
+            eprintln!(
+                "usage: http-count axum|actix bare|loggier|loggier-all REQUESTS [unique-paths]"
+            );
+            std::process::exit(2);
+        }
     };
     let requests: u64 = requests.parse().expect("REQUESTS is a number");
     if !matches!(mode.as_str(), "bare" | "loggier" | "loggier-all") {
@@ -161,8 +169,8 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let client = (mode != "bare").then(|| loggier_client(dir.path()));
     match framework.as_str() {
-        "axum" => run_axum(mode, client.as_ref(), requests),
-        "actix" => run_actix(mode, client.as_ref(), requests),
+        "axum" => run_axum(mode, client.as_ref(), requests, unique),
+        "actix" => run_actix(mode, client.as_ref(), requests, unique),
         other => {
             eprintln!("unknown framework {other}");
             std::process::exit(2);

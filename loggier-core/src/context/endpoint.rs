@@ -157,15 +157,22 @@ impl EndpointOptions {
 
 /// The per-request place where a handler leaves its [`EndpointOptions`] for the
 /// middleware: set at most once (the first — outermost — tracked endpoint of a request
-/// wins), read any number of times, from any thread. One per captured request, shared
-/// by `Arc` between the request's scope and the middleware.
+/// wins), read any number of times, from any thread. One per captured request: the
+/// middleware's slot lives inside the request's scope frame
+/// ([`ScopeFrame::endpoint_slot`](super::ScopeFrame::endpoint_slot)); a slot of your
+/// own can be shared by `Arc` ([`Scope::endpoint_slot`](super::Scope::endpoint_slot)).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct EndpointSlot(OnceLock<&'static EndpointOptions>);
 
 impl EndpointSlot {
     /// An empty slot.
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         EndpointSlot(OnceLock::new())
+    }
+
+    /// A separate slot holding what this one holds now.
+    pub(crate) fn snapshot(&self) -> Self {
+        EndpointSlot(self.0.clone())
     }
 
     /// Fills the slot with `options`; `false` when it was already filled (the earlier
@@ -187,11 +194,14 @@ impl EndpointSlot {
 /// `false` outside any such request (no scope, an excluded path, or a task spawned
 /// without the request scope): then nothing is recorded by this call.
 pub fn set_endpoint_options(options: &'static EndpointOptions) -> bool {
-    match super::current().and_then(|f| f.endpoint_slot().cloned()) {
-        Some(slot) => {
-            let _ = slot.set(options);
-            true
-        }
+    match super::current() {
+        Some(frame) => match frame.endpoint_slot() {
+            Some(slot) => {
+                let _ = slot.set(options);
+                true
+            }
+            None => false,
+        },
         None => false,
     }
 }

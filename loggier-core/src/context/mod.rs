@@ -26,7 +26,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use crate::record::Fields;
@@ -38,6 +38,51 @@ pub use endpoint::{EndpointOptions, EndpointSlot, set_endpoint_options};
 pub use request::RequestContext;
 pub(crate) use request_id::RequestId;
 
+/// Finds the route template of a request frame whose route is resolved on first use
+/// ([`Exchange::defer_route`](crate::http::Exchange::defer_route)): `Some(route)` when
+/// it can answer on this thread now (`Some(None)`: the request matches no route),
+/// `None` when it cannot (asked again later).
+pub type RouteResolver = fn(&ScopeFrame) -> Option<Option<Arc<str>>>;
+
+/// A frame's route template: none, known, or resolved on first use.
+#[derive(Clone, Default)]
+enum Route {
+    #[default]
+    None,
+    Known(Arc<str>),
+    /// Only HTTP capture defers a route.
+    #[cfg_attr(not(feature = "http-capture"), allow(dead_code))]
+    Later {
+        resolved: OnceLock<Option<Arc<str>>>,
+        resolve: RouteResolver,
+    },
+}
+
+impl Route {
+    fn get(&self) -> Option<&Arc<str>> {
+        match self {
+            Route::None => None,
+            Route::Known(route) => Some(route),
+            Route::Later { resolved, .. } => resolved.get().and_then(Option::as_ref),
+        }
+    }
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Route::Later { resolved, .. } if resolved.get().is_none() => f.write_str("Later"),
+            route => route.get().fmt(f),
+        }
+    }
+}
+
+impl PartialEq for Route {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+    }
+}
+
 /// The resolved values of the innermost scope, flattened with its parents' values
 /// (computed once when the scope is entered, not per record).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -47,11 +92,64 @@ pub struct ScopeFrame {
     request_id: Option<RequestId>,
     trace_id: Option<String>,
     span_id: Option<String>,
-    /// Shared with the middleware's route memo and the request's exchange.
-    route: Option<Arc<str>>,
+    /// Shared with the middleware's route memo and the request's exchange; an HTTP
+    /// adapter may have it resolved on first use.
+    route: Route,
     tags: Vec<String>,
     /// The request's endpoint slot, when the scope belongs to a captured request.
-    endpoint: Option<Arc<EndpointSlot>>,
+    endpoint: Endpoint,
+}
+
+/// Where a frame's endpoint slot lives. The frame of an HTTP request holds its slot
+/// inline (one allocation for the frame and the slot); scopes nested in it point at
+/// that frame.
+#[derive(Debug, Default, PartialEq)]
+enum Endpoint {
+    /// Not a request scope.
+    #[default]
+    None,
+    /// The slot lives in this frame: the frame of a captured HTTP request.
+    #[cfg_attr(not(feature = "http-capture"), allow(dead_code))]
+    Own(EndpointSlot),
+    /// A slot given with [`Scope::endpoint_slot`].
+    Shared(Arc<EndpointSlot>),
+    /// The slot of an enclosing frame (one holding it as [`Endpoint::Own`]).
+    Frame(Arc<ScopeFrame>),
+}
+
+impl Endpoint {
+    fn slot(&self) -> Option<&EndpointSlot> {
+        match self {
+            Endpoint::None => None,
+            Endpoint::Own(slot) => Some(slot),
+            Endpoint::Shared(slot) => Some(slot),
+            Endpoint::Frame(frame) => frame.endpoint.slot(),
+        }
+    }
+
+    /// The endpoint of a frame nested in `parent` (which holds this endpoint).
+    fn inherited(&self, parent: &Arc<ScopeFrame>) -> Endpoint {
+        match self {
+            Endpoint::None => Endpoint::None,
+            Endpoint::Own(_) => Endpoint::Frame(Arc::clone(parent)),
+            Endpoint::Shared(slot) => Endpoint::Shared(Arc::clone(slot)),
+            Endpoint::Frame(frame) => Endpoint::Frame(Arc::clone(frame)),
+        }
+    }
+}
+
+impl Clone for Endpoint {
+    /// A clone of an inline slot is a snapshot: it holds the options set so far, and
+    /// later ones set on either copy are not seen by the other. (Nested scopes do not
+    /// clone it: they point at the request's frame.)
+    fn clone(&self) -> Self {
+        match self {
+            Endpoint::None => Endpoint::None,
+            Endpoint::Own(slot) => Endpoint::Own(slot.snapshot()),
+            Endpoint::Shared(slot) => Endpoint::Shared(Arc::clone(slot)),
+            Endpoint::Frame(frame) => Endpoint::Frame(Arc::clone(frame)),
+        }
+    }
 }
 
 impl ScopeFrame {
@@ -72,22 +170,91 @@ impl ScopeFrame {
         self.span_id.as_deref()
     }
     /// Route template of the current HTTP request, when a scope set one.
+    ///
+    /// A route resolved on first use ([`Exchange::defer_route`](crate::http::Exchange::defer_route))
+    /// is `None` until [`current`] returned this frame on the thread serving the
+    /// request (every record logged there does) or the adapter set it.
     pub fn route(&self) -> Option<&str> {
-        self.route.as_deref()
+        self.route.get().map(|r| &**r)
+    }
+
+    /// Resolves a route deferred with [`Exchange::defer_route`](crate::http::Exchange::defer_route),
+    /// when it is still open and its resolver can answer here.
+    fn resolve_route(&self) {
+        if let Route::Later { resolved, resolve } = &self.route {
+            if resolved.get().is_none() {
+                if let Some(route) = resolve(self) {
+                    let _ = resolved.set(route);
+                }
+            }
+        }
+    }
+
+    /// Gives a deferred route its answer (the first answer stays); nothing for a frame
+    /// whose route is not deferred.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn settle_route(&self, route: &Arc<str>) {
+        if let Route::Later { resolved, .. } = &self.route {
+            let _ = resolved.set(Some(Arc::clone(route)));
+        }
+    }
+
+    /// Makes the route of a frame nobody else holds yet resolved on first use.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn defer_route(&mut self, resolve: RouteResolver) {
+        self.route = Route::Later {
+            resolved: OnceLock::new(),
+            resolve,
+        };
     }
     /// Tags, outer scopes first.
     pub fn tags(&self) -> &[String] {
         &self.tags
     }
     /// The endpoint slot of the HTTP request this scope belongs to (set by the
-    /// middleware), when there is one.
-    pub fn endpoint_slot(&self) -> Option<&Arc<EndpointSlot>> {
-        self.endpoint.as_ref()
+    /// middleware), when there is one. The slot of a request captured by a Loggier
+    /// middleware lives inside the request's frame; keep an `Arc<ScopeFrame>` to hold
+    /// on to it.
+    pub fn endpoint_slot(&self) -> Option<&EndpointSlot> {
+        self.endpoint.slot()
     }
     /// The [`EndpointOptions`] the request's handler set (`#[track_endpoint]`), once it
     /// started.
     pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
-        self.endpoint.as_deref().and_then(EndpointSlot::get)
+        self.endpoint.slot().and_then(EndpointSlot::get)
+    }
+
+    /// The frame of an HTTP request (what [`Exchange`](crate::http::Exchange) builds):
+    /// `request_id` and the caller's trace ids over the current scope, a new endpoint
+    /// slot inside the frame — one allocation for both — and the route of the current
+    /// scope (the exchange sets its own while it is the frame's only owner).
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn request(request_id: RequestId, trace: Option<(String, String)>) -> Arc<Self> {
+        let mut frame = match current() {
+            None => ScopeFrame::default(),
+            Some(parent) => ScopeFrame {
+                fields: parent.fields.clone(),
+                request_id: None,
+                trace_id: parent.trace_id.clone(),
+                span_id: parent.span_id.clone(),
+                route: parent.route.clone(),
+                tags: parent.tags.clone(),
+                endpoint: Endpoint::None,
+            },
+        };
+        frame.request_id = Some(request_id);
+        if let Some((trace_id, span_id)) = trace {
+            frame.trace_id = Some(trace_id);
+            frame.span_id = Some(span_id);
+        }
+        frame.endpoint = Endpoint::Own(EndpointSlot::new());
+        Arc::new(frame)
+    }
+
+    /// Sets the route of a frame nobody else holds yet (see [`ScopeFrame::request`]).
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn set_route(&mut self, route: Arc<str>) {
+        self.route = Route::Known(route);
     }
 }
 
@@ -101,12 +268,20 @@ tokio::task_local! {
 
 /// The innermost scope active here: the innermost [`ScopeGuard`] on this thread, else
 /// the task-local scope of the running future, else `None`.
+///
+/// A route the frame's HTTP adapter resolves on first use is resolved here (on the
+/// thread serving the request), so records and nested scopes made from the returned
+/// frame carry it.
 pub fn current() -> Option<Arc<ScopeFrame>> {
     let sync = SYNC_STACK
         .try_with(|s| s.borrow().last().cloned())
         .ok()
         .flatten();
-    sync.or_else(|| TASK_SCOPE.try_with(Arc::clone).ok())
+    let frame = sync.or_else(|| TASK_SCOPE.try_with(Arc::clone).ok());
+    if let Some(f) = &frame {
+        f.resolve_route();
+    }
+    frame
 }
 
 /// A set of values to enter as a scope. Build it, then [`enter`](Scope::enter) it
@@ -155,14 +330,6 @@ impl Scope {
         self
     }
 
-    /// Sets the request id without converting it (HTTP middleware: a generated id
-    /// stays inline).
-    #[cfg(feature = "http-capture")]
-    pub(crate) fn request_id_value(mut self, id: RequestId) -> Self {
-        self.frame.request_id = Some(id);
-        self
-    }
-
     /// Sets the W3C trace id (32 hex chars) and, optionally, span id (16 hex chars).
     pub fn trace(mut self, trace_id: impl Into<String>, span_id: Option<String>) -> Self {
         self.frame.trace_id = Some(trace_id.into());
@@ -173,7 +340,7 @@ impl Scope {
     /// Sets the route template of the current request (a `String`, a `&str` or an
     /// `Arc<str>` shared with other requests of the same route).
     pub fn route(mut self, route: impl Into<Arc<str>>) -> Self {
-        self.frame.route = Some(route.into());
+        self.frame.route = Route::Known(route.into());
         self
     }
 
@@ -187,7 +354,14 @@ impl Scope {
     /// [`EndpointOptions`] ([`set_endpoint_options`]). HTTP middleware sets it (see
     /// `loggier_core::http::Exchange::scope`); nested scopes share their parent's.
     pub fn endpoint_slot(mut self, slot: Arc<EndpointSlot>) -> Self {
-        self.frame.endpoint = Some(slot);
+        self.frame.endpoint = Endpoint::Shared(slot);
+        self
+    }
+
+    /// Shares the endpoint slot of `frame` (a request frame holding its slot inline).
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn endpoint_of(mut self, frame: &Arc<ScopeFrame>) -> Self {
+        self.frame.endpoint = frame.endpoint.inherited(frame);
         self
     }
 
@@ -205,8 +379,13 @@ impl Scope {
                     f.trace_id = own.trace_id;
                     f.span_id = own.span_id;
                 }
-                f.route = own.route.or(f.route);
-                f.endpoint = own.endpoint.or(f.endpoint);
+                if !matches!(own.route, Route::None) {
+                    f.route = own.route;
+                }
+                f.endpoint = match own.endpoint {
+                    Endpoint::None => parent.endpoint.inherited(&parent),
+                    own => own,
+                };
                 Arc::new(f)
             }
         }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::context::EndpointSlot;
+use crate::context::ScopeFrame;
 use crate::record::{BodyContent, CapturedBody};
 
 use super::redact;
@@ -69,9 +69,10 @@ pub struct BodyCapture {
     limit: usize,
     total_bytes: u64,
     content_type: Option<String>,
-    /// A request body copy taken before the request's endpoint was known: the slot the
-    /// endpoint fills, and whether the copy is wanted when the endpoint does not say.
-    gate: Option<(Arc<EndpointSlot>, bool)>,
+    /// A request body copy taken before the request's endpoint was known: the request
+    /// frame whose endpoint slot the endpoint fills, and whether the copy is wanted
+    /// when the endpoint does not say.
+    gate: Option<(Arc<ScopeFrame>, bool)>,
 }
 
 impl BodyCapture {
@@ -92,18 +93,19 @@ impl BodyCapture {
 
     /// Makes this a copy whose fate depends on the request's endpoint
     /// ([`EndpointOptions::request_body`](crate::context::EndpointOptions::request_body)):
-    /// as soon as `slot` is filled with options that do not want the request body
-    /// (`capture_request_body = false`, or not set and `default` is `false`), the bytes
-    /// kept so far are freed and no more are copied (bytes are still counted).
-    pub(crate) fn gated(mut self, slot: Arc<EndpointSlot>, default: bool) -> Self {
-        self.gate = Some((slot, default));
+    /// as soon as the endpoint slot of `frame` is filled with options that do not want
+    /// the request body (`capture_request_body = false`, or not set and `default` is
+    /// `false`), the bytes kept so far are freed and no more are copied (bytes are
+    /// still counted).
+    pub(crate) fn gated(mut self, frame: Arc<ScopeFrame>, default: bool) -> Self {
+        self.gate = Some((frame, default));
         self
     }
 
     /// Counts `chunk` and copies as much of it as still fits under the limit.
     pub fn push(&mut self, chunk: &[u8]) {
-        if let Some((slot, default)) = &self.gate {
-            if let Some(endpoint) = slot.get() {
+        if let Some((frame, default)) = &self.gate {
+            if let Some(endpoint) = frame.endpoint() {
                 if !endpoint.request_body().unwrap_or(*default) {
                     self.buf = Vec::new();
                     self.limit = 0;
@@ -336,8 +338,10 @@ mod tests {
         static NO: EndpointOptions = EndpointOptions::new("no").capture_request_body(false);
         static SILENT: EndpointOptions = EndpointOptions::new("silent");
 
+        use crate::context::{EndpointSlot, Scope};
         let slot = Arc::new(EndpointSlot::new());
-        let mut c = BodyCapture::new(64, None).gated(Arc::clone(&slot), false);
+        let frame = Scope::new().endpoint_slot(Arc::clone(&slot)).into_frame();
+        let mut c = BodyCapture::new(64, None).gated(frame, false);
         c.push(b"abc"); // endpoint not known yet: provisional copy
         assert_eq!(c.captured(), b"abc");
         assert!(slot.set(&NO));
@@ -347,7 +351,8 @@ mod tests {
 
         // Not set by the endpoint: the default decides.
         let slot = Arc::new(EndpointSlot::new());
-        let mut c = BodyCapture::new(64, None).gated(Arc::clone(&slot), true);
+        let frame = Scope::new().endpoint_slot(Arc::clone(&slot)).into_frame();
+        let mut c = BodyCapture::new(64, None).gated(frame, true);
         assert!(slot.set(&SILENT));
         c.push(b"abc");
         assert_eq!(c.captured(), b"abc");

@@ -18,7 +18,6 @@ use super::redact::{self, FILTERED};
 use super::request_id::request_id_or_generate_inline;
 use super::settings::{CaptureSettings, ResponseBodyCapture};
 use super::traceparent::TraceParent;
-use crate::context::RequestId;
 
 /// Longest response `Content-Type` an [`Exchange`] keeps without an allocation, bytes.
 const CONTENT_TYPE_INLINE: usize = 48;
@@ -103,13 +102,12 @@ enum Failure {
 pub struct Exchange {
     settings: Arc<CaptureSettings>,
     started: Instant,
-    /// `None` once moved into `frame`. A generated id is inline (no allocation).
-    request_id: Option<RequestId>,
+    /// The request's scope frame, built at the start: it holds the request id (a
+    /// generated one inline) and the request's [`EndpointSlot`] in one allocation.
+    frame: Arc<ScopeFrame>,
     trace: Option<Box<TraceParent>>,
     /// Shared (not copied) with the frame and, in actix, the middleware's route memo.
     route: Option<Arc<str>>,
-    /// The request's scope frame, once [`frame`](Exchange::frame) built it.
-    frame: Option<Arc<ScopeFrame>>,
     status: Option<u16>,
     /// The response `Content-Type` (UTF-8), kept inline: the usual value fits, so
     /// noting it costs no allocation for a request that is then not recorded.
@@ -121,8 +119,6 @@ pub struct Exchange {
     response_body: Option<Box<BodyCapture>>,
     aborted: bool,
     duration: Option<Duration>,
-    /// Filled by the request's handler (`#[track_endpoint]`) through the scope.
-    endpoint: Arc<EndpointSlot>,
 }
 
 /// The `traceparent` header name, parsed once.
@@ -157,13 +153,19 @@ impl Exchange {
         request_id: Option<&[u8]>,
         traceparent: Option<&[u8]>,
     ) -> Exchange {
+        let trace = traceparent.and_then(TraceParent::parse).map(Box::new);
+        let frame = ScopeFrame::request(
+            request_id_or_generate_inline(request_id),
+            trace
+                .as_ref()
+                .map(|t| (t.trace_id.clone(), t.span_id.clone())),
+        );
         Exchange {
             settings,
             started: Instant::now(),
-            request_id: Some(request_id_or_generate_inline(request_id)),
-            trace: traceparent.and_then(TraceParent::parse).map(Box::new),
+            frame,
+            trace,
             route: None,
-            frame: None,
             status: None,
             response_content_type: None,
             failure: None,
@@ -172,7 +174,6 @@ impl Exchange {
             response_body: None,
             aborted: false,
             duration: None,
-            endpoint: Arc::new(EndpointSlot::new()),
         }
     }
 
@@ -184,11 +185,7 @@ impl Exchange {
     /// The request id: put it in the request scope and echo it on the response
     /// (header [`CaptureSettings::request_id_header`]).
     pub fn request_id(&self) -> &str {
-        match (&self.frame, &self.request_id) {
-            (Some(f), _) => f.request_id().unwrap_or_default(),
-            (None, Some(id)) => id.as_str(),
-            (None, None) => "",
-        }
+        self.frame.request_id().unwrap_or_default()
     }
 
     /// The caller's trace context, when a valid `traceparent` came in.
@@ -199,24 +196,51 @@ impl Exchange {
     /// Sets the route template (`/users/{id}`), when the framework knows it: a
     /// `String`, a `&str`, or an `Arc<str>` shared by the requests of one route (no
     /// copy per request). Copied into text only when the request is recorded.
+    ///
+    /// The request's [`frame`](Exchange::frame) carries it too when it is set before
+    /// the frame is handed out (the usual order: set the route, then run the handler
+    /// in the frame); a frame already shared keeps what it had.
+    /// A route [deferred](Exchange::defer_route) and still open in the shared frame
+    /// gets this answer too.
     pub fn set_route(&mut self, route: impl Into<Arc<str>>) {
-        self.route = Some(route.into());
+        let route = route.into();
+        match Arc::get_mut(&mut self.frame) {
+            Some(frame) => frame.set_route(Arc::clone(&route)),
+            None => self.frame.settle_route(&route),
+        }
+        self.route = Some(route);
     }
 
-    /// The route template, when set.
+    /// Has the request's route template found on first use instead of now, for
+    /// frameworks where finding it before routing is costly (actix-web matches the
+    /// path against every resource): the [`frame`](Exchange::frame) asks `resolve`
+    /// when [`context::current`](crate::context::current) returns it (a record logged
+    /// or a nested scope entered while the request is served), and the adapter
+    /// calls [`set_route`](Exchange::set_route) before building the record. Call it
+    /// before the frame is handed out; later it does nothing.
+    pub fn defer_route(&mut self, resolve: crate::context::RouteResolver) {
+        if let Some(frame) = Arc::get_mut(&mut self.frame) {
+            frame.defer_route(resolve);
+        }
+    }
+
+    /// The route template, when set (a [deferred](Exchange::defer_route) one once
+    /// [`set_route`](Exchange::set_route) gave it; the frame may know it earlier).
     pub fn route(&self) -> Option<&str> {
         self.route.as_deref()
     }
 
-    /// The request's endpoint slot; [`scope`](Exchange::scope) carries it to the
+    /// The request's endpoint slot (inside the request's [`frame`](Exchange::frame),
+    /// which an adapter holds to keep it); [`scope`](Exchange::scope) carries it to the
     /// handler. An adapter that knows the endpoint itself may fill it directly.
-    pub fn endpoint_slot(&self) -> &Arc<EndpointSlot> {
-        &self.endpoint
+    /// Always `Some`: every exchange's frame has its own slot.
+    pub fn endpoint_slot(&self) -> Option<&EndpointSlot> {
+        self.frame.endpoint_slot()
     }
 
     /// The options the request's endpoint set, once its handler started.
     pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
-        self.endpoint.get()
+        self.frame.endpoint()
     }
 
     /// Status `status` is tracked for this request: the endpoint's `statuses` when it
@@ -286,7 +310,7 @@ impl Exchange {
         };
         wanted.then(|| {
             BodyCapture::new(s.max_body_size, content_type)
-                .gated(Arc::clone(&self.endpoint), s.capture_request_body)
+                .gated(Arc::clone(&self.frame), s.capture_request_body)
         })
     }
 
@@ -386,16 +410,18 @@ impl Exchange {
     /// then recorded without its response headers — so the usual request, whose
     /// status is not tracked, costs no copy.
     pub fn wants_response_headers_copy(&self, body_streams: bool) -> bool {
-        if !self.wants_response_headers() {
+        // `wants_response_headers`, with the status looked at once: a response that
+        // its status does not decide may be recorded only for being slow.
+        if !self.settings.capture_request_data {
             return false;
         }
         if self.failure.is_some() || self.status.is_none_or(|c| self.status_decides(c)) {
             return true;
         }
-        body_streams
-            || self
-                .slow_threshold()
-                .is_some_and(|t| self.started.elapsed() >= t / 2)
+        match self.slow_threshold() {
+            None => false,
+            Some(t) => body_streams || self.started.elapsed() >= t / 2,
+        }
     }
 
     /// `true` when a response with `status` is recorded for its status alone: tracked
@@ -412,7 +438,7 @@ impl Exchange {
     pub fn scope(&self) -> crate::context::Scope {
         let mut scope = crate::context::Scope::new()
             .request_id(self.request_id())
-            .endpoint_slot(Arc::clone(&self.endpoint));
+            .endpoint_of(&self.frame);
         if let Some(t) = &self.trace {
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
@@ -423,35 +449,15 @@ impl Exchange {
     }
 
     /// The request's resolved scope frame: [`scope`](Exchange::scope) resolved
-    /// against the current scope ([`Scope::into_frame`](crate::context::Scope::into_frame)),
-    /// built on the first call and shared by later ones. Cheaper than
-    /// `scope().into_frame()`: the request id moves into the frame instead of being
-    /// copied (and [`request_id`](Exchange::request_id) reads it from there), the
-    /// route is shared. Adapters run the handler in
-    /// it ([`instrument_request`](crate::context::instrument_request)) and enter it
+    /// against the scope current at [`start`](Exchange::start), built there, in one
+    /// allocation with the request's endpoint slot. Cheaper than
+    /// `scope().into_frame()`: the request id is not copied (and
+    /// [`request_id`](Exchange::request_id) reads it from there), the route is shared.
+    /// Adapters run the handler in it
+    /// ([`instrument_request`](crate::context::instrument_request)) and enter it
     /// around every poll of the response body.
-    pub fn frame(&mut self) -> &Arc<ScopeFrame> {
-        let frame = match self.frame.take() {
-            Some(f) => f,
-            None => self.build_frame(),
-        };
-        self.frame.insert(frame)
-    }
-
-    fn build_frame(&mut self) -> Arc<ScopeFrame> {
-        {
-            let mut scope = crate::context::Scope::new().endpoint_slot(Arc::clone(&self.endpoint));
-            if let Some(id) = self.request_id.take() {
-                scope = scope.request_id_value(id);
-            }
-            if let Some(t) = &self.trace {
-                scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
-            }
-            if let Some(route) = &self.route {
-                scope = scope.route(Arc::clone(route));
-            }
-            scope.into_frame()
-        }
+    pub fn frame(&self) -> &Arc<ScopeFrame> {
+        &self.frame
     }
 
     /// The response body was dropped before its end (client disconnect, server
