@@ -396,6 +396,7 @@ impl Masker {
     /// sensitive other than [`FILTERED`] (the capture's names are a superset of the
     /// masker's); they are then exactly what [`Masker::mask_headers`] makes of them,
     /// and are stamped so.
+    #[cfg(feature = "http-capture")]
     pub(crate) fn mask_header_values(&self, headers: &mut Headers) {
         headers.replace_values(|_, v| match self.mask_text(v) {
             Cow::Owned(m) if m != v => Some(m),

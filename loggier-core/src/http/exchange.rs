@@ -528,7 +528,7 @@ impl Exchange {
         let mut req = HttpRequest {
             method: static_method(request.method),
             path: request.path.to_string(),
-            route: self.route.as_deref().map(str::to_string),
+            route: self.route.clone(),
             ..HttpRequest::default()
         };
         if s.capture_request_data {
@@ -550,7 +550,7 @@ impl Exchange {
                 content_type: self
                     .response_content_type
                     .take()
-                    .map(|c| String::from_utf8_lossy(&c).into_owned()),
+                    .map(|c| static_content_type(&c)),
                 ..HttpResponse::default()
             };
             if s.capture_request_data {
@@ -636,6 +636,25 @@ fn static_method(m: &str) -> Cow<'static, str> {
     match METHODS.iter().find(|s| **s == m) {
         Some(s) => Cow::Borrowed(s),
         None => Cow::Owned(m.to_owned()),
+    }
+}
+
+/// The response `Content-Type` as a `&'static str` when it is one of the usual
+/// ones (no copy per record), else a copy (invalid UTF-8 replaced).
+fn static_content_type(c: &[u8]) -> Cow<'static, str> {
+    const USUAL: [&str; 8] = [
+        "application/json",
+        "text/plain; charset=utf-8",
+        "text/html; charset=utf-8",
+        "text/plain",
+        "text/html",
+        "application/octet-stream",
+        "application/problem+json",
+        "application/x-www-form-urlencoded",
+    ];
+    match USUAL.iter().find(|u| u.as_bytes() == c) {
+        Some(u) => Cow::Borrowed(u),
+        None => Cow::Owned(String::from_utf8_lossy(c).into_owned()),
     }
 }
 

@@ -1,4 +1,5 @@
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
 use smallvec::SmallVec;
@@ -63,9 +64,13 @@ pub struct HttpRequest {
     pub method: Cow<'static, str>,
     /// Path without the query string.
     pub path: String,
-    /// Route template (`/users/{id}`), when the framework knows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
+    /// Route template (`/users/{id}`), when the framework knows it; shared with the
+    /// adapter's route memo (no copy per record).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_shared_str"
+    )]
+    pub route: Option<Arc<str>>,
     /// Query parameters (sensitive keys masked).
     #[serde(rename = "query_params", skip_serializing_if = "Fields::is_empty")]
     pub query: Fields,
@@ -89,9 +94,9 @@ pub struct HttpRequest {
 pub struct HttpResponse {
     /// Status code.
     pub status_code: u16,
-    /// `Content-Type` header value.
+    /// `Content-Type` header value (the usual ones are borrowed, not copied).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'static, str>>,
     /// Response headers, lower-case names (sensitive ones masked).
     #[serde(skip_serializing_if = "Headers::is_empty")]
     pub headers: Headers,
@@ -385,6 +390,18 @@ pub enum BodyContent {
         /// Body length, bytes.
         len: u64,
     },
+}
+
+/// An `Option<Arc<str>>` as the text it holds (serde's own impl needs its `rc`
+/// feature).
+fn serialize_shared_str<S: serde::Serializer>(
+    v: &Option<Arc<str>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(t) => s.serialize_str(t),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_binary<S: serde::Serializer>(
