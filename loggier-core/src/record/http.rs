@@ -254,6 +254,12 @@ impl Headers {
         }
     }
 
+    /// The values, one after another: every value is a stretch of this text.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn values_text(&self) -> &str {
+        &self.text
+    }
+
     /// The masker stamp (see the field).
     pub(crate) fn masked_by(&self) -> Option<u64> {
         self.masked_by
