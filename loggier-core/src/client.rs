@@ -149,7 +149,8 @@ impl Loggier {
         if !self.enabled(record.level) {
             return;
         }
-        self.inner.submit(Envelope::new(record), Msg::Record);
+        self.inner
+            .submit(Envelope::unboxed(Arc::new(record)), Msg::Record);
     }
 
     /// Starts a record at `level` whose message is `message` formatted — without a
@@ -191,7 +192,7 @@ impl Loggier {
         if inner.closed.load(Ordering::Acquire) {
             return Err(Box::new(record));
         }
-        let env = inner.envelope(Envelope::new(record));
+        let env = inner.envelope(Envelope::unboxed(Arc::new(record)));
         // Count first so `enqueued` never lags a record the worker already saw.
         inner.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         match inner.tx.try_send(Msg::Record(env)) {
@@ -203,7 +204,7 @@ impl Loggier {
             Err(e) => {
                 inner.counters.enqueued.fetch_sub(1, Ordering::Relaxed);
                 match e.into_inner() {
-                    Msg::Record(env) => Err(Box::new(env.body)),
+                    Msg::Record(env) => Err(Box::new(Arc::unwrap_or_clone(env.body))),
                     // `try_send` hands back exactly the message it was given.
                     _ => unreachable!("try_send returned a message it was not given"),
                 }
@@ -401,20 +402,21 @@ impl Inner {
     /// Captures the current scope and the global context (when there is any) into
     /// `env` (and, with feature `opentelemetry`, the active OTel span's ids when the
     /// scope has none): everything the caller's thread adds before the channel.
-    fn envelope<B: Body>(&self, mut env: Box<Envelope<B>>) -> Box<Envelope<B>> {
+    fn envelope<E: Enveloped>(&self, mut env: E) -> E {
         let scope = context::current();
+        let e = env.envelope_mut();
         #[cfg(feature = "opentelemetry")]
-        env.body.fill_otel_ids(scope.as_deref());
+        e.body.fill_otel_ids(scope.as_deref());
         let global = self.global.load();
         if !global.is_empty() {
-            env.global = Some(Arc::clone(&global));
+            e.global = Some(Arc::clone(&global));
         }
-        env.scope = scope;
+        e.scope = scope;
         env
     }
 
     /// Counts, captures the context and queues `env` (or counts why it could not).
-    fn submit<B: Body>(&self, env: Box<Envelope<B>>, msg: fn(Box<Envelope<B>>) -> Msg) {
+    fn submit<E: Enveloped>(&self, env: E, msg: fn(E) -> Msg) {
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         if self.closed.load(Ordering::Acquire) {
             self.counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
@@ -608,6 +610,35 @@ impl Body for Record {
     #[cfg(feature = "opentelemetry")]
     fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>) {
         crate::otel::fill_trace_ids(self, scope);
+    }
+}
+
+impl Body for Arc<Record> {
+    #[cfg(feature = "opentelemetry")]
+    fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>) {
+        // Only the caller holds the record yet: no copy is made.
+        crate::otel::fill_trace_ids(Arc::make_mut(self), scope);
+    }
+}
+
+/// An [`Envelope`] as a message carries it: boxed (an event) or inline (a finished
+/// record, already behind its `Arc`).
+trait Enveloped {
+    type Body: Body;
+    fn envelope_mut(&mut self) -> &mut Envelope<Self::Body>;
+}
+
+impl<B: Body> Enveloped for Box<Envelope<B>> {
+    type Body = B;
+    fn envelope_mut(&mut self) -> &mut Envelope<B> {
+        self
+    }
+}
+
+impl<B: Body> Enveloped for Envelope<B> {
+    type Body = B;
+    fn envelope_mut(&mut self) -> &mut Envelope<B> {
+        self
     }
 }
 

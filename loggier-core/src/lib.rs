@@ -99,8 +99,8 @@ pub use pipeline::retry::{
 pub use pipeline::{SinkStats, Stats};
 pub use record::{
     BodyContent, CapturedBody, ContextFields, ContextIntoIter, ContextIter, ContextIterMut,
-    Exception, ExceptionCause, Fields, Frame, Headers, HttpRequest, HttpResponse, HttpTransaction,
-    Level, Record, ServiceInfo, Timing, TimingKind,
+    Exception, ExceptionCause, Fields, Frame, Headers, HeadersIter, HttpRequest, HttpResponse,
+    HttpTransaction, Level, Record, ServiceInfo, Timing, TimingKind,
 };
 pub use sink::{BatchHint, BoxFuture, Payload, SendOutcome, Sink};
 #[cfg(feature = "file")]

@@ -202,6 +202,31 @@ pub struct Masker {
     /// Verdicts of [`Masker::is_sensitive_key`] for keys seen before (context keys,
     /// header names and query parameter names repeat from record to record).
     memo: NameMemo,
+    /// The identity of `keys` ([`key_set_id`]): two maskers with the same id mask
+    /// exactly alike (the rules besides `keys` are fixed), so what one masked the
+    /// other need not mask again.
+    id: u64,
+}
+
+/// The identity of a key set: the same number for the same set of folded keys,
+/// within this process. Maskers are built at configuration time, so a short list
+/// under a lock is enough. A poisoned lock gives a number no other set gets (the
+/// masker then never skips work another one did).
+fn key_set_id(keys: &HashSet<String>) -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    static KNOWN: std::sync::Mutex<Vec<(Vec<String>, u64)>> = std::sync::Mutex::new(Vec::new());
+    let fresh = || NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut sorted: Vec<String> = keys.iter().cloned().collect();
+    sorted.sort_unstable();
+    let Ok(mut known) = KNOWN.lock() else {
+        return fresh();
+    };
+    if let Some((_, id)) = known.iter().find(|(k, _)| *k == sorted) {
+        return *id;
+    }
+    let id = fresh();
+    known.push((sorted, id));
+    id
 }
 
 impl Default for Masker {
@@ -223,6 +248,7 @@ impl Masker {
         keys.remove("");
         let substrings: Vec<String> = SENSITIVE_SUBSTRINGS.iter().map(|k| fold_key(k)).collect();
         Masker {
+            id: key_set_id(&keys),
             keys_by_len: by_len(&keys),
             markers: markers(&substrings),
             prefilter: prefilter(&keys, &substrings),
@@ -239,9 +265,15 @@ impl Masker {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let before = self.keys.len();
         self.keys
             .extend(extra.into_iter().map(|k| fold_key(k.as_ref())));
         self.keys.remove("");
+        if self.keys.len() == before {
+            // No new key: the same masker (keys are only ever added).
+            return self;
+        }
+        self.id = key_set_id(&self.keys);
         self.keys_by_len = by_len(&self.keys);
         self.prefilter = prefilter(&self.keys, &self.substrings);
         self.memo = NameMemo::new(KEY_MEMO_CAPACITY);
@@ -337,16 +369,44 @@ impl Masker {
     /// [`Masker::mask_fields`] for an HTTP side's [`Headers`]: a sensitive name's
     /// value becomes the marker, any other value is scanned with
     /// [`Masker::mask_text`].
+    ///
+    /// Headers already masked by a masker with the same keys (the HTTP capture masks
+    /// them with the client's masker as it builds them) are left as they are: they
+    /// carry that masker's stamp, which any later change to them removes.
     pub fn mask_headers(&self, headers: &mut Headers) {
-        for (k, v) in headers.iter_mut() {
-            if self.is_sensitive_key(k) {
-                if v != FILTERED {
-                    *v = FILTERED.to_string();
-                }
-            } else {
-                self.mask_string(v);
-            }
+        if headers.masked_by() == Some(self.id) {
+            return;
         }
+        headers.replace_values(|k, v| {
+            if self.is_sensitive_key(k) {
+                (v != FILTERED).then(|| FILTERED.to_string())
+            } else {
+                match self.mask_text(v) {
+                    Cow::Owned(m) if m != v => Some(m),
+                    _ => None,
+                }
+            }
+        });
+        headers.set_masked_by(self.id);
+    }
+
+    /// The masking of header values the HTTP capture does once it has masked the
+    /// sensitive names itself: every value that is not [`FILTERED`] is scanned with
+    /// [`Masker::mask_text`]. `headers` must hold no value of a name this masker finds
+    /// sensitive other than [`FILTERED`] (the capture's names are a superset of the
+    /// masker's); they are then exactly what [`Masker::mask_headers`] makes of them,
+    /// and are stamped so.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn mask_header_values(&self, headers: &mut Headers) {
+        // Every value is a stretch of the values' text: with no byte a masked form
+        // needs anywhere in it, `mask_text` leaves each value as it is.
+        if has_pair_marker(headers.values_text()) {
+            headers.replace_values(|_, v| match self.mask_text(v) {
+                Cow::Owned(m) if m != v => Some(m),
+                _ => None,
+            });
+        }
+        headers.set_masked_by(self.id);
     }
 
     /// [`Masker::mask_fields`] for a record's [`ContextFields`].
@@ -620,16 +680,34 @@ impl Masker {
     }
 }
 
-/// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`). A plain
-/// byte loop for short texts (messages, field values: `memchr`'s vector search only
-/// pays from a few dozen bytes on), `memchr` for longer ones (bodies).
+/// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`). Eight
+/// bytes at a time for short texts (messages, field and header values), `memchr`
+/// for longer ones (bodies; its vector search pays from a few dozen bytes on).
 fn has_pair_marker(text: &str) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero exactly when some byte of `v` is zero.
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
     let b = text.as_bytes();
-    if b.len() < 64 {
-        b.iter().any(|&c| matches!(c, b'=' | b':' | b'<'))
-    } else {
-        memchr::memchr3(b'=', b':', b'<', b).is_some()
+    if b.len() >= 64 {
+        return memchr::memchr3(b'=', b':', b'<', b).is_some();
     }
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(c);
+        let v = u64::from_le_bytes(a);
+        if has_zero(v ^ (ONES * u64::from(b'=')))
+            || has_zero(v ^ (ONES * u64::from(b':')))
+            || has_zero(v ^ (ONES * u64::from(b'<')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&c| matches!(c, b'=' | b':' | b'<'))
 }
 
 /// An automaton finding any of `patterns`: a DFA when it fits the crate's size

@@ -336,3 +336,104 @@ fn item9_innocent_keys_are_not_masked() {
         assert!(m.is_sensitive_key(k), "{k} is not masked");
     }
 }
+
+/// The worker leaves HTTP headers alone only when the capture masked them with a
+/// masker of the same keys. Headers captured with another masker (here: settings
+/// that were never given the client's masker, so they lack its `sensitive_fields`),
+/// and headers changed after the capture masked them, are masked again before the
+/// file sink writes them.
+#[test]
+fn headers_masked_by_another_masker_or_changed_afterwards_are_masked_again() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Loggier::builder()
+        .service_name("masking")
+        .data_dir(dir.path())
+        .sensitive_fields(["x-tenant-ref"])
+        .build()
+        .expect("client");
+    // Capture settings without `with_masker`: the capture does not know the client's
+    // extra key, its masker differs from the worker's.
+    let foreign = Arc::new(
+        CaptureSettings::builder()
+            .log_all_requests(true)
+            .log_slow_requests(false)
+            .build()
+            .expect("settings"),
+    );
+    let mut headers = http::HeaderMap::new();
+    headers.insert("x-tenant-ref", "SECRET-TENANT".parse().expect("hv"));
+    headers.insert(
+        "referer",
+        "https://a.example/?q=KEEP1&token=SECRET-QS"
+            .parse()
+            .expect("hv"),
+    );
+    headers.insert("authorization", "Bearer SECRET-AUTH".parse().expect("hv"));
+    let record = |settings: &Arc<CaptureSettings>, path: &str| {
+        let mut x = settings.begin(path, &headers).expect("not excluded");
+        let _ = x.on_response(200, None);
+        let level = x.finish().expect("recorded");
+        x.into_record(
+            level,
+            RequestView {
+                method: "GET",
+                path,
+                query: None,
+                client_ip: None,
+            },
+            header_entries(&headers),
+            std::iter::empty(),
+        )
+    };
+    let by_foreign = record(&foreign, "/foreign");
+    // The capture masked what its own masker knows...
+    let tx = by_foreign.http.as_ref().expect("transaction");
+    assert_eq!(tx.request.headers.get("authorization"), Some("[FILTERED]"));
+    assert_eq!(
+        tx.request.headers.get("x-tenant-ref"),
+        Some("SECRET-TENANT")
+    );
+    log.log(by_foreign);
+
+    // Same keys as the client's masker, but a header added after the capture.
+    let own = settings(&log, 0);
+    let mut changed = record(&own, "/changed");
+    let tx = changed.http.as_deref_mut().expect("transaction");
+    tx.request
+        .headers
+        .append("x-api-key", "SECRET-ADDED".to_string());
+    tx.request.headers.insert(
+        "x-note".to_string(),
+        "session=SECRET-NOTE; KEEP2".to_string(),
+    );
+    log.log(changed);
+
+    // Masked by the capture with the client's masker: left as it is, and as masked.
+    log.log(record(&own, "/own"));
+
+    assert!(log.flush(Duration::from_secs(10)), "flush");
+    let text = std::fs::read_to_string(dir.path().join("loggier.ndjson")).expect("log file");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    for line in &lines {
+        assert!(!line.contains("SECRET"), "secret leaked: {line}");
+        assert!(line.contains("KEEP1"), "harmless value lost: {line}");
+    }
+    assert!(
+        lines[0].contains(r#""x-tenant-ref":"[FILTERED]""#),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains(r#""x-api-key":"[FILTERED]""#),
+        "{}",
+        lines[1]
+    );
+    assert!(lines[1].contains("KEEP2"), "{}", lines[1]);
+    assert!(
+        lines[2].contains(r#""x-tenant-ref":"[FILTERED]""#),
+        "{}",
+        lines[2]
+    );
+    log.shutdown(Duration::from_secs(5));
+}

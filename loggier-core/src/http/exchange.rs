@@ -534,7 +534,7 @@ impl Exchange {
         let mut req = HttpRequest {
             method: static_method(request.method),
             path: request.path.to_string(),
-            route: self.route.as_deref().map(str::to_string),
+            route: self.route.clone(),
             ..HttpRequest::default()
         };
         if s.capture_request_data {
@@ -556,7 +556,7 @@ impl Exchange {
                 content_type: self
                     .response_content_type
                     .take()
-                    .map(|c| String::from_utf8_lossy(&c).into_owned()),
+                    .map(|c| static_content_type(&c)),
                 ..HttpResponse::default()
             };
             if s.capture_request_data {
@@ -645,6 +645,25 @@ fn static_method(m: &str) -> Cow<'static, str> {
     }
 }
 
+/// The response `Content-Type` as a `&'static str` when it is one of the usual
+/// ones (no copy per record), else a copy (invalid UTF-8 replaced).
+fn static_content_type(c: &[u8]) -> Cow<'static, str> {
+    const USUAL: [&str; 8] = [
+        "application/json",
+        "text/plain; charset=utf-8",
+        "text/html; charset=utf-8",
+        "text/plain",
+        "text/html",
+        "application/octet-stream",
+        "application/problem+json",
+        "application/x-www-form-urlencoded",
+    ];
+    match USUAL.iter().find(|u| u.as_bytes() == c) {
+        Some(u) => Cow::Borrowed(u),
+        None => Cow::Owned(String::from_utf8_lossy(c).into_owned()),
+    }
+}
+
 /// The header name as a `&'static str` when it is one of the usual ones (no copy
 /// per record), else an owned lower-case copy.
 fn static_header_name(name: &str) -> Cow<'static, str> {
@@ -683,8 +702,11 @@ fn static_header_name(name: &str) -> Cow<'static, str> {
 }
 
 /// Header entries → headers: lower-case names, values as text (invalid UTF-8
-/// replaced), repeated names joined with `", "`, sensitive ones masked. Also picks
-/// out the `User-Agent` when `user_agent` is given.
+/// replaced), repeated names joined with `", "`, sensitive ones masked, and every
+/// other value scanned with [`Masker::mask_text`](crate::mask::Masker::mask_text)
+/// — what the worker's masking would do, so the headers carry the masker's stamp
+/// and the worker leaves them alone when its masker has the same keys. Also picks
+/// out the `User-Agent` (unmasked, as before) when `user_agent` is given.
 fn header_fields<'a, I>(
     s: &CaptureSettings,
     entries: I,
@@ -698,19 +720,24 @@ where
     for e in entries {
         let name = static_header_name(e.name);
         let sensitive = s.is_sensitive_header(&name, e.sensitive);
+        // Valid UTF-8 (the rule) is checked by the fast validator and borrowed.
+        let value = match std::str::from_utf8(e.value) {
+            Ok(v) => Cow::Borrowed(v),
+            Err(_) => String::from_utf8_lossy(e.value),
+        };
         let value = if sensitive {
-            FILTERED.to_string()
+            Cow::Borrowed(FILTERED)
         } else {
-            // Valid UTF-8 (the rule) is validated once and copied once.
-            String::from_utf8_lossy(e.value).into_owned()
+            value
         };
         if name == "user-agent" {
             if let Some(ua) = user_agent.as_deref_mut() {
-                *ua = Some(value.clone());
+                *ua = Some(value.clone().into_owned());
             }
         }
-        out.append(name, value);
+        out.append_str(name, &value);
     }
+    s.masker.mask_header_values(&mut out);
     out
 }
 

@@ -47,11 +47,18 @@ impl<B> Envelope<B> {
     /// `body` without context yet ([`Loggier`](crate::Loggier) adds it when the
     /// record is submitted).
     pub(crate) fn new(body: B) -> Box<Envelope<B>> {
-        Box::new(Envelope {
+        Box::new(Envelope::unboxed(body))
+    }
+
+    /// [`Envelope::new`] not boxed: a finished record travels as
+    /// `Envelope<Arc<Record>>` inline in its message, so the `Arc` the sinks share
+    /// is the only allocation that carries it.
+    pub(crate) fn unboxed(body: B) -> Envelope<B> {
+        Envelope {
             body,
             global: None,
             scope: None,
-        })
+        }
     }
 }
 
@@ -181,7 +188,7 @@ impl Room {
 #[derive(Debug)]
 pub(crate) enum Msg {
     Event(Box<Envelope<EventBody>>),
-    Record(Box<Envelope<Record>>),
+    Record(Envelope<Arc<Record>>),
     /// Answer `true` on `ack` once everything sent before is written by every sink.
     /// Not `patient`: answer `false` as soon as a sink cannot make progress right
     /// now (backing off, offline) instead of waiting for it.
@@ -291,7 +298,7 @@ pub(crate) fn finish_event(
         ctx.insert(k, v);
     }
     let extra = extra.map(|x| *x).unwrap_or_default();
-    let record = Record {
+    let mut record = Record {
         timestamp_ns,
         level,
         message,
@@ -305,16 +312,22 @@ pub(crate) fn finish_event(
         span_id: extra.span_id,
         request_id: None,
     };
-    complete(record, scope, settings)
+    complete(&mut record, scope, settings);
+    record
 }
 
-/// [`finish_event`] for a finished record: its context is the call's.
-pub(crate) fn finish_record(env: Envelope<Record>, settings: &PipelineSettings) -> Record {
+/// [`finish_event`] for a finished record: its context is the call's. The record is
+/// finished in place in its `Arc` (only the caller held it, so nothing is copied).
+pub(crate) fn finish_record(
+    env: Envelope<Arc<Record>>,
+    settings: &PipelineSettings,
+) -> Arc<Record> {
     let Envelope {
-        body: mut record,
+        body: mut shared,
         global,
         scope,
     } = env;
+    let record = Arc::make_mut(&mut shared);
     let scope = scope.as_deref();
     let global = global.as_deref();
     if global.is_some() || scope.is_some() {
@@ -324,12 +337,13 @@ pub(crate) fn finish_record(env: Envelope<Record>, settings: &PipelineSettings) 
         record.context = ctx;
     }
     settings.masker.mask_context(&mut record.context);
-    complete(record, scope, settings)
+    complete(record, scope, settings);
+    shared
 }
 
 /// Request and trace ids and tags from the scope and the settings; masking of
 /// everything but the context (already masked).
-fn complete(mut record: Record, scope: Option<&ScopeFrame>, settings: &PipelineSettings) -> Record {
+fn complete(record: &mut Record, scope: Option<&ScopeFrame>, settings: &PipelineSettings) {
     if let Some(s) = scope {
         if record.request_id.is_none() {
             record.request_id = s.request_id().map(str::to_string);
@@ -347,8 +361,7 @@ fn complete(mut record: Record, scope: Option<&ScopeFrame>, settings: &PipelineS
         tags.append(&mut record.tags);
         record.tags = tags;
     }
-    settings.masker.mask_record_but_context(&mut record);
-    record
+    settings.masker.mask_record_but_context(record);
 }
 
 /// Slots of the [`KeyCache`].

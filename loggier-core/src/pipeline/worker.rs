@@ -209,7 +209,7 @@ async fn run(
                 Msg::Event(env) => {
                     records.push(Arc::new(finish_event(*env, &settings, &mut keys)));
                 }
-                Msg::Record(env) => records.push(Arc::new(finish_record(*env, &settings))),
+                Msg::Record(env) => records.push(finish_record(env, &settings)),
                 Msg::Flush { ack, patient } => {
                     dispatch(&mut records, &handles, &settings, &room).await;
                     let waits: Vec<_> = handles

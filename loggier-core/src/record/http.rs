@@ -1,6 +1,8 @@
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::ser::{SerializeMap, Serializer};
+use smallvec::SmallVec;
 
 use super::Fields;
 
@@ -62,9 +64,13 @@ pub struct HttpRequest {
     pub method: Cow<'static, str>,
     /// Path without the query string.
     pub path: String,
-    /// Route template (`/users/{id}`), when the framework knows it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
+    /// Route template (`/users/{id}`), when the framework knows it; shared with the
+    /// adapter's route memo (no copy per record).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_shared_str"
+    )]
+    pub route: Option<Arc<str>>,
     /// Query parameters (sensitive keys masked).
     #[serde(rename = "query_params", skip_serializing_if = "Fields::is_empty")]
     pub query: Fields,
@@ -88,9 +94,9 @@ pub struct HttpRequest {
 pub struct HttpResponse {
     /// Status code.
     pub status_code: u16,
-    /// `Content-Type` header value.
+    /// `Content-Type` header value (the usual ones are borrowed, not copied).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub content_type: Option<String>,
+    pub content_type: Option<Cow<'static, str>>,
     /// Response headers, lower-case names (sensitive ones masked).
     #[serde(skip_serializing_if = "Headers::is_empty")]
     pub headers: Headers,
@@ -99,16 +105,42 @@ pub struct HttpResponse {
     pub body: Option<CapturedBody>,
 }
 
+/// Headers kept inline in a [`Headers`] before its name list allocates.
+const INLINE_HEADERS: usize = 4;
+
+/// Bytes the value text of a [`Headers`] starts with, so the usual handful of values
+/// is written into one allocation without growing it.
+const TEXT_START_BYTES: usize = 96;
+
 /// The headers of one side of a transaction: (name, value) pairs in the order they
 /// were first seen, one pair per name (repeated headers are joined with `", "` by
 /// [`Headers::append`]). Names are lower case as the capture writes them; the usual
-/// names are `&'static` (no copy per record).
+/// names are `&'static` (no copy per record). The values are kept in one text buffer
+/// (one allocation for all of them; up to four names are kept inline).
 ///
 /// JSON shape: an object `{"name": "value", …}` in that order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Headers {
-    entries: Vec<(Cow<'static, str>, String)>,
+    /// Each name with the byte range of its value in `text`.
+    entries: SmallVec<[(Cow<'static, str>, usize, usize); INLINE_HEADERS]>,
+    /// The values, one after another.
+    text: String,
+    /// Set by [`Masker::mask_headers`](crate::mask::Masker::mask_headers): the
+    /// [identity](crate::mask::Masker) of the masker whose masking these headers are
+    /// the result of. Any change through the public methods clears it, so the worker
+    /// can skip masking them again only while they are exactly what that masker left.
+    masked_by: Option<u64>,
 }
+
+impl PartialEq for Headers {
+    /// Same (name, value) pairs in the same order (how the values are laid out, and
+    /// which masker masked them, do not matter).
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
 
 impl Headers {
     /// No headers.
@@ -116,10 +148,12 @@ impl Headers {
         Headers::default()
     }
 
-    /// Room for `n` headers without reallocating.
+    /// Room for `n` headers without reallocating the name list.
     pub fn with_capacity(n: usize) -> Self {
         Headers {
-            entries: Vec::with_capacity(n),
+            entries: SmallVec::with_capacity(n),
+            text: String::new(),
+            masked_by: None,
         }
     }
 
@@ -135,19 +169,21 @@ impl Headers {
 
     /// The value of `name` (compared exactly; names are lower case).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// Sets `name` to `value`, replacing and returning an earlier value of that name
     /// (its position is kept); a new name goes last.
     pub fn insert(&mut self, name: String, value: String) -> Option<String> {
-        match self.entries.iter_mut().find(|(k, _)| *k == name) {
-            Some((_, v)) => Some(std::mem::replace(v, value)),
+        self.masked_by = None;
+        match self.position(&name) {
+            Some(i) => {
+                let old = self.value_at(i).to_string();
+                self.replace_value(i, &value);
+                Some(old)
+            }
             None => {
-                self.entries.push((Cow::Owned(name), value));
+                self.push_new(Cow::Owned(name), &value);
                 None
             }
         }
@@ -157,38 +193,154 @@ impl Headers {
     /// to the earlier value with `", "`, except that a masked earlier value
     /// ([`FILTERED`](crate::mask::FILTERED)) stays masked alone.
     pub fn append(&mut self, name: impl Into<Cow<'static, str>>, value: String) {
-        let name = name.into();
-        match self.entries.iter_mut().find(|(k, _)| *k == name) {
-            Some((_, prev)) => {
+        self.append_str(name.into(), &value);
+    }
+
+    /// [`Headers::append`] from borrowed text (the value is copied into the buffer).
+    pub(crate) fn append_str(&mut self, name: Cow<'static, str>, value: &str) {
+        self.masked_by = None;
+        match self.position(&name) {
+            Some(i) => {
+                let prev = self.value_at(i);
                 if prev != crate::mask::FILTERED {
-                    prev.push_str(", ");
-                    prev.push_str(&value);
+                    let joined = format!("{prev}, {value}");
+                    self.replace_value(i, &joined);
                 }
             }
-            None => self.entries.push((name, value)),
+            None => self.push_new(name, value),
         }
     }
 
     /// The (name, value) pairs in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + '_ {
-        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+    pub fn iter(&self) -> HeadersIter<'_> {
+        HeadersIter {
+            entries: self.entries.iter(),
+            text: &self.text,
+        }
     }
 
-    /// The (name, value) pairs in order, values mutable (masking).
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (&str, &mut String)> + '_ {
-        self.entries.iter_mut().map(|(k, v)| (&**k, v))
+    /// Replaces every value for which `f(name, value)` answers `Some` (masking), in
+    /// one pass; leaves the masker stamp alone (the caller sets it).
+    pub(crate) fn replace_values(&mut self, mut f: impl FnMut(&str, &str) -> Option<String>) {
+        // From the first change on, the values are laid out again in a new buffer.
+        let mut out: Option<String> = None;
+        for i in 0..self.entries.len() {
+            let (start, end) = (self.entries[i].1, self.entries[i].2);
+            let old = self.text.get(start..end).unwrap_or_default();
+            let new = f(&self.entries[i].0, old);
+            if new.is_none() && out.is_none() {
+                continue;
+            }
+            let t = match out.as_mut() {
+                Some(t) => t,
+                None => {
+                    let mut t = String::with_capacity(self.text.len() + 16);
+                    for e in self.entries[..i].iter_mut() {
+                        let from = t.len();
+                        t.push_str(self.text.get(e.1..e.2).unwrap_or_default());
+                        e.1 = from;
+                        e.2 = t.len();
+                    }
+                    out.insert(t)
+                }
+            };
+            let from = t.len();
+            t.push_str(new.as_deref().unwrap_or(old));
+            self.entries[i].1 = from;
+            self.entries[i].2 = t.len();
+        }
+        if let Some(t) = out {
+            self.text = t;
+        }
+    }
+
+    /// The values, one after another: every value is a stretch of this text.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn values_text(&self) -> &str {
+        &self.text
+    }
+
+    /// The masker stamp (see the field).
+    pub(crate) fn masked_by(&self) -> Option<u64> {
+        self.masked_by
+    }
+
+    /// Notes that these headers are what the masker `id` left.
+    pub(crate) fn set_masked_by(&mut self, id: u64) {
+        self.masked_by = Some(id);
+    }
+
+    fn position(&self, name: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _, _)| k == name)
+    }
+
+    fn value_at(&self, i: usize) -> &str {
+        let (_, start, end) = &self.entries[i];
+        self.text.get(*start..*end).unwrap_or_default()
+    }
+
+    fn push_new(&mut self, name: Cow<'static, str>, value: &str) {
+        if self.text.capacity() == 0 {
+            self.text.reserve(value.len().max(TEXT_START_BYTES));
+        }
+        let start = self.text.len();
+        self.text.push_str(value);
+        self.entries.push((name, start, self.text.len()));
+    }
+
+    /// Sets the value of entry `i` to `value`: in place when it is the last value of
+    /// the buffer, else by laying the buffer out again (rare: repeated names).
+    fn replace_value(&mut self, i: usize, value: &str) {
+        let (_, start, end) = self.entries[i];
+        if end == self.text.len() {
+            self.text.truncate(start);
+            self.text.push_str(value);
+            self.entries[i].2 = self.text.len();
+            return;
+        }
+        let mut text = String::with_capacity(self.text.len() + value.len());
+        for (j, e) in self.entries.iter_mut().enumerate() {
+            let from = text.len();
+            if j == i {
+                text.push_str(value);
+            } else {
+                text.push_str(self.text.get(e.1..e.2).unwrap_or_default());
+            }
+            e.1 = from;
+            e.2 = text.len();
+        }
+        self.text = text;
     }
 }
 
+/// The (name, value) pairs of a [`Headers`], in order.
+#[derive(Debug, Clone)]
+pub struct HeadersIter<'a> {
+    entries: std::slice::Iter<'a, (Cow<'static, str>, usize, usize)>,
+    text: &'a str,
+}
+
+impl<'a> Iterator for HeadersIter<'a> {
+    type Item = (&'a str, &'a str);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (k, start, end) = self.entries.next()?;
+        Some((k.as_ref(), self.text.get(*start..*end).unwrap_or_default()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.entries.size_hint()
+    }
+}
+
+impl ExactSizeIterator for HeadersIter<'_> {}
+
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a str);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Cow<'static, str>, String)>,
-        fn(&'a (Cow<'static, str>, String)) -> (&'a str, &'a str),
-    >;
+    type IntoIter = HeadersIter<'a>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_str()))
+        self.iter()
     }
 }
 
@@ -207,8 +359,8 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
 impl serde::Serialize for Headers {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut m = s.serialize_map(Some(self.entries.len()))?;
-        for (k, v) in &self.entries {
-            m.serialize_entry(k.as_ref(), v)?;
+        for (k, v) in self {
+            m.serialize_entry(k, v)?;
         }
         m.end()
     }
@@ -244,6 +396,18 @@ pub enum BodyContent {
         /// Body length, bytes.
         len: u64,
     },
+}
+
+/// An `Option<Arc<str>>` as the text it holds (serde's own impl needs its `rc`
+/// feature).
+fn serialize_shared_str<S: serde::Serializer>(
+    v: &Option<Arc<str>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(t) => s.serialize_str(t),
+        None => s.serialize_none(),
+    }
 }
 
 fn serialize_binary<S: serde::Serializer>(
@@ -305,6 +469,40 @@ mod tests {
             collected.iter().collect::<Vec<_>>(),
             [("a", "3"), ("b", "2")]
         );
+    }
+
+    #[test]
+    fn headers_values_replaced_anywhere_keep_names_order_and_other_values() {
+        let mut h = Headers::new();
+        h.append("a", "1".to_string());
+        h.append("b", "two".to_string());
+        h.append("c", "3".to_string());
+        // A repeated name that is not the last value lays the buffer out again.
+        h.append("a", "x".to_string());
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("a", "1, x"), ("b", "two"), ("c", "3")]
+        );
+        h.replace_values(|k, _| (k == "b").then(|| "[FILTERED]".to_string()));
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [("a", "1, x"), ("b", "[FILTERED]"), ("c", "3")]
+        );
+        h.replace_values(|_, v| (v == "3").then(|| "three".to_string()));
+        assert_eq!(h.get("c"), Some("three"));
+        assert_eq!(h.insert("a".into(), "y".into()), Some("1, x".to_string()));
+        assert_eq!(
+            serde_json::to_string(&h).expect("serializes"),
+            r#"{"a":"y","b":"[FILTERED]","c":"three"}"#
+        );
+        // A stamp set by masking is cleared by any change.
+        h.set_masked_by(7);
+        assert_eq!(h.clone().masked_by(), Some(7));
+        h.append("d", "4".to_string());
+        assert_eq!(h.masked_by(), None);
+        h.set_masked_by(7);
+        h.insert("d".into(), "5".into());
+        assert_eq!(h.masked_by(), None);
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub use exception::{Exception, ExceptionCause, Frame};
 pub use fields::{
     ContextFields, IntoIter as ContextIntoIter, Iter as ContextIter, IterMut as ContextIterMut,
 };
-pub use http::{BodyContent, CapturedBody, Headers, HttpRequest, HttpResponse, HttpTransaction};
+pub use http::{
+    BodyContent, CapturedBody, Headers, HeadersIter, HttpRequest, HttpResponse, HttpTransaction,
+};
 pub use json::{JsonRecord, encode_json, encode_json_line, format_timestamp};
 pub(crate) use json::{ServiceJson, encode_json_line_with};
 pub use level::Level;

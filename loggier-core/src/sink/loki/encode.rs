@@ -877,7 +877,10 @@ mod tests {
                 None => render_labels(&base),
             };
             let mut meta = Vec::new();
-            let route = r.http.as_ref().and_then(|h| h.request.route.clone());
+            let route = r
+                .http
+                .as_ref()
+                .and_then(|h| h.request.route.as_deref().map(str::to_string));
             let typed = [
                 ("request_id", r.request_id.clone()),
                 ("trace_id", r.trace_id.clone()),

@@ -274,7 +274,7 @@ pub(super) fn log_record(r: &Record) -> LogRecord {
             attrs.push("url.path", string(req.path.clone()));
         }
         if let Some(route) = &req.route {
-            attrs.push("http.route", string(route.clone()));
+            attrs.push("http.route", string(&**route));
         }
         if !req.query.is_empty() {
             attrs.push("url.query", string(query_string(&req.query)));
