@@ -128,7 +128,14 @@ impl Config {
 ///   and an error record with the panic message and, through the request panic hook
 ///   of [`loggier_core::http`], its backtrace — instead of a connection reset and
 ///   nothing logged; the worker keeps serving;
-/// - wraps the response body: copies at most `max_body_size` bytes when
+/// - decides on a response whose body is sized and already complete in memory (a
+///   `Bytes`, `String` or `&'static str` body, also boxed: actix-web's
+///   `MessageBody::try_into_bytes`) when the response is produced: copies its body
+///   when `capture_response_body` applies, emits the record (if any) with the
+///   response's own headers, and hands the bytes on unwrapped. Its duration ends
+///   there: what is left is sending bytes already produced, so a request made slow
+///   only by a slow client reading such a body is not recorded as slow;
+/// - wraps any other response body: copies at most `max_body_size` bytes when
 ///   `capture_response_body` applies, and emits the record when the body ends — or
 ///   when it is dropped before its end (client disconnect), then with
 ///   `response_aborted: true`. Duration covers the whole body, so streaming responses
@@ -136,7 +143,7 @@ impl Config {
 ///   actix-web sends the response head before the body ends, so the response headers
 ///   are copied when the response is produced — only when the record may need them
 ///   ([`Exchange::wants_response_headers_copy`]): a request recorded only because
-///   sending a complete (sized) body made it slow has no response headers.
+///   sending a sized body made it slow has no response headers.
 ///
 /// Which requests are recorded, at which level, and what is masked is decided by the
 /// one policy in [`loggier_core::http`]; this type only converts actix types. Records go
