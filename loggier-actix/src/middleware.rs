@@ -216,9 +216,15 @@ impl Loggier {
         loggier_core::http::install_request_panic_hook();
         // Both `http` versions accept the same header-name grammar, so a name that
         // `CaptureSettings` validated always converts; the fallback is the default.
-        let request_id_header =
-            HeaderName::from_bytes(settings.request_id_header().as_str().as_bytes())
-                .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER));
+        // The default name is the static one: echoing it on every response clones
+        // and drops it, which for a static name touches no reference count.
+        let configured = settings.request_id_header().as_str();
+        let request_id_header = if configured == DEFAULT_REQUEST_ID_HEADER {
+            HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER)
+        } else {
+            HeaderName::from_bytes(configured.as_bytes())
+                .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER))
+        };
         let mut data = Extensions::new();
         data.insert(ClientData(client.clone()));
         Loggier {
