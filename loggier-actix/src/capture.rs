@@ -47,12 +47,9 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub(crate) fn new(
-        exchange: Exchange,
-        config: Rc<Config>,
-        head: &RequestHead,
-        request_body: Option<SharedCapture>,
-    ) -> Self {
+    /// The state of a request whose exchange has just started; the request body copy,
+    /// when there is one, is added with [`set_request_body`](Pending::set_request_body).
+    pub(crate) fn new(exchange: Exchange, config: Rc<Config>, head: &RequestHead) -> Self {
         Pending {
             exchange,
             config,
@@ -60,10 +57,20 @@ impl Pending {
             uri: head.uri.clone(),
             peer: head.peer_addr,
             request: None,
-            request_body,
+            request_body: None,
             response_headers: Vec::new(),
             response_body: None,
         }
+    }
+
+    /// The request's exchange, while the middleware sets it up.
+    pub(crate) fn exchange_mut(&mut self) -> &mut Exchange {
+        &mut self.exchange
+    }
+
+    /// The request body copy the payload wrapper fills.
+    pub(crate) fn set_request_body(&mut self, shared: SharedCapture) {
+        self.request_body = Some(shared);
     }
 
     /// The request id header name and value for the response echo.

@@ -291,23 +291,27 @@ where
         }
 
         let headers = req.headers();
-        let mut exchange = Exchange::start(
-            Arc::clone(&config.settings),
-            headers.get(&config.request_id_header).map(|v| v.as_bytes()),
-            headers.get(TRACEPARENT).map(|v| v.as_bytes()),
-        );
+        // Boxed once, and at once (the exchange is built in place, not moved into the
+        // box later): the response future and body carry it, and actix moves both.
+        let mut pending = Box::new(Pending::new(
+            Exchange::start(
+                Arc::clone(&config.settings),
+                headers.get(&config.request_id_header).map(|v| v.as_bytes()),
+                headers.get(TRACEPARENT).map(|v| v.as_bytes()),
+            ),
+            Rc::clone(config),
+            req.head(),
+        ));
+        let exchange = pending.exchange_mut();
         // Found when a record needs it, not per request (see `Config::route`).
         config.resources.get_or_init(|| req.resource_map().clone());
         exchange.defer_route(crate::capture::resolve_route);
 
         // A request without a body has `Payload::None` (or, over HTTP/1, no framing
         // header: RFC 9112 §6.3, its body is empty): nothing to copy, no wrapper.
-        let request_body = match req.take_payload() {
-            Payload::None => None,
-            payload if has_no_body(&req) => {
-                req.set_payload(payload);
-                None
-            }
+        match req.take_payload() {
+            Payload::None => {}
+            payload if has_no_body(&req) => req.set_payload(payload),
             payload => {
                 let content_type = req.headers().get(header::CONTENT_TYPE);
                 let capture = exchange.request_body_capture(content_type.map(|v| v.as_bytes()));
@@ -315,24 +319,15 @@ where
                     Some(capture) => {
                         let (payload, shared) = RequestBody::wrap(payload, capture);
                         req.set_payload(payload);
-                        Some(shared)
+                        pending.set_request_body(shared);
                     }
-                    None => {
-                        req.set_payload(payload);
-                        None
-                    }
+                    None => req.set_payload(payload),
                 }
             }
-        };
+        }
 
-        let frame = Arc::clone(exchange.frame());
-        // Boxed once: the response future and body carry it, and actix moves both.
-        let mut pending = Some(Box::new(Pending::new(
-            exchange,
-            Rc::clone(config),
-            req.head(),
-            request_body,
-        )));
+        let frame = Arc::clone(pending.exchange_mut().frame());
+        let mut pending = Some(pending);
         let fut = crate::capture::serving(&mut pending, || {
             instrument_request(frame, || self.service.call(req))
         });
