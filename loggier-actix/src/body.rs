@@ -17,6 +17,18 @@ use loggier_core::http::BodyCapture;
 use crate::capture::{Pending, SharedCapture};
 
 pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<B> {
+        // The inner body, polled chunk by chunk.
+        Wrapped { #[pin] body: B },
+        // A sized body that was complete in memory when the response was produced
+        // (`MessageBody::try_into_bytes`): the record, if any, is already emitted.
+        // Yields its bytes in one chunk, then ends (as `Bytes` does).
+        Complete { bytes: Bytes },
+    }
+}
+
+pin_project_lite::pin_project! {
     /// The response body of a request that passed through [`Loggier`](crate::Loggier):
     /// yields the inner body's chunks unchanged and as soon as they come (no
     /// buffering), copies at most `max_body_size` bytes of them when the response
@@ -24,11 +36,16 @@ pin_project_lite::pin_project! {
     /// it is dropped before its end (client disconnect, server shutdown), on drop with
     /// `response_aborted: true`.
     ///
+    /// A sized body that is already complete in memory (a `Bytes`, `String` or
+    /// `&'static str` body, also inside a `BoxBody`) is taken out of its wrapper when
+    /// the response is produced: the record is decided (and its body copied) then,
+    /// and this body only hands the bytes on, in one chunk.
+    ///
     /// Not `Send` (neither are actix-web bodies in general): it lives on the worker
     /// that serves the request.
     pub struct ResponseBody<B> {
         #[pin]
-        body: B,
+        kind: Kind<B>,
         pending: Option<Box<Pending>>,
         // The inner body's size hint when the response was produced.
         size: BodySize,
@@ -59,8 +76,19 @@ impl<B: MessageBody> ResponseBody<B> {
     pub(crate) fn new(body: B, pending: Option<Box<Pending>>) -> Self {
         let size = body.size();
         ResponseBody {
-            body,
+            kind: Kind::Wrapped { body },
             pending,
+            size,
+            sent_bytes: 0,
+        }
+    }
+
+    /// The complete bytes of a sized body whose request was already decided on.
+    pub(crate) fn complete(bytes: Bytes) -> Self {
+        let size = BodySize::Sized(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+        ResponseBody {
+            kind: Kind::Complete { bytes },
+            pending: None,
             size,
             sent_bytes: 0,
         }
@@ -82,7 +110,12 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
 
     #[inline]
     fn size(&self) -> BodySize {
-        self.body.size()
+        match &self.kind {
+            Kind::Wrapped { body } => body.size(),
+            Kind::Complete { bytes } => {
+                BodySize::Sized(u64::try_from(bytes.len()).unwrap_or(u64::MAX))
+            }
+        }
     }
 
     fn poll_next(
@@ -90,7 +123,13 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.project();
-        let item = ready!(this.body.poll_next(cx));
+        let body = match this.kind.project() {
+            KindProj::Wrapped { body } => body,
+            KindProj::Complete { bytes } => {
+                return Poll::Ready((!bytes.is_empty()).then(|| Ok(std::mem::take(bytes))));
+            }
+        };
+        let item = ready!(body.poll_next(cx));
         match &item {
             Some(Ok(chunk)) => {
                 *this.sent_bytes = this
@@ -113,6 +152,14 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
             }
         }
         Poll::Ready(item)
+    }
+
+    fn try_into_bytes(mut self) -> Result<Bytes, Self> {
+        match &mut self.kind {
+            // Its request is decided on already: nothing left to record.
+            Kind::Complete { bytes } => Ok(std::mem::take(bytes)),
+            Kind::Wrapped { .. } => Err(self),
+        }
     }
 }
 

@@ -47,12 +47,9 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    pub(crate) fn new(
-        exchange: Exchange,
-        config: Rc<Config>,
-        head: &RequestHead,
-        request_body: Option<SharedCapture>,
-    ) -> Self {
+    /// The state of a request whose exchange has just started; the request body copy,
+    /// when there is one, is added with [`set_request_body`](Pending::set_request_body).
+    pub(crate) fn new(exchange: Exchange, config: Rc<Config>, head: &RequestHead) -> Self {
         Pending {
             exchange,
             config,
@@ -60,10 +57,20 @@ impl Pending {
             uri: head.uri.clone(),
             peer: head.peer_addr,
             request: None,
-            request_body,
+            request_body: None,
             response_headers: Vec::new(),
             response_body: None,
         }
+    }
+
+    /// The request's exchange, while the middleware sets it up.
+    pub(crate) fn exchange_mut(&mut self) -> &mut Exchange {
+        &mut self.exchange
+    }
+
+    /// The request body copy the payload wrapper fills.
+    pub(crate) fn set_request_body(&mut self, shared: SharedCapture) {
+        self.request_body = Some(shared);
     }
 
     /// The request id header name and value for the response echo.
@@ -80,19 +87,14 @@ impl Pending {
         HeaderValue::from_maybe_shared(bytes).ok()
     }
 
-    /// Notes the response: its request (for the request headers), status, content
-    /// type, the error it was built from; copies its headers when the policy wants them
-    /// ([`Exchange::wants_response_headers_copy`]; `body_streams`: the body's size is
-    /// not known up front) and starts the body copy when it applies.
+    /// Notes the response: its status, content type and the error it was built from;
+    /// starts the body copy when it applies.
     pub(crate) fn on_response(
         &mut self,
-        request: &HttpRequest,
         status: u16,
         headers: &HeaderMap,
         error: Option<&actix_web::Error>,
-        body_streams: bool,
     ) {
-        self.request = Some(request.clone());
         let content_type = headers
             .get(actix_web::http::header::CONTENT_TYPE)
             .map(|v| v.as_bytes());
@@ -100,11 +102,40 @@ impl Pending {
         if let Some(err) = error {
             self.exchange.set_response_error(exception_of(err));
         }
+    }
+
+    /// Keeps what the record needs once the response head is gone, for a body that
+    /// is sent chunk by chunk: its request (for the request headers) and, when the
+    /// policy wants them ([`Exchange::wants_response_headers_copy`]; `body_streams`:
+    /// the body's size is not known up front), the response headers.
+    pub(crate) fn keep_for_body(
+        &mut self,
+        request: &HttpRequest,
+        headers: &HeaderMap,
+        body_streams: bool,
+    ) {
+        self.request = Some(request.clone());
         if self.exchange.wants_response_headers_copy(body_streams) {
             self.response_headers.reserve_exact(headers.len());
             self.response_headers
                 .extend(headers.iter().map(|(n, v)| (n.clone(), v.clone())));
         }
+    }
+
+    /// The response body is complete in memory (`body`): copies it when the body is
+    /// captured, then decides and records right away, with the response's request
+    /// and headers borrowed (no copies kept). The duration ends here: what is left is
+    /// sending bytes already produced.
+    pub(crate) fn on_complete_body(
+        mut self: Box<Self>,
+        request: &HttpRequest,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) {
+        if let Some(capture) = &mut self.response_body {
+            capture.push(body);
+        }
+        self.record(false, Some(request), Some(headers));
     }
 
     /// The inner service returned `Err`: actix-web turns it into a response after
@@ -135,17 +166,36 @@ impl Pending {
     /// Decides and, when the request is recorded, builds the record and hands it to
     /// the client. `aborted`: the response (or its body) was dropped before its end.
     pub(crate) fn emit(self: Box<Self>, aborted: bool) {
+        self.record(aborted, None, None);
+    }
+
+    /// [`emit`](Pending::emit), with the request and response headers borrowed from
+    /// the response when it is at hand (else the kept ones). Decides first: a request
+    /// that is not recorded only frees its state.
+    fn record(
+        mut self: Box<Self>,
+        aborted: bool,
+        request: Option<&HttpRequest>,
+        headers: Option<&HeaderMap>,
+    ) {
+        let Some(level) = self.exchange.finish() else {
+            return;
+        };
+        if !self.config.client.enabled(level) {
+            return;
+        }
         let Pending {
             mut exchange,
             config,
             method,
             uri,
             peer,
-            request,
+            request: kept_request,
             request_body,
             response_headers,
             response_body,
         } = *self;
+        let request = request.or(kept_request.as_ref());
         if let Some(shared) = request_body {
             // The payload wrapper only borrows while pushing a chunk, on this same
             // thread, so the borrow cannot be held here; stay panic-free regardless.
@@ -165,17 +215,11 @@ impl Pending {
         if aborted {
             exchange.set_aborted();
         }
-        let Some(level) = exchange.finish() else {
-            return;
-        };
-        if !config.client.enabled(level) {
-            return;
-        }
         if exchange.route().is_none() {
             // Found now that the request is recorded: the frame's answer when a record
             // logged by the handler asked already, else the router's (it has matched
             // this request: no path matching again), else the memo.
-            let route = match (exchange.frame().route(), &request) {
+            let route = match (exchange.frame().route(), request) {
                 (Some(route), _) => Some(Arc::from(route)),
                 (None, Some(request)) => request.match_pattern().map(Arc::from),
                 (None, None) => config.route(uri.path()),
@@ -193,12 +237,17 @@ impl Pending {
         let record = exchange.into_record(
             level,
             view,
-            request.iter().flat_map(|r| header_entries(r.headers())),
-            response_headers.iter().map(|(name, value)| HeaderEntry {
-                name: name.as_str(),
-                value: value.as_bytes(),
-                sensitive: value.is_sensitive(),
-            }),
+            request
+                .into_iter()
+                .flat_map(|r| header_entries(r.headers())),
+            response_headers
+                .iter()
+                .map(|(name, value)| HeaderEntry {
+                    name: name.as_str(),
+                    value: value.as_bytes(),
+                    sensitive: value.is_sensitive(),
+                })
+                .chain(headers.into_iter().flat_map(header_entries)),
         );
         config.client.log(record);
     }

@@ -131,17 +131,27 @@ where
         if let Some((name, value)) = pending.echo_header() {
             res.headers_mut().insert(name, value);
         }
-        let body_streams = matches!(res.response().body().size(), BodySize::Stream);
-        pending.on_response(
-            res.request(),
-            res.status().as_u16(),
-            res.headers(),
-            res.response().error(),
-            body_streams,
-        );
-        Poll::Ready(Ok(
-            res.map_body(move |_, body| ResponseBody::new(body, Some(pending)))
-        ))
+        let size = res.response().body().size();
+        pending.on_response(res.status().as_u16(), res.headers(), res.response().error());
+        let (request, response) = res.into_parts();
+        let response = response.map_body(|head, body| {
+            // A sized body complete in memory ends when its bytes are handed over:
+            // decided now, with the response at hand, and not wrapped.
+            let body = if matches!(size, BodySize::Sized(_)) {
+                match body.try_into_bytes() {
+                    Ok(bytes) => {
+                        pending.on_complete_body(&request, &head.headers, &bytes);
+                        return ResponseBody::complete(bytes);
+                    }
+                    Err(body) => body,
+                }
+            } else {
+                body
+            };
+            pending.keep_for_body(&request, &head.headers, matches!(size, BodySize::Stream));
+            ResponseBody::new(body, Some(pending))
+        });
+        Poll::Ready(Ok(ServiceResponse::new(request, response)))
     }
 }
 

@@ -128,7 +128,14 @@ impl Config {
 ///   and an error record with the panic message and, through the request panic hook
 ///   of [`loggier_core::http`], its backtrace — instead of a connection reset and
 ///   nothing logged; the worker keeps serving;
-/// - wraps the response body: copies at most `max_body_size` bytes when
+/// - decides on a response whose body is sized and already complete in memory (a
+///   `Bytes`, `String` or `&'static str` body, also boxed: actix-web's
+///   `MessageBody::try_into_bytes`) when the response is produced: copies its body
+///   when `capture_response_body` applies, emits the record (if any) with the
+///   response's own headers, and hands the bytes on unwrapped. Its duration ends
+///   there: what is left is sending bytes already produced, so a request made slow
+///   only by a slow client reading such a body is not recorded as slow;
+/// - wraps any other response body: copies at most `max_body_size` bytes when
 ///   `capture_response_body` applies, and emits the record when the body ends — or
 ///   when it is dropped before its end (client disconnect), then with
 ///   `response_aborted: true`. Duration covers the whole body, so streaming responses
@@ -136,7 +143,7 @@ impl Config {
 ///   actix-web sends the response head before the body ends, so the response headers
 ///   are copied when the response is produced — only when the record may need them
 ///   ([`Exchange::wants_response_headers_copy`]): a request recorded only because
-///   sending a complete (sized) body made it slow has no response headers.
+///   sending a sized body made it slow has no response headers.
 ///
 /// Which requests are recorded, at which level, and what is masked is decided by the
 /// one policy in [`loggier_core::http`]; this type only converts actix types. Records go
@@ -209,9 +216,15 @@ impl Loggier {
         loggier_core::http::install_request_panic_hook();
         // Both `http` versions accept the same header-name grammar, so a name that
         // `CaptureSettings` validated always converts; the fallback is the default.
-        let request_id_header =
-            HeaderName::from_bytes(settings.request_id_header().as_str().as_bytes())
-                .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER));
+        // The default name is the static one: echoing it on every response clones
+        // and drops it, which for a static name touches no reference count.
+        let configured = settings.request_id_header().as_str();
+        let request_id_header = if configured == DEFAULT_REQUEST_ID_HEADER {
+            HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER)
+        } else {
+            HeaderName::from_bytes(configured.as_bytes())
+                .unwrap_or_else(|_| HeaderName::from_static(DEFAULT_REQUEST_ID_HEADER))
+        };
         let mut data = Extensions::new();
         data.insert(ClientData(client.clone()));
         Loggier {
@@ -278,23 +291,27 @@ where
         }
 
         let headers = req.headers();
-        let mut exchange = Exchange::start(
-            Arc::clone(&config.settings),
-            headers.get(&config.request_id_header).map(|v| v.as_bytes()),
-            headers.get(TRACEPARENT).map(|v| v.as_bytes()),
-        );
+        // Boxed once, and at once (the exchange is built in place, not moved into the
+        // box later): the response future and body carry it, and actix moves both.
+        let mut pending = Box::new(Pending::new(
+            Exchange::start(
+                Arc::clone(&config.settings),
+                headers.get(&config.request_id_header).map(|v| v.as_bytes()),
+                headers.get(TRACEPARENT).map(|v| v.as_bytes()),
+            ),
+            Rc::clone(config),
+            req.head(),
+        ));
+        let exchange = pending.exchange_mut();
         // Found when a record needs it, not per request (see `Config::route`).
         config.resources.get_or_init(|| req.resource_map().clone());
         exchange.defer_route(crate::capture::resolve_route);
 
         // A request without a body has `Payload::None` (or, over HTTP/1, no framing
         // header: RFC 9112 §6.3, its body is empty): nothing to copy, no wrapper.
-        let request_body = match req.take_payload() {
-            Payload::None => None,
-            payload if has_no_body(&req) => {
-                req.set_payload(payload);
-                None
-            }
+        match req.take_payload() {
+            Payload::None => {}
+            payload if has_no_body(&req) => req.set_payload(payload),
             payload => {
                 let content_type = req.headers().get(header::CONTENT_TYPE);
                 let capture = exchange.request_body_capture(content_type.map(|v| v.as_bytes()));
@@ -302,24 +319,15 @@ where
                     Some(capture) => {
                         let (payload, shared) = RequestBody::wrap(payload, capture);
                         req.set_payload(payload);
-                        Some(shared)
+                        pending.set_request_body(shared);
                     }
-                    None => {
-                        req.set_payload(payload);
-                        None
-                    }
+                    None => req.set_payload(payload),
                 }
             }
-        };
+        }
 
-        let frame = Arc::clone(exchange.frame());
-        // Boxed once: the response future and body carry it, and actix moves both.
-        let mut pending = Some(Box::new(Pending::new(
-            exchange,
-            Rc::clone(config),
-            req.head(),
-            request_body,
-        )));
+        let frame = Arc::clone(pending.exchange_mut().frame());
+        let mut pending = Some(pending);
         let fut = crate::capture::serving(&mut pending, || {
             instrument_request(frame, || self.service.call(req))
         });

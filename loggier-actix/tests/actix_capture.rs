@@ -297,3 +297,60 @@ async fn route_templates_stay_right_for_repeated_and_new_paths() {
     }
     h.stop().await;
 }
+
+/// A sized body complete in memory is decided on when the response is produced (not
+/// wrapped) and a streamed one when its last chunk went out: both reach the client
+/// unchanged, with the request id, and both records carry the body and headers.
+#[actix_web::test]
+async fn complete_and_streamed_bodies_are_both_captured() {
+    let h = Harness::start(
+        CaptureSettings::builder()
+            .log_all_requests(true)
+            .capture_response_body(loggier_actix::ResponseBodyCapture::All)
+            .build()
+            .expect("valid"),
+    )
+    .await;
+
+    let resp = h
+        .http
+        .get(h.url("/status/201"))
+        .header("x-request-id", "sized-body")
+        .send()
+        .await
+        .expect("sized");
+    assert_eq!(resp.status(), 201);
+    assert_eq!(echoed_id(&resp).as_deref(), Some("sized-body"));
+    assert_eq!(resp.bytes().await.expect("body").as_ref(), b"status 201");
+    let r = h.http_record("sized-body").await;
+    let tx = &r["context"]["transaction"];
+    assert_eq!(tx["response"]["status_code"], 201, "{r}");
+    assert_eq!(tx["response"]["body"]["content"], "status 201", "{r}");
+    assert_eq!(
+        tx["response"]["headers"]["x-request-id"], "sized-body",
+        "{r}"
+    );
+    assert_eq!(tx["request"]["route"], "/status/{code}", "{r}");
+    assert!(r["context"].get("response_aborted").is_none(), "{r}");
+
+    let resp = h
+        .http
+        .get(h.url("/slow-stream"))
+        .header("x-request-id", "streamed-body")
+        .send()
+        .await
+        .expect("streamed");
+    assert_eq!(echoed_id(&resp).as_deref(), Some("streamed-body"));
+    assert_eq!(
+        resp.bytes().await.expect("body").as_ref(),
+        b"header\nfooter\n"
+    );
+    let r = h.http_record("streamed-body").await;
+    let tx = &r["context"]["transaction"];
+    assert_eq!(tx["response"]["body"]["content"], "header\nfooter\n", "{r}");
+    assert_eq!(
+        tx["response"]["headers"]["x-request-id"], "streamed-body",
+        "{r}"
+    );
+    h.stop().await;
+}
