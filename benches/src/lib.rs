@@ -117,3 +117,28 @@ pub fn capture_settings(mode: &str) -> loggier_core::http::CaptureSettings {
     };
     b.build().expect("valid capture settings")
 }
+
+/// The JSON body every HTTP bench handler answers with (57 bytes), so the load
+/// generators can check each response's length.
+pub const HANDLER_BODY: &str = r#"{"id":42,"status":"shipped","items":3,"total_cents":5997}"#;
+
+/// A Loggier client for the HTTP benches: service `bench-http`, data in `dir`, and
+/// only the embedded file sink at `dir/loggier.ndjson`, without rotation, so every
+/// line can be counted. `policy` is the full-channel policy (`http-count` uses
+/// `Block`, so no record is dropped; `http-bench` keeps the default).
+///
+/// # Panics
+/// When the file cannot be created in `dir` (a bench cannot run without it).
+pub fn file_client(dir: &Path, policy: loggier_core::FullPolicy) -> loggier_core::Loggier {
+    let file = loggier_core::FileSink::builder(dir.join("loggier.ndjson"))
+        .max_file_bytes(1 << 40)
+        .build()
+        .expect("file sink");
+    loggier_core::Loggier::builder()
+        .service_name("bench-http")
+        .data_dir(dir)
+        .full_policy(policy)
+        .sink(file)
+        .build()
+        .expect("valid loggier config")
+}

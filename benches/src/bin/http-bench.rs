@@ -46,8 +46,6 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use loggier_bench::{count_lines_containing, median, thousands};
 
-const HANDLER_BODY: &str = r#"{"id":42,"status":"shipped","items":3,"total_cents":5997}"#;
-
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Framework {
     Axum,
@@ -95,20 +93,6 @@ fn log_file(dir: &Path, mode: &str) -> Option<PathBuf> {
 
 // ---------------------------------------------------------------- server side
 
-fn loggier_client(dir: &Path) -> loggier_core::Loggier {
-    // The embedded file sink, without rotation so every line can be counted.
-    let file = loggier_core::FileSink::builder(dir.join("loggier.ndjson"))
-        .max_file_bytes(1 << 40)
-        .build()
-        .expect("file sink");
-    loggier_core::Loggier::builder()
-        .service_name("bench-http")
-        .data_dir(dir)
-        .sink(file)
-        .build()
-        .expect("valid loggier config")
-}
-
 /// Waits for a line (or EOF) on stdin: the parent's stop signal.
 fn wait_for_stop() {
     let mut line = String::new();
@@ -140,7 +124,7 @@ fn serve_axum(mode: &str, dir: &Path, threads: usize) {
             counter.fetch_add(1, Ordering::Relaxed);
             (
                 [(http::header::CONTENT_TYPE, "application/json")],
-                HANDLER_BODY,
+                loggier_bench::HANDLER_BODY,
             )
         }
     };
@@ -151,7 +135,7 @@ fn serve_axum(mode: &str, dir: &Path, threads: usize) {
         "bare" => router,
         "loggier" | "loggier-all" => {
             use loggier_axum::LoggierRouterExt as _;
-            let c = loggier_client(dir);
+            let c = loggier_bench::file_client(dir, loggier_core::FullPolicy::DropNewest);
             client = Some(c.clone());
             router.with_loggier_settings(c, loggier_bench::capture_settings(mode))
         }
@@ -242,7 +226,7 @@ fn actix_route(served: &Arc<AtomicU64>) -> actix_web::Resource {
             counter.fetch_add(1, Ordering::Relaxed);
             HttpResponse::Ok()
                 .content_type("application/json")
-                .body(HANDLER_BODY)
+                .body(loggier_bench::HANDLER_BODY)
         }
     }))
 }
@@ -260,7 +244,7 @@ fn serve_actix(mode: &str, dir: &Path, threads: usize) {
                 .service(actix_route(&served)));
         }
         "loggier" | "loggier-all" => {
-            let c = loggier_client(dir);
+            let c = loggier_bench::file_client(dir, loggier_core::FullPolicy::DropNewest);
             client = Some(c.clone());
             let settings = Arc::new(loggier_bench::capture_settings(mode));
             let served = Arc::clone(&served);
@@ -350,7 +334,7 @@ async fn connection_loop(
             .max(1);
         let _ = load.hist.record(us);
         load.requests += 1;
-        if !ok || body.to_bytes().len() != HANDLER_BODY.len() {
+        if !ok || body.to_bytes().len() != loggier_bench::HANDLER_BODY.len() {
             load.errors += 1;
         }
         if check_request_id && !has_id {

@@ -29,24 +29,7 @@
 //! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/http-count actix bare 6000
 //! ```
 
-use std::path::Path;
 use std::time::Duration;
-
-const HANDLER_BODY: &str = r#"{"id":42,"status":"shipped","items":3,"total_cents":5997}"#;
-
-fn loggier_client(dir: &Path) -> loggier_core::Loggier {
-    let file = loggier_core::FileSink::builder(dir.join("loggier.ndjson"))
-        .max_file_bytes(1 << 40)
-        .build()
-        .expect("file sink");
-    loggier_core::Loggier::builder()
-        .service_name("bench-http")
-        .data_dir(dir)
-        .full_policy(loggier_core::FullPolicy::Block)
-        .sink(file)
-        .build()
-        .expect("valid loggier config")
-}
 
 fn path(i: u64, unique: bool) -> String {
     let id = if unique { 1000 + i } else { 1000 + i % 1000 };
@@ -64,7 +47,7 @@ fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, u
         get(|| async {
             (
                 [(http::header::CONTENT_TYPE, "application/json")],
-                HANDLER_BODY,
+                loggier_bench::HANDLER_BODY,
             )
         }),
     );
@@ -97,7 +80,7 @@ fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, u
             let resp = app.call(req).await.expect("infallible");
             assert_eq!(resp.status(), http::StatusCode::OK);
             let body = resp.into_body().collect().await.expect("body").to_bytes();
-            assert_eq!(body.len(), HANDLER_BODY.len());
+            assert_eq!(body.len(), loggier_bench::HANDLER_BODY.len());
         }
     });
 }
@@ -110,7 +93,7 @@ fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, 
         web::resource("/api/orders/{id}").route(web::get().to(|| async {
             HttpResponse::Ok()
                 .content_type("application/json")
-                .body(HANDLER_BODY)
+                .body(loggier_bench::HANDLER_BODY)
         }))
     };
     let request = move |i: u64| {
@@ -131,7 +114,7 @@ fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, 
                     let body = actix_web::body::to_bytes(resp.into_body())
                         .await
                         .expect("body");
-                    assert_eq!(body.len(), HANDLER_BODY.len());
+                    assert_eq!(body.len(), loggier_bench::HANDLER_BODY.len());
                 }
             }};
         }
@@ -167,7 +150,8 @@ fn main() {
         std::process::exit(2);
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let client = (mode != "bare").then(|| loggier_client(dir.path()));
+    let client = (mode != "bare")
+        .then(|| loggier_bench::file_client(dir.path(), loggier_core::FullPolicy::Block));
     match framework.as_str() {
         "axum" => run_axum(mode, client.as_ref(), requests, unique),
         "actix" => run_actix(mode, client.as_ref(), requests, unique),
