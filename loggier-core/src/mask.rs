@@ -680,34 +680,9 @@ impl Masker {
     }
 }
 
-/// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`). Eight
-/// bytes at a time for short texts (messages, field and header values), `memchr`
-/// for longer ones (bodies; its vector search pays from a few dozen bytes on).
+/// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`).
 fn has_pair_marker(text: &str) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Non-zero exactly when some byte of `v` is zero.
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH != 0;
-    let b = text.as_bytes();
-    if b.len() >= 64 {
-        return memchr::memchr3(b'=', b':', b'<', b).is_some();
-    }
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(c);
-        let v = u64::from_le_bytes(a);
-        if has_zero(v ^ (ONES * u64::from(b'=')))
-            || has_zero(v ^ (ONES * u64::from(b':')))
-            || has_zero(v ^ (ONES * u64::from(b'<')))
-        {
-            return true;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .any(|&c| matches!(c, b'=' | b':' | b'<'))
+    memchr::memchr3(b'=', b':', b'<', text.as_bytes()).is_some()
 }
 
 /// An automaton finding any of `patterns`: a DFA when it fits the crate's size
