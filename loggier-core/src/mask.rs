@@ -381,10 +381,7 @@ impl Masker {
             if self.is_sensitive_key(k) {
                 (v != FILTERED).then(|| FILTERED.to_string())
             } else {
-                match self.mask_text(v) {
-                    Cow::Owned(m) if m != v => Some(m),
-                    _ => None,
-                }
+                self.masked(v)
             }
         });
         headers.set_masked_by(self.id);
@@ -401,10 +398,7 @@ impl Masker {
         // Every value is a stretch of the values' text: with no byte a masked form
         // needs anywhere in it, `mask_text` leaves each value as it is.
         if has_pair_marker(headers.values_text()) {
-            headers.replace_values(|_, v| match self.mask_text(v) {
-                Cow::Owned(m) if m != v => Some(m),
-                _ => None,
-            });
+            headers.replace_values(|_, v| self.masked(v));
         }
         headers.set_masked_by(self.id);
     }
@@ -658,14 +652,22 @@ impl Masker {
         }
     }
 
+    /// [`Masker::mask_text`] of `v` when it differs from `v`, else `None`.
+    fn masked(&self, v: &str) -> Option<String> {
+        match self.mask_text(v) {
+            Cow::Owned(m) if m != v => Some(m),
+            _ => None,
+        }
+    }
+
     /// Masks `s` in place with [`Masker::mask_text`]; `true` when it changed.
     fn mask_string(&self, s: &mut String) -> bool {
-        match self.mask_text(s) {
-            Cow::Owned(m) if m != *s => {
+        match self.masked(s) {
+            Some(m) => {
                 *s = m;
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
