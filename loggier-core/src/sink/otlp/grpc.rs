@@ -84,11 +84,13 @@ impl GrpcTarget {
             };
             endpoint = endpoint.tls_config(config).map_err(|e| {
                 let detail = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
-                ConfigError::invalid(
-                    target_setting,
-                    &shown,
-                    format!("TLS setup failed: {detail}"),
-                )
+                // With a CA set, that is what failed to load; else the endpoint.
+                let setting = if ca_pem.is_some() {
+                    "otlp_ca_certificate"
+                } else {
+                    target_setting
+                };
+                ConfigError::invalid(setting, &shown, format!("TLS setup failed: {detail}"))
             })?;
         } else if ca_pem.is_some() {
             return Err(ConfigError::invalid(
