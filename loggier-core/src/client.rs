@@ -1,6 +1,6 @@
 //! The [`Loggier`] client, its builder and the [`Event`] builder.
 
-use std::borrow::Cow;
+use std::borrow::{BorrowMut, Cow};
 use std::error::Error as StdError;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
@@ -29,6 +29,7 @@ const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// the worker and the sinks work to a deadline this much earlier than the caller's,
 /// so a sink that uses all of its time (a receiver that never answers) has counted
 /// its leftovers, and the worker has drained the channel, when `shutdown` returns.
+/// Capped at a tenth of the budget, so a short shutdown (100 ms) keeps back less (10 ms).
 /// 200 ms rather than a few: on a loaded 2-core machine a sink thread was seen to
 /// count its leftovers more than 50 ms after its deadline (once in about eight full
 /// test runs, `full_policy_block_shutdown`); a sink starved for longer still counts them
@@ -370,7 +371,11 @@ impl Loggier {
     ///
     /// Afterwards [`Loggier::stats`] balances exactly: `enqueued` equals
     /// `written + every dropped reason + pending` (records logged while the
-    /// shutdown ran are `dropped_closed`; nothing stays in the channel).
+    /// shutdown ran are `dropped_closed`; nothing stays in the channel). The pipeline
+    /// works to a deadline up to 200 ms (at most a tenth of `timeout`) earlier, so
+    /// that a sink that used all its time has counted its leftovers by then; a sink
+    /// thread starved of CPU for longer than that counts them a little after this
+    /// returns.
     pub fn shutdown(&self, timeout: Duration) {
         self.inner.shutdown(timeout, true);
     }
@@ -406,9 +411,9 @@ impl Inner {
     /// Captures the current scope and the global context (when there is any) into
     /// `env` (and, with feature `opentelemetry`, the active OTel span's ids when the
     /// scope has none): everything the caller's thread adds before the channel.
-    fn envelope<E: Enveloped>(&self, mut env: E) -> E {
+    fn envelope<B: Body, E: BorrowMut<Envelope<B>>>(&self, mut env: E) -> E {
         let scope = context::current();
-        let e = env.envelope_mut();
+        let e = env.borrow_mut();
         #[cfg(feature = "opentelemetry")]
         e.body.fill_otel_ids(scope.as_deref());
         let global = self.global.load();
@@ -420,7 +425,7 @@ impl Inner {
     }
 
     /// Counts, captures the context and queues `env` (or counts why it could not).
-    fn submit<E: Enveloped>(&self, env: E, msg: fn(E) -> Msg) {
+    fn submit<B: Body, E: BorrowMut<Envelope<B>>>(&self, env: E, msg: fn(E) -> Msg) {
         self.counters.enqueued.fetch_add(1, Ordering::Relaxed);
         if self.closed.load(Ordering::Acquire) {
             self.counters.dropped_closed.fetch_add(1, Ordering::Relaxed);
@@ -622,27 +627,6 @@ impl Body for Arc<Record> {
     fn fill_otel_ids(&mut self, scope: Option<&crate::context::ScopeFrame>) {
         // Only the caller holds the record yet: no copy is made.
         crate::otel::fill_trace_ids(Arc::make_mut(self), scope);
-    }
-}
-
-/// An [`Envelope`] as a message carries it: boxed (an event) or inline (a finished
-/// record, already behind its `Arc`).
-trait Enveloped {
-    type Body: Body;
-    fn envelope_mut(&mut self) -> &mut Envelope<Self::Body>;
-}
-
-impl<B: Body> Enveloped for Box<Envelope<B>> {
-    type Body = B;
-    fn envelope_mut(&mut self) -> &mut Envelope<B> {
-        self
-    }
-}
-
-impl<B: Body> Enveloped for Envelope<B> {
-    type Body = B;
-    fn envelope_mut(&mut self) -> &mut Envelope<B> {
-        self
     }
 }
 
