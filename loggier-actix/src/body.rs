@@ -85,7 +85,7 @@ impl<B: MessageBody> ResponseBody<B> {
 
     /// The complete bytes of a sized body whose request was already decided on.
     pub(crate) fn complete(bytes: Bytes) -> Self {
-        let size = BodySize::Sized(u64::try_from(bytes.len()).unwrap_or(u64::MAX));
+        let size = bytes.size();
         ResponseBody {
             kind: Kind::Complete { bytes },
             pending: None,
@@ -112,9 +112,7 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
     fn size(&self) -> BodySize {
         match &self.kind {
             Kind::Wrapped { body } => body.size(),
-            Kind::Complete { bytes } => {
-                BodySize::Sized(u64::try_from(bytes.len()).unwrap_or(u64::MAX))
-            }
+            Kind::Complete { bytes } => bytes.size(),
         }
     }
 
