@@ -269,24 +269,39 @@ thread_local! {
 
 /// Runs `f` — a call or a poll of the inner service — with `pending` as the request
 /// served on this thread, so a record logged meanwhile gets its route
-/// ([`resolve_route`]); `pending` is handed back afterwards. Moves the box in and
-/// out: no copy, no reference count. When `f` unwinds, the box stays behind in the
-/// thread-local (unused: its request is not the one of any later frame) and the
-/// request is not recorded, as if its state had been dropped.
+/// ([`resolve_route`]); `pending` is handed back afterwards, also when `f` unwinds
+/// (a drop guard puts the thread-local back, so no stale request stays behind to
+/// answer a later frame). Moves the box in and out: no copy, no reference count.
 pub(crate) fn serving<R>(pending: &mut Option<Box<Pending>>, f: impl FnOnce() -> R) -> R {
-    let mut mine = pending.take();
-    let previous = SERVING.try_with(|s| s.replace(mine.take()));
-    let out = f();
-    match previous {
-        Ok(previous) => {
-            if let Ok(back) = SERVING.try_with(|s| s.replace(previous)) {
-                *pending = back;
+    /// Puts the previous request back in [`SERVING`] and ours back in `pending`.
+    struct Restore<'a> {
+        pending: &'a mut Option<Box<Pending>>,
+        previous: Option<Option<Box<Pending>>>,
+    }
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            if let Some(previous) = self.previous.take() {
+                if let Ok(back) = SERVING.try_with(|s| s.replace(previous)) {
+                    *self.pending = back;
+                }
             }
         }
-        // No thread-local (thread teardown): nothing was moved.
-        Err(_) => *pending = mine,
     }
-    out
+    let mut mine = pending.take();
+    match SERVING.try_with(|s| s.replace(mine.take())) {
+        Ok(previous) => {
+            let _restore = Restore {
+                pending,
+                previous: Some(previous),
+            };
+            f()
+        }
+        // No thread-local (thread teardown): nothing was moved.
+        Err(_) => {
+            *pending = mine;
+            f()
+        }
+    }
 }
 
 /// The [`RouteResolver`](loggier_core::context::RouteResolver) of the middleware's
