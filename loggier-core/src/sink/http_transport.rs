@@ -349,13 +349,26 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
         "request failed"
     };
     let mut msg = format!("{what}: {e}");
-    let mut src = e.source();
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
+    push_error_sources(&mut msg, e.source());
     msg
+}
+
+/// Appends `source` and each error below it to `text` as `": part"`, skipping a part
+/// whose text is already in `text` (some errors repeat their source in their own
+/// message), for one-line error reports in `last_error` and on stderr.
+pub(crate) fn push_error_sources(
+    text: &mut String,
+    source: Option<&(dyn std::error::Error + 'static)>,
+) {
+    let mut src = source;
+    while let Some(e) = src {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        src = e.source();
+    }
 }
 
 /// The first `max` bytes of `body` as text (lossy UTF-8, trimmed), for error reports.

@@ -227,15 +227,7 @@ fn is_local_channel_failure(status: &Status) -> bool {
 /// The status message followed by its source errors, `: `-separated.
 fn error_chain(status: &Status) -> String {
     let mut text = status.message().to_string();
-    let mut source = std::error::Error::source(status);
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
+    crate::sink::http_transport::push_error_sources(&mut text, std::error::Error::source(status));
     text
 }
 
