@@ -406,6 +406,31 @@ struct Sample {
     /// Server process CPU time (user + system, all threads) per request of the
     /// measured phase, µs; `NaN` where `/proc` is unavailable.
     cpu_us: f64,
+    /// Context switches (voluntary + involuntary, all server threads) per 1,000
+    /// requests of the measured phase; `NaN` where `/proc` is unavailable. Each one is
+    /// a thread going to sleep or being preempted: work that instruction counts miss.
+    switches_per_1k: f64,
+}
+
+/// Voluntary + involuntary context switches of every thread of process `pid` so far
+/// (`voluntary_ctxt_switches` and `nonvoluntary_ctxt_switches` of
+/// `/proc/PID/task/*/status`, Linux). Threads that exited in between are not counted.
+fn context_switches(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(status) = std::fs::read_to_string(task.ok()?.path().join("status")) else {
+            continue;
+        };
+        for line in status.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += v.trim().parse::<u64>().ok()?;
+            }
+        }
+    }
+    Some(total)
 }
 
 /// User + system CPU time of process `pid` so far, in clock ticks of
@@ -500,8 +525,10 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
     let pid = server.child.id();
     let warm = drive(port, o.connections, o.warmup, check_id);
     let cpu_before = cpu_ticks(pid);
+    let switches_before = context_switches(pid);
     let load = warm.and_then(|_| drive(port, o.connections, o.duration, check_id));
     let cpu_after = cpu_ticks(pid);
+    let switches_after = context_switches(pid);
     let (served, stats) = stop_server(server)?;
     let load = load?;
     let mut invalid = None;
@@ -540,6 +567,12 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
         cpu_us: match (cpu_before, cpu_after) {
             (Some(a), Some(b)) if load.requests > 0 => {
                 b.saturating_sub(a) as f64 / CLOCK_TICKS_PER_SEC * 1e6 / load.requests as f64
+            }
+            _ => f64::NAN,
+        },
+        switches_per_1k: match (switches_before, switches_after) {
+            (Some(a), Some(b)) if load.requests > 0 => {
+                b.saturating_sub(a) as f64 * 1000.0 / load.requests as f64
             }
             _ => f64::NAN,
         },
@@ -649,9 +682,10 @@ fn main() {
                     invalid: Some(e),
                     records: None,
                     cpu_us: f64::NAN,
+                    switches_per_1k: f64::NAN,
                 });
                 eprintln!(
-                    "round {} {:>5} {:<12} {:>9} req/s  p50 {:>6} µs  p99 {:>6} µs  cpu {:>5.1} µs/req{}",
+                    "round {} {:>5} {:<12} {:>9} req/s  p50 {:>6} µs  p99 {:>6} µs  cpu {:>5.1} µs/req  {:>5.0} switches/1k{}",
                     round + 1,
                     fw.name(),
                     mode,
@@ -659,6 +693,7 @@ fn main() {
                     s.p50_us,
                     s.p99_us,
                     s.cpu_us,
+                    s.switches_per_1k,
                     s.invalid
                         .as_deref()
                         .map(|r| format!("  INVALID: {r}"))
@@ -684,9 +719,11 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
          Medians over rounds; ratios are to `bare` of the same framework and round. \
          Server CPU: user + system time of the server process (all its threads, the \
          logger's included) during the measured phase, per request — less sensitive than \
-         req/s to other load on the machine.\n\n\
-         | framework | mode | req/s | × bare | p50 µs | p99 µs | p99 × bare | server CPU µs/req | CPU × bare | records written / expected |\n\
-         |---|---|---:|---:|---:|---:|---:|---:|---:|---|\n",
+         req/s to other load on the machine. Switches: context switches (voluntary + \
+         involuntary) of all server threads per 1,000 requests — a thread woken or \
+         preempted, cost that instruction counts do not show.\n\n\
+         | framework | mode | req/s | × bare | p50 µs | p99 µs | p99 × bare | server CPU µs/req | CPU × bare | switches /1k req | records written / expected |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
         o.rounds,
         o.warmup.as_secs_f64(),
         o.duration.as_secs_f64(),
@@ -722,6 +759,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                     .map(|(s, b)| s.cpu_us / b.cpu_us)
                     .collect::<Vec<_>>(),
             );
+            let switches = median(&mut ss.iter().map(|s| s.switches_per_1k).collect::<Vec<_>>());
             let records = match ss.last().and_then(|s| s.records) {
                 Some((w, e)) => format!("{} / {}", thousands(w as f64), thousands(e as f64)),
                 None => "—".to_string(),
@@ -733,7 +771,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                 format!("**INVALID**: {}", invalid.join("; "))
             };
             md.push_str(&format!(
-                "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {:.1} | {:.2} | {} |\n",
+                "| {} | {} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {:.1} | {:.2} | {:.0} | {} |\n",
                 fw.name(),
                 mode,
                 thousands(rps),
@@ -743,6 +781,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
                 p99r,
                 cpu,
                 cpur,
+                switches,
                 records
             ));
         }
