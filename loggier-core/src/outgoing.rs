@@ -275,7 +275,7 @@ impl Middleware for TraceHttp {
             }),
             kind: TimingKind::Http,
             duration_ms,
-            threshold_ms: Some(threshold.as_secs_f64() * 1_000.0),
+            threshold_ms: Some(crate::timing::millis(threshold)),
             id: Some(stack::render_id(stack::new_id())),
             // The enclosing timed call, else the request this call was made for.
             parent: stack::parent_for(frame.as_deref()).map(|p| p.render()),

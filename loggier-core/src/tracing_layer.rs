@@ -201,7 +201,7 @@ where
                 fields.extend(f.clone());
             }
         }
-        let duration_ms = elapsed.as_secs_f64() * 1_000.0;
+        let duration_ms = crate::timing::millis(elapsed);
         let mut record = Record::new(
             level,
             format!("Slow function: {} took {duration_ms:.1} ms", meta.name()),
@@ -211,7 +211,7 @@ where
             name: meta.name().to_string(),
             kind: TimingKind::Function,
             duration_ms,
-            threshold_ms: Some(threshold.as_secs_f64() * 1_000.0),
+            threshold_ms: Some(crate::timing::millis(threshold)),
             id: None,
             parent: None,
         });

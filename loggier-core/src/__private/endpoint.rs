@@ -58,7 +58,7 @@ impl Drop for EndpointGuard {
         if !client.enabled(level) {
             return;
         }
-        let duration_ms = elapsed.as_secs_f64() * 1_000.0;
+        let duration_ms = crate::timing::millis(elapsed);
         let name = options.name();
         let message = if panicked {
             format!("Endpoint panicked: {name} ({duration_ms:.1} ms)")
@@ -70,7 +70,7 @@ impl Drop for EndpointGuard {
         let mut record = Record::new(level, message)
             .with_logger(STANDALONE_LOGGER)
             .with_timing(Timing {
-                threshold_ms: options.slow_threshold().map(|t| t.as_secs_f64() * 1_000.0),
+                threshold_ms: options.slow_threshold().map(crate::timing::millis),
                 ..Timing::new(name, TimingKind::Http, duration_ms)
             });
         record

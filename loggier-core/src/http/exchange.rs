@@ -602,7 +602,7 @@ impl Exchange {
 
         let mut tx = HttpTransaction::new(req);
         tx.response = response;
-        tx.duration_ms = duration.as_secs_f64() * 1_000.0;
+        tx.duration_ms = crate::timing::millis(duration);
 
         let mut record = Record::new(level, message)
             .with_logger(HTTP_LOGGER)

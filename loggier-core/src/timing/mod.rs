@@ -98,13 +98,22 @@ pub(crate) fn record_level(kind: Option<TimingKind>, outcome: Outcome, level: Le
     }
 }
 
+/// `d` in milliseconds as the records carry it (`duration_ms`, `threshold_ms`): whole
+/// nanoseconds divided once, so the JSON shows the shortest decimal of the exact value
+/// (49,194 ns → `0.049194`, where `as_secs_f64() * 1000.0` gives
+/// `0.049193999999999995`). Exact below 2^53 ns (104 days).
+pub(crate) fn millis(d: Duration) -> f64 {
+    // u128 → f64: exact for any duration a request or call takes.
+    d.as_nanos() as f64 / 1_000_000.0
+}
+
 /// Builds the record and logs it inside the scope the call started in.
 pub(crate) fn emit_record(e: Emit<'_>) {
     let level = record_level(e.kind, e.outcome, e.level);
     if !e.client.enabled(level) {
         return;
     }
-    let ms = e.elapsed.as_secs_f64() * 1000.0;
+    let ms = millis(e.elapsed);
     let detail = e.exception.as_ref().map_or("", |x| x.message.as_str());
     let message = match (e.kind, e.outcome) {
         (Some(k), Outcome::Returned) => format!(
@@ -359,4 +368,28 @@ macro_rules! timed {
         let __loggier_timer = $crate::__private::global_timer($name);
         $body
     }};
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A duration in whole nanoseconds is at most 6 decimals of milliseconds; the JSON
+    /// a sink writes must show exactly those, not a binary rounding tail.
+    #[test]
+    fn millis_print_as_the_exact_decimal() {
+        assert_eq!(
+            serde_json::to_string(&millis(Duration::from_nanos(49_194))).expect("f64 to JSON"),
+            "0.049194"
+        );
+        for ns in (1..200_000u64)
+            .step_by(7)
+            .chain([1_234_567_891, 612_400_000])
+        {
+            let text =
+                serde_json::to_string(&millis(Duration::from_nanos(ns))).expect("f64 to JSON");
+            let decimals = text.split_once('.').map_or(0, |(_, f)| f.len());
+            assert!(decimals <= 6, "{ns} ns printed as {text} ms");
+        }
+    }
 }
