@@ -85,6 +85,12 @@ impl PartialEq for Route {
 
 /// The resolved values of the innermost scope, flattened with its parents' values
 /// (computed once when the scope is entered, not per record).
+///
+/// Frames are shared as `Arc<ScopeFrame>`. Cloning the frame itself copies its
+/// values; the endpoint slot of a request frame (see
+/// [`endpoint_slot`](Self::endpoint_slot)) is copied as a snapshot: the clone holds the
+/// options set so far, and options set later on either copy are not seen by the other.
+/// Clone the `Arc` to share the request's slot.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ScopeFrame {
     fields: Fields,
