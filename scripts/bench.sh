@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole Loggier benchmark suite and writes a markdown report.
 #
-#   scripts/bench.sh            # full run (≈ 8 min on 2 cores once built)
+#   scripts/bench.sh            # full run (≈ 7 min on 2 cores once built; 5 HTTP rounds)
 #   scripts/bench.sh --quick    # smoke run (≈ 2 min): 1 HTTP round, shorter phases
 #
 # Parts (all from the loggier-bench crate, nothing to install besides Rust):

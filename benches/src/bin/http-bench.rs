@@ -24,8 +24,9 @@
 //! | `tracelayer` | tower-http `TraceLayer` (span and response at INFO) + `tracing` JSON over `non_blocking` to a file | — |
 //! | `logger` | — | `middleware::Logger::default()` + `env_logger` to a file |
 //!
-//! Every round runs every mode once (interleaved), each with a warm-up and then a
-//! fixed-duration measurement; the tables show medians over rounds, and req/s and p99
+//! Every round (5 by default: single req/s figures on a shared 2-core machine swing by
+//! ±10 %, so 3-round medians moved between runs) runs every mode once (interleaved),
+//! each with a warm-up and then a fixed-duration measurement; the tables show medians over rounds, and req/s and p99
 //! as a ratio to `bare` of the same framework and round (median of the per-round
 //! ratios). Latency is per request, from send to the last body byte, in a
 //! `hdrhistogram` (1 µs .. 60 s, 3 significant digits).
@@ -583,7 +584,7 @@ fn parse_opts() -> Opts {
     let mut o = Opts {
         frameworks: vec![Framework::Axum, Framework::Actix],
         modes: Vec::new(),
-        rounds: 3,
+        rounds: 5,
         warmup: Duration::from_secs(1),
         duration: Duration::from_secs(3),
         connections: 32,
