@@ -69,15 +69,38 @@ const ACK_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// Longest wait between two retries of such a delete.
 const ACK_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// A batch the sink acknowledged whose row could not be deleted yet. It is not sent
-/// again (it was delivered); its delete is retried with backoff, and it is counted
-/// `written` once the row is gone.
+/// A batch from the disk queue whose fate is settled (delivered, or refused and
+/// dropped) but whose row could not be deleted yet. It is not sent again; its
+/// delete is retried with backoff, and it is counted (`written` or its `dropped_*`
+/// counter) once the row is gone. Until then it counts as pending on disk.
 struct Unacked {
     seq: i64,
     records: u64,
     replay: bool,
-    /// Records the receiver refused inside the accepted request, with its message.
-    refused: Option<(u64, String)>,
+    fate: Fate,
+}
+
+/// What became of a batch in [`Unacked`].
+enum Fate {
+    /// The sink acknowledged it. Records the receiver refused inside the accepted
+    /// request, with its message.
+    Delivered { refused: Option<(u64, String)> },
+    /// Not delivered (the receiver refused it, the sink panicked): counted in
+    /// `counter`, with `message` as the report, once the row is deleted.
+    Dropped {
+        counter: fn(&SinkCounters) -> &std::sync::atomic::AtomicU64,
+        message: String,
+    },
+}
+
+impl Fate {
+    /// The batch's fate as the delete-failure report names it.
+    fn describe(&self) -> &'static str {
+        match self {
+            Fate::Delivered { .. } => "delivered batch",
+            Fate::Dropped { .. } => "dropped batch (not sent again)",
+        }
+    }
 }
 
 /// What one guarded send produced.
@@ -658,7 +681,7 @@ impl Task {
                         seq: b.seq,
                         records: n,
                         replay: !self.durable || b.replay,
-                        refused,
+                        fate: Fate::Delivered { refused },
                     };
                     self.moving(|t| match t.spool.ack(b.seq) {
                         Acked::Deleted => t.count_acked(u),
@@ -667,16 +690,24 @@ impl Task {
                         Acked::Failed(e) => {
                             // Delivered: never sent again. The delete is retried
                             // with backoff; the row counts as pending until then.
+                            t.ack_failed(&e, u.fate.describe());
                             t.unacked.push(u);
-                            t.ack_failed(&e);
                         }
                     });
                     self.succeeded();
                 }
-                Sent::Outcome(SendOutcome::Reject { reason }) => self.moving(|t| {
-                    let n = t.spool.remove(b.seq);
-                    t.rejected(n, reason);
-                }),
+                Sent::Outcome(SendOutcome::Reject { reason }) => {
+                    // The receiver answered: the sink is reachable.
+                    self.succeeded();
+                    self.add(|c| &c.errors, 1);
+                    let fate = Fate::Dropped {
+                        counter: |c| &c.dropped_rejected,
+                        message: format!(
+                            "dropped {n} records, the receiver refused the batch: {reason}"
+                        ),
+                    };
+                    self.remove_settled(b.seq, n, b.replay, fate);
+                }
                 Sent::Outcome(SendOutcome::Retry {
                     reason,
                     retry_after,
@@ -684,10 +715,16 @@ impl Task {
                     self.spool.bump(b.seq);
                     self.failed(reason, retry_after);
                 }
-                Sent::Panicked(msg) => self.moving(|t| {
-                    let n = t.spool.remove(b.seq);
-                    t.panicked(n, &msg);
-                }),
+                Sent::Panicked(msg) => {
+                    self.add(|c| &c.errors, 1);
+                    let fate = Fate::Dropped {
+                        counter: |c| &c.dropped_failed,
+                        message: format!(
+                            "dropped {n} records, the sink panicked while sending: {msg}"
+                        ),
+                    };
+                    self.remove_settled(b.seq, n, b.replay, fate);
+                }
             }
             return;
         }
@@ -765,23 +802,57 @@ impl Task {
         }
     }
 
-    /// Retries the deletes of delivered batches, oldest first, stopping at the
-    /// first failure (the others would wait on the same lock).
+    /// Deletes the row of a batch from disk that was not delivered and counts it
+    /// per `fate`; when the delete fails the batch is kept in `unacked` (never sent
+    /// again, the delete retried like a failed ack).
+    fn remove_settled(&mut self, seq: i64, records: u64, replay: bool, fate: Fate) {
+        self.moving(|t| match t.spool.remove(seq) {
+            Ok(0) => {} // Evicted meanwhile and counted by the queue.
+            Ok(k) => {
+                t.count_settled(k, fate);
+            }
+            Err(e) => {
+                t.ack_failed(&e, fate.describe());
+                t.unacked.push(Unacked {
+                    seq,
+                    records,
+                    replay,
+                    fate,
+                });
+            }
+        });
+    }
+
+    /// Retries the deletes of settled batches, oldest first, stopping at the first
+    /// failure (the others would wait on the same lock).
     fn retry_acks(&mut self) {
         while let Some(seq) = self.unacked.first().map(|u| u.seq) {
-            let deleted = self.moving(|t| match t.spool.ack(seq) {
-                Acked::Deleted => {
-                    let u = t.unacked.remove(0);
-                    t.count_acked(u);
-                    true
-                }
-                Acked::Gone => {
-                    t.unacked.remove(0);
-                    true
-                }
-                Acked::Failed(e) => {
-                    t.ack_failed(&e);
-                    false
+            let deleted = self.moving(|t| {
+                let delivered = matches!(t.unacked[0].fate, Fate::Delivered { .. });
+                let outcome = if delivered {
+                    t.spool.ack(seq)
+                } else {
+                    match t.spool.remove(seq) {
+                        Ok(0) => Acked::Gone,
+                        Ok(_) => Acked::Deleted,
+                        Err(e) => Acked::Failed(e),
+                    }
+                };
+                match outcome {
+                    Acked::Deleted => {
+                        let u = t.unacked.remove(0);
+                        t.count_acked(u);
+                        true
+                    }
+                    Acked::Gone => {
+                        t.unacked.remove(0);
+                        true
+                    }
+                    Acked::Failed(e) => {
+                        let what = t.unacked[0].fate.describe();
+                        t.ack_failed(&e, what);
+                        false
+                    }
                 }
             });
             if !deleted {
@@ -792,21 +863,36 @@ impl Task {
         self.ack_delay = ACK_RETRY_FIRST;
     }
 
-    /// Schedules the next delete retry (doubling, capped) and reports the error.
-    fn ack_failed(&mut self, e: &str) {
+    /// Schedules the next delete retry (doubling, capped) and reports the error;
+    /// `what` names the batch ("delivered batch", ...).
+    fn ack_failed(&mut self, e: &str, what: &str) {
         let delay = self.ack_delay;
         self.ack_delay = (self.ack_delay * 2).min(ACK_RETRY_MAX);
         self.ack_retry_at = Some(deadline_after(delay));
         self.counters.set_last_error(format!(
-            "delivered batch kept in the disk queue, its delete failed (retry in {delay:?}): {e}"
+            "{what} kept in the disk queue, its delete failed (retry in {delay:?}): {e}"
         ));
     }
 
-    /// Counts a delivered batch whose row is now deleted.
+    /// Counts a settled batch whose row is now deleted.
     fn count_acked(&mut self, u: Unacked) {
-        let written = self.count_delivered(u.records, u.refused);
-        if u.replay {
+        if u.replay && matches!(u.fate, Fate::Delivered { .. }) {
+            let written = self.count_settled(u.records, u.fate);
             self.add(|c| &c.replayed, written);
+        } else {
+            self.count_settled(u.records, u.fate);
+        }
+    }
+
+    /// Counts `n` records of a batch whose row is deleted, per `fate`; returns how
+    /// many were written.
+    fn count_settled(&mut self, n: u64, fate: Fate) -> u64 {
+        match fate {
+            Fate::Delivered { refused } => self.count_delivered(n, refused),
+            Fate::Dropped { counter, message } => {
+                self.drop_records(counter, n, message);
+                0
+            }
         }
     }
 
@@ -1053,7 +1139,7 @@ impl Task {
                 return;
             }
             if !self.has_sendable() {
-                // Only deletes of delivered batches are left: one more try, then
+                // Only deletes of settled batches are left: one more try, then
                 // the rows stay for the next start.
                 if self.acks_due(now) {
                     self.retry_acks();
