@@ -106,3 +106,79 @@ fn a_refused_batch_whose_delete_fails_is_counted_and_never_sent_again() {
     assert_eq!(s.sinks[0].dropped_rejected, 5, "{s:?}");
     assert_conservation(&s);
 }
+
+#[test]
+fn stats_does_not_wait_for_a_locked_queue_file() {
+    let rx = Receiver::start_down();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ClientOpts {
+        max_retries: 0,
+        max_batch_size: 5,
+        ..ClientOpts::default()
+    };
+    let log = client(&rx.url(), dir.path(), &opts);
+    // Offline with a batch on disk: what comes next is parked behind it.
+    log_ids(&log, 0..5);
+    let s = wait_stats(&log, WAIT, |s| s.sinks[0].pending_disk == 5);
+    assert_eq!(s.sinks[0].pending_disk, 5, "{s:?}");
+
+    // Another connection holds the write lock longer than the queue's busy
+    // timeout (2 s): every commit of the sink waits for it, then fails.
+    let other = rusqlite::Connection::open(queue_file(dir.path())).expect("second connection");
+    other.execute_batch("BEGIN EXCLUSIVE").expect("write lock");
+
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + Duration::from_millis(3000);
+            let (mut slowest, mut calls, mut unbalanced) = (Duration::ZERO, 0u32, Vec::new());
+            while Instant::now() < until {
+                let t = Instant::now();
+                let s = log.stats();
+                slowest = slowest.max(t.elapsed());
+                calls += 1;
+                if s.sinks[0].balance() != 0 && unbalanced.len() < 5 {
+                    unbalanced.push(s.sinks[0].clone());
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            (slowest, calls, unbalanced)
+        })
+    };
+    // Records to park while the file is locked.
+    log_ids(&log, 5..50);
+    let (slowest, calls, unbalanced) = reader.join().expect("reader");
+    other.execute_batch("ROLLBACK").expect("release");
+    drop(other);
+    eprintln!("stats() while the queue file was locked: {calls} calls, slowest {slowest:?}");
+
+    // The sink did wait on the lock: its park failed after the busy timeout.
+    let s = log.stats();
+    let k = &s.sinks[0];
+    assert!(
+        k.dropped_queue_io > 0
+            && s.disk_queue_error
+                .as_deref()
+                .is_some_and(|e| e.contains("locked")),
+        "the sink never waited on the locked file: {s:?}"
+    );
+    // A bound on blocking (the sink waited 2 s per commit), not a timing claim.
+    assert!(
+        slowest < Duration::from_millis(250),
+        "stats() blocked for {slowest:?} behind the locked disk queue ({calls} calls)"
+    );
+    assert!(
+        unbalanced.is_empty(),
+        "unbalanced snapshots: {unbalanced:#?}"
+    );
+
+    // Back to normal: everything not dropped for the lock is delivered.
+    rx.up(Mode::Accept);
+    let s = wait_stats(&log, WAIT, |s| s.in_channel == 0 && s.sinks[0].pending == 0);
+    let k = &s.sinks[0];
+    assert_eq!(k.pending, 0, "{k:?}");
+    assert_eq!(k.written + k.dropped_queue_io, 50, "{k:?}");
+    assert_eq!(rx.accepted_ids().len() as u64, k.written, "{k:?}");
+    assert_conservation(&s);
+    log.shutdown(Duration::from_secs(5));
+}

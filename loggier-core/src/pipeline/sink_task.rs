@@ -103,6 +103,16 @@ impl Fate {
     }
 }
 
+/// Where the records of one counted move come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The task's memory (counted in `left_memory`).
+    Memory,
+    /// A disk-queue row this task has deleted (counted in `settled_disk`): the
+    /// queue moved its records out of its pending gauges already.
+    Disk,
+}
+
 /// What one guarded send produced.
 enum Sent {
     Outcome(SendOutcome),
@@ -378,14 +388,21 @@ impl Task {
         SinkCounters::add(counter(&self.counters), n);
     }
 
-    /// Runs `f`, which moves records from one counter to others in several steps
-    /// (memory or disk queue to `written`/`dropped_*`/disk queue), holding the
-    /// counters' transition lock, so a stats snapshot sees all of it or none.
-    /// `f` must not await.
-    fn moving<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        let counters = Arc::clone(&self.counters);
-        let _moving = counters.moving();
-        f(self)
+    /// Counts `n` records leaving `from`, and whatever `f` adds for them, as one
+    /// move under the counters' transition lock ([`SinkCounters::settle`]), so a
+    /// stats snapshot sees all of it or none. Nothing is counted when the sink was
+    /// abandoned at shutdown (its records are counted already); returns whether it
+    /// was. The lock is never held across SQLite work or a report: a delete runs
+    /// before this, a store after the records left memory, a report after.
+    fn moved(&self, from: Source, n: u64, f: impl FnOnce(&SinkCounters)) -> bool {
+        self.counters.settle(|c| {
+            let out = match from {
+                Source::Memory => &c.left_memory,
+                Source::Disk => &c.settled_disk,
+            };
+            SinkCounters::add(out, n);
+            f(c);
+        })
     }
 
     /// `true` when there is something left to do: the outbox, batches on disk
@@ -543,22 +560,22 @@ impl Task {
         let payloads = match encoded {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.drop_records(|c| &c.dropped_encode, n, format!("encode failed: {e}"));
-                });
+                self.drop_records(
+                    Source::Memory,
+                    |c| &c.dropped_encode,
+                    n,
+                    format!("encode failed: {e}"),
+                );
                 return;
             }
             Err(p) => {
                 let msg = crate::global::panic_payload_text(&*p);
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.drop_records(
-                        |c| &c.dropped_encode,
-                        n,
-                        format!("dropped {n} records, the sink panicked while encoding: {msg}"),
-                    );
-                });
+                self.drop_records(
+                    Source::Memory,
+                    |c| &c.dropped_encode,
+                    n,
+                    format!("dropped {n} records, the sink panicked while encoding: {msg}"),
+                );
                 return;
             }
         };
@@ -591,27 +608,37 @@ impl Task {
     }
 
     /// Stores payloads that are in memory in the disk queue, in one transaction.
+    ///
+    /// The records leave memory for the queue (`to_disk`) in one move first; the
+    /// queue then counts them itself (pending, or dropped by a bound) in the same
+    /// update as its commit. A snapshot in between counts them pending in transit,
+    /// so the SQLite work (busy waits, `fsync`) runs without the transition lock.
     fn park_all(&mut self, payloads: &[Payload]) {
-        self.moving(|t| t.park_all_counted(payloads));
-    }
-
-    /// [`Task::park_all`] under the transition lock.
-    fn park_all_counted(&mut self, payloads: &[Payload]) {
         let total: u64 = payloads.iter().map(|p| u64::from(p.records)).sum();
-        self.add(|c| &c.left_memory, total);
-        match self.spool.store_all(payloads) {
-            Some(outcomes) => {
-                for (p, o) in payloads.iter().zip(outcomes) {
-                    let n = u64::from(p.records);
-                    match o {
-                        Stored::Yes => self.add(|c| &c.cached, n),
-                        // Counted by the queue (cache bound, disk full, I/O error).
-                        Stored::Dropped => self.drops += n,
-                    }
-                }
+        if !self.spool.enabled() {
+            // Cannot happen (callers check), but never lose them silently.
+            self.drop_records(
+                Source::Memory,
+                |c| &c.dropped_failed,
+                total,
+                format!("dropped {total} records: no disk queue to park them in"),
+            );
+            return;
+        }
+        if !self.moved(Source::Memory, total, |c| {
+            SinkCounters::add(&c.to_disk, total);
+        }) {
+            // Abandoned at shutdown: these records are counted already.
+            return;
+        }
+        let outcomes = self.spool.store_all(payloads).unwrap_or_default();
+        for (p, o) in payloads.iter().zip(outcomes) {
+            let n = u64::from(p.records);
+            match o {
+                Stored::Yes => self.add(|c| &c.cached, n),
+                // Counted by the queue (cache bound, disk full, I/O error).
+                Stored::Dropped => self.drops += n,
             }
-            // No spool: cannot happen (callers check), but never lose it silently.
-            None => self.add(|c| &c.dropped_failed, total),
         }
     }
 
@@ -683,17 +710,17 @@ impl Task {
                         replay: !self.durable || b.replay,
                         fate: Fate::Delivered { refused },
                     };
-                    self.moving(|t| match t.spool.ack(b.seq) {
-                        Acked::Deleted => t.count_acked(u),
+                    match self.spool.ack(b.seq) {
+                        Acked::Deleted => self.count_acked(u),
                         // Evicted meanwhile and counted by the queue.
                         Acked::Gone => {}
                         Acked::Failed(e) => {
                             // Delivered: never sent again. The delete is retried
                             // with backoff; the row counts as pending until then.
-                            t.ack_failed(&e, u.fate.describe());
-                            t.unacked.push(u);
+                            self.ack_failed(&e, u.fate.describe());
+                            self.unacked.push(u);
                         }
-                    });
+                    }
                     self.succeeded();
                 }
                 Sent::Outcome(SendOutcome::Reject { reason }) => {
@@ -750,25 +777,16 @@ impl Task {
             Sent::Outcome(SendOutcome::Delivered) => {
                 self.outbox.pop_front();
                 let refused = self.take_refusal(n);
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.count_delivered(n, refused);
-                });
+                self.count_delivered(Source::Memory, n, refused, false);
                 self.succeeded();
             }
             Sent::Outcome(SendOutcome::Reject { reason }) => {
                 self.outbox.pop_front();
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.rejected(n, reason);
-                });
+                self.rejected(Source::Memory, n, reason);
             }
             Sent::Panicked(msg) => {
                 self.outbox.pop_front();
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.panicked(n, &msg);
-                });
+                self.panicked(Source::Memory, n, &msg);
             }
             Sent::Outcome(SendOutcome::Retry {
                 reason,
@@ -785,16 +803,14 @@ impl Task {
                         // No disk queue: this batch had all its retries.
                         self.outbox.pop_front();
                         let attempts = self.backoff.failures();
-                        self.moving(|t| {
-                            t.add(|c| &c.left_memory, n);
-                            t.drop_records(
-                                |c| &c.dropped_failed,
-                                n,
-                                format!(
-                                    "dropped {n} records after {attempts} failed attempts: {reason}"
-                                ),
-                            );
-                        });
+                        self.drop_records(
+                            Source::Memory,
+                            |c| &c.dropped_failed,
+                            n,
+                            format!(
+                                "dropped {n} records after {attempts} failed attempts: {reason}"
+                            ),
+                        );
                         self.backoff.reset();
                     }
                 }
@@ -806,57 +822,50 @@ impl Task {
     /// per `fate`; when the delete fails the batch is kept in `unacked` (never sent
     /// again, the delete retried like a failed ack).
     fn remove_settled(&mut self, seq: i64, records: u64, replay: bool, fate: Fate) {
-        self.moving(|t| match t.spool.remove(seq) {
+        match self.spool.remove(seq) {
             Ok(0) => {} // Evicted meanwhile and counted by the queue.
             Ok(k) => {
-                t.count_settled(k, fate);
+                self.count_settled(k, fate, false);
             }
             Err(e) => {
-                t.ack_failed(&e, fate.describe());
-                t.unacked.push(Unacked {
+                self.ack_failed(&e, fate.describe());
+                self.unacked.push(Unacked {
                     seq,
                     records,
                     replay,
                     fate,
                 });
             }
-        });
+        }
     }
 
     /// Retries the deletes of settled batches, oldest first, stopping at the first
     /// failure (the others would wait on the same lock).
     fn retry_acks(&mut self) {
         while let Some(seq) = self.unacked.first().map(|u| u.seq) {
-            let deleted = self.moving(|t| {
-                let delivered = matches!(t.unacked[0].fate, Fate::Delivered { .. });
-                let outcome = if delivered {
-                    t.spool.ack(seq)
-                } else {
-                    match t.spool.remove(seq) {
-                        Ok(0) => Acked::Gone,
-                        Ok(_) => Acked::Deleted,
-                        Err(e) => Acked::Failed(e),
-                    }
-                };
-                match outcome {
-                    Acked::Deleted => {
-                        let u = t.unacked.remove(0);
-                        t.count_acked(u);
-                        true
-                    }
-                    Acked::Gone => {
-                        t.unacked.remove(0);
-                        true
-                    }
-                    Acked::Failed(e) => {
-                        let what = t.unacked[0].fate.describe();
-                        t.ack_failed(&e, what);
-                        false
-                    }
+            let delivered = matches!(self.unacked[0].fate, Fate::Delivered { .. });
+            let outcome = if delivered {
+                self.spool.ack(seq)
+            } else {
+                match self.spool.remove(seq) {
+                    Ok(0) => Acked::Gone,
+                    Ok(_) => Acked::Deleted,
+                    Err(e) => Acked::Failed(e),
                 }
-            });
-            if !deleted {
-                return;
+            };
+            match outcome {
+                Acked::Deleted => {
+                    let u = self.unacked.remove(0);
+                    self.count_acked(u);
+                }
+                Acked::Gone => {
+                    self.unacked.remove(0);
+                }
+                Acked::Failed(e) => {
+                    let what = self.unacked[0].fate.describe();
+                    self.ack_failed(&e, what);
+                    return;
+                }
             }
         }
         self.ack_retry_at = None;
@@ -876,22 +885,18 @@ impl Task {
 
     /// Counts a settled batch whose row is now deleted.
     fn count_acked(&mut self, u: Unacked) {
-        if u.replay && matches!(u.fate, Fate::Delivered { .. }) {
-            let written = self.count_settled(u.records, u.fate);
-            self.add(|c| &c.replayed, written);
-        } else {
-            self.count_settled(u.records, u.fate);
-        }
+        self.count_settled(u.records, u.fate, u.replay);
     }
 
-    /// Counts `n` records of a batch whose row is deleted, per `fate`; returns how
-    /// many were written.
-    fn count_settled(&mut self, n: u64, fate: Fate) -> u64 {
+    /// Counts `n` records of a batch whose row is deleted, per `fate` (delivered
+    /// ones also as `replayed` when `replay`).
+    fn count_settled(&mut self, n: u64, fate: Fate, replay: bool) {
         match fate {
-            Fate::Delivered { refused } => self.count_delivered(n, refused),
+            Fate::Delivered { refused } => {
+                self.count_delivered(Source::Disk, n, refused, replay);
+            }
             Fate::Dropped { counter, message } => {
-                self.drop_records(counter, n, message);
-                0
+                self.drop_records(Source::Disk, counter, n, message);
             }
         }
     }
@@ -905,31 +910,39 @@ impl Task {
         }
     }
 
-    /// Counts a delivered payload of `n` records; returns how many were written.
-    /// Records refused inside the accepted request are counted as
-    /// `dropped_rejected` instead.
-    fn count_delivered(&mut self, n: u64, refused: Option<(u64, String)>) -> u64 {
-        let k = match refused {
-            Some((k, reason)) => {
-                // Counted and reported, but the request itself was accepted: a
-                // flush still reports success (as before the disk queue existed).
-                self.add(|c| &c.dropped_rejected, k);
-                self.reporter.report(&self.counters.name, &reason);
-                self.counters.set_last_error(reason);
-                k
+    /// Counts a delivered payload of `n` records out of `from` as `written` (and
+    /// `replayed` when `replay`). Records refused inside the accepted request are
+    /// counted as `dropped_rejected` instead, and reported.
+    fn count_delivered(
+        &mut self,
+        from: Source,
+        n: u64,
+        refused: Option<(u64, String)>,
+        replay: bool,
+    ) {
+        let k = refused.as_ref().map_or(0, |r| r.0);
+        let counted = self.moved(from, n, |c| {
+            SinkCounters::add(&c.dropped_rejected, k);
+            SinkCounters::add(&c.written, n - k);
+            SinkCounters::add(&c.batches, 1);
+            if replay {
+                SinkCounters::add(&c.replayed, n - k);
             }
-            None => 0,
-        };
-        self.add(|c| &c.written, n - k);
-        self.add(|c| &c.batches, 1);
-        n - k
+        });
+        if let (true, Some((_, reason))) = (counted, refused) {
+            // Counted and reported, but the request itself was accepted: a flush
+            // still reports success (as before the disk queue existed).
+            self.reporter.report(&self.counters.name, &reason);
+            self.counters.set_last_error(reason);
+        }
     }
 
-    /// The sink panicked while sending a batch of `n` records: counted as
-    /// `dropped_failed` with the panic message; the sink keeps running.
-    fn panicked(&mut self, n: u64, msg: &str) {
+    /// The sink panicked while sending a batch of `n` records (out of `from`):
+    /// counted as `dropped_failed` with the panic message; the sink keeps running.
+    fn panicked(&mut self, from: Source, n: u64, msg: &str) {
         self.add(|c| &c.errors, 1);
         self.drop_records(
+            from,
             |c| &c.dropped_failed,
             n,
             format!("dropped {n} records, the sink panicked while sending: {msg}"),
@@ -945,11 +958,12 @@ impl Task {
         }
     }
 
-    fn rejected(&mut self, n: u64, reason: String) {
+    fn rejected(&mut self, from: Source, n: u64, reason: String) {
         // The receiver answered: the sink is reachable.
         self.succeeded();
         self.add(|c| &c.errors, 1);
         self.drop_records(
+            from,
             |c| &c.dropped_rejected,
             n,
             format!("dropped {n} records, the receiver refused the batch: {reason}"),
@@ -984,13 +998,19 @@ impl Task {
         self.not_before = Some(deadline_after(delay));
     }
 
+    /// Counts `n` records out of `from` as dropped in `counter` (one move), then
+    /// reports `message` (outside the transition lock). Nothing happens when the
+    /// sink was abandoned at shutdown: they are counted already.
     fn drop_records(
         &mut self,
+        from: Source,
         counter: fn(&SinkCounters) -> &std::sync::atomic::AtomicU64,
         n: u64,
         message: String,
     ) {
-        self.add(counter, n);
+        if !self.moved(from, n, |c| SinkCounters::add(counter(c), n)) {
+            return;
+        }
         self.drops += n;
         self.reporter.report(&self.counters.name, &message);
         self.counters.set_last_error(message);
@@ -1087,14 +1107,12 @@ impl Task {
         let left: Vec<Payload> = self.outbox.drain(..).collect();
         let n: u64 = left.iter().map(|p| u64::from(p.records)).sum();
         if n > 0 {
-            self.moving(|t| {
-                t.add(|c| &c.left_memory, n);
-                t.drop_records(
-                    |c| &c.dropped_failed,
-                    n,
-                    format!("dropped {n} records not delivered before the shutdown deadline"),
-                );
-            });
+            self.drop_records(
+                Source::Memory,
+                |c| &c.dropped_failed,
+                n,
+                format!("dropped {n} records not delivered before the shutdown deadline"),
+            );
         }
         self.answer_flushes(true);
         let left = deadline.saturating_duration_since(Instant::now());
