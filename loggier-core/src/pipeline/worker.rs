@@ -196,8 +196,11 @@ async fn run(
         }
         let n_records = run.iter().filter(|m| m.is_record()).count();
         // Only a short run of nothing but records lingers: a flush, persist or
-        // shutdown is answered without delay.
-        let linger = n_records == run.len() && run.len() < linger_below;
+        // shutdown is answered without delay. Neither does a run taken once a
+        // shutdown has used half its time: then runs may be a single record
+        // (`take_limit`), and a linger per record would keep the shutdown message
+        // waiting for seconds behind a full channel, past the deadline.
+        let linger = n_records == run.len() && run.len() < linger_below && !room.stop_waiting();
         // Counted as they leave the channel, so `enqueued` stays balanced.
         counters
             .dispatched
