@@ -661,6 +661,10 @@ impl Task {
     }
 
     async fn attempt(&mut self, control: Option<&flume::Receiver<Control>>) {
+        if self.counters.is_abandoned() {
+            // Given up at the shutdown deadline: nothing more is sent or counted.
+            return;
+        }
         if self.acks_due(Instant::now()) {
             self.retry_acks();
             return;
@@ -701,6 +705,11 @@ impl Task {
             else {
                 return;
             };
+            if self.counters.is_abandoned() {
+                // Given up meanwhile: the row stays (pending on disk, sent again
+                // by the next start) rather than deleted and never counted.
+                return;
+            }
             match sent {
                 Sent::Outcome(SendOutcome::Delivered) => {
                     let refused = self.take_refusal(n);
@@ -843,6 +852,9 @@ impl Task {
     /// failure (the others would wait on the same lock).
     fn retry_acks(&mut self) {
         while let Some(seq) = self.unacked.first().map(|u| u.seq) {
+            if self.counters.is_abandoned() {
+                return;
+            }
             let delivered = matches!(self.unacked[0].fate, Fate::Delivered { .. });
             let outcome = if delivered {
                 self.spool.ack(seq)
@@ -1149,7 +1161,7 @@ impl Task {
     async fn deliver_until(&mut self, deadline: Instant, patient: bool) {
         // Bounded: every round either sends or sleeps towards the deadline.
         for _ in 0..1_000_000 {
-            if !self.has_sendable() && self.unacked.is_empty() {
+            if (!self.has_sendable() && self.unacked.is_empty()) || self.counters.is_abandoned() {
                 return;
             }
             let now = Instant::now();

@@ -119,6 +119,40 @@ impl SinkCounters {
         true
     }
 
+    /// Marks the sink abandoned (the shutdown deadline passed before its task
+    /// finished) and counts the records in its memory as `dropped_failed`, with
+    /// the reason in `last_error`, in one move: from then on the task counts
+    /// nothing ([`SinkCounters::settle`]), so each record is counted exactly once
+    /// and the stats stay as they are. Records in transit to the disk queue or in
+    /// it stay pending there (the next start replays them). Idempotent; returns
+    /// the records it counted.
+    pub(crate) fn abandon(&self) -> u64 {
+        let n = {
+            let _moving = self.moving();
+            if self.abandoned.swap(true, Ordering::Relaxed) {
+                return 0;
+            }
+            let n = self
+                .received
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.left_memory.load(Ordering::Relaxed));
+            Self::add(&self.left_memory, n);
+            Self::add(&self.dropped_failed, n);
+            n
+        };
+        if n > 0 {
+            self.set_last_error(format!(
+                "dropped {n} records not delivered before the shutdown deadline (the sink did not finish in time)"
+            ));
+        }
+        n
+    }
+
+    /// `true` once [`SinkCounters::abandon`] ran.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn set_last_error(&self, msg: String) {
         if let Ok(mut g) = self.last_error.lock() {
             *g = Some(msg);
