@@ -861,7 +861,11 @@ impl Task {
             } else {
                 match self.spool.remove(seq) {
                     Ok(0) => Acked::Gone,
-                    Ok(_) => Acked::Deleted,
+                    Ok(k) => {
+                        // Count what the queue removed (the row's own count).
+                        self.unacked[0].records = k;
+                        Acked::Deleted
+                    }
                     Err(e) => Acked::Failed(e),
                 }
             };
