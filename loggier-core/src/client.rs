@@ -369,15 +369,20 @@ impl Loggier {
     /// anything up to [`Duration::MAX`] (it saturates).
     ///
     /// Afterwards [`Loggier::stats`] balances exactly: `enqueued` equals
-    /// `written + every dropped reason + pending` (records logged while the
-    /// shutdown ran are `dropped_closed`; nothing stays in the channel), and every
-    /// sink's counters are final: `pending` is only what waits in the disk queue
-    /// for the next start. The pipeline works to a deadline up to 200 ms (at most a
-    /// tenth of `timeout`) earlier. A sink that has not finished by then (a send
-    /// that never completes, a thread starved of CPU) is given up: the records it
-    /// holds in memory are counted `dropped_failed` at that deadline, with the
-    /// reason in its `last_error`, and the sink counts nothing after that, so no
-    /// record is counted twice when its thread runs again.
+    /// `written + every dropped reason + pending`, and each sink's counters are
+    /// final: its `pending` is what waits in the disk queue for the next start.
+    /// Records logged while the shutdown ran are `dropped_closed`. The pipeline
+    /// works to a deadline up to 200 ms (at most a tenth of `timeout`) earlier. A
+    /// sink that has not finished by then (a send that never completes, a thread
+    /// starved of CPU) is given up there: the records it holds in memory are
+    /// counted `dropped_failed`, with the reason in its `last_error`, and the sink
+    /// counts nothing after that, so no record is counted twice when its thread
+    /// runs again. Two cases settle after this returns, balanced all along: a
+    /// commit to the disk queue under way at the deadline (a locked file) ends
+    /// stored or counted dropped by the queue; and when the worker thread itself
+    /// did not get to answer by `timeout`, the sinks are given up from the calling
+    /// thread, and records still in the channel (`in_channel`) are counted when the
+    /// worker takes them (`dropped_closed`, or the sink's `dropped_failed`).
     pub fn shutdown(&self, timeout: Duration) {
         self.inner.shutdown(timeout, true);
     }
