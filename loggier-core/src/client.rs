@@ -27,13 +27,12 @@ const DROP_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Most of a shutdown's time kept back from the pipeline (at most a tenth of it):
 /// the worker and the sinks work to a deadline this much earlier than the caller's,
-/// so a sink that uses all of its time (a receiver that never answers) has counted
-/// its leftovers, and the worker has drained the channel, when `shutdown` returns.
-/// Capped at a tenth of the budget, so a short shutdown (100 ms) keeps back less (10 ms).
-/// 200 ms rather than a few: on a loaded 2-core machine a sink thread was seen to
-/// count its leftovers more than 50 ms after its deadline (once in about eight full
-/// test runs, `full_policy_block_shutdown`); a sink starved for longer still counts them
-/// afterwards, so then stats balance a little after `shutdown` returns.
+/// so the worker has given up the sinks that did not finish (counting what they
+/// held) and drained the channel when `shutdown` returns. Capped at a tenth of the
+/// budget, so a short shutdown (100 ms) keeps back less (10 ms). The balance on
+/// return does not depend on it: a sink thread that does not run in time is
+/// abandoned and counted by the worker (or, when the worker too is late, by the
+/// caller's thread at its own deadline), and counts nothing itself afterwards.
 const SHUTDOWN_RESERVE: Duration = Duration::from_millis(200);
 
 /// How often a caller blocked on a full channel ([`FullPolicy::Block`]) checks
@@ -370,12 +369,20 @@ impl Loggier {
     /// anything up to [`Duration::MAX`] (it saturates).
     ///
     /// Afterwards [`Loggier::stats`] balances exactly: `enqueued` equals
-    /// `written + every dropped reason + pending` (records logged while the
-    /// shutdown ran are `dropped_closed`; nothing stays in the channel). The pipeline
-    /// works to a deadline up to 200 ms (at most a tenth of `timeout`) earlier, so
-    /// that a sink that used all its time has counted its leftovers by then; a sink
-    /// thread starved of CPU for longer than that counts them a little after this
-    /// returns.
+    /// `written + every dropped reason + pending`, and each sink's counters are
+    /// final: its `pending` is what waits in the disk queue for the next start.
+    /// Records logged while the shutdown ran are `dropped_closed`. The pipeline
+    /// works to a deadline up to 200 ms (at most a tenth of `timeout`) earlier. A
+    /// sink that has not finished by then (a send that never completes, a thread
+    /// starved of CPU) is given up there: the records it holds in memory are
+    /// counted `dropped_failed`, with the reason in its `last_error`, and the sink
+    /// counts nothing after that, so no record is counted twice when its thread
+    /// runs again. Two cases settle after this returns, balanced all along: a
+    /// commit to the disk queue under way at the deadline (a locked file) ends
+    /// stored or counted dropped by the queue; and when the worker thread itself
+    /// did not get to answer by `timeout`, the sinks are given up from the calling
+    /// thread, and records still in the channel (`in_channel`) are counted when the
+    /// worker takes them (`dropped_closed`, or the sink's `dropped_failed`).
     pub fn shutdown(&self, timeout: Duration) {
         self.inner.shutdown(timeout, true);
     }
@@ -460,9 +467,18 @@ impl Inner {
             ack: tx,
         };
         self.room.shutdown_started(pipeline_deadline);
-        if self.tx.send_deadline(msg, deadline).is_ok() {
+        let answered = self.tx.send_deadline(msg, deadline).is_ok() && {
             self.after_send();
-            let _ = rx.recv_deadline(deadline);
+            rx.recv_deadline(deadline).is_ok()
+        };
+        if !answered {
+            // The worker did not get to answer in time (starved of CPU, or the
+            // channel stayed full): give up the sinks from here, so the stats are
+            // final when this returns. A sink the worker already gave up, or that
+            // finished, is left as it is.
+            for s in &self.sinks {
+                s.abandon();
+            }
         }
         // The worker answers just before it returns; join only if it already has.
         if let Ok(mut w) = self.worker.lock() {

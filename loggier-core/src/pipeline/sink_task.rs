@@ -69,15 +69,48 @@ const ACK_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// Longest wait between two retries of such a delete.
 const ACK_RETRY_MAX: Duration = Duration::from_secs(5);
 
-/// A batch the sink acknowledged whose row could not be deleted yet. It is not sent
-/// again (it was delivered); its delete is retried with backoff, and it is counted
-/// `written` once the row is gone.
+/// A batch from the disk queue whose fate is settled (delivered, or refused and
+/// dropped) but whose row could not be deleted yet. It is not sent again; its
+/// delete is retried with backoff, and it is counted (`written` or its `dropped_*`
+/// counter) once the row is gone. Until then it counts as pending on disk.
 struct Unacked {
     seq: i64,
     records: u64,
     replay: bool,
-    /// Records the receiver refused inside the accepted request, with its message.
-    refused: Option<(u64, String)>,
+    fate: Fate,
+}
+
+/// What became of a batch in [`Unacked`].
+enum Fate {
+    /// The sink acknowledged it. Records the receiver refused inside the accepted
+    /// request, with its message.
+    Delivered { refused: Option<(u64, String)> },
+    /// Not delivered (the receiver refused it, the sink panicked): counted in
+    /// `counter`, with `message` as the report, once the row is deleted.
+    Dropped {
+        counter: fn(&SinkCounters) -> &std::sync::atomic::AtomicU64,
+        message: String,
+    },
+}
+
+impl Fate {
+    /// The batch's fate as the delete-failure report names it.
+    fn describe(&self) -> &'static str {
+        match self {
+            Fate::Delivered { .. } => "delivered batch",
+            Fate::Dropped { .. } => "dropped batch (not sent again)",
+        }
+    }
+}
+
+/// Where the records of one counted move come from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The task's memory (counted in `left_memory`).
+    Memory,
+    /// A disk-queue row this task has deleted (counted in `settled_disk`): the
+    /// queue moved its records out of its pending gauges already.
+    Disk,
 }
 
 /// What one guarded send produced.
@@ -355,14 +388,21 @@ impl Task {
         SinkCounters::add(counter(&self.counters), n);
     }
 
-    /// Runs `f`, which moves records from one counter to others in several steps
-    /// (memory or disk queue to `written`/`dropped_*`/disk queue), holding the
-    /// counters' transition lock, so a stats snapshot sees all of it or none.
-    /// `f` must not await.
-    fn moving<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        let counters = Arc::clone(&self.counters);
-        let _moving = counters.moving();
-        f(self)
+    /// Counts `n` records leaving `from`, and whatever `f` adds for them, as one
+    /// move under the counters' transition lock ([`SinkCounters::settle`]), so a
+    /// stats snapshot sees all of it or none. Nothing is counted when the sink was
+    /// abandoned at shutdown (its records are counted already); returns whether it
+    /// was. The lock is never held across SQLite work or a report: a delete runs
+    /// before this, a store after the records left memory, a report after.
+    fn moved(&self, from: Source, n: u64, f: impl FnOnce(&SinkCounters)) -> bool {
+        self.counters.settle(|c| {
+            let out = match from {
+                Source::Memory => &c.left_memory,
+                Source::Disk => &c.settled_disk,
+            };
+            SinkCounters::add(out, n);
+            f(c);
+        })
     }
 
     /// `true` when there is something left to do: the outbox, batches on disk
@@ -520,22 +560,22 @@ impl Task {
         let payloads = match encoded {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.drop_records(|c| &c.dropped_encode, n, format!("encode failed: {e}"));
-                });
+                self.drop_records(
+                    Source::Memory,
+                    |c| &c.dropped_encode,
+                    n,
+                    format!("encode failed: {e}"),
+                );
                 return;
             }
             Err(p) => {
                 let msg = crate::global::panic_payload_text(&*p);
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.drop_records(
-                        |c| &c.dropped_encode,
-                        n,
-                        format!("dropped {n} records, the sink panicked while encoding: {msg}"),
-                    );
-                });
+                self.drop_records(
+                    Source::Memory,
+                    |c| &c.dropped_encode,
+                    n,
+                    format!("dropped {n} records, the sink panicked while encoding: {msg}"),
+                );
                 return;
             }
         };
@@ -568,27 +608,37 @@ impl Task {
     }
 
     /// Stores payloads that are in memory in the disk queue, in one transaction.
+    ///
+    /// The records leave memory for the queue (`to_disk`) in one move first; the
+    /// queue then counts them itself (pending, or dropped by a bound) in the same
+    /// update as its commit. A snapshot in between counts them pending in transit,
+    /// so the SQLite work (busy waits, `fsync`) runs without the transition lock.
     fn park_all(&mut self, payloads: &[Payload]) {
-        self.moving(|t| t.park_all_counted(payloads));
-    }
-
-    /// [`Task::park_all`] under the transition lock.
-    fn park_all_counted(&mut self, payloads: &[Payload]) {
         let total: u64 = payloads.iter().map(|p| u64::from(p.records)).sum();
-        self.add(|c| &c.left_memory, total);
-        match self.spool.store_all(payloads) {
-            Some(outcomes) => {
-                for (p, o) in payloads.iter().zip(outcomes) {
-                    let n = u64::from(p.records);
-                    match o {
-                        Stored::Yes => self.add(|c| &c.cached, n),
-                        // Counted by the queue (cache bound, disk full, I/O error).
-                        Stored::Dropped => self.drops += n,
-                    }
-                }
+        if !self.spool.enabled() {
+            // Cannot happen (callers check), but never lose them silently.
+            self.drop_records(
+                Source::Memory,
+                |c| &c.dropped_failed,
+                total,
+                format!("dropped {total} records: no disk queue to park them in"),
+            );
+            return;
+        }
+        if !self.moved(Source::Memory, total, |c| {
+            SinkCounters::add(&c.to_disk, total);
+        }) {
+            // Abandoned at shutdown: these records are counted already.
+            return;
+        }
+        let outcomes = self.spool.store_all(payloads).unwrap_or_default();
+        for (p, o) in payloads.iter().zip(outcomes) {
+            let n = u64::from(p.records);
+            match o {
+                Stored::Yes => self.add(|c| &c.cached, n),
+                // Counted by the queue (cache bound, disk full, I/O error).
+                Stored::Dropped => self.drops += n,
             }
-            // No spool: cannot happen (callers check), but never lose it silently.
-            None => self.add(|c| &c.dropped_failed, total),
         }
     }
 
@@ -611,6 +661,10 @@ impl Task {
     }
 
     async fn attempt(&mut self, control: Option<&flume::Receiver<Control>>) {
+        if self.counters.is_abandoned() {
+            // Given up at the shutdown deadline: nothing more is sent or counted.
+            return;
+        }
         if self.acks_due(Instant::now()) {
             self.retry_acks();
             return;
@@ -651,6 +705,11 @@ impl Task {
             else {
                 return;
             };
+            if self.counters.is_abandoned() {
+                // Given up meanwhile: the row stays (pending on disk, sent again
+                // by the next start) rather than deleted and never counted.
+                return;
+            }
             match sent {
                 Sent::Outcome(SendOutcome::Delivered) => {
                     let refused = self.take_refusal(n);
@@ -658,25 +717,33 @@ impl Task {
                         seq: b.seq,
                         records: n,
                         replay: !self.durable || b.replay,
-                        refused,
+                        fate: Fate::Delivered { refused },
                     };
-                    self.moving(|t| match t.spool.ack(b.seq) {
-                        Acked::Deleted => t.count_acked(u),
+                    match self.spool.ack(b.seq) {
+                        Acked::Deleted => self.count_acked(u),
                         // Evicted meanwhile and counted by the queue.
                         Acked::Gone => {}
                         Acked::Failed(e) => {
                             // Delivered: never sent again. The delete is retried
                             // with backoff; the row counts as pending until then.
-                            t.unacked.push(u);
-                            t.ack_failed(&e);
+                            self.ack_failed(&e, u.fate.describe());
+                            self.unacked.push(u);
                         }
-                    });
+                    }
                     self.succeeded();
                 }
-                Sent::Outcome(SendOutcome::Reject { reason }) => self.moving(|t| {
-                    let n = t.spool.remove(b.seq);
-                    t.rejected(n, reason);
-                }),
+                Sent::Outcome(SendOutcome::Reject { reason }) => {
+                    // The receiver answered: the sink is reachable.
+                    self.succeeded();
+                    self.add(|c| &c.errors, 1);
+                    let fate = Fate::Dropped {
+                        counter: |c| &c.dropped_rejected,
+                        message: format!(
+                            "dropped {n} records, the receiver refused the batch: {reason}"
+                        ),
+                    };
+                    self.remove_settled(b.seq, n, b.replay, fate);
+                }
                 Sent::Outcome(SendOutcome::Retry {
                     reason,
                     retry_after,
@@ -684,10 +751,16 @@ impl Task {
                     self.spool.bump(b.seq);
                     self.failed(reason, retry_after);
                 }
-                Sent::Panicked(msg) => self.moving(|t| {
-                    let n = t.spool.remove(b.seq);
-                    t.panicked(n, &msg);
-                }),
+                Sent::Panicked(msg) => {
+                    self.add(|c| &c.errors, 1);
+                    let fate = Fate::Dropped {
+                        counter: |c| &c.dropped_failed,
+                        message: format!(
+                            "dropped {n} records, the sink panicked while sending: {msg}"
+                        ),
+                    };
+                    self.remove_settled(b.seq, n, b.replay, fate);
+                }
             }
             return;
         }
@@ -713,25 +786,16 @@ impl Task {
             Sent::Outcome(SendOutcome::Delivered) => {
                 self.outbox.pop_front();
                 let refused = self.take_refusal(n);
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.count_delivered(n, refused);
-                });
+                self.count_delivered(Source::Memory, n, refused, false);
                 self.succeeded();
             }
             Sent::Outcome(SendOutcome::Reject { reason }) => {
                 self.outbox.pop_front();
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.rejected(n, reason);
-                });
+                self.rejected(Source::Memory, n, reason);
             }
             Sent::Panicked(msg) => {
                 self.outbox.pop_front();
-                self.moving(|t| {
-                    t.add(|c| &c.left_memory, n);
-                    t.panicked(n, &msg);
-                });
+                self.panicked(Source::Memory, n, &msg);
             }
             Sent::Outcome(SendOutcome::Retry {
                 reason,
@@ -748,16 +812,14 @@ impl Task {
                         // No disk queue: this batch had all its retries.
                         self.outbox.pop_front();
                         let attempts = self.backoff.failures();
-                        self.moving(|t| {
-                            t.add(|c| &c.left_memory, n);
-                            t.drop_records(
-                                |c| &c.dropped_failed,
-                                n,
-                                format!(
-                                    "dropped {n} records after {attempts} failed attempts: {reason}"
-                                ),
-                            );
-                        });
+                        self.drop_records(
+                            Source::Memory,
+                            |c| &c.dropped_failed,
+                            n,
+                            format!(
+                                "dropped {n} records after {attempts} failed attempts: {reason}"
+                            ),
+                        );
                         self.backoff.reset();
                     }
                 }
@@ -765,48 +827,93 @@ impl Task {
         }
     }
 
-    /// Retries the deletes of delivered batches, oldest first, stopping at the
-    /// first failure (the others would wait on the same lock).
+    /// Deletes the row of a batch from disk that was not delivered and counts it
+    /// per `fate`; when the delete fails the batch is kept in `unacked` (never sent
+    /// again, the delete retried like a failed ack).
+    fn remove_settled(&mut self, seq: i64, records: u64, replay: bool, fate: Fate) {
+        match self.spool.remove(seq) {
+            Ok(0) => {} // Evicted meanwhile and counted by the queue.
+            Ok(k) => {
+                self.count_settled(k, fate, false);
+            }
+            Err(e) => {
+                self.ack_failed(&e, fate.describe());
+                self.unacked.push(Unacked {
+                    seq,
+                    records,
+                    replay,
+                    fate,
+                });
+            }
+        }
+    }
+
+    /// Retries the deletes of settled batches, oldest first, stopping at the first
+    /// failure (the others would wait on the same lock).
     fn retry_acks(&mut self) {
         while let Some(seq) = self.unacked.first().map(|u| u.seq) {
-            let deleted = self.moving(|t| match t.spool.ack(seq) {
+            if self.counters.is_abandoned() {
+                return;
+            }
+            let delivered = matches!(self.unacked[0].fate, Fate::Delivered { .. });
+            let outcome = if delivered {
+                self.spool.ack(seq)
+            } else {
+                match self.spool.remove(seq) {
+                    Ok(0) => Acked::Gone,
+                    Ok(k) => {
+                        // Count what the queue removed (the row's own count).
+                        self.unacked[0].records = k;
+                        Acked::Deleted
+                    }
+                    Err(e) => Acked::Failed(e),
+                }
+            };
+            match outcome {
                 Acked::Deleted => {
-                    let u = t.unacked.remove(0);
-                    t.count_acked(u);
-                    true
+                    let u = self.unacked.remove(0);
+                    self.count_acked(u);
                 }
                 Acked::Gone => {
-                    t.unacked.remove(0);
-                    true
+                    self.unacked.remove(0);
                 }
                 Acked::Failed(e) => {
-                    t.ack_failed(&e);
-                    false
+                    let what = self.unacked[0].fate.describe();
+                    self.ack_failed(&e, what);
+                    return;
                 }
-            });
-            if !deleted {
-                return;
             }
         }
         self.ack_retry_at = None;
         self.ack_delay = ACK_RETRY_FIRST;
     }
 
-    /// Schedules the next delete retry (doubling, capped) and reports the error.
-    fn ack_failed(&mut self, e: &str) {
+    /// Schedules the next delete retry (doubling, capped) and reports the error;
+    /// `what` names the batch ("delivered batch", ...).
+    fn ack_failed(&mut self, e: &str, what: &str) {
         let delay = self.ack_delay;
         self.ack_delay = (self.ack_delay * 2).min(ACK_RETRY_MAX);
         self.ack_retry_at = Some(deadline_after(delay));
         self.counters.set_last_error(format!(
-            "delivered batch kept in the disk queue, its delete failed (retry in {delay:?}): {e}"
+            "{what} kept in the disk queue, its delete failed (retry in {delay:?}): {e}"
         ));
     }
 
-    /// Counts a delivered batch whose row is now deleted.
+    /// Counts a settled batch whose row is now deleted.
     fn count_acked(&mut self, u: Unacked) {
-        let written = self.count_delivered(u.records, u.refused);
-        if u.replay {
-            self.add(|c| &c.replayed, written);
+        self.count_settled(u.records, u.fate, u.replay);
+    }
+
+    /// Counts `n` records of a batch whose row is deleted, per `fate` (delivered
+    /// ones also as `replayed` when `replay`).
+    fn count_settled(&mut self, n: u64, fate: Fate, replay: bool) {
+        match fate {
+            Fate::Delivered { refused } => {
+                self.count_delivered(Source::Disk, n, refused, replay);
+            }
+            Fate::Dropped { counter, message } => {
+                self.drop_records(Source::Disk, counter, n, message);
+            }
         }
     }
 
@@ -819,31 +926,39 @@ impl Task {
         }
     }
 
-    /// Counts a delivered payload of `n` records; returns how many were written.
-    /// Records refused inside the accepted request are counted as
-    /// `dropped_rejected` instead.
-    fn count_delivered(&mut self, n: u64, refused: Option<(u64, String)>) -> u64 {
-        let k = match refused {
-            Some((k, reason)) => {
-                // Counted and reported, but the request itself was accepted: a
-                // flush still reports success (as before the disk queue existed).
-                self.add(|c| &c.dropped_rejected, k);
-                self.reporter.report(&self.counters.name, &reason);
-                self.counters.set_last_error(reason);
-                k
+    /// Counts a delivered payload of `n` records out of `from` as `written` (and
+    /// `replayed` when `replay`). Records refused inside the accepted request are
+    /// counted as `dropped_rejected` instead, and reported.
+    fn count_delivered(
+        &mut self,
+        from: Source,
+        n: u64,
+        refused: Option<(u64, String)>,
+        replay: bool,
+    ) {
+        let k = refused.as_ref().map_or(0, |r| r.0);
+        let counted = self.moved(from, n, |c| {
+            SinkCounters::add(&c.dropped_rejected, k);
+            SinkCounters::add(&c.written, n - k);
+            SinkCounters::add(&c.batches, 1);
+            if replay {
+                SinkCounters::add(&c.replayed, n - k);
             }
-            None => 0,
-        };
-        self.add(|c| &c.written, n - k);
-        self.add(|c| &c.batches, 1);
-        n - k
+        });
+        if let (true, Some((_, reason))) = (counted, refused) {
+            // Counted and reported, but the request itself was accepted: a flush
+            // still reports success (as before the disk queue existed).
+            self.reporter.report(&self.counters.name, &reason);
+            self.counters.set_last_error(reason);
+        }
     }
 
-    /// The sink panicked while sending a batch of `n` records: counted as
-    /// `dropped_failed` with the panic message; the sink keeps running.
-    fn panicked(&mut self, n: u64, msg: &str) {
+    /// The sink panicked while sending a batch of `n` records (out of `from`):
+    /// counted as `dropped_failed` with the panic message; the sink keeps running.
+    fn panicked(&mut self, from: Source, n: u64, msg: &str) {
         self.add(|c| &c.errors, 1);
         self.drop_records(
+            from,
             |c| &c.dropped_failed,
             n,
             format!("dropped {n} records, the sink panicked while sending: {msg}"),
@@ -859,11 +974,12 @@ impl Task {
         }
     }
 
-    fn rejected(&mut self, n: u64, reason: String) {
+    fn rejected(&mut self, from: Source, n: u64, reason: String) {
         // The receiver answered: the sink is reachable.
         self.succeeded();
         self.add(|c| &c.errors, 1);
         self.drop_records(
+            from,
             |c| &c.dropped_rejected,
             n,
             format!("dropped {n} records, the receiver refused the batch: {reason}"),
@@ -898,13 +1014,19 @@ impl Task {
         self.not_before = Some(deadline_after(delay));
     }
 
+    /// Counts `n` records out of `from` as dropped in `counter` (one move), then
+    /// reports `message` (outside the transition lock). Nothing happens when the
+    /// sink was abandoned at shutdown: they are counted already.
     fn drop_records(
         &mut self,
+        from: Source,
         counter: fn(&SinkCounters) -> &std::sync::atomic::AtomicU64,
         n: u64,
         message: String,
     ) {
-        self.add(counter, n);
+        if !self.moved(from, n, |c| SinkCounters::add(counter(c), n)) {
+            return;
+        }
         self.drops += n;
         self.reporter.report(&self.counters.name, &message);
         self.counters.set_last_error(message);
@@ -1001,14 +1123,12 @@ impl Task {
         let left: Vec<Payload> = self.outbox.drain(..).collect();
         let n: u64 = left.iter().map(|p| u64::from(p.records)).sum();
         if n > 0 {
-            self.moving(|t| {
-                t.add(|c| &c.left_memory, n);
-                t.drop_records(
-                    |c| &c.dropped_failed,
-                    n,
-                    format!("dropped {n} records not delivered before the shutdown deadline"),
-                );
-            });
+            self.drop_records(
+                Source::Memory,
+                |c| &c.dropped_failed,
+                n,
+                format!("dropped {n} records not delivered before the shutdown deadline"),
+            );
         }
         self.answer_flushes(true);
         let left = deadline.saturating_duration_since(Instant::now());
@@ -1045,7 +1165,7 @@ impl Task {
     async fn deliver_until(&mut self, deadline: Instant, patient: bool) {
         // Bounded: every round either sends or sleeps towards the deadline.
         for _ in 0..1_000_000 {
-            if !self.has_sendable() && self.unacked.is_empty() {
+            if (!self.has_sendable() && self.unacked.is_empty()) || self.counters.is_abandoned() {
                 return;
             }
             let now = Instant::now();
@@ -1053,7 +1173,7 @@ impl Task {
                 return;
             }
             if !self.has_sendable() {
-                // Only deletes of delivered batches are left: one more try, then
+                // Only deletes of settled batches are left: one more try, then
                 // the rows stay for the next start.
                 if self.acks_due(now) {
                     self.retry_acks();

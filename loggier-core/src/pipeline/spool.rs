@@ -175,9 +175,15 @@ impl Spool {
         .unwrap_or(Acked::Gone)
     }
 
-    /// Deletes a refused batch; returns its records (0 when already gone).
-    pub(crate) fn remove(&self, seq: i64) -> u64 {
-        self.with(|q| q.remove(seq).unwrap_or(0)).unwrap_or(0)
+    /// Deletes a batch that was not delivered (refused, or the sink panicked);
+    /// returns its records (0 when already gone: evicted by a bound and counted by
+    /// the queue, or no spool).
+    ///
+    /// # Errors
+    /// The queue's error text when the row cannot be deleted (it is still there).
+    pub(crate) fn remove(&self, seq: i64) -> Result<u64, String> {
+        self.with(|q| q.remove(seq).map_err(|e| e.to_string()))
+            .unwrap_or(Ok(0))
     }
 
     /// Records one more failed attempt on the row.
@@ -210,8 +216,8 @@ impl Spool {
     pub(crate) fn ack(&self, _seq: i64) -> Acked {
         Acked::Gone
     }
-    pub(crate) fn remove(&self, _seq: i64) -> u64 {
-        0
+    pub(crate) fn remove(&self, _seq: i64) -> Result<u64, String> {
+        Ok(0)
     }
     pub(crate) fn bump(&self, _seq: i64) {}
 }

@@ -34,18 +34,33 @@ pub(crate) struct SinkCounters {
     /// Records delivered from the disk queue after a failure or a restart.
     pub(crate) replayed: AtomicU64,
     /// Records that left the task's memory: delivered or dropped from memory, or
-    /// handed to the disk queue (stored or refused by it).
+    /// handed to the disk queue (`to_disk`), or counted dropped when the sink was
+    /// abandoned at shutdown.
     pub(crate) left_memory: AtomicU64,
+    /// Records handed to the disk queue. Until the queue has counted them
+    /// (`offered_records`, in the same update as its commit) they are in transit:
+    /// pending, neither in memory nor on disk.
+    pub(crate) to_disk: AtomicU64,
+    /// Records of disk-queue rows this task deleted (acked or removed) and then
+    /// counted (`written`/`dropped_*`). Between the delete and that count they
+    /// are `acked_records + removed_records` of the queue beyond this: pending.
+    pub(crate) settled_disk: AtomicU64,
+    /// Set (under `moving`) when the shutdown deadline passed before the sink task
+    /// finished: its records in memory were counted `dropped_failed` then, and the
+    /// task counts no move after it.
+    abandoned: AtomicBool,
     /// The sink failed `max_retries` times in a row and is probed periodically.
     pub(crate) offline: AtomicBool,
     pub(crate) last_error: Mutex<Option<String>>,
     /// The disk queue's counters of this sink.
     pub(crate) queue: QueueView,
     /// Held while records move between counters in more than one step (out of
-    /// memory into `written`/`dropped_*`/the disk queue, out of the disk queue into
-    /// `written`/`dropped_*`), and by [`SinkCounters::snapshot`], so a snapshot never
-    /// sees records counted nowhere or twice. Lock order: this, then the disk queue,
-    /// then its counters; never taken while holding either of those.
+    /// memory into `written`/`dropped_*`/`to_disk`, out of a deleted disk-queue
+    /// row into `written`/`dropped_*`), and by [`SinkCounters::snapshot`], so a
+    /// snapshot never sees records counted nowhere or twice. Only counters move
+    /// under it: never SQLite work, a report or an `.await`, so `stats()` never
+    /// waits on the disk. Lock order: this, then the disk queue's counters; never
+    /// taken while holding those.
     moving: Mutex<()>,
 }
 
@@ -65,6 +80,9 @@ impl SinkCounters {
             cached: AtomicU64::new(0),
             replayed: AtomicU64::new(0),
             left_memory: AtomicU64::new(0),
+            to_disk: AtomicU64::new(0),
+            settled_disk: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
             offline: AtomicBool::new(false),
             last_error: Mutex::new(None),
             queue: QueueView::default(),
@@ -83,9 +101,56 @@ impl SinkCounters {
     }
 
     /// Takes the transition lock (see `moving`): hold the guard while updating
-    /// every counter of one move. Never held across an `.await`.
+    /// every counter of one move. Never held across an `.await` or I/O.
     pub(crate) fn moving(&self) -> MutexGuard<'_, ()> {
         self.moving.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f`, the counter updates of one move of the sink task, under the
+    /// transition lock, unless the sink was abandoned at shutdown (its records are
+    /// counted already: a late move would count them twice). Returns whether `f`
+    /// ran.
+    pub(crate) fn settle(&self, f: impl FnOnce(&Self)) -> bool {
+        let _moving = self.moving();
+        if self.abandoned.load(Ordering::Relaxed) {
+            return false;
+        }
+        f(self);
+        true
+    }
+
+    /// Marks the sink abandoned (the shutdown deadline passed before its task
+    /// finished) and counts the records in its memory as `dropped_failed`, with
+    /// the reason in `last_error`, in one move: from then on the task counts
+    /// nothing ([`SinkCounters::settle`]), so each record is counted exactly once
+    /// and the stats stay as they are. Records in transit to the disk queue or in
+    /// it stay pending there (the next start replays them). Idempotent; returns
+    /// the records it counted.
+    pub(crate) fn abandon(&self) -> u64 {
+        let n = {
+            let _moving = self.moving();
+            if self.abandoned.swap(true, Ordering::Relaxed) {
+                return 0;
+            }
+            let n = self
+                .received
+                .load(Ordering::Relaxed)
+                .saturating_sub(self.left_memory.load(Ordering::Relaxed));
+            Self::add(&self.left_memory, n);
+            Self::add(&self.dropped_failed, n);
+            n
+        };
+        if n > 0 {
+            self.set_last_error(format!(
+                "dropped {n} records not delivered before the shutdown deadline (the sink did not finish in time)"
+            ));
+        }
+        n
+    }
+
+    /// `true` once [`SinkCounters::abandon`] ran.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     pub(crate) fn set_last_error(&self, msg: String) {
@@ -102,7 +167,12 @@ impl SinkCounters {
         let _moving = self.moving();
         let received = ld(&self.received);
         let left_memory = ld(&self.left_memory);
+        // One consistent reading of the queue's counters. Records the task handed
+        // to the queue that the queue has not counted yet, and records of rows it
+        // deleted that it has not counted yet, are pending (in transit).
         let q = self.queue.sink(&self.name);
+        let in_transit = ld(&self.to_disk).saturating_sub(q.offered)
+            + (q.acked + q.removed).saturating_sub(ld(&self.settled_disk));
         let last_error = self
             .last_error
             .lock()
@@ -129,7 +199,7 @@ impl SinkCounters {
             dropped_queue_io: q.dropped_io,
             dropped_corrupt: q.dropped_corrupt,
             pending_disk: q.pending,
-            pending: received.saturating_sub(left_memory) + q.pending,
+            pending: received.saturating_sub(left_memory) + in_transit + q.pending,
             offline: self.offline.load(Ordering::Relaxed),
             last_error,
         }
@@ -140,6 +210,12 @@ impl SinkCounters {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct QueueCounts {
     pub(crate) pending: u64,
+    /// Records the queue has counted as handed to it (stored or dropped at once).
+    pub(crate) offered: u64,
+    /// Records of rows deleted by an ack.
+    pub(crate) acked: u64,
+    /// Records of rows deleted by a remove (not delivered).
+    pub(crate) removed: u64,
     pub(crate) restored: u64,
     pub(crate) dropped_cache_full: u64,
     pub(crate) dropped_expired: u64,
@@ -186,6 +262,9 @@ impl QueueView {
         let s = all.sink(name);
         QueueCounts {
             pending: s.pending_records,
+            offered: s.offered_records,
+            acked: s.acked_records,
+            removed: s.removed_records,
             restored: s.restored_records,
             dropped_cache_full: s.dropped_cache_full,
             dropped_expired: s.dropped_expired,

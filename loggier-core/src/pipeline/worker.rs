@@ -196,8 +196,11 @@ async fn run(
         }
         let n_records = run.iter().filter(|m| m.is_record()).count();
         // Only a short run of nothing but records lingers: a flush, persist or
-        // shutdown is answered without delay.
-        let linger = n_records == run.len() && run.len() < linger_below;
+        // shutdown is answered without delay. Neither does a run taken once a
+        // shutdown has used half its time: then runs may be a single record
+        // (`take_limit`), and a linger per record would keep the shutdown message
+        // waiting for seconds behind a full channel, past the deadline.
+        let linger = n_records == run.len() && run.len() < linger_below && !room.stop_waiting();
         // Counted as they leave the channel, so `enqueued` stays balanced.
         counters
             .dispatched
@@ -298,9 +301,14 @@ async fn shutdown(
             rx
         })
         .collect();
-    for w in waits {
+    for (h, w) in handles.iter().zip(waits) {
         let left = deadline.saturating_duration_since(Instant::now());
-        let _ = tokio::time::timeout(left, w.recv_async()).await;
+        if !matches!(tokio::time::timeout(left, w.recv_async()).await, Ok(Ok(()))) {
+            // Not finished by the deadline (stuck in a send, or its thread not run
+            // for a while): its records in memory are counted here, once, and the
+            // task counts nothing after this.
+            h.counters.abandon();
+        }
     }
     // Wait for the sink threads to end, so the disk queue (and its lock)
     // is released when `shutdown` returns.
@@ -344,6 +352,15 @@ async fn dispatch(
 }
 
 async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy, room: &Room) {
+    if h.counters.is_abandoned() {
+        // The sink was given up at a shutdown deadline (the client's, when this
+        // worker was late): it will never take this record.
+        let _moving = h.counters.moving();
+        SinkCounters::add(&h.counters.received, 1);
+        SinkCounters::add(&h.counters.left_memory, 1);
+        SinkCounters::add(&h.counters.dropped_failed, 1);
+        return;
+    }
     // Counted before the sink task can see it: once it has it, the task may move it
     // out of memory (`left_memory`) at once, and a stats snapshot taken before a
     // late `received` would count it written but never received.

@@ -148,11 +148,11 @@ impl QueueConfig {
 /// Disk-queue counters of one sink. Record counts unless the name says batches or
 /// bytes. Counters only grow, except the `pending_*` gauges.
 ///
-/// Balance, in every snapshot: `restored_records + offered == pending_records +
-/// acked_records + removed_records + dropped_total()`, where `offered` is the
-/// records of every batch handed to [`DiskQueue::push`] / [`DiskQueue::push_many`]
-/// (a refused batch, [`PushOutcome::Dropped`], is counted in a `dropped_*` counter
-/// without ever being stored; every other one in `stored_records`). Each change
+/// Balance, in every snapshot: `restored_records + offered_records ==
+/// pending_records + acked_records + removed_records + dropped_total()` (a refused
+/// batch, [`PushOutcome::Dropped`], is counted in a `dropped_*` counter without
+/// ever being stored; every other one in `stored_records`; a batch pushed again
+/// while stored, [`PushOutcome::AlreadyStored`], is offered twice). Each change
 /// moves records between these counters in one update, so a reader never sees
 /// records counted nowhere or twice. [`DiskQueue::resync`] is the exception: it
 /// resets the gauges to what the file holds (rows deleted by another program).
@@ -171,6 +171,11 @@ pub struct SinkQueueStats {
     /// Records written to the queue (each batch counted once, however often it is
     /// stored).
     pub stored_records: u64,
+    /// Records of every batch handed to [`DiskQueue::push`] /
+    /// [`DiskQueue::push_many`], counted in the same update that counts the batch
+    /// stored (`stored_records`, `pending_*`) or dropped, or finds it stored
+    /// already ([`PushOutcome::AlreadyStored`], which changes nothing else).
+    pub offered_records: u64,
     /// Records removed after the sink acknowledged them.
     pub acked_records: u64,
     /// Records deleted undelivered by [`DiskQueue::remove`] (e.g. the receiver

@@ -292,10 +292,9 @@ impl DiskQueue {
             if p.bytes.len() as u64 > self.config.max_bytes {
                 let records = u64::from(p.records);
                 self.stats.update(|s| {
-                    s.sinks
-                        .entry(sink.to_owned())
-                        .or_default()
-                        .dropped_cache_full += records;
+                    let st = s.sinks.entry(sink.to_owned()).or_default();
+                    st.dropped_cache_full += records;
+                    st.offered_records += records;
                 });
             } else {
                 fits.push(p);
@@ -317,6 +316,7 @@ impl DiskQueue {
             Ok(inserted) => {
                 let mut newest = None;
                 let (mut batches, mut records, mut bytes) = (0u64, 0u64, 0u64);
+                let offered: u64 = fits.iter().map(|p| u64::from(p.records)).sum();
                 for ((p, slot), ins) in fits.iter().zip(&slots).zip(inserted) {
                     out[*slot] = match ins {
                         Inserted::New(seq) => {
@@ -329,19 +329,20 @@ impl DiskQueue {
                         Inserted::Existing(seq) => PushOutcome::AlreadyStored { seq },
                     };
                 }
+                self.stats.update(|s| {
+                    let st = s.sinks.entry(sink.to_owned()).or_default();
+                    st.pending_batches += batches;
+                    st.pending_records += records;
+                    st.pending_bytes += bytes;
+                    st.stored_records += records;
+                    st.offered_records += offered;
+                });
                 if let Some(seq) = newest {
                     self.total_bytes += bytes;
                     // Unknown stays unknown (a failed expiry left rows of unknown
                     // age: `now_ms` is no lower bound for them), so the next expiry
                     // looks instead of skipping for a whole `max_age`.
                     self.oldest_created_ms = self.oldest_created_ms.map(|o| o.min(now_ms));
-                    self.stats.update(|s| {
-                        let st = s.sinks.entry(sink.to_owned()).or_default();
-                        st.pending_batches += batches;
-                        st.pending_records += records;
-                        st.pending_bytes += bytes;
-                        st.stored_records += records;
-                    });
                     // The newest batch is never evicted by its own push (it fits on
                     // its own), so the last payload is still stored.
                     self.enforce_bytes(seq);
@@ -365,6 +366,7 @@ impl DiskQueue {
                     } else {
                         st.dropped_io += records;
                     }
+                    st.offered_records += records;
                     s.last_error = Some(msg);
                 });
             }

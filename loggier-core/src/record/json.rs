@@ -143,6 +143,10 @@ impl ServiceJson {
 }
 
 /// [`encode_json_line`] with the service members encoded beforehand.
+#[cfg_attr(
+    not(any(feature = "file", feature = "stdout")),
+    allow(dead_code, reason = "used by the file and stdout sinks only")
+)]
 pub(crate) fn encode_json_line_with(
     record: &Record,
     service: &ServiceJson,
