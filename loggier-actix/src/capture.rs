@@ -221,7 +221,7 @@ impl Pending {
             // this request: no path matching again), else the memo.
             let route = match (exchange.frame().route(), request) {
                 (Some(route), _) => Some(Arc::from(route)),
-                (None, Some(request)) => request.match_pattern().map(Arc::from),
+                (None, Some(request)) => request.match_pattern().map(|r| config.template(r)),
                 (None, None) => config.route(uri.path()),
             };
             if let Some(route) = route {
