@@ -684,41 +684,70 @@ fn static_content_type(c: &[u8]) -> Cow<'static, str> {
     }
 }
 
-/// The header name as a `&'static str` when it is one of the usual ones (no copy
-/// per record), else an owned lower-case copy.
-fn static_header_name(name: &str) -> Cow<'static, str> {
+/// The usual header names: kept `&'static` in records (no copy per record), and their
+/// sensitivity is remembered by position ([`CaptureSettings::is_sensitive_header_at`]).
+pub(crate) const STATIC_HEADER_NAMES: [&str; 24] = [
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "connection",
+    "cache-control",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "referer",
+    "origin",
+    "traceparent",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "date",
+    "etag",
+    "vary",
+    "location",
+];
+
+/// The header name as a `&'static str` with its position in [`STATIC_HEADER_NAMES`]
+/// when it is one of the usual ones, else an owned lower-case copy.
+fn static_header_name(name: &str) -> (Cow<'static, str>, Option<usize>) {
     // A `match` on text compiles to a length switch and a few compares.
-    let known: &'static str = match name {
-        "host" => "host",
-        "user-agent" => "user-agent",
-        "accept" => "accept",
-        "accept-encoding" => "accept-encoding",
-        "accept-language" => "accept-language",
-        "content-type" => "content-type",
-        "content-length" => "content-length",
-        "content-encoding" => "content-encoding",
-        "connection" => "connection",
-        "cache-control" => "cache-control",
-        "x-request-id" => "x-request-id",
-        "x-forwarded-for" => "x-forwarded-for",
-        "x-forwarded-proto" => "x-forwarded-proto",
-        "x-real-ip" => "x-real-ip",
-        "referer" => "referer",
-        "origin" => "origin",
-        "traceparent" => "traceparent",
-        "authorization" => "authorization",
-        "cookie" => "cookie",
-        "set-cookie" => "set-cookie",
-        "date" => "date",
-        "etag" => "etag",
-        "vary" => "vary",
-        "location" => "location",
+    let known = match name {
+        "host" => 0,
+        "user-agent" => 1,
+        "accept" => 2,
+        "accept-encoding" => 3,
+        "accept-language" => 4,
+        "content-type" => 5,
+        "content-length" => 6,
+        "content-encoding" => 7,
+        "connection" => 8,
+        "cache-control" => 9,
+        "x-request-id" => 10,
+        "x-forwarded-for" => 11,
+        "x-forwarded-proto" => 12,
+        "x-real-ip" => 13,
+        "referer" => 14,
+        "origin" => 15,
+        "traceparent" => 16,
+        "authorization" => 17,
+        "cookie" => 18,
+        "set-cookie" => 19,
+        "date" => 20,
+        "etag" => 21,
+        "vary" => 22,
+        "location" => 23,
         _ if name.bytes().any(|b| b.is_ascii_uppercase()) => {
-            return Cow::Owned(name.to_ascii_lowercase());
+            return (Cow::Owned(name.to_ascii_lowercase()), None);
         }
-        _ => return Cow::Owned(name.to_owned()),
+        _ => return (Cow::Owned(name.to_owned()), None),
     };
-    Cow::Borrowed(known)
+    (Cow::Borrowed(STATIC_HEADER_NAMES[known]), Some(known))
 }
 
 /// Header entries → headers: lower-case names, values as text (invalid UTF-8
@@ -738,8 +767,11 @@ where
     let entries = entries.into_iter();
     let mut out = Headers::with_capacity(entries.size_hint().0);
     for e in entries {
-        let name = static_header_name(e.name);
-        let sensitive = s.is_sensitive_header(&name, e.sensitive);
+        let (name, known) = static_header_name(e.name);
+        let sensitive = match known {
+            Some(at) => s.is_sensitive_header_at(at, e.sensitive),
+            None => s.is_sensitive_header(&name, e.sensitive),
+        };
         // Valid UTF-8 (the rule) is checked by the fast validator and borrowed.
         let value = match std::str::from_utf8(e.value) {
             Ok(v) => Cow::Borrowed(v),
