@@ -431,8 +431,8 @@ impl Masker {
     /// any text `key=value`, `key: value` and `<key>value</key>` with a sensitive
     /// key. Returns the text unchanged (borrowed) when nothing was masked.
     pub fn mask_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut separators = pair_markers(text);
-        if separators.next().is_none() {
+        let separators = count_pair_markers(text, FEW_SEPARATORS + 1);
+        if separators == 0 {
             return Cow::Borrowed(text);
         }
         let trimmed = text.trim_start();
@@ -442,7 +442,7 @@ impl Masker {
         // scanning the whole text for the prefilter, and is the very scan the
         // prefilter would let through (the prefilter only ever skips it, never
         // masks), so the result is the same.
-        if !document && separators.nth(FEW_SEPARATORS - 2).is_none() {
+        if !document && separators <= FEW_SEPARATORS {
             return self.mask_pairs(text);
         }
         if !self.may_hold_key(text) {
@@ -706,8 +706,17 @@ fn has_pair_marker(text: &str) -> bool {
 }
 
 /// Where `text` has a byte every masked form needs (`=`, `:` or `<`).
+#[cfg(test)]
 fn pair_markers(text: &str) -> memchr::Memchr3<'_> {
     memchr::memchr3_iter(b'=', b':', b'<', text.as_bytes())
+}
+
+/// How many of the bytes every masked form needs (`=`, `:`, `<`) `text` has,
+/// counting up to `limit`.
+fn count_pair_markers(text: &str, limit: usize) -> usize {
+    memchr::memchr3_iter(b'=', b':', b'<', text.as_bytes())
+        .take(limit)
+        .count()
 }
 
 /// Most separators (`=`, `:`, `<`) in free text for which [`Masker::mask_text`]
@@ -894,7 +903,7 @@ pub(crate) fn percent_decode(s: &str) -> String {
 /// [`percent_decode`], borrowing `s` when it has nothing to decode (no copy for
 /// the usual key).
 fn percent_decoded(s: &str) -> Cow<'_, str> {
-    if !s.contains(['%', '+']) {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
         return Cow::Borrowed(s);
     }
     let b = s.as_bytes();
@@ -953,9 +962,17 @@ mod tests {
         ];
         for (text, masked) in cases {
             assert!(pair_markers(text).count() <= FEW_SEPARATORS, "{text}");
+            assert_eq!(
+                count_pair_markers(text, usize::MAX),
+                pair_markers(text).count()
+            );
             assert_eq!(m.mask_text(text), masked, "{text}");
             let padded = format!("k1=1 k2=2 k3=3 k4=4 k5=5 {text}");
             assert!(pair_markers(&padded).count() > FEW_SEPARATORS);
+            assert_eq!(
+                count_pair_markers(&padded, FEW_SEPARATORS + 1),
+                FEW_SEPARATORS + 1
+            );
             assert_eq!(
                 m.mask_text(&padded),
                 format!("k1=1 k2=2 k3=3 k4=4 k5=5 {masked}"),
@@ -986,6 +1003,7 @@ mod tests {
         for len in [0usize, 1, 15, 63, 64, 65, 300] {
             let plain = "a".repeat(len);
             assert!(!has_pair_marker(&plain), "{len}");
+            assert_eq!(count_pair_markers(&plain, 9), 0, "{len}");
             for marker in ['=', ':', '<'] {
                 for at in [0, len / 2, len.saturating_sub(1)] {
                     let mut t: Vec<char> = plain.chars().collect();
@@ -993,6 +1011,7 @@ mod tests {
                         t[at] = marker;
                         let t: String = t.into_iter().collect();
                         assert!(has_pair_marker(&t), "{marker} at {at} of {len}");
+                        assert_eq!(count_pair_markers(&t, 9), 1, "{marker} at {at} of {len}");
                     }
                 }
             }
