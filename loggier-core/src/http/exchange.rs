@@ -600,18 +600,30 @@ impl Exchange {
             }
         }
 
-        let mut tx = HttpTransaction::new(req);
-        tx.response = response;
-        tx.duration_ms = duration.as_secs_f64() * 1_000.0;
-
-        let mut record = Record::new(level, message)
-            .with_logger(HTTP_LOGGER)
-            .with_http(tx);
-        record.request_id = Some(self.request_id().to_string());
-        if let Some(t) = self.trace.take().map(|t| *t) {
-            record.trace_id = Some(t.trace_id);
-            record.span_id = Some(t.span_id);
-        }
+        // Built in place (one struct literal, the transaction boxed as it is made)
+        // rather than through the builder methods, which move the record each time.
+        let (trace_id, span_id) = match self.trace.take().map(|t| *t) {
+            Some(t) => (Some(t.trace_id), Some(t.span_id)),
+            None => (None, None),
+        };
+        let mut record = Record {
+            timestamp_ns: crate::record::now_ns(),
+            level,
+            message: Cow::Owned(message),
+            logger: Cow::Borrowed(HTTP_LOGGER),
+            context: crate::record::ContextFields::new(),
+            tags: Vec::new(),
+            exception: None,
+            http: Some(Box::new(HttpTransaction {
+                request: req,
+                response,
+                duration_ms: duration.as_secs_f64() * 1_000.0,
+            })),
+            timing: None,
+            trace_id,
+            span_id,
+            request_id: Some(self.request_id().to_string()),
+        };
         if let Some(t) = slow_threshold.filter(|_| slow) {
             let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
             record = record.with_field("slow_request_threshold_ms", ms);
