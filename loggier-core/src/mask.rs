@@ -701,6 +701,7 @@ impl Masker {
 }
 
 /// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`).
+#[cfg(any(test, feature = "http-capture"))]
 fn has_pair_marker(text: &str) -> bool {
     memchr::memchr3(b'=', b':', b'<', text.as_bytes()).is_some()
 }
@@ -896,6 +897,7 @@ fn skip_value(b: &[u8], start: usize) -> usize {
 
 /// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are,
 /// invalid UTF-8 replaced.
+#[cfg(any(test, feature = "http-capture"))]
 pub(crate) fn percent_decode(s: &str) -> String {
     percent_decoded(s).into_owned()
 }
