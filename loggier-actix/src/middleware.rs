@@ -322,16 +322,18 @@ where
         }
 
         let headers = req.headers();
+        let incoming_id = headers.get(&config.request_id_header);
         // Boxed once, and at once (the exchange is built in place, not moved into the
         // box later): the response future and body carry it, and actix moves both.
         let mut pending = Box::new(Pending::new(
             Exchange::start(
                 Arc::clone(&config.settings),
-                headers.get(&config.request_id_header).map(|v| v.as_bytes()),
+                incoming_id.map(|v| v.as_bytes()),
                 headers.get(TRACEPARENT).map(|v| v.as_bytes()),
             ),
             Rc::clone(config),
             req.head(),
+            incoming_id,
         ));
         let exchange = pending.exchange_mut();
         // Found when a record needs it, not per request (see `Config::route`).
