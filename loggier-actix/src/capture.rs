@@ -38,6 +38,10 @@ pub(crate) struct Pending {
     peer: Option<SocketAddr>,
     request: Option<HttpRequest>,
     request_body: Option<SharedCapture>,
+    /// The request's own request id header, when the exchange took its value as the
+    /// request id: the echo is a clone of it (a reference count) instead of a new
+    /// header value built and validated per request.
+    incoming_id: Option<HeaderValue>,
     /// Kept at response time, only when the policy wants them
     /// ([`Exchange::wants_response_headers_copy`]): actix hands the response head to the
     /// dispatcher before the body ends. A flat list of the map's name/value handles
@@ -49,8 +53,23 @@ pub(crate) struct Pending {
 impl Pending {
     /// The state of a request whose exchange has just started; the request body copy,
     /// when there is one, is added with [`set_request_body`](Pending::set_request_body).
-    pub(crate) fn new(exchange: Exchange, config: Rc<Config>, head: &RequestHead) -> Self {
+    ///
+    /// `incoming_id`: the request's `request_id_header` value, if any.
+    pub(crate) fn new(
+        exchange: Exchange,
+        config: Rc<Config>,
+        head: &RequestHead,
+        incoming_id: Option<&HeaderValue>,
+    ) -> Self {
+        let incoming_id = incoming_id
+            .filter(|v| v.as_bytes() == exchange.request_id().as_bytes())
+            .map(|v| {
+                let mut echo = v.clone();
+                echo.set_sensitive(false);
+                echo
+            });
         Pending {
+            incoming_id,
             exchange,
             config,
             method: head.method.clone(),
@@ -79,10 +98,14 @@ impl Pending {
         Some((self.config.request_id_header.clone(), value))
     }
 
-    /// The request id as a header value for the response echo. Its bytes are the
-    /// request's scope frame's (shared, not copied), so the copy of the response
-    /// headers kept for the record shares them too.
+    /// The request id as a header value for the response echo: the request's own
+    /// header value when the id came from there, else bytes of the request's scope
+    /// frame (shared, not copied), so the copy of the response headers kept for the
+    /// record shares them too.
     pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
+        if let Some(incoming) = &self.incoming_id {
+            return Some(incoming.clone());
+        }
         let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(self.exchange.frame())));
         HeaderValue::from_maybe_shared(bytes).ok()
     }
@@ -185,6 +208,7 @@ impl Pending {
             return;
         }
         let Pending {
+            incoming_id: _,
             mut exchange,
             config,
             method,
@@ -221,7 +245,7 @@ impl Pending {
             // this request: no path matching again), else the memo.
             let route = match (exchange.frame().route(), request) {
                 (Some(route), _) => Some(Arc::from(route)),
-                (None, Some(request)) => request.match_pattern().map(Arc::from),
+                (None, Some(request)) => request.match_pattern().map(|r| config.template(r)),
                 (None, None) => config.route(uri.path()),
             };
             if let Some(route) = route {

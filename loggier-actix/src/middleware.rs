@@ -1,7 +1,7 @@
 //! [`Loggier`] (the `Transform`) and [`LoggierMiddleware`] (the `Service`).
 
 use std::cell::{OnceCell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::{Ready, ready};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -54,6 +54,9 @@ pub(crate) struct Config {
     /// The templates are shared (`Arc<str>`), so a remembered route costs each request
     /// a reference count, not a copy.
     routes: RefCell<HashMap<String, Option<Arc<str>>, foldhash::fast::RandomState>>,
+    /// The route templates handed out so far, see [`Config::template`]: one shared
+    /// copy per template of the app.
+    templates: RefCell<HashSet<Arc<str>, foldhash::fast::RandomState>>,
     /// The app's resource map, for [`Config::route`]: a copy of its root node (the
     /// nodes below are shared), taken on the first request.
     resources: OnceCell<ResourceMap>,
@@ -66,7 +69,30 @@ pub(crate) struct Config {
 /// Most paths [`Config::route`] remembers per worker; when full it starts over.
 const ROUTE_MEMO_CAPACITY: usize = 1024;
 
+/// Most route templates [`Config::template`] keeps per worker (an app has one per
+/// resource; past this, templates are copied per record).
+const TEMPLATE_CAPACITY: usize = 1024;
+
 impl Config {
+    /// The shared copy of route template `route` (from actix's `match_pattern`, a
+    /// fresh `String` each time): a recorded request's route costs a reference count
+    /// instead of a second allocation and copy. Templates come from the app's
+    /// resource definitions, not from requests, so the set stays small.
+    pub(crate) fn template(&self, route: String) -> Arc<str> {
+        if let Ok(known) = self.templates.try_borrow() {
+            if let Some(shared) = known.get(route.as_str()) {
+                return Arc::clone(shared);
+            }
+        }
+        let shared: Arc<str> = Arc::from(route);
+        if let Ok(mut known) = self.templates.try_borrow_mut() {
+            if known.len() < TEMPLATE_CAPACITY {
+                known.insert(Arc::clone(&shared));
+            }
+        }
+        shared
+    }
+
     /// The route template of a request to `path` (`/orders/{id}`) when the router's
     /// answer is not at hand: asked only when a record needs it — one logged while
     /// the handler runs ([`Exchange::defer_route`]), or the transaction record of a
@@ -84,7 +110,11 @@ impl Config {
                 return route.clone();
             }
         }
-        let route: Option<Arc<str>> = self.resources.get()?.match_pattern(path).map(Arc::from);
+        let route: Option<Arc<str>> = self
+            .resources
+            .get()?
+            .match_pattern(path)
+            .map(|r| self.template(r));
         if let Ok(mut memo) = self.routes.try_borrow_mut() {
             if memo.len() >= ROUTE_MEMO_CAPACITY {
                 memo.clear();
@@ -233,6 +263,7 @@ impl Loggier {
                 settings,
                 request_id_header,
                 routes: RefCell::new(HashMap::default()),
+                templates: RefCell::new(HashSet::default()),
                 resources: OnceCell::new(),
                 data: Rc::new(data),
             }),
@@ -291,16 +322,18 @@ where
         }
 
         let headers = req.headers();
+        let incoming_id = headers.get(&config.request_id_header);
         // Boxed once, and at once (the exchange is built in place, not moved into the
         // box later): the response future and body carry it, and actix moves both.
         let mut pending = Box::new(Pending::new(
             Exchange::start(
                 Arc::clone(&config.settings),
-                headers.get(&config.request_id_header).map(|v| v.as_bytes()),
+                incoming_id.map(|v| v.as_bytes()),
                 headers.get(TRACEPARENT).map(|v| v.as_bytes()),
             ),
             Rc::clone(config),
             req.head(),
+            incoming_id,
         ));
         let exchange = pending.exchange_mut();
         // Found when a record needs it, not per request (see `Config::route`).

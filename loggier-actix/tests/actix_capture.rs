@@ -183,6 +183,32 @@ async fn actix_error_responses_are_recorded_with_the_error() {
 }
 
 #[actix_web::test]
+async fn an_incoming_request_id_is_echoed_only_when_it_is_taken() {
+    let h = Harness::start(CaptureSettings::default()).await;
+    let resp = h
+        .http
+        .get(h.url("/ok"))
+        .header("x-request-id", "lb-7f3a")
+        .send()
+        .await
+        .expect("ok");
+    assert_eq!(echoed_id(&resp).as_deref(), Some("lb-7f3a"));
+    let too_long = "a".repeat(loggier_core::http::MAX_REQUEST_ID_LEN + 1);
+    for bad in ["has space", too_long.as_str()] {
+        let resp = h
+            .http
+            .get(h.url("/ok"))
+            .header("x-request-id", bad)
+            .send()
+            .await
+            .expect("ok");
+        let echoed = echoed_id(&resp).expect("a generated id is echoed");
+        assert_ne!(echoed, bad);
+        assert_eq!(echoed.len(), 36, "{echoed}");
+    }
+}
+
+#[actix_web::test]
 async fn extractor_and_spawned_tasks_carry_the_request_context() {
     let h = Harness::start(CaptureSettings::default()).await;
 

@@ -431,11 +431,24 @@ impl Masker {
     /// any text `key=value`, `key: value` and `<key>value</key>` with a sensitive
     /// key. Returns the text unchanged (borrowed) when nothing was masked.
     pub fn mask_text<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        if !has_pair_marker(text) || !self.may_hold_key(text) {
+        let separators = count_pair_markers(text, FEW_SEPARATORS + 1);
+        if separators == 0 {
             return Cow::Borrowed(text);
         }
         let trimmed = text.trim_start();
-        let structured = if trimmed.starts_with(['{', '[']) {
+        let document = trimmed.starts_with(['{', '[']);
+        // Free text with a few separators (a message like `Request: GET /orders/7
+        // - 200`): judging the key before each one is cheaper than folding and
+        // scanning the whole text for the prefilter, and is the very scan the
+        // prefilter would let through (the prefilter only ever skips it, never
+        // masks), so the result is the same.
+        if !document && separators <= FEW_SEPARATORS {
+            return self.mask_pairs(text);
+        }
+        if !self.may_hold_key(text) {
+            return Cow::Borrowed(text);
+        }
+        let structured = if document {
             match serde_json::from_str::<Value>(text) {
                 Ok(mut v) if v.is_object() || v.is_array() => {
                     if !self.mask_value_noting(&mut v) {
@@ -516,7 +529,7 @@ impl Masker {
                 out.push('&');
             }
             match pair.split_once('=') {
-                Some((k, _)) if self.is_sensitive_key(&percent_decode(k)) => {
+                Some((k, _)) if self.is_sensitive_key(&percent_decoded(k)) => {
                     out.push_str(k);
                     out.push('=');
                     out.push_str(FILTERED);
@@ -535,6 +548,11 @@ impl Masker {
         let mut copied = 0;
         let mut i = 0;
         while i < b.len() {
+            // Only a separator can start a pair: jump to the next one.
+            match memchr::memchr3(b'=', b':', b'<', &b[i..]) {
+                Some(at) => i += at,
+                None => break,
+            }
             let c = b[i];
             let (value_start, kind) = match c {
                 b'=' | b':' => {
@@ -559,7 +577,7 @@ impl Masker {
                     };
                     if k_start < copied
                         || k_start >= k_end
-                        || !self.is_sensitive_key(&percent_decode(&text[k_start..k_end]))
+                        || !self.is_sensitive_key(&percent_decoded(&text[k_start..k_end]))
                     {
                         i += 1;
                         continue;
@@ -683,9 +701,28 @@ impl Masker {
 }
 
 /// `true` when `text` has a byte every masked form needs (`=`, `:` or `<`).
+#[cfg(any(test, feature = "http-capture"))]
 fn has_pair_marker(text: &str) -> bool {
     memchr::memchr3(b'=', b':', b'<', text.as_bytes()).is_some()
 }
+
+/// Where `text` has a byte every masked form needs (`=`, `:` or `<`).
+#[cfg(test)]
+fn pair_markers(text: &str) -> memchr::Memchr3<'_> {
+    memchr::memchr3_iter(b'=', b':', b'<', text.as_bytes())
+}
+
+/// How many of the bytes every masked form needs (`=`, `:`, `<`) `text` has,
+/// counting up to `limit`.
+fn count_pair_markers(text: &str, limit: usize) -> usize {
+    memchr::memchr3_iter(b'=', b':', b'<', text.as_bytes())
+        .take(limit)
+        .count()
+}
+
+/// Most separators (`=`, `:`, `<`) in free text for which [`Masker::mask_text`]
+/// judges each key directly instead of running its prefilter first.
+const FEW_SEPARATORS: usize = 4;
 
 /// An automaton finding any of `patterns`: a DFA when it fits the crate's size
 /// limit (the sets here are small), else the crate's own choice, which finds the
@@ -860,9 +897,16 @@ fn skip_value(b: &[u8], start: usize) -> usize {
 
 /// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are,
 /// invalid UTF-8 replaced.
+#[cfg(any(test, feature = "http-capture"))]
 pub(crate) fn percent_decode(s: &str) -> String {
-    if !s.contains(['%', '+']) {
-        return s.to_string();
+    percent_decoded(s).into_owned()
+}
+
+/// [`percent_decode`], borrowing `s` when it has nothing to decode (no copy for
+/// the usual key).
+fn percent_decoded(s: &str) -> Cow<'_, str> {
+    if !s.bytes().any(|b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(s);
     }
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -882,7 +926,7 @@ pub(crate) fn percent_decode(s: &str) -> String {
         }
         i += 1;
     }
-    String::from_utf8_lossy(&out).into_owned()
+    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn hex(c: u8) -> Option<u8> {
@@ -897,6 +941,51 @@ fn hex(c: u8) -> Option<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_with_few_or_many_separators_is_masked_alike() {
+        let m = Masker::default();
+        // (text, masked): each pair alone (few separators: judged key by key) and
+        // behind a run of innocent separators (many: the prefilter runs first).
+        let cases = [
+            (
+                "Request: GET /orders/7 - 200",
+                "Request: GET /orders/7 - 200",
+            ),
+            (
+                "login failed: password=hunter2",
+                "login failed: password=[FILTERED]",
+            ),
+            ("pass%77ord=hunter2", "pass%77ord=[FILTERED]"),
+            ("api+key=abc", "api+key=[FILTERED]"),
+            ("x-auth-token: abc def", "x-auth-token: [FILTERED]"),
+            ("<secret>s3</secret>", "<secret>[FILTERED]</secret>"),
+            ("a=1 b=2 token=t c=3", "a=1 b=2 token=[FILTERED] c=3"),
+        ];
+        for (text, masked) in cases {
+            assert!(pair_markers(text).count() <= FEW_SEPARATORS, "{text}");
+            assert_eq!(
+                count_pair_markers(text, usize::MAX),
+                pair_markers(text).count()
+            );
+            assert_eq!(m.mask_text(text), masked, "{text}");
+            let padded = format!("k1=1 k2=2 k3=3 k4=4 k5=5 {text}");
+            assert!(pair_markers(&padded).count() > FEW_SEPARATORS);
+            assert_eq!(
+                count_pair_markers(&padded, FEW_SEPARATORS + 1),
+                FEW_SEPARATORS + 1
+            );
+            assert_eq!(
+                m.mask_text(&padded),
+                format!("k1=1 k2=2 k3=3 k4=4 k5=5 {masked}"),
+                "{padded}"
+            );
+        }
+        assert!(matches!(
+            m.mask_text("Request: GET /orders/7 - 200"),
+            Cow::Borrowed(_)
+        ));
+    }
 
     #[test]
     fn headers_mask_sensitive_names_and_secrets_in_other_values() {
@@ -916,6 +1005,7 @@ mod tests {
         for len in [0usize, 1, 15, 63, 64, 65, 300] {
             let plain = "a".repeat(len);
             assert!(!has_pair_marker(&plain), "{len}");
+            assert_eq!(count_pair_markers(&plain, 9), 0, "{len}");
             for marker in ['=', ':', '<'] {
                 for at in [0, len / 2, len.saturating_sub(1)] {
                     let mut t: Vec<char> = plain.chars().collect();
@@ -923,6 +1013,7 @@ mod tests {
                         t[at] = marker;
                         let t: String = t.into_iter().collect();
                         assert!(has_pair_marker(&t), "{marker} at {at} of {len}");
+                        assert_eq!(count_pair_markers(&t, 9), 1, "{marker} at {at} of {len}");
                     }
                 }
             }

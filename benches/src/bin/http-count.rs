@@ -3,7 +3,7 @@
 //! generator), so a deterministic counter sees only the server side.
 //!
 //! ```text
-//! http-count FRAMEWORK MODE REQUESTS [unique-paths]
+//! http-count FRAMEWORK MODE REQUESTS [unique-paths] [request-ids]
 //! ```
 //!
 //! `FRAMEWORK` is `axum` or `actix`, `MODE` one of `bare`, `loggier` (default capture
@@ -13,7 +13,9 @@
 //! one `http-bench` sends (`GET /api/orders/{id}` with `Host` and `User-Agent`, ids
 //! cycling through 1,000 values) and the handler answers the same JSON body; the body
 //! is read to its end, as a server does. With `unique-paths`, every request has an id
-//! of its own (no path repeats: what per-path caches cannot help with).
+//! of its own (no path repeats: what per-path caches cannot help with). With
+//! `request-ids`, every request carries an `x-request-id` of its own (as behind a
+//! proxy or load balancer that sets one), which the Loggier modes take and echo.
 //!
 //! Prints `requests=N lines=L`; the run fails when the log file does not hold the
 //! lines it should (N for `loggier-all`, 0 for `loggier`).
@@ -36,7 +38,18 @@ fn path(i: u64, unique: bool) -> String {
     format!("/api/orders/{id}")
 }
 
-fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, unique: bool) {
+/// The `x-request-id` of request `i` with `request-ids`.
+fn request_id(i: u64) -> String {
+    format!("lb-{i:08x}")
+}
+
+fn run_axum(
+    mode: &str,
+    client: Option<&loggier_core::Loggier>,
+    requests: u64,
+    unique: bool,
+    ids: bool,
+) {
     use axum::Router;
     use axum::routing::get;
     use http_body_util::BodyExt as _;
@@ -65,11 +78,13 @@ fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, u
     rt.block_on(async move {
         let mut app = app;
         for i in 0..requests {
-            let req = http::Request::get(path(i, unique))
+            let mut req = http::Request::get(path(i, unique))
                 .header(http::header::HOST, "127.0.0.1")
-                .header(http::header::USER_AGENT, "loggier-bench")
-                .body(axum::body::Body::empty())
-                .expect("request");
+                .header(http::header::USER_AGENT, "loggier-bench");
+            if ids {
+                req = req.header("x-request-id", request_id(i));
+            }
+            let req = req.body(axum::body::Body::empty()).expect("request");
             std::future::poll_fn(|cx| {
                 <Router as tower_service::Service<http::Request<axum::body::Body>>>::poll_ready(
                     &mut app, cx,
@@ -85,7 +100,13 @@ fn run_axum(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, u
     });
 }
 
-fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, unique: bool) {
+fn run_actix(
+    mode: &str,
+    client: Option<&loggier_core::Loggier>,
+    requests: u64,
+    unique: bool,
+    ids: bool,
+) {
     use actix_web::{App, HttpResponse, test, web};
 
     let peer: std::net::SocketAddr = "127.0.0.1:40000".parse().expect("addr");
@@ -97,12 +118,15 @@ fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, 
         }))
     };
     let request = move |i: u64| {
-        test::TestRequest::get()
+        let mut req = test::TestRequest::get()
             .uri(&path(i, unique))
             .insert_header((actix_web::http::header::HOST, "127.0.0.1"))
             .insert_header((actix_web::http::header::USER_AGENT, "loggier-bench"))
-            .peer_addr(peer)
-            .to_request()
+            .peer_addr(peer);
+        if ids {
+            req = req.insert_header(("x-request-id", request_id(i)));
+        }
+        req.to_request()
     };
     actix_web::rt::System::new().block_on(async move {
         macro_rules! drive {
@@ -134,16 +158,25 @@ fn run_actix(mode: &str, client: Option<&loggier_core::Loggier>, requests: u64, 
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let (framework, mode, requests, unique) = match args.as_slice() {
-        [f, m, r] => (f, m, r, false),
-        [f, m, r, u] if u == "unique-paths" => (f, m, r, true),
-        _ => {
-            eprintln!(
-                "usage: http-count axum|actix bare|loggier|loggier-all REQUESTS [unique-paths]"
-            );
-            std::process::exit(2);
-        }
+    let usage = || -> ! {
+        eprintln!(
+            "usage: http-count axum|actix bare|loggier|loggier-all REQUESTS \
+             [unique-paths] [request-ids]"
+        );
+        std::process::exit(2);
     };
+    let (framework, mode, requests, flags) = match args.as_slice() {
+        [f, m, r, flags @ ..] => (f, m, r, flags),
+        _ => usage(),
+    };
+    if flags
+        .iter()
+        .any(|f| !matches!(f.as_str(), "unique-paths" | "request-ids"))
+    {
+        usage();
+    }
+    let unique = flags.iter().any(|f| f == "unique-paths");
+    let ids = flags.iter().any(|f| f == "request-ids");
     let requests: u64 = requests.parse().expect("REQUESTS is a number");
     if !matches!(mode.as_str(), "bare" | "loggier" | "loggier-all") {
         eprintln!("unknown mode {mode}");
@@ -153,8 +186,8 @@ fn main() {
     let client = (mode != "bare")
         .then(|| loggier_bench::file_client(dir.path(), loggier_core::FullPolicy::Block));
     match framework.as_str() {
-        "axum" => run_axum(mode, client.as_ref(), requests, unique),
-        "actix" => run_actix(mode, client.as_ref(), requests, unique),
+        "axum" => run_axum(mode, client.as_ref(), requests, unique, ids),
+        "actix" => run_actix(mode, client.as_ref(), requests, unique, ids),
         other => {
             eprintln!("unknown framework {other}");
             std::process::exit(2);

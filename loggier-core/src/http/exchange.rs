@@ -542,7 +542,7 @@ impl Exchange {
                 req.query = redact::query_fields(q, extra);
             }
             req.headers = header_fields(s, request_headers, Some(&mut req.user_agent));
-            req.client_ip = request.client_ip.map(|ip| ip.to_string());
+            req.client_ip = request.client_ip.map(ip_text);
         }
         req.body = self
             .request_body
@@ -600,18 +600,30 @@ impl Exchange {
             }
         }
 
-        let mut tx = HttpTransaction::new(req);
-        tx.response = response;
-        tx.duration_ms = crate::timing::millis(duration);
-
-        let mut record = Record::new(level, message)
-            .with_logger(HTTP_LOGGER)
-            .with_http(tx);
-        record.request_id = Some(self.request_id().to_string());
-        if let Some(t) = self.trace.take().map(|t| *t) {
-            record.trace_id = Some(t.trace_id);
-            record.span_id = Some(t.span_id);
-        }
+        // Built in place (one struct literal, the transaction boxed as it is made)
+        // rather than through the builder methods, which move the record each time.
+        let (trace_id, span_id) = match self.trace.take().map(|t| *t) {
+            Some(t) => (Some(t.trace_id), Some(t.span_id)),
+            None => (None, None),
+        };
+        let mut record = Record {
+            timestamp_ns: crate::record::now_ns(),
+            level,
+            message: Cow::Owned(message),
+            logger: Cow::Borrowed(HTTP_LOGGER),
+            context: crate::record::ContextFields::new(),
+            tags: Vec::new(),
+            exception: None,
+            http: Some(Box::new(HttpTransaction {
+                request: req,
+                response,
+                duration_ms: crate::timing::millis(duration),
+            })),
+            timing: None,
+            trace_id,
+            span_id,
+            request_id: Some(self.request_id().to_string()),
+        };
         if let Some(t) = slow_threshold.filter(|_| slow) {
             let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
             record = record.with_field("slow_request_threshold_ms", ms);
@@ -631,6 +643,26 @@ impl Exchange {
                 None => record,
             },
         }
+    }
+}
+
+/// The client IP as text, as `Display` writes it. An IPv4 address is written octet
+/// by octet into one allocation of its final size: `Display` goes through the
+/// formatting machinery with padding support (about ten times the instructions, and
+/// a growing `String`). IPv6 keeps `Display` (its zero-run compression rules).
+fn ip_text(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let mut text = String::with_capacity(15);
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text.push('.');
+                }
+                text.push_str(itoa::Buffer::new().format(octet));
+            }
+            text
+        }
+        std::net::IpAddr::V6(v6) => v6.to_string(),
     }
 }
 
@@ -664,41 +696,70 @@ fn static_content_type(c: &[u8]) -> Cow<'static, str> {
     }
 }
 
-/// The header name as a `&'static str` when it is one of the usual ones (no copy
-/// per record), else an owned lower-case copy.
-fn static_header_name(name: &str) -> Cow<'static, str> {
+/// The usual header names: kept `&'static` in records (no copy per record), and their
+/// sensitivity is remembered by position ([`CaptureSettings::is_sensitive_header_at`]).
+pub(crate) const STATIC_HEADER_NAMES: [&str; 24] = [
+    "host",
+    "user-agent",
+    "accept",
+    "accept-encoding",
+    "accept-language",
+    "content-type",
+    "content-length",
+    "content-encoding",
+    "connection",
+    "cache-control",
+    "x-request-id",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-real-ip",
+    "referer",
+    "origin",
+    "traceparent",
+    "authorization",
+    "cookie",
+    "set-cookie",
+    "date",
+    "etag",
+    "vary",
+    "location",
+];
+
+/// The header name as a `&'static str` with its position in [`STATIC_HEADER_NAMES`]
+/// when it is one of the usual ones, else an owned lower-case copy.
+fn static_header_name(name: &str) -> (Cow<'static, str>, Option<usize>) {
     // A `match` on text compiles to a length switch and a few compares.
-    let known: &'static str = match name {
-        "host" => "host",
-        "user-agent" => "user-agent",
-        "accept" => "accept",
-        "accept-encoding" => "accept-encoding",
-        "accept-language" => "accept-language",
-        "content-type" => "content-type",
-        "content-length" => "content-length",
-        "content-encoding" => "content-encoding",
-        "connection" => "connection",
-        "cache-control" => "cache-control",
-        "x-request-id" => "x-request-id",
-        "x-forwarded-for" => "x-forwarded-for",
-        "x-forwarded-proto" => "x-forwarded-proto",
-        "x-real-ip" => "x-real-ip",
-        "referer" => "referer",
-        "origin" => "origin",
-        "traceparent" => "traceparent",
-        "authorization" => "authorization",
-        "cookie" => "cookie",
-        "set-cookie" => "set-cookie",
-        "date" => "date",
-        "etag" => "etag",
-        "vary" => "vary",
-        "location" => "location",
+    let known = match name {
+        "host" => 0,
+        "user-agent" => 1,
+        "accept" => 2,
+        "accept-encoding" => 3,
+        "accept-language" => 4,
+        "content-type" => 5,
+        "content-length" => 6,
+        "content-encoding" => 7,
+        "connection" => 8,
+        "cache-control" => 9,
+        "x-request-id" => 10,
+        "x-forwarded-for" => 11,
+        "x-forwarded-proto" => 12,
+        "x-real-ip" => 13,
+        "referer" => 14,
+        "origin" => 15,
+        "traceparent" => 16,
+        "authorization" => 17,
+        "cookie" => 18,
+        "set-cookie" => 19,
+        "date" => 20,
+        "etag" => 21,
+        "vary" => 22,
+        "location" => 23,
         _ if name.bytes().any(|b| b.is_ascii_uppercase()) => {
-            return Cow::Owned(name.to_ascii_lowercase());
+            return (Cow::Owned(name.to_ascii_lowercase()), None);
         }
-        _ => return Cow::Owned(name.to_owned()),
+        _ => return (Cow::Owned(name.to_owned()), None),
     };
-    Cow::Borrowed(known)
+    (Cow::Borrowed(STATIC_HEADER_NAMES[known]), Some(known))
 }
 
 /// Header entries → headers: lower-case names, values as text (invalid UTF-8
@@ -718,8 +779,11 @@ where
     let entries = entries.into_iter();
     let mut out = Headers::with_capacity(entries.size_hint().0);
     for e in entries {
-        let name = static_header_name(e.name);
-        let sensitive = s.is_sensitive_header(&name, e.sensitive);
+        let (name, known) = static_header_name(e.name);
+        let sensitive = match known {
+            Some(at) => s.is_sensitive_header_at(at, e.sensitive),
+            None => s.is_sensitive_header(&name, e.sensitive),
+        };
         // Valid UTF-8 (the rule) is checked by the fast validator and borrowed.
         let value = match std::str::from_utf8(e.value) {
             Ok(v) => Cow::Borrowed(v),
@@ -762,6 +826,24 @@ mod tests {
             path,
             query,
             client_ip: Some("127.0.0.1".parse().expect("ip")),
+        }
+    }
+
+    #[test]
+    fn client_ips_are_written_as_display_writes_them() {
+        for text in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.3.255",
+            "203.0.113.7",
+            "255.255.255.255",
+            "::1",
+            "::ffff:192.0.2.1",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: std::net::IpAddr = text.parse().expect("ip");
+            assert_eq!(ip_text(ip), ip.to_string());
+            assert_eq!(ip_text(ip), text);
         }
     }
 

@@ -3,11 +3,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use http::header::HeaderName;
 
 use crate::error::ConfigError;
+use crate::http::exchange::STATIC_HEADER_NAMES;
 use crate::mask::{Masker, NameMemo};
 
 /// Default cap on captured body bytes: 16 KiB (`MAX_BODY_SIZE` of seeds/004).
@@ -320,19 +322,61 @@ const HEADER_MEMO_CAPACITY: usize = 256;
 /// Remembers whether a header name is sensitive (`sensitive_headers` or the
 /// masker): a service sees few distinct header names, and deciding one runs the
 /// masker's key rules once per header of every recorded request; with the memo that
-/// is a hash lookup under a read lock. A clone starts empty.
-#[derive(Clone, Debug)]
-struct HeaderNameMemo(NameMemo);
+/// is a hash lookup under a read lock, and for the usual names
+/// ([`STATIC_HEADER_NAMES`]) an atomic load by position. A clone starts empty.
+#[derive(Debug)]
+struct HeaderNameMemo {
+    names: NameMemo,
+    /// Per entry of [`STATIC_HEADER_NAMES`]: [`UNDECIDED`], [`NOT_SENSITIVE`] or
+    /// [`SENSITIVE`].
+    known: [AtomicU8; STATIC_HEADER_NAMES.len()],
+}
+
+/// A verdict of [`HeaderNameMemo::known`] not taken yet.
+const UNDECIDED: u8 = 0;
+/// The name is not sensitive.
+const NOT_SENSITIVE: u8 = 1;
+/// The name is sensitive.
+const SENSITIVE: u8 = 2;
 
 impl Default for HeaderNameMemo {
     fn default() -> Self {
-        HeaderNameMemo(NameMemo::new(HEADER_MEMO_CAPACITY))
+        HeaderNameMemo {
+            names: NameMemo::new(HEADER_MEMO_CAPACITY),
+            known: [const { AtomicU8::new(UNDECIDED) }; STATIC_HEADER_NAMES.len()],
+        }
+    }
+}
+
+impl Clone for HeaderNameMemo {
+    fn clone(&self) -> Self {
+        HeaderNameMemo::default()
     }
 }
 
 impl HeaderNameMemo {
     fn get_or(&self, name: &str, decide: impl FnOnce() -> bool) -> bool {
-        self.0.get_or(name, decide)
+        self.names.get_or(name, decide)
+    }
+
+    /// The verdict for `STATIC_HEADER_NAMES[at]`: remembered, or `decide()` (then
+    /// remembered). Two threads deciding at once store the same verdict.
+    fn get_or_at(&self, at: usize, decide: impl FnOnce() -> bool) -> bool {
+        let Some(slot) = self.known.get(at) else {
+            return decide();
+        };
+        match slot.load(Ordering::Relaxed) {
+            SENSITIVE => true,
+            NOT_SENSITIVE => false,
+            _ => {
+                let verdict = decide();
+                slot.store(
+                    if verdict { SENSITIVE } else { NOT_SENSITIVE },
+                    Ordering::Relaxed,
+                );
+                verdict
+            }
+        }
     }
 }
 
@@ -452,12 +496,29 @@ impl CaptureSettings {
     /// `sensitive`, is masked in records.
     pub fn is_sensitive_header(&self, name: &str, value_marked_sensitive: bool) -> bool {
         value_marked_sensitive
-            || self.header_memo.get_or(name, || {
-                self.sensitive_headers
-                    .iter()
-                    .any(|h| h.as_str().eq_ignore_ascii_case(name))
-                    || self.masker.is_sensitive_key(name)
-            })
+            || self
+                .header_memo
+                .get_or(name, || self.decide_sensitive_header(name))
+    }
+
+    /// [`is_sensitive_header`](CaptureSettings::is_sensitive_header) for the usual
+    /// header name `STATIC_HEADER_NAMES[at]`, its verdict remembered by position.
+    pub(crate) fn is_sensitive_header_at(&self, at: usize, value_marked_sensitive: bool) -> bool {
+        let Some(name) = STATIC_HEADER_NAMES.get(at) else {
+            return true;
+        };
+        value_marked_sensitive
+            || self
+                .header_memo
+                .get_or_at(at, || self.decide_sensitive_header(name))
+    }
+
+    /// `sensitive_headers` or the masker's key rules, for a lower-case `name`.
+    fn decide_sensitive_header(&self, name: &str) -> bool {
+        self.sensitive_headers
+            .iter()
+            .any(|h| h.as_str().eq_ignore_ascii_case(name))
+            || self.masker.is_sensitive_key(name)
     }
 
     /// `true` when the response with `status` may end up recorded for its status alone
@@ -781,6 +842,41 @@ mod tests {
         assert!(s.is_excluded("/static/"));
         assert!(!s.is_excluded("/static"));
         assert!(!s.is_excluded("/api"));
+    }
+
+    #[test]
+    fn usual_header_names_get_the_same_verdict_by_position() {
+        let custom = CaptureSettings::builder()
+            .sensitive_headers(["X-Real-IP"])
+            .sensitive_fields(["origin"])
+            .build()
+            .expect("valid");
+        let with_masker = CaptureSettings::default().with_masker(Masker::new(["referer"]));
+        for s in [CaptureSettings::default(), custom, with_masker] {
+            // Twice: the first answer decides, the second is remembered.
+            for _ in 0..2 {
+                for (at, name) in STATIC_HEADER_NAMES.iter().enumerate() {
+                    assert_eq!(
+                        s.is_sensitive_header_at(at, false),
+                        s.is_sensitive_header(name, false),
+                        "{name}"
+                    );
+                    assert!(s.is_sensitive_header_at(at, true), "{name}");
+                }
+            }
+        }
+        let custom = CaptureSettings::builder()
+            .sensitive_headers(["X-Real-IP"])
+            .build()
+            .expect("valid");
+        let at = |n: &str| STATIC_HEADER_NAMES.iter().position(|h| *h == n).expect(n);
+        assert!(custom.is_sensitive_header_at(at("x-real-ip"), false));
+        assert!(custom.is_sensitive_header_at(at("authorization"), false));
+        assert!(custom.is_sensitive_header_at(at("cookie"), false));
+        assert!(!custom.is_sensitive_header_at(at("host"), false));
+        let referer = CaptureSettings::default().with_masker(Masker::new(["referer"]));
+        assert!(referer.is_sensitive_header_at(at("referer"), false));
+        assert!(!CaptureSettings::default().is_sensitive_header_at(at("referer"), false));
     }
 
     #[test]
