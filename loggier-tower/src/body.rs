@@ -13,7 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use loggier_core::Loggier;
 use loggier_core::context::enter_frame;
 use loggier_core::http::{
-    BodyCapture, Exchange, HeaderEntry, PanicCapture, RequestView, take_request_panic,
+    BodyCapture, CaptureSettings, Exchange, HeaderEntry, PanicCapture, RequestView,
+    take_request_panic,
 };
 
 /// Where a [`RequestBody`] leaves its copy when it ends or is dropped, for the response
@@ -218,13 +219,25 @@ impl HeaderSnapshot {
     }
 }
 
+/// `true` when this request's headers are turned into the record's form right away
+/// ([`Exchange::keep_request_headers`]) instead of kept as a [`HeaderSnapshot`]: the
+/// request is sure to be recorded (access-log mode, records at info level and above
+/// logged), so the text is built either way and the copy would only be built and
+/// dropped on top.
+pub(crate) fn keeps_headers(settings: &CaptureSettings, loggier: &Loggier) -> bool {
+    settings.capture_request_data()
+        && settings.log_all_requests()
+        && loggier.enabled(loggier_core::Level::Info)
+}
+
 /// What the request side left for the response side: the request facts needed to
 /// build the record, kept only as long as the request is in flight.
 #[derive(Debug)]
 pub(crate) struct RequestSnapshot {
     pub(crate) method: http::Method,
     pub(crate) uri: http::Uri,
-    /// Empty unless `capture_request_data`.
+    /// Empty unless `capture_request_data`, and when the headers were kept in the
+    /// exchange instead ([`keeps_headers`]).
     pub(crate) headers: HeaderSnapshot,
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) body: Option<BodySlot>,
@@ -237,6 +250,9 @@ pub(crate) struct Pending {
     pub(crate) loggier: Loggier,
     pub(crate) exchange: Exchange,
     pub(crate) request: RequestSnapshot,
+    /// The service inserts no context extension: polls of the handler enter
+    /// [`Serving`](crate::service::Serving) so `request_context` finds the client.
+    pub(crate) serving: bool,
 }
 
 impl Pending {
