@@ -243,13 +243,18 @@ pub(crate) struct RequestSnapshot {
     pub(crate) body: Option<BodySlot>,
 }
 
-/// Everything needed to finish one captured request. The request's scope frame is
-/// the exchange's ([`Exchange::frame`]).
+/// Everything needed to finish one captured request, boxed once: the response future
+/// and then the response body carry it (so both stay small to move). The request's
+/// scope frame is the exchange's ([`Exchange::frame`]).
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) loggier: Loggier,
     pub(crate) exchange: Exchange,
     pub(crate) request: RequestSnapshot,
+    /// The response body copy, when body capture applies (set with the response).
+    pub(crate) tee: Option<BodyCapture>,
+    /// The response headers, when copied (set with the response).
+    pub(crate) response_headers: Option<HeaderSnapshot>,
     /// The service inserts no context extension: polls of the handler enter
     /// [`Serving`](crate::service::Serving) so `request_context` finds the client.
     pub(crate) serving: bool,
@@ -258,13 +263,10 @@ pub(crate) struct Pending {
 impl Pending {
     /// Decides and, when recorded, builds and submits the record. Never panics (it
     /// runs inside `Drop`, possibly while unwinding).
-    pub(crate) fn finish(
-        self: Box<Self>,
-        response_headers: Option<&HeaderSnapshot>,
-        response_body: Option<BodyCapture>,
-        aborted: bool,
-    ) {
+    pub(crate) fn finish(self: Box<Self>, aborted: bool) {
         let mut this = *self;
+        let response_headers = this.response_headers.take();
+        let response_body = this.tee.take();
         // Dropped while unwinding, or right after the runtime caught a panic of this
         // request's handler: the hook left its message and backtrace on this thread.
         if (aborted || std::thread::panicking()) && !this.exchange.has_failed() {
@@ -301,30 +303,9 @@ impl Pending {
             level,
             view,
             req.headers.entries(request_id),
-            response_headers
-                .into_iter()
-                .flat_map(|h| h.entries(request_id)),
+            response_headers.iter().flat_map(|h| h.entries(request_id)),
         );
         this.loggier.log(record);
-    }
-}
-
-/// Response-side state of a captured request.
-#[derive(Debug)]
-pub(crate) struct BodyState {
-    pub(crate) pending: Box<Pending>,
-    pub(crate) tee: Option<BodyCapture>,
-    pub(crate) response_headers: Option<HeaderSnapshot>,
-}
-
-impl BodyState {
-    fn finish(self, aborted: bool) {
-        let BodyState {
-            pending,
-            tee,
-            response_headers,
-        } = self;
-        pending.finish(response_headers.as_ref(), tee, aborted);
     }
 }
 
@@ -340,7 +321,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        state: Option<BodyState>,
+        state: Option<Box<Pending>>,
         // The inner body reported end-of-stream before it was ever polled.
         empty: bool,
     }
@@ -364,7 +345,7 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn captured(inner: B, state: BodyState, empty: bool) -> Self {
+    pub(crate) fn captured(inner: B, state: Box<Pending>, empty: bool) -> Self {
         ResponseBody {
             inner,
             state: Some(state),
@@ -399,7 +380,7 @@ where
             return this.inner.poll_frame(cx);
         };
         let polled = {
-            let _scope = enter_frame(state.pending.exchange.frame());
+            let _scope = enter_frame(state.exchange.frame());
             let _panics = PanicCapture::enter();
             this.inner.as_mut().poll_frame(cx)
         };
@@ -412,13 +393,10 @@ where
                 this.inner.is_end_stream()
             }
             Poll::Ready(Some(Err(e))) => {
-                state
-                    .pending
-                    .exchange
-                    .set_error(loggier_core::Exception::new(
-                        std::any::type_name::<B::Error>(),
-                        format!("response body failed: {e}"),
-                    ));
+                state.exchange.set_error(loggier_core::Exception::new(
+                    std::any::type_name::<B::Error>(),
+                    format!("response body failed: {e}"),
+                ));
                 true
             }
             Poll::Ready(None) => true,

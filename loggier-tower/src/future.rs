@@ -12,7 +12,7 @@ use loggier_core::context::Scoped;
 use loggier_core::http::{PanicCapture, header_entries};
 
 use crate::HandlerPanic;
-use crate::body::{BodyState, HeaderSnapshot, Pending, ResponseBody, keeps_headers};
+use crate::body::{HeaderSnapshot, Pending, ResponseBody, keeps_headers};
 use crate::service::Serving;
 
 pin_project_lite::pin_project! {
@@ -43,7 +43,7 @@ pin_project_lite::pin_project! {
     impl<F: Future> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(pending) = this.project().pending.take() {
-                pending.finish(None, None, true);
+                pending.finish(true);
             }
         }
     }
@@ -141,18 +141,17 @@ where
                         .keep_response_headers(header_entries(response.headers()));
                 }
                 let empty = response.body().is_end_stream();
-                let state = BodyState {
-                    pending,
-                    tee,
-                    response_headers,
-                };
-                Poll::Ready(Ok(response.map(|b| ResponseBody::captured(b, state, empty))))
+                pending.tee = tee;
+                pending.response_headers = response_headers;
+                Poll::Ready(Ok(
+                    response.map(|b| ResponseBody::captured(b, pending, empty))
+                ))
             }
             Err(e) => {
                 pending
                     .exchange
                     .set_error(Exception::new(std::any::type_name::<E>(), e.to_string()));
-                pending.finish(None, None, false);
+                pending.finish(false);
                 Poll::Ready(Err(e))
             }
         }

@@ -188,6 +188,8 @@ where
                 loggier: self.loggier.clone(),
                 exchange,
                 request: snapshot,
+                tee: None,
+                response_headers: None,
                 serving,
             }),
         )
