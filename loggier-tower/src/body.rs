@@ -263,10 +263,10 @@ pub(crate) struct Pending {
 impl Pending {
     /// Decides and, when recorded, builds and submits the record. Never panics (it
     /// runs inside `Drop`, possibly while unwinding).
-    pub(crate) fn finish(self: Box<Self>, aborted: bool) {
-        let mut this = *self;
-        let response_headers = this.response_headers.take();
-        let response_body = this.tee.take();
+    pub(crate) fn finish(mut self: Box<Self>, aborted: bool) {
+        // Worked on in its box: a request that is not recorded (the usual one) is
+        // decided without moving the whole state out.
+        let this = &mut *self;
         // Dropped while unwinding, or right after the runtime caught a panic of this
         // request's handler: the hook left its message and backtrace on this thread.
         if (aborted || std::thread::panicking()) && !this.exchange.has_failed() {
@@ -277,7 +277,7 @@ impl Pending {
         if aborted {
             this.exchange.set_aborted();
         }
-        if let Some(body) = response_body {
+        if let Some(body) = this.tee.take() {
             this.exchange.set_response_body(body);
         }
         if let Some(body) = this.request.body.as_ref().and_then(take_slot) {
@@ -289,23 +289,29 @@ impl Pending {
         if !this.loggier.enabled(level) {
             return;
         }
+        let Pending {
+            loggier,
+            exchange,
+            request: req,
+            response_headers,
+            ..
+        } = *self;
         // The frame holds the request id; keep it alive past `into_record`.
-        let frame = std::sync::Arc::clone(this.exchange.frame());
+        let frame = std::sync::Arc::clone(exchange.frame());
         let request_id = frame.request_id().unwrap_or_default();
-        let req = &this.request;
         let view = RequestView {
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query(),
             client_ip: req.client_ip,
         };
-        let record = this.exchange.into_record(
+        let record = exchange.into_record(
             level,
             view,
             req.headers.entries(request_id),
             response_headers.iter().flat_map(|h| h.entries(request_id)),
         );
-        this.loggier.log(record);
+        loggier.log(record);
     }
 }
 
