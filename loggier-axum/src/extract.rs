@@ -25,6 +25,12 @@ use loggier_tower::RequestContext;
 /// Rejected with [`MissingLoggierLayer`] (500) when the Loggier layer is not installed
 /// or the path is excluded from capture; take `Option<RequestLogger>` in handlers that
 /// also serve excluded paths.
+///
+/// The context is the request's [`RequestContext`] extension when the layer inserts one
+/// ([`LoggierLayer::context_extension`](crate::LoggierLayer::context_extension)), else
+/// — with [`layer`](crate::layer) and [`LoggierRouterExt`](crate::LoggierRouterExt),
+/// which insert none — built when extracted, from the layer's client and the current
+/// request scope ([`request_context`](crate::request_context)).
 #[derive(Debug, Clone)]
 pub struct RequestLogger(pub RequestContext);
 
@@ -40,12 +46,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestLogger {
     type Rejection = MissingLoggierLayer;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<RequestContext>()
-            .cloned()
-            .map(RequestLogger)
-            .ok_or(MissingLoggierLayer)
+        context(parts).map(RequestLogger).ok_or(MissingLoggierLayer)
     }
 }
 
@@ -56,12 +57,17 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for RequestLogger {
         parts: &mut Parts,
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
-        Ok(parts
-            .extensions
-            .get::<RequestContext>()
-            .cloned()
-            .map(RequestLogger))
+        Ok(context(parts).map(RequestLogger))
     }
+}
+
+/// The request's context: its extension, else the one of the request being served here.
+fn context(parts: &Parts) -> Option<RequestContext> {
+    parts
+        .extensions
+        .get::<RequestContext>()
+        .cloned()
+        .or_else(loggier_tower::request_context)
 }
 
 /// Rejection of [`RequestLogger`]: the request did not pass through the Loggier layer

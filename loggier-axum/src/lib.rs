@@ -69,7 +69,7 @@ pub use loggier_core::http::CaptureSettings;
 pub use loggier_core::track_endpoint;
 pub use loggier_tower::{
     ClientAddr, HandlerPanic, LoggierLayer, LoggierService, RequestBody, RequestContext,
-    RequestMeta, ResponseBody, ResponseFuture,
+    RequestMeta, ResponseBody, ResponseFuture, request_context,
 };
 pub use panic::{CatchPanic, CatchPanicFuture, CatchPanicLayer};
 pub use route::AxumMeta;
@@ -82,12 +82,16 @@ pub use loggier_core::{
 };
 
 /// The Loggier layer configured for axum: [`AxumMeta`] for route templates and client
-/// addresses. Apply it with [`Router::layer`] (after [`CatchPanicLayer`]) or use
-/// [`LoggierRouterExt`].
+/// addresses, and no [`RequestContext`] request extension — handlers take the
+/// [`RequestLogger`] extractor, which finds the request's context where the handler
+/// runs (saving an allocation and a hash-map insert per request; see
+/// [`LoggierLayer::context_extension`]). Apply it with [`Router::layer`] (after
+/// [`CatchPanicLayer`]) or use [`LoggierRouterExt`].
 pub fn layer(loggier: Loggier, settings: CaptureSettings) -> LoggierLayer<AxumMeta> {
     LoggierLayer::new(loggier)
         .settings(settings)
         .request_meta(AxumMeta)
+        .context_extension(false)
 }
 
 /// One-line setup on a [`Router`].

@@ -13,7 +13,8 @@ use http_body::{Body, Frame, SizeHint};
 use loggier_core::Loggier;
 use loggier_core::context::enter_frame;
 use loggier_core::http::{
-    BodyCapture, Exchange, HeaderEntry, PanicCapture, RequestView, take_request_panic,
+    BodyCapture, CaptureSettings, Exchange, HeaderEntry, PanicCapture, RequestView,
+    take_request_panic,
 };
 
 /// Where a [`RequestBody`] leaves its copy when it ends or is dropped, for the response
@@ -218,37 +219,54 @@ impl HeaderSnapshot {
     }
 }
 
+/// `true` when this request's headers are turned into the record's form right away
+/// ([`Exchange::keep_request_headers`]) instead of kept as a [`HeaderSnapshot`]: the
+/// request is sure to be recorded (access-log mode, records at info level and above
+/// logged), so the text is built either way and the copy would only be built and
+/// dropped on top.
+pub(crate) fn keeps_headers(settings: &CaptureSettings, loggier: &Loggier) -> bool {
+    settings.capture_request_data()
+        && settings.log_all_requests()
+        && loggier.enabled(loggier_core::Level::Info)
+}
+
 /// What the request side left for the response side: the request facts needed to
 /// build the record, kept only as long as the request is in flight.
 #[derive(Debug)]
 pub(crate) struct RequestSnapshot {
     pub(crate) method: http::Method,
     pub(crate) uri: http::Uri,
-    /// Empty unless `capture_request_data`.
+    /// Empty unless `capture_request_data`, and when the headers were kept in the
+    /// exchange instead ([`keeps_headers`]).
     pub(crate) headers: HeaderSnapshot,
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) body: Option<BodySlot>,
 }
 
-/// Everything needed to finish one captured request. The request's scope frame is
-/// the exchange's ([`Exchange::frame`]).
+/// Everything needed to finish one captured request, boxed once: the response future
+/// and then the response body carry it (so both stay small to move). The request's
+/// scope frame is the exchange's ([`Exchange::frame`]).
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) loggier: Loggier,
     pub(crate) exchange: Exchange,
     pub(crate) request: RequestSnapshot,
+    /// The response body copy, when body capture applies (set with the response).
+    pub(crate) tee: Option<BodyCapture>,
+    /// The response headers, when copied (set with the response).
+    pub(crate) response_headers: Option<HeaderSnapshot>,
+    /// The service inserts no context extension: polls of the handler enter
+    /// [`Serving`](crate::service::Serving) so `request_context` finds the client.
+    pub(crate) serving: bool,
 }
 
 impl Pending {
     /// Decides and, when recorded, builds and submits the record. Never panics (it
     /// runs inside `Drop`, possibly while unwinding).
-    pub(crate) fn finish(
-        self: Box<Self>,
-        response_headers: Option<&HeaderSnapshot>,
-        response_body: Option<BodyCapture>,
-        aborted: bool,
-    ) {
-        let mut this = *self;
+    pub(crate) fn finish(mut self: Box<Self>, aborted: bool) {
+        // Worked on in its box: a request that is not recorded (the usual one) is
+        // decided without moving the whole state out.
+        let this = &mut *self;
         // Dropped while unwinding, or right after the runtime caught a panic of this
         // request's handler: the hook left its message and backtrace on this thread.
         if (aborted || std::thread::panicking()) && !this.exchange.has_failed() {
@@ -259,7 +277,7 @@ impl Pending {
         if aborted {
             this.exchange.set_aborted();
         }
-        if let Some(body) = response_body {
+        if let Some(body) = this.tee.take() {
             this.exchange.set_response_body(body);
         }
         if let Some(body) = this.request.body.as_ref().and_then(take_slot) {
@@ -271,44 +289,29 @@ impl Pending {
         if !this.loggier.enabled(level) {
             return;
         }
+        let Pending {
+            loggier,
+            exchange,
+            request: req,
+            response_headers,
+            ..
+        } = *self;
         // The frame holds the request id; keep it alive past `into_record`.
-        let frame = std::sync::Arc::clone(this.exchange.frame());
+        let frame = std::sync::Arc::clone(exchange.frame());
         let request_id = frame.request_id().unwrap_or_default();
-        let req = &this.request;
         let view = RequestView {
             method: req.method.as_str(),
             path: req.uri.path(),
             query: req.uri.query(),
             client_ip: req.client_ip,
         };
-        let record = this.exchange.into_record(
+        let record = exchange.into_record(
             level,
             view,
             req.headers.entries(request_id),
-            response_headers
-                .into_iter()
-                .flat_map(|h| h.entries(request_id)),
+            response_headers.iter().flat_map(|h| h.entries(request_id)),
         );
-        this.loggier.log(record);
-    }
-}
-
-/// Response-side state of a captured request.
-#[derive(Debug)]
-pub(crate) struct BodyState {
-    pub(crate) pending: Box<Pending>,
-    pub(crate) tee: Option<BodyCapture>,
-    pub(crate) response_headers: Option<HeaderSnapshot>,
-}
-
-impl BodyState {
-    fn finish(self, aborted: bool) {
-        let BodyState {
-            pending,
-            tee,
-            response_headers,
-        } = self;
-        pending.finish(response_headers.as_ref(), tee, aborted);
+        loggier.log(record);
     }
 }
 
@@ -324,7 +327,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
-        state: Option<BodyState>,
+        state: Option<Box<Pending>>,
         // The inner body reported end-of-stream before it was ever polled.
         empty: bool,
     }
@@ -348,7 +351,7 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn captured(inner: B, state: BodyState, empty: bool) -> Self {
+    pub(crate) fn captured(inner: B, state: Box<Pending>, empty: bool) -> Self {
         ResponseBody {
             inner,
             state: Some(state),
@@ -383,7 +386,7 @@ where
             return this.inner.poll_frame(cx);
         };
         let polled = {
-            let _scope = enter_frame(state.pending.exchange.frame());
+            let _scope = enter_frame(state.exchange.frame());
             let _panics = PanicCapture::enter();
             this.inner.as_mut().poll_frame(cx)
         };
@@ -396,13 +399,10 @@ where
                 this.inner.is_end_stream()
             }
             Poll::Ready(Some(Err(e))) => {
-                state
-                    .pending
-                    .exchange
-                    .set_error(loggier_core::Exception::new(
-                        std::any::type_name::<B::Error>(),
-                        format!("response body failed: {e}"),
-                    ));
+                state.exchange.set_error(loggier_core::Exception::new(
+                    std::any::type_name::<B::Error>(),
+                    format!("response body failed: {e}"),
+                ));
                 true
             }
             Poll::Ready(None) => true,

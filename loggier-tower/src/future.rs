@@ -9,10 +9,11 @@ use http::{HeaderValue, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Exception;
 use loggier_core::context::Scoped;
-use loggier_core::http::PanicCapture;
+use loggier_core::http::{PanicCapture, header_entries};
 
 use crate::HandlerPanic;
-use crate::body::{BodyState, HeaderSnapshot, Pending, ResponseBody};
+use crate::body::{HeaderSnapshot, Pending, ResponseBody, keeps_headers};
+use crate::service::Serving;
 
 pin_project_lite::pin_project! {
     #[project = KindProj]
@@ -42,7 +43,7 @@ pin_project_lite::pin_project! {
     impl<F: Future> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
             if let Some(pending) = this.project().pending.take() {
-                pending.finish(None, None, true);
+                pending.finish(true);
             }
         }
     }
@@ -88,6 +89,11 @@ where
                 return Poll::Ready(out.map(|r| r.map(ResponseBody::passthrough)));
             }
             KindProj::Captured { fut } => {
+                let _serving = this
+                    .pending
+                    .as_ref()
+                    .filter(|p| p.serving)
+                    .map(|p| Serving::enter(&p.loggier));
                 let _panics = PanicCapture::enter();
                 ready!(fut.poll(cx))
             }
@@ -112,14 +118,16 @@ where
                         .get(CONTENT_TYPE)
                         .map(HeaderValue::as_bytes),
                 );
-                // Kept before the request id is echoed: the echoed value is the
-                // request id itself, so the snapshot only notes where it goes
-                // instead of sharing (and so re-allocating) its bytes.
+                // A request sure to be recorded has its headers turned into text
+                // once the echo is in. Else a snapshot is kept before the request id
+                // is echoed: the echoed value is the request id itself, so the
+                // snapshot only notes where it goes instead of sharing (and so
+                // re-allocating) its bytes.
+                let keep = keeps_headers(pending.exchange.settings(), &pending.loggier);
                 let body_streams = response.body().size_hint().exact().is_none();
-                let mut response_headers = pending
-                    .exchange
-                    .wants_response_headers_copy(body_streams)
-                    .then(|| HeaderSnapshot::of(response.headers()));
+                let mut response_headers = (!keep
+                    && pending.exchange.wants_response_headers_copy(body_streams))
+                .then(|| HeaderSnapshot::of(response.headers()));
                 let header = pending.exchange.settings().request_id_header().clone();
                 if let Ok(v) = HeaderValue::from_str(pending.exchange.request_id()) {
                     if let Some(snapshot) = response_headers.as_mut() {
@@ -127,19 +135,23 @@ where
                     }
                     response.headers_mut().insert(header, v);
                 }
+                if keep {
+                    pending
+                        .exchange
+                        .keep_response_headers(header_entries(response.headers()));
+                }
                 let empty = response.body().is_end_stream();
-                let state = BodyState {
-                    pending,
-                    tee,
-                    response_headers,
-                };
-                Poll::Ready(Ok(response.map(|b| ResponseBody::captured(b, state, empty))))
+                pending.tee = tee;
+                pending.response_headers = response_headers;
+                Poll::Ready(Ok(
+                    response.map(|b| ResponseBody::captured(b, pending, empty))
+                ))
             }
             Err(e) => {
                 pending
                     .exchange
                     .set_error(Exception::new(std::any::type_name::<E>(), e.to_string()));
-                pending.finish(None, None, false);
+                pending.finish(false);
                 Poll::Ready(Err(e))
             }
         }

@@ -41,6 +41,7 @@ pub struct LoggierLayer<M = ()> {
     loggier: Loggier,
     settings: Arc<CaptureSettings>,
     meta: M,
+    context_extension: bool,
 }
 
 impl<M: Clone> Clone for LoggierLayer<M> {
@@ -49,6 +50,7 @@ impl<M: Clone> Clone for LoggierLayer<M> {
             loggier: self.loggier.clone(),
             settings: Arc::clone(&self.settings),
             meta: self.meta.clone(),
+            context_extension: self.context_extension,
         }
     }
 }
@@ -57,6 +59,7 @@ impl<M> fmt::Debug for LoggierLayer<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoggierLayer")
             .field("settings", &self.settings)
+            .field("context_extension", &self.context_extension)
             .finish_non_exhaustive()
     }
 }
@@ -70,6 +73,7 @@ impl LoggierLayer<()> {
             loggier,
             settings: Arc::new(settings),
             meta: (),
+            context_extension: true,
         }
     }
 }
@@ -89,7 +93,23 @@ impl<M> LoggierLayer<M> {
             loggier: self.loggier,
             settings: self.settings,
             meta,
+            context_extension: self.context_extension,
         }
+    }
+
+    /// Whether every captured request gets a [`RequestContext`](crate::RequestContext)
+    /// request extension (default `true`), for handlers and inner layers to read with
+    /// `request.extensions().get::<RequestContext>()`.
+    ///
+    /// With `false` the extension is not inserted — one allocation and one hash-map
+    /// insert less per request — and the context is found with
+    /// [`request_context`](crate::request_context) instead, on the thread that calls
+    /// the inner service or polls its future (where handlers and extractors run).
+    /// `loggier-axum` turns it off: its `RequestLogger` extractor reads it there.
+    #[must_use]
+    pub fn context_extension(mut self, on: bool) -> Self {
+        self.context_extension = on;
+        self
     }
 
     /// The capture settings in use.
@@ -112,6 +132,7 @@ impl<S, M: Clone> Layer<S> for LoggierLayer<M> {
             loggier: self.loggier.clone(),
             settings: Arc::clone(&self.settings),
             meta: self.meta.clone(),
+            context_extension: self.context_extension,
         }
     }
 }

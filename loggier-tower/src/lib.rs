@@ -107,7 +107,7 @@ pub use loggier_core::context::RequestContext;
 /// threshold, applied by [`LoggierService`] to that handler's requests; see
 /// [`loggier_core::track_endpoint`].
 pub use loggier_core::track_endpoint;
-pub use service::{ClientAddr, LoggierService, RequestMeta};
+pub use service::{ClientAddr, LoggierService, RequestMeta, request_context};
 
 /// The timing attributes and guard, re-exported so handlers need one import path
 /// (see `loggier_core::timing`). The expanded code names `::loggier_core`, so the

@@ -1,6 +1,8 @@
 //! [`LoggierService`]: the per-request half of the middleware.
 
+use std::cell::RefCell;
 use std::fmt;
+use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -8,11 +10,11 @@ use std::task::{Context, Poll};
 use http::{HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Loggier;
-use loggier_core::context::instrument_request;
-use loggier_core::http::CaptureSettings;
+use loggier_core::context::{RequestContext, instrument_request};
+use loggier_core::http::{CaptureSettings, header_entries};
 use tower_service::Service;
 
-use crate::body::{HeaderSnapshot, Pending, RequestBody, RequestSnapshot};
+use crate::body::{HeaderSnapshot, Pending, RequestBody, RequestSnapshot, keeps_headers};
 use crate::future::ResponseFuture;
 
 /// The peer address of a connection, put in request extensions by the server code
@@ -59,6 +61,8 @@ pub struct LoggierService<S, M = ()> {
     pub(crate) loggier: Loggier,
     pub(crate) settings: Arc<CaptureSettings>,
     pub(crate) meta: M,
+    /// Insert a [`RequestContext`] request extension (else: [`request_context`]).
+    pub(crate) context_extension: bool,
 }
 
 impl<S: Clone, M: Clone> Clone for LoggierService<S, M> {
@@ -68,6 +72,7 @@ impl<S: Clone, M: Clone> Clone for LoggierService<S, M> {
             loggier: self.loggier.clone(),
             settings: Arc::clone(&self.settings),
             meta: self.meta.clone(),
+            context_extension: self.context_extension,
         }
     }
 }
@@ -127,10 +132,12 @@ where
         let frame = Arc::clone(exchange.frame());
 
         let (mut parts, body) = request.into_parts();
-        parts.extensions.insert(crate::RequestContext::new(
-            self.loggier.clone(),
-            Some(Arc::clone(&frame)),
-        ));
+        if self.context_extension {
+            parts.extensions.insert(RequestContext::new(
+                self.loggier.clone(),
+                Some(Arc::clone(&frame)),
+            ));
+        }
         // Nothing to copy from a body that is already over (GET, HEAD, `Content-Length: 0`).
         let capture = if body.is_end_stream() {
             None
@@ -149,21 +156,30 @@ where
             None => (RequestBody::passthrough(body), None),
         };
         // The request moves into the inner service, so what the record may need is
-        // kept now: method and URI (reference-counted), and the headers as a flat list
-        // of reference-counted name/value handles (one allocation, no byte copies),
+        // kept now: method and URI (reference-counted), and the headers — as text
+        // right away when the request is sure to be recorded, else as a flat list of
+        // reference-counted name/value handles (one allocation, no byte copies),
         // turned into text only if the request is recorded.
+        let headers = if keeps_headers(&self.settings, &self.loggier) {
+            exchange.keep_request_headers(header_entries(&parts.headers));
+            HeaderSnapshot::default()
+        } else if self.settings.capture_request_data() {
+            HeaderSnapshot::of(&parts.headers)
+        } else {
+            HeaderSnapshot::default()
+        };
         let snapshot = RequestSnapshot {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
-            headers: if self.settings.capture_request_data() {
-                HeaderSnapshot::of(&parts.headers)
-            } else {
-                HeaderSnapshot::default()
-            },
+            headers,
             client_ip,
             body: slot,
         };
-        let fut = instrument_request(frame, || self.inner.call(Request::from_parts(parts, body)));
+        let serving = !self.context_extension;
+        let fut = instrument_request(frame, || {
+            let _serving = serving.then(|| Serving::enter(&self.loggier));
+            self.inner.call(Request::from_parts(parts, body))
+        });
         ResponseFuture::captured(
             fut,
             // Boxed once: the response future and body carry it, and the server
@@ -172,7 +188,60 @@ where
                 loggier: self.loggier.clone(),
                 exchange,
                 request: snapshot,
+                tee: None,
+                response_headers: None,
+                serving,
             }),
         )
     }
+}
+
+thread_local! {
+    /// The client of the [`LoggierService`] (one without the context extension) whose
+    /// request is being called or polled on this thread.
+    static SERVING: RefCell<Option<Loggier>> = const { RefCell::new(None) };
+}
+
+/// While alive, the thread serves a request of a layer logging through the given
+/// client: [`request_context`] answers with it. Entered around `call` and every
+/// poll of the response future; restores what was there before (layers nest).
+pub(crate) struct Serving {
+    previous: Option<Loggier>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl Serving {
+    pub(crate) fn enter(client: &Loggier) -> Serving {
+        let previous = SERVING
+            .try_with(|s| s.replace(Some(client.clone())))
+            .ok()
+            .flatten();
+        Serving {
+            previous,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = SERVING.try_with(|s| s.replace(previous));
+    }
+}
+
+/// The [`RequestContext`] of the captured request whose handler is running on this
+/// thread: the client of its [`LoggierService`] and the current scope frame (the
+/// request's, or a scope nested in it). `Some` while a service built with
+/// [`LoggierLayer::context_extension(false)`](crate::LoggierLayer::context_extension)
+/// calls its inner service or polls its future — where handlers and their extractors
+/// run (`loggier-axum`'s `RequestLogger` reads it there); `None` elsewhere: outside a
+/// request, for an excluded path, or in a task spawned without the request scope (hand
+/// the context over with [`RequestContext::instrument`] instead). A service that
+/// inserts the extension (the default) is read with
+/// `request.extensions().get::<RequestContext>()`.
+pub fn request_context() -> Option<RequestContext> {
+    let client = SERVING.try_with(|s| s.borrow().clone()).ok().flatten()?;
+    let frame = loggier_core::context::current().filter(|f| f.endpoint_slot().is_some())?;
+    Some(RequestContext::new(client, Some(frame)))
 }

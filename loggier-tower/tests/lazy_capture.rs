@@ -214,3 +214,42 @@ async fn a_recorded_request_has_one_generated_id_everywhere() {
         .await;
     assert_eq!(log["context"]["request_id"], id.as_str(), "{log}");
 }
+
+/// In access-log mode every request is recorded, so the layer turns the headers into
+/// the record's text when it sees them instead of keeping a copy of the maps: the
+/// record still has the request headers (secrets masked, the user agent picked out)
+/// and the final response headers, the echoed request id among them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_mode_records_the_headers_it_saw() {
+    let (loggier, records) = test_client("lazy-access-log");
+    let settings = CaptureSettings::builder()
+        .log_all_requests(true)
+        .build()
+        .expect("valid settings");
+    let base = start(loggier, settings).await;
+    let id = new_id("lazy-access");
+    let resp = http_client()
+        .get(format!("{base}/ok"))
+        .header("x-request-id", &id)
+        .header("authorization", "Bearer sekrit-auth")
+        .header("user-agent", "probe/1")
+        .header("x-visible", "shown")
+        .send()
+        .await
+        .expect("request succeeds");
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = resp.bytes().await;
+    let r = records.transaction(&id).await;
+    let tx = &r["context"]["transaction"];
+    let req = &tx["request"];
+    assert_eq!(req["headers"]["authorization"], "[FILTERED]", "{r}");
+    assert_eq!(req["headers"]["x-visible"], "shown", "{r}");
+    assert_eq!(req["headers"]["user-agent"], "probe/1", "{r}");
+    assert_eq!(req["user_agent"], "probe/1", "{r}");
+    assert_eq!(
+        tx["response"]["headers"]["x-request-id"],
+        id.as_str(),
+        "{r}"
+    );
+    assert!(!records.raw_text().await.contains("sekrit"), "{r}");
+}

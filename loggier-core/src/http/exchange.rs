@@ -117,8 +117,19 @@ pub struct Exchange {
     response_error: Option<Box<Exception>>,
     request_body: Option<Box<BodyCapture>>,
     response_body: Option<Box<BodyCapture>>,
+    /// Headers the adapter had turned into the record's form early.
+    kept_headers: Option<Box<KeptHeaders>>,
     aborted: bool,
     duration: Option<Duration>,
+}
+
+/// What [`Exchange::keep_request_headers`] and [`Exchange::keep_response_headers`]
+/// built, for [`Exchange::into_record`].
+#[derive(Debug, Default)]
+struct KeptHeaders {
+    /// The request headers and the `User-Agent` picked out of them.
+    request: Option<(Headers, Option<String>)>,
+    response: Option<Headers>,
 }
 
 /// The `traceparent` header name, parsed once.
@@ -172,6 +183,7 @@ impl Exchange {
             response_error: None,
             request_body: None,
             response_body: None,
+            kept_headers: None,
             aborted: false,
             duration: None,
         }
@@ -334,6 +346,38 @@ impl Exchange {
         let allowed = self.response_body_mode().allows(status);
         (allowed && may_record && self.settings.max_body_size > 0)
             .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
+    }
+
+    /// Turns the request headers into the record's form now — masked, as
+    /// [`into_record`](Exchange::into_record) would — for an adapter that would
+    /// otherwise keep a copy of them until then because the request moves on (into
+    /// the handler); `into_record` then takes these and ignores its `request_headers`.
+    /// Worth it for a request that is sure to be recorded (access-log mode), wasted
+    /// work for one that is not. Nothing is done without `capture_request_data`.
+    pub fn keep_request_headers<'a, I>(&mut self, entries: I)
+    where
+        I: IntoIterator<Item = HeaderEntry<'a>>,
+    {
+        if !self.settings.capture_request_data {
+            return;
+        }
+        let mut user_agent = None;
+        let headers = header_fields(&self.settings, entries, Some(&mut user_agent));
+        self.kept_headers.get_or_insert_with(Box::default).request = Some((headers, user_agent));
+    }
+
+    /// As [`keep_request_headers`](Exchange::keep_request_headers) for the response
+    /// headers (call it once the response's headers are final, e.g. after the request
+    /// id was echoed); `into_record` then ignores its `response_headers`.
+    pub fn keep_response_headers<'a, I>(&mut self, entries: I)
+    where
+        I: IntoIterator<Item = HeaderEntry<'a>>,
+    {
+        if !self.settings.capture_request_data {
+            return;
+        }
+        let headers = header_fields(&self.settings, entries, None);
+        self.kept_headers.get_or_insert_with(Box::default).response = Some(headers);
     }
 
     /// The status given to [`on_response`](Exchange::on_response), if any.
@@ -506,6 +550,8 @@ impl Exchange {
     ///
     /// `request_headers` / `response_headers` are the entries of each header map
     /// ([`header_entries`] for `http` 1.x maps); pass [`std::iter::empty`] when unknown.
+    /// Headers kept earlier ([`keep_request_headers`](Exchange::keep_request_headers),
+    /// [`keep_response_headers`](Exchange::keep_response_headers)) take their place.
     ///
     /// With [endpoint options](Exchange::endpoint): their tags are appended to the
     /// record's, the request body is kept only when the endpoint (or, when it does not
@@ -530,6 +576,7 @@ impl Exchange {
         let settings = Arc::clone(&self.settings);
         let s = &*settings;
         let extra = &s.masker;
+        let mut kept = self.kept_headers.take().map(|k| *k).unwrap_or_default();
 
         let mut req = HttpRequest {
             method: static_method(request.method),
@@ -541,7 +588,13 @@ impl Exchange {
             if let Some(q) = request.query.filter(|q| !q.is_empty()) {
                 req.query = redact::query_fields(q, extra);
             }
-            req.headers = header_fields(s, request_headers, Some(&mut req.user_agent));
+            req.headers = match kept.request.take() {
+                Some((headers, user_agent)) => {
+                    req.user_agent = user_agent;
+                    headers
+                }
+                None => header_fields(s, request_headers, Some(&mut req.user_agent)),
+            };
             req.client_ip = request.client_ip.map(ip_text);
         }
         req.body = self
@@ -560,7 +613,10 @@ impl Exchange {
                 ..HttpResponse::default()
             };
             if s.capture_request_data {
-                resp.headers = header_fields(s, response_headers, None);
+                resp.headers = match kept.response.take() {
+                    Some(headers) => headers,
+                    None => header_fields(s, response_headers, None),
+                };
             }
             if response_body_mode.allows(status) {
                 resp.body = self
@@ -986,6 +1042,67 @@ mod tests {
         for secret in ["hunter2", "s3cret", "k1", "sid=abc", "opaque"] {
             assert!(!text.contains(secret), "{secret} leaked: {text}");
         }
+    }
+
+    /// Headers kept early make the same record as the entries given to
+    /// `into_record` (masked, user agent picked out), and take their place.
+    #[test]
+    fn headers_kept_early_record_as_the_entries_would() {
+        let s = settings(|b| b.log_all_requests(true));
+        let mut req = http::HeaderMap::new();
+        req.insert("user-agent", "curl/8".parse().expect("hv"));
+        req.insert("authorization", "Bearer s3cret".parse().expect("hv"));
+        req.append("accept", "a/b".parse().expect("hv"));
+        req.append("accept", "c/d".parse().expect("hv"));
+        let mut resp = http::HeaderMap::new();
+        resp.insert("set-cookie", "sid=abc".parse().expect("hv"));
+        resp.insert("etag", "e1".parse().expect("hv"));
+        let record = |keep: bool| {
+            let mut x = s.begin("/a", &req).expect("not excluded");
+            if keep {
+                x.keep_request_headers(header_entries(&req));
+            }
+            let _ = x.on_response(200, None);
+            if keep {
+                x.keep_response_headers(header_entries(&resp));
+            }
+            let level = x.finish().expect("access-log mode");
+            let (q, r) = if keep {
+                (http::HeaderMap::new(), http::HeaderMap::new())
+            } else {
+                (req.clone(), resp.clone())
+            };
+            let r = x.into_record(
+                level,
+                view("GET", "/a", None),
+                header_entries(&q),
+                header_entries(&r),
+            );
+            r.http.expect("tx")
+        };
+        let (kept, given) = (record(true), record(false));
+        assert_eq!(kept.request.headers, given.request.headers);
+        assert_eq!(kept.request.user_agent, given.request.user_agent);
+        let (kr, gr) = (kept.response.expect("resp"), given.response.expect("resp"));
+        assert_eq!(kr.headers, gr.headers);
+        assert_eq!(kept.request.headers.get("authorization"), Some(FILTERED));
+        assert_eq!(kept.request.headers.get("accept"), Some("a/b, c/d"));
+        assert_eq!(kept.request.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(kr.headers.get("set-cookie"), Some(FILTERED));
+        assert_eq!(kr.headers.get("etag"), Some("e1"));
+
+        let off = settings(|b| b.log_all_requests(true).capture_request_data(false));
+        let mut x = off.begin("/a", &req).expect("not excluded");
+        x.keep_request_headers(header_entries(&req));
+        let _ = x.on_response(200, None);
+        x.keep_response_headers(header_entries(&resp));
+        let level = x.finish().expect("access-log mode");
+        let tx = x
+            .into_record(level, view("GET", "/a", None), [], [])
+            .http
+            .expect("tx");
+        assert!(tx.request.headers.is_empty() && tx.request.user_agent.is_none());
+        assert!(tx.response.expect("resp").headers.is_empty());
     }
 
     #[test]
