@@ -897,7 +897,7 @@ fn skip_value(b: &[u8], start: usize) -> usize {
 
 /// Decodes `%XX` escapes and `+` (form encoding); invalid escapes are kept as they are,
 /// invalid UTF-8 replaced.
-#[cfg(any(test, feature = "http-capture"))]
+#[cfg(feature = "http-capture")]
 pub(crate) fn percent_decode(s: &str) -> String {
     percent_decoded(s).into_owned()
 }

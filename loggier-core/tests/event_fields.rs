@@ -2,6 +2,7 @@
 //! builds the record) reaches the file sink byte for byte as the JSON a user
 //! expects: every scalar type, nested values, the overwrite order global ⊕ scope ⊕
 //! call, and masking of keys and text.
+#![cfg(feature = "file")]
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! What each API call writes to the embedded file sink, read back from the NDJSON file.
+#![cfg(feature = "file")]
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

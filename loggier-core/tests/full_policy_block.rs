@@ -2,6 +2,8 @@
 //! the callers instead of records being dropped between the worker and a busy sink.
 //! (The benchmark harness found 10–35 % of records counted `dropped_backlog` with
 //! `Block` when producers outran the file sink.)
+//! The client's default sink is the file sink (a default feature).
+#![cfg(feature = "file")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,4 +1,6 @@
 //! The panic hook installed by `init` (global state: its own test binary).
+//! It reads the record back from the default file sink (a default feature).
+#![cfg(feature = "file")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

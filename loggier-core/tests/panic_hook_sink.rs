@@ -1,7 +1,8 @@
 //! Issue 9 item 4 with the panic hook installed: a sink that panics on every batch
 //! is counted and keeps running, and its panics are not fed back into the pipeline
 //! as panic records (which would make it panic again, forever). Global state (panic
-//! hook): its own test binary.
+//! hook): its own test binary. Needs the file sink (a default feature).
+#![cfg(feature = "file")]
 
 use std::time::Duration;
 
