@@ -25,19 +25,27 @@ fn requests_holding(rx: &Receiver, i: u64) -> usize {
     rx.requests().iter().filter(|s| s.ids.contains(&i)).count()
 }
 
-#[test]
-fn a_refused_batch_whose_delete_fails_is_counted_and_never_sent_again() {
+/// A client (no retries, batches of at most `max_batch_size` records) whose receiver
+/// is down, with records 0..5 in one batch parked in its disk queue.
+fn parked_five(max_batch_size: usize) -> (Receiver, tempfile::TempDir, loggier_core::Loggier) {
     let rx = Receiver::start_down();
     let dir = tempfile::tempdir().expect("tempdir");
     let opts = ClientOpts {
         max_retries: 0,
+        max_batch_size,
         ..ClientOpts::default()
     };
     let log = client(&rx.url(), dir.path(), &opts);
-    // Five records in one batch, parked on disk while the receiver is down.
     log_ids(&log, 0..5);
     let s = wait_stats(&log, WAIT, |s| s.sinks[0].pending_disk == 5);
     assert_eq!(s.sinks[0].pending_disk, 5, "{s:?}");
+    (rx, dir, log)
+}
+
+#[test]
+fn a_refused_batch_whose_delete_fails_is_counted_and_never_sent_again() {
+    // Five records in one batch, parked on disk while the receiver is down.
+    let (rx, dir, log) = parked_five(ClientOpts::default().max_batch_size);
 
     // Every delete from the queue now fails (the queue's own connection sees the
     // trigger: the schema changed under it).
@@ -109,18 +117,8 @@ fn a_refused_batch_whose_delete_fails_is_counted_and_never_sent_again() {
 
 #[test]
 fn stats_does_not_wait_for_a_locked_queue_file() {
-    let rx = Receiver::start_down();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let opts = ClientOpts {
-        max_retries: 0,
-        max_batch_size: 5,
-        ..ClientOpts::default()
-    };
-    let log = client(&rx.url(), dir.path(), &opts);
     // Offline with a batch on disk: what comes next is parked behind it.
-    log_ids(&log, 0..5);
-    let s = wait_stats(&log, WAIT, |s| s.sinks[0].pending_disk == 5);
-    assert_eq!(s.sinks[0].pending_disk, 5, "{s:?}");
+    let (rx, dir, log) = parked_five(5);
 
     // Another connection holds the write lock longer than the queue's busy
     // timeout (2 s): every commit of the sink waits for it, then fails.

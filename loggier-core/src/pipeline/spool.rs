@@ -21,9 +21,9 @@ pub enum DeliveryMode {
     /// [`shutdown`](crate::Loggier::shutdown) whatever is not delivered yet is written
     /// to disk before the sink closes, within the shutdown budget: records still in
     /// memory when the budget runs out (e.g. the queue file stayed locked) are counted
-    /// `dropped_failed` with the reason in `last_error`, never lost silently. A crash (`kill -9`, power loss) loses the
-    /// batches that were only in memory: at most the current batch and the ones
-    /// waiting for their first send. While the sink is offline (or a backlog is
+    /// `dropped_failed` with the reason in `last_error`, never lost silently. A crash
+    /// (`kill -9`, power loss) loses the batches that were only in memory: at most the
+    /// current batch and the ones waiting for their first send. While the sink is offline (or a backlog is
     /// being replayed), new batches are committed in groups — 16 batches, or what
     /// waited one batch interval (`flush_interval`) — one SQLite transaction per
     /// group; a `flush()` of an offline sink commits what is waiting at once.
