@@ -351,20 +351,26 @@ async fn dispatch(
     }
 }
 
+/// Hands one record to sink `h`. It is counted `received` before the sink task can
+/// see it: once the task has it, it may move it out of memory (`left_memory`) at
+/// once, and a stats snapshot taken before a late `received` would count it written
+/// but never received. That count and the abandoned check are one move under the
+/// transition lock, ordered against [`SinkCounters::abandon`] (which the caller's
+/// thread runs when this worker is late for a shutdown): a record counted before
+/// the abandon is counted `dropped_failed` by it, one after it here. A record the
+/// sink does not take is counted through [`SinkCounters::settle`], which skips it
+/// when the abandon counted it already.
 async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy, room: &Room) {
-    if h.counters.is_abandoned() {
-        // The sink was given up at a shutdown deadline (the client's, when this
-        // worker was late): it will never take this record.
+    {
         let _moving = h.counters.moving();
         SinkCounters::add(&h.counters.received, 1);
-        SinkCounters::add(&h.counters.left_memory, 1);
-        SinkCounters::add(&h.counters.dropped_failed, 1);
-        return;
+        if h.counters.is_abandoned() {
+            // Given up at a shutdown deadline: it will never take this record.
+            SinkCounters::add(&h.counters.left_memory, 1);
+            SinkCounters::add(&h.counters.dropped_failed, 1);
+            return;
+        }
     }
-    // Counted before the sink task can see it: once it has it, the task may move it
-    // out of memory (`left_memory`) at once, and a stats snapshot taken before a
-    // late `received` would count it written but never received.
-    SinkCounters::add(&h.counters.received, 1);
     let sent = match h.records.try_send(record) {
         Err(flume::TrySendError::Full(r)) if policy == FullPolicy::Block => {
             wait_for_room(h, room).await;
@@ -383,13 +389,16 @@ async fn send_one(h: &SinkHandle, record: Arc<Record>, policy: FullPolicy, room:
         Ok(()) => {}
         Err(flume::TrySendError::Full(_)) => {
             // Taken back: never received, so it was pending nowhere.
-            h.counters.received.fetch_sub(1, Ordering::Relaxed);
-            SinkCounters::add(&h.counters.dropped_backlog, 1);
+            h.counters.settle(|c| {
+                c.received.fetch_sub(1, Ordering::Relaxed);
+                SinkCounters::add(&c.dropped_backlog, 1);
+            });
         }
         Err(flume::TrySendError::Disconnected(_)) => {
-            let _moving = h.counters.moving();
-            SinkCounters::add(&h.counters.left_memory, 1);
-            SinkCounters::add(&h.counters.dropped_failed, 1);
+            h.counters.settle(|c| {
+                SinkCounters::add(&c.left_memory, 1);
+                SinkCounters::add(&c.dropped_failed, 1);
+            });
         }
     }
 }
