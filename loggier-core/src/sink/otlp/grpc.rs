@@ -83,10 +83,14 @@ impl GrpcTarget {
                 None => config.with_webpki_roots(),
             };
             endpoint = endpoint.tls_config(config).map_err(|e| {
-                let detail = std::error::Error::source(&e).map_or(e.to_string(), |s| s.to_string());
+                let mut detail = e.to_string();
+                crate::sink::http_transport::push_error_sources(
+                    &mut detail,
+                    std::error::Error::source(&e),
+                );
                 // With a CA set, that is what failed to load; else the endpoint.
                 let setting = if ca_pem.is_some() {
-                    "otlp_ca_certificate"
+                    super::CA_SETTING
                 } else {
                     target_setting
                 };

@@ -105,6 +105,9 @@ mod env;
 mod grpc;
 mod http;
 
+/// The setting name errors about [`OtlpSinkBuilder::ca_certificate_pem`] report.
+const CA_SETTING: &str = "otlp_ca_certificate";
+
 use std::fmt;
 #[cfg(feature = "otlp-grpc")]
 use std::io::Read;
@@ -534,17 +537,14 @@ impl OtlpSinkBuilder {
         if let Some(pem) = &self.ca_pem {
             if self.protocol != OtlpProtocol::Grpc {
                 return Err(ConfigError::invalid(
-                    "otlp_ca_certificate",
+                    CA_SETTING,
                     format!("{} bytes of PEM", pem.len()),
                     "only OTLP/gRPC uses a custom CA; OTLP/HTTP trusts the system's store",
                 ));
             }
-            if !pem
-                .windows(b"-----BEGIN CERTIFICATE-----".len())
-                .any(|w| w == b"-----BEGIN CERTIFICATE-----")
-            {
+            if memchr::memmem::find(pem, b"-----BEGIN CERTIFICATE-----").is_none() {
                 return Err(ConfigError::invalid(
-                    "otlp_ca_certificate",
+                    CA_SETTING,
                     format!("{} bytes", pem.len()),
                     "holds no PEM certificate (-----BEGIN CERTIFICATE-----)",
                 ));
