@@ -131,7 +131,7 @@ impl ServiceJson {
             ("host", &svc.host),
         ] {
             if let Some(v) = v {
-                write_key(&mut out, key)?;
+                write_key(&mut out, key);
                 write_str(&mut out, v)?;
             }
         }
@@ -185,7 +185,7 @@ fn encode_with(
     }
     for (key, v) in [("trace_id", &r.trace_id), ("span_id", &r.span_id)] {
         if let Some(v) = v {
-            write_key(out, key)?;
+            write_key(out, key);
             write_str(out, v)?;
         }
     }
@@ -235,12 +235,11 @@ fn encode_with(
 
 /// `,"key":` for a key that needs no escaping: one of this encoder's own member
 /// names (copied as it is, not checked).
-fn write_key(out: &mut Vec<u8>, key: &str) -> serde_json::Result<()> {
+fn write_key(out: &mut Vec<u8>, key: &str) {
     out.reserve(key.len() + 4);
     out.extend_from_slice(b",\"");
     out.extend_from_slice(key.as_bytes());
     out.extend_from_slice(b"\":");
-    Ok(())
 }
 
 /// A JSON string, as `serde_json` writes it: bytes that need no escape (the common
@@ -300,7 +299,7 @@ fn write_transaction(out: &mut Vec<u8>, h: &HttpTransaction) -> serde_json::Resu
     write_object(out, "headers", q.headers.iter(), write_str)?;
     for (key, v) in [("client_ip", &q.client_ip), ("user_agent", &q.user_agent)] {
         if let Some(v) = v {
-            write_key(out, key)?;
+            write_key(out, key);
             write_str(out, v)?;
         }
     }
@@ -340,7 +339,7 @@ fn write_object<K: AsRef<str>, V>(
     if entries.len() == 0 {
         return Ok(());
     }
-    write_key(out, key)?;
+    write_key(out, key);
     out.push(b'{');
     for (i, (k, v)) in entries.enumerate() {
         if i > 0 {
