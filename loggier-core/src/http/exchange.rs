@@ -866,6 +866,17 @@ mod tests {
     use super::*;
     use crate::record::BodyContent;
 
+    /// The `match` in `static_header_name` and the table it indexes list the same
+    /// names in the same order: a header found at position `i` is named
+    /// `STATIC_HEADER_NAMES[i]` and gets that position's remembered sensitivity.
+    #[test]
+    fn static_header_positions_match_the_table() {
+        for (i, name) in STATIC_HEADER_NAMES.iter().enumerate() {
+            let (found, at) = static_header_name(name);
+            assert_eq!((found.as_ref(), at), (*name, Some(i)), "{name}");
+        }
+    }
+
     fn settings(
         f: impl FnOnce(super::super::CaptureSettingsBuilder) -> super::super::CaptureSettingsBuilder,
     ) -> Arc<CaptureSettings> {
