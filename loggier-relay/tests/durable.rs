@@ -343,13 +343,20 @@ async fn sigkill_during_load_loses_nothing_answered_2xx_in_durable_mode() {
         .local_addr()
         .unwrap()
         .port();
+    // A Loki port that refuses connections, held for the whole test: bound, never
+    // listening. A port only freed (`dead_loki_url`) can be taken by another test's
+    // receiver meanwhile, which then accepts the pushes and empties the queue (seen
+    // once: "0 records on disk, 2150 answered 202").
+    let silent_loki = tokio::net::TcpSocket::new_v4().unwrap();
+    silent_loki.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let silent_loki_url = format!("http://{}", silent_loki.local_addr().unwrap());
     let mut child = Command::new(env!("CARGO_BIN_EXE_loggier-relay"))
         .env_clear()
         .env("LOGGIER_RELAY_ADDR", format!("127.0.0.1:{port}"))
         .env("LOGGIER_DATA_DIR", dir.path())
         .env("LOGGIER_DELIVERY_MODE", "durable")
         .env("LOGGIER_SINKS", "loki")
-        .env("LOKI_URL", dead_loki_url())
+        .env("LOKI_URL", &silent_loki_url)
         .env("LOKI_TIMEOUT_MS", "500")
         .env("LOGGIER_MAX_RETRIES", "0")
         .env("LOGGIER_NETWORK_CHECK_INTERVAL_MS", "60000")
@@ -407,6 +414,7 @@ async fn sigkill_during_load_loses_nothing_answered_2xx_in_durable_mode() {
         t.await.unwrap();
     }
     let _ = child.wait();
+    drop(silent_loki);
     let accepted = accepted.lock().unwrap().clone();
     assert!(accepted.len() >= 100, "load ran: {}", accepted.len());
     let on_disk = records_on_disk(dir.path());
