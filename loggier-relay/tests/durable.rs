@@ -15,12 +15,16 @@ use common::{FakeLoki, TestRelay, http, seed_body};
 use loggier_relay::{Relay, RelayConfig, build_pipeline};
 use serde_json::{Value, json};
 
-/// A URL where nothing listens: a port that was just free.
-fn dead_loki_url() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = l.local_addr().unwrap().port();
-    drop(l);
-    format!("http://127.0.0.1:{port}")
+/// A Loki URL that refuses connections, and the socket holding its port (bound,
+/// never listening): keep it alive as long as the URL is used. A port that was only
+/// freed can be taken by another test's receiver meanwhile, which then accepts the
+/// pushes and empties the queue (seen once in the SIGKILL test: "0 records on disk,
+/// 2150 answered 202").
+fn dead_loki() -> (tokio::net::TcpSocket, String) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}", socket.local_addr().unwrap());
+    (socket, url)
 }
 
 /// Durable relay over `dir` shipping to `loki_url` only. The batch interval is a
@@ -85,7 +89,8 @@ fn records_on_disk(dir: &Path) -> i64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_2xx_record_is_on_disk_at_the_answer_and_reaches_loki_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let relay = durable_relay(dir, &dead_loki_url(), RelayConfig::default()).await;
+    let (_dead, dead_url) = dead_loki();
+    let relay = durable_relay(dir, &dead_url, RelayConfig::default()).await;
     let path = relay.dir.path().to_path_buf();
     let mut expected = 0;
     let mut messages: Vec<String> = Vec::new();
@@ -201,7 +206,8 @@ async fn a_commit_that_cannot_happen_answers_503_not_2xx() {
         persist_timeout: Duration::from_secs(15),
         ..RelayConfig::default()
     };
-    let relay = durable_relay(dir, &dead_loki_url(), config).await;
+    let (_dead, dead_url) = dead_loki();
+    let relay = durable_relay(dir, &dead_url, config).await;
     let path = relay.dir.path().to_path_buf();
     let res = http()
         .post(relay.url("/log"))
@@ -343,20 +349,14 @@ async fn sigkill_during_load_loses_nothing_answered_2xx_in_durable_mode() {
         .local_addr()
         .unwrap()
         .port();
-    // A Loki port that refuses connections, held for the whole test: bound, never
-    // listening. A port only freed (`dead_loki_url`) can be taken by another test's
-    // receiver meanwhile, which then accepts the pushes and empties the queue (seen
-    // once: "0 records on disk, 2150 answered 202").
-    let silent_loki = tokio::net::TcpSocket::new_v4().unwrap();
-    silent_loki.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let silent_loki_url = format!("http://{}", silent_loki.local_addr().unwrap());
+    let (dead, dead_url) = dead_loki();
     let mut child = Command::new(env!("CARGO_BIN_EXE_loggier-relay"))
         .env_clear()
         .env("LOGGIER_RELAY_ADDR", format!("127.0.0.1:{port}"))
         .env("LOGGIER_DATA_DIR", dir.path())
         .env("LOGGIER_DELIVERY_MODE", "durable")
         .env("LOGGIER_SINKS", "loki")
-        .env("LOKI_URL", &silent_loki_url)
+        .env("LOKI_URL", &dead_url)
         .env("LOKI_TIMEOUT_MS", "500")
         .env("LOGGIER_MAX_RETRIES", "0")
         .env("LOGGIER_NETWORK_CHECK_INTERVAL_MS", "60000")
@@ -414,7 +414,7 @@ async fn sigkill_during_load_loses_nothing_answered_2xx_in_durable_mode() {
         t.await.unwrap();
     }
     let _ = child.wait();
-    drop(silent_loki);
+    drop(dead);
     let accepted = accepted.lock().unwrap().clone();
     assert!(accepted.len() >= 100, "load ran: {}", accepted.len());
     let on_disk = records_on_disk(dir.path());
