@@ -364,7 +364,7 @@ fn https_grpc_with_the_collectors_ca_delivers_over_tls() {
 fn https_grpc_refuses_a_certificate_it_does_not_trust() {
     let (cert, key) = self_signed();
     let c = GrpcCollector::start_with(Some((cert, key)));
-    // Default trust (Mozilla's roots): the private certificate is unknown.
+    // Default trust (the system's store): the private certificate is unknown.
     let mut default_roots = tls_sink(c.addr.port(), None);
     // A different CA than the one that signed the collector's certificate.
     let (other_ca, _) = self_signed();
@@ -376,6 +376,101 @@ fn https_grpc_refuses_a_certificate_it_does_not_trust() {
             "{outcomes:?}"
         );
     }
+    assert!(c.got().is_empty(), "nothing may reach an untrusted server");
+}
+
+/// Runs the test `name` again in a child process of this test binary with the
+/// environment `env` (the system CA store is read from `SSL_CERT_FILE`/`SSL_CERT_DIR`,
+/// and `std::env::set_var` is unsafe in edition 2024, which the crate forbids). `true`
+/// in the child, which then does the test's work; the parent asserts the child ran
+/// exactly that test and passed.
+fn in_child(name: &str, env: &[(&str, &std::path::Path)]) -> bool {
+    if std::env::var_os("LOGGIER_TLS_CHILD").is_some() {
+        return true;
+    }
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture"])
+        .env("LOGGIER_TLS_CHILD", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run child");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A renamed test would make the child run nothing and still succeed.
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran no test:\n{stdout}"
+    );
+    false
+}
+
+/// The default trust is the system's CA store, as for OTLP/HTTP: a collector whose
+/// CA is in the store (here the store is `SSL_CERT_FILE`, holding the collector's
+/// self-signed certificate) is reached over TLS without `ca_certificate_pem`.
+#[test]
+fn https_grpc_trusts_a_ca_in_the_system_store() {
+    const NAME: &str = "https_grpc_trusts_a_ca_in_the_system_store";
+    let dir = std::env::var_os("LOGGIER_TLS_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_default();
+    if std::env::var_os("LOGGIER_TLS_CHILD").is_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (cert, key) = self_signed();
+        std::fs::write(dir.path().join("ca.pem"), &cert).expect("write cert");
+        std::fs::write(dir.path().join("key.pem"), &key).expect("write key");
+        let empty = tempfile::tempdir().expect("tempdir");
+        in_child(
+            NAME,
+            &[
+                ("SSL_CERT_FILE", &dir.path().join("ca.pem")),
+                ("SSL_CERT_DIR", empty.path()),
+                ("LOGGIER_TLS_DIR", dir.path()),
+            ],
+        );
+        return;
+    }
+    let cert = std::fs::read_to_string(dir.join("ca.pem")).expect("cert");
+    let key = std::fs::read_to_string(dir.join("key.pem")).expect("key");
+    let c = GrpcCollector::start_with(Some((cert, key)));
+    let mut sink = tls_sink(c.addr.port(), None);
+    let outcomes = encode_and_send(&mut sink, &[Record::new(Level::Info, "store")], &service());
+    assert_eq!(outcomes, vec![SendOutcome::Delivered]);
+    let got = c.got();
+    assert_eq!(got.len(), 1);
+    let r = &got[0].request.resource_logs[0].scope_logs[0].log_records[0];
+    assert_eq!(body_text(r), Some("store"));
+}
+
+/// Without a system store (a slim container), the sink still builds, trusting
+/// Mozilla's roots compiled in: an `https://` endpoint is checked against them, so a
+/// private certificate is refused and nothing is sent to it.
+#[test]
+fn https_grpc_without_a_system_store_falls_back_to_the_built_in_roots() {
+    const NAME: &str = "https_grpc_without_a_system_store_falls_back_to_the_built_in_roots";
+    let empty = tempfile::tempdir().expect("tempdir");
+    if !in_child(
+        NAME,
+        &[
+            ("SSL_CERT_FILE", &empty.path().join("none.pem")),
+            ("SSL_CERT_DIR", empty.path()),
+        ],
+    ) {
+        return;
+    }
+    let (cert, key) = self_signed();
+    let c = GrpcCollector::start_with(Some((cert, key)));
+    let mut sink = tls_sink(c.addr.port(), None);
+    let outcomes = encode_and_send(&mut sink, &[Record::new(Level::Info, "secret")], &service());
+    assert!(
+        matches!(outcomes.as_slice(), [SendOutcome::Retry { .. }]),
+        "{outcomes:?}"
+    );
     assert!(c.got().is_empty(), "nothing may reach an untrusted server");
 }
 

@@ -37,8 +37,10 @@ pub(super) struct GrpcTarget {
 impl GrpcTarget {
     /// Checks the target URL and headers. An `https://` target gets TLS (rustls):
     /// the server certificate must chain to `ca_pem` when given (PEM, one or more
-    /// CA certificates; only those are trusted), else to Mozilla's roots
-    /// (`webpki-roots`), and name the URL's host. ALPN must select `h2`.
+    /// CA certificates; only those are trusted), else to the system's CA store
+    /// (`rustls-native-certs`: `SSL_CERT_FILE`/`SSL_CERT_DIR` when set, else the
+    /// platform's store), or Mozilla's roots (`webpki-roots`) when the system has
+    /// none; and it must name the URL's host. ALPN must select `h2`.
     pub(super) fn new(
         target: &str,
         target_setting: &'static str,
@@ -78,24 +80,50 @@ impl GrpcTarget {
             .map_err(|e| ConfigError::invalid(target_setting, &shown, e.to_string()))?;
         if tls {
             let config = ClientTlsConfig::new().timeout(timeout);
-            let config = match ca_pem {
-                Some(pem) => config.ca_certificate(Certificate::from_pem(pem)),
-                None => config.with_webpki_roots(),
-            };
-            endpoint = endpoint.tls_config(config).map_err(|e| {
+            let describe = |e: tonic::transport::Error| {
                 let mut detail = e.to_string();
                 crate::sink::http_transport::push_error_sources(
                     &mut detail,
                     std::error::Error::source(&e),
                 );
-                // With a CA set, that is what failed to load; else the endpoint.
-                let setting = if ca_pem.is_some() {
-                    super::CA_SETTING
-                } else {
-                    target_setting
+                detail
+            };
+            endpoint =
+                match ca_pem {
+                    Some(pem) => endpoint
+                        .tls_config(config.ca_certificate(Certificate::from_pem(pem)))
+                        // With a CA set, that is what failed to load.
+                        .map_err(|e| {
+                            ConfigError::invalid(
+                                super::CA_SETTING,
+                                &shown,
+                                format!("TLS setup failed: {}", describe(e)),
+                            )
+                        })?,
+                    // The system's store, as OTLP/HTTP (reqwest) trusts it; it is read
+                    // here, once. Without one (a slim container: no CA file, or
+                    // `SSL_CERT_FILE` naming a file without certificates), Mozilla's
+                    // roots compiled in, as OTLP/HTTP falls back too.
+                    None => match endpoint
+                        .clone()
+                        .tls_config(config.clone().with_native_roots())
+                    {
+                        Ok(e) => e,
+                        Err(native) => endpoint.tls_config(config.with_webpki_roots()).map_err(
+                            |e| {
+                                ConfigError::invalid(
+                                    target_setting,
+                                    &shown,
+                                    format!(
+                                        "TLS setup failed: system store: {}; built-in roots: {}",
+                                        describe(native),
+                                        describe(e)
+                                    ),
+                                )
+                            },
+                        )?,
+                    },
                 };
-                ConfigError::invalid(setting, &shown, format!("TLS setup failed: {detail}"))
-            })?;
         } else if ca_pem.is_some() {
             return Err(ConfigError::invalid(
                 target_setting,

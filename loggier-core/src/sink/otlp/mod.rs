@@ -16,8 +16,10 @@
 //!   `opentelemetry.proto.collector.logs.v1.LogsService/Export` over HTTP/2
 //!   (default `http://localhost:4317`, plaintext), gzip through gRPC message
 //!   compression. An `https://` endpoint uses TLS (rustls with aws-lc-rs, ALPN `h2`),
-//!   trusting Mozilla's roots (`webpki-roots`, built in: no system store is read) or
-//!   only the CA given to [`OtlpSinkBuilder::ca_certificate_pem`].
+//!   trusting the system's CA store (`rustls-native-certs`: `SSL_CERT_FILE` /
+//!   `SSL_CERT_DIR` when set, else the platform's store; Mozilla's roots from
+//!   `webpki-roots` when there is none), as OTLP/HTTP does, or only the CA given to
+//!   [`OtlpSinkBuilder::ca_certificate_pem`].
 //!
 //! # Mapping
 //! Per the [logs data model](https://opentelemetry.io/docs/specs/otel/logs/data-model/)
@@ -275,7 +277,8 @@ pub struct OtlpSinkBuilder {
     timeout_setting: &'static str,
     resource: Vec<(String, serde_json::Value)>,
     max_request_bytes: usize,
-    /// PEM of the CAs trusted for an `https://` gRPC endpoint (`None`: webpki roots).
+    /// PEM of the CAs trusted for an `https://` gRPC endpoint (`None`: the system's
+    /// store, or webpki roots without one).
     ca_pem: Option<Vec<u8>>,
 }
 
@@ -489,9 +492,10 @@ impl OtlpSinkBuilder {
     }
 
     /// Trusts only the CA certificates in `pem` (one or more PEM `CERTIFICATE`
-    /// blocks) for an `https://` OTLP/gRPC endpoint, instead of Mozilla's roots
-    /// (`webpki-roots`, the default): for a collector whose certificate comes from a
-    /// private CA. The collector's certificate must still name the endpoint's host.
+    /// blocks) for an `https://` OTLP/gRPC endpoint, instead of the system's CA store
+    /// (the default; Mozilla's roots from `webpki-roots` when the system has none):
+    /// for a collector whose certificate comes from a private CA that is not in the
+    /// system store. The collector's certificate must still name the endpoint's host.
     /// Only OTLP/gRPC uses it; OTLP/HTTP trusts the system's store (see
     /// [`HttpTransport`](crate::sink::HttpTransport)), so [`OtlpSinkBuilder::build`]
     /// refuses it there rather than ignore it.
