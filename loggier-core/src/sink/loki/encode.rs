@@ -9,7 +9,7 @@ use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 
 use super::{BUILTIN_METADATA, LineFormat, PushFormat};
 use crate::error::{Error, ErrorKind};
-use crate::record::{Level, Record, ServiceInfo, encode_json};
+use crate::record::{Level, Record, ServiceInfo, ServiceJson, encode_json_line_with};
 use crate::sink::{Payload, encode_logfmt_line};
 
 /// Longest label value sent, bytes (Loki's `max_label_value_length` default, 2048);
@@ -94,6 +94,12 @@ impl EncodedStream {
 /// Entry ranges of one request, per stream index.
 type Parts = Vec<(usize, Range<usize>)>;
 
+/// The service identity of a batch as JSON members, encoded once for all its lines.
+fn service_json(service: &ServiceInfo) -> Result<ServiceJson, Error> {
+    ServiceJson::new(service)
+        .map_err(|e| Error::with_source(ErrorKind::Encode, "json encoding failed", e))
+}
+
 /// Reusable buffers of one batch's encoding.
 #[derive(Default)]
 struct Scratch {
@@ -116,12 +122,13 @@ impl LokiEncoder {
             PushFormat::Protobuf => self.encode_protobuf(records, service, groups),
             PushFormat::Json => {
                 let mut buf = Vec::with_capacity(512);
+                let json = service_json(service)?;
                 let mut streams = Vec::with_capacity(groups.len());
                 for g in groups {
                     let entries = g
                         .members
                         .iter()
-                        .map(|&i| self.entry(&records[i], service, &mut buf))
+                        .map(|&i| self.entry(&records[i], service, &json, &mut buf))
                         .collect::<Result<Vec<Entry>, Error>>()?;
                     streams.push(Stream {
                         labels: g.labels,
@@ -247,16 +254,22 @@ impl LokiEncoder {
 
     /// Renders the record's line into `buf` (JSON, or logfmt without the newline)
     /// and returns it, truncated to `max_line_bytes`.
+    /// `json` is the batch's service identity, encoded once (JSON lines only).
     fn line<'b>(
         &self,
         r: &Record,
         service: &ServiceInfo,
+        json: &ServiceJson,
         buf: &'b mut Vec<u8>,
     ) -> Result<std::borrow::Cow<'b, str>, Error> {
         buf.clear();
         match self.line_format {
-            LineFormat::Json => encode_json(r, service, buf)
-                .map_err(|e| Error::with_source(ErrorKind::Encode, "json encoding failed", e))?,
+            LineFormat::Json => {
+                encode_json_line_with(r, json, buf).map_err(|e| {
+                    Error::with_source(ErrorKind::Encode, "json encoding failed", e)
+                })?;
+                buf.pop();
+            }
             LineFormat::Logfmt => {
                 encode_logfmt_line(r, service, buf);
                 if buf.last() == Some(&b'\n') {
@@ -273,8 +286,14 @@ impl LokiEncoder {
         })
     }
 
-    fn entry(&self, r: &Record, service: &ServiceInfo, buf: &mut Vec<u8>) -> Result<Entry, Error> {
-        let line = self.line(r, service, buf)?.into_owned();
+    fn entry(
+        &self,
+        r: &Record,
+        service: &ServiceInfo,
+        json: &ServiceJson,
+        buf: &mut Vec<u8>,
+    ) -> Result<Entry, Error> {
+        let line = self.line(r, service, json, buf)?.into_owned();
         let mut metadata = Vec::new();
         let mut number = String::new();
         self.each_metadata(r, &mut number, |k, v| {
@@ -347,6 +366,7 @@ impl LokiEncoder {
         &self,
         r: &Record,
         service: &ServiceInfo,
+        json: &ServiceJson,
         scratch: &mut Scratch,
         out: &mut Vec<u8>,
     ) -> Result<(), Error> {
@@ -355,7 +375,7 @@ impl LokiEncoder {
             metadata,
             number,
         } = scratch;
-        let line = self.line(r, service, line)?;
+        let line = self.line(r, service, json, line)?;
         metadata.clear();
         self.each_metadata(r, number, |k, v| {
             // LabelPairAdapter: name = 1, value = 2 (both non-empty here).
@@ -403,6 +423,7 @@ impl LokiEncoder {
             line: Vec::with_capacity(512),
             ..Scratch::default()
         };
+        let json = service_json(service)?;
         let mut streams: Vec<EncodedStream> = Vec::with_capacity(groups.len());
         let mut costs: Vec<Vec<usize>> = Vec::with_capacity(groups.len());
         let mut overheads = Vec::with_capacity(groups.len());
@@ -412,7 +433,7 @@ impl LokiEncoder {
             let mut cost = Vec::with_capacity(g.members.len());
             for &i in &g.members {
                 let before = bytes.len();
-                self.write_entry(&records[i], service, &mut scratch, &mut bytes)?;
+                self.write_entry(&records[i], service, &json, &mut scratch, &mut bytes)?;
                 // Field 2 of StreamAdapter: key + length varint + message.
                 cost.push(bytes.len() - before);
                 ends.push(bytes.len());
@@ -742,6 +763,7 @@ impl serde::Serialize for JsonLabels<'_> {
 mod tests {
     use super::super::proto::{EntryAdapter, LabelPairAdapter, PushRequest, StreamAdapter};
     use super::*;
+    use crate::record::encode_json;
     use prost::Message as _;
 
     #[test]
@@ -826,13 +848,14 @@ mod tests {
             .map(|i| Record::new(Level::Info, noise(900)).with_timestamp_ns(i))
             .collect();
         let mut scratch = Scratch::default();
+        let json = service_json(&svc).expect("service json");
         let mut stream = EncodedStream {
             labels_text: "{level=\"info\"}".to_string(),
             bytes: Vec::new(),
             ends: Vec::new(),
         };
         for r in &records {
-            enc.write_entry(r, &svc, &mut scratch, &mut stream.bytes)
+            enc.write_entry(r, &svc, &json, &mut scratch, &mut stream.bytes)
                 .expect("encodes");
             stream.ends.push(stream.bytes.len());
         }
