@@ -11,7 +11,7 @@ use super::endpoint::{EndpointNames, EndpointOptions};
 use super::http_transport::HttpTransport;
 use super::{BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{ConfigError, Error, ErrorKind};
-use crate::record::{Record, ServiceInfo, encode_json};
+use crate::record::{Record, ServiceInfo, ServiceJson, encode_json_line_with};
 
 /// Default largest uncompressed request body: 4 MiB. A batch whose JSON is larger is
 /// split into several requests (each with its own batch id).
@@ -201,12 +201,14 @@ impl Sink for HttpSink {
         let mut json = Vec::with_capacity(records.len() * 256 + 2);
         let mut in_body = 0u32;
         let mut one = Vec::with_capacity(512);
+        let failed = |e| Error::with_source(ErrorKind::Encode, "cannot encode record as json", e);
+        // The service identity is encoded once for the batch, not once per record.
+        let service = ServiceJson::new(service).map_err(failed)?;
         json.push(b'[');
         for record in records {
             one.clear();
-            encode_json(record, service, &mut one).map_err(|e| {
-                Error::with_source(ErrorKind::Encode, "cannot encode record as json", e)
-            })?;
+            encode_json_line_with(record, &service, &mut one).map_err(failed)?;
+            one.pop();
             // Close the current body when this record would push it past the limit.
             if in_body > 0 && json.len() + 1 + one.len() + 1 > self.max_request_bytes {
                 json.push(b']');
@@ -235,7 +237,7 @@ impl Sink for HttpSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::Level;
+    use crate::record::{Level, encode_json};
     use std::io::Read;
 
     fn gunzip(b: &[u8]) -> Vec<u8> {
