@@ -384,6 +384,69 @@ impl Task {
         }
     }
 
+    /// Durable mode, from the main loop: sends `payload` (a row of the disk queue)
+    /// through the sink's detached send ([`Sink::send_detached`]), and while it is
+    /// in flight takes records, seals batches into the disk queue (full ones, and
+    /// the open one when its interval is up) and answers flushes and persist
+    /// barriers, so none of them waits for a slow send. `None` when this does not
+    /// apply (not durable, no control channel, a sink without a detached send): the
+    /// caller sends with [`Task::send_watching`]. `Some(None)`: a shutdown (or a
+    /// closed control channel) cancelled the send; the row stays on disk.
+    async fn send_committing(
+        &mut self,
+        payload: &Payload,
+        control: Option<&flume::Receiver<Control>>,
+    ) -> Option<Option<Sent>> {
+        if !self.durable {
+            return None;
+        }
+        let control = control?;
+        let records = self.records.clone()?;
+        let sink = &self.sink;
+        let send = match std::panic::catch_unwind(AssertUnwindSafe(|| sink.send_detached(payload)))
+        {
+            Ok(Some(fut)) => fut,
+            Ok(None) => return None,
+            Err(p) => {
+                return Some(Some(Sent::Panicked(crate::global::panic_payload_text(&*p))));
+            }
+        };
+        let send = AssertUnwindSafe(send).catch_unwind().map(|r| match r {
+            Ok(o) => Sent::Outcome(o),
+            Err(p) => Sent::Panicked(crate::global::panic_payload_text(&*p)),
+        });
+        tokio::pin!(send);
+        let mut records_open = true;
+        loop {
+            let due = self.batch.started.map(|s| instant_plus(s, self.max_delay));
+            tokio::select! {
+                biased;
+                o = &mut send => return Some(Some(o)),
+                c = control.recv_async() => match c {
+                    Ok(Control::Persist { ack }) => self.begin_persist(&records, ack),
+                    Ok(Control::Flush { ack, patient }) => {
+                        // The send under way is the probe an offline sink would get.
+                        self.register_flush(&records, ack, patient);
+                        self.answer_flushes(false);
+                    }
+                    Ok(s @ Control::Shutdown { .. }) => {
+                        self.held.push_back(s);
+                        return Some(None);
+                    }
+                    Err(_) => {
+                        self.held.push_back(Control::orphan());
+                        return Some(None);
+                    }
+                },
+                r = records.recv_async(), if records_open => match r {
+                    Ok(rec) => self.take(rec, &records),
+                    Err(_) => records_open = false,
+                },
+                () = sleep_until_opt(due) => self.seal(),
+            }
+        }
+    }
+
     fn add(&self, counter: fn(&SinkCounters) -> &std::sync::atomic::AtomicU64, n: u64) {
         SinkCounters::add(counter(&self.counters), n);
     }
@@ -693,16 +756,21 @@ impl Task {
                 }
             };
             let n = u64::from(b.payload.records);
-            let room = self.intake_room();
-            let Some(sent) = Self::send_watching(
-                &mut self.sink,
-                &b.payload,
-                control,
-                &mut self.held,
-                self.records.as_ref().map(|r| (r, &mut self.intake, room)),
-            )
-            .await
-            else {
+            let sent = match self.send_committing(&b.payload, control).await {
+                Some(sent) => sent,
+                None => {
+                    let room = self.intake_room();
+                    Self::send_watching(
+                        &mut self.sink,
+                        &b.payload,
+                        control,
+                        &mut self.held,
+                        self.records.as_ref().map(|r| (r, &mut self.intake, room)),
+                    )
+                    .await
+                }
+            };
+            let Some(sent) = sent else {
                 return;
             };
             if self.counters.is_abandoned() {
@@ -1041,6 +1109,22 @@ impl Task {
         ack: flume::Sender<bool>,
         patient: bool,
     ) {
+        self.register_flush(records, ack, patient);
+        if self.offline && self.has_sendable() {
+            self.not_before = None;
+            self.attempt(None).await;
+        }
+        self.answer_flushes(false);
+    }
+
+    /// [`Task::begin_flush`] without the probe and the answer: seals everything
+    /// received and registers the flush.
+    fn register_flush(
+        &mut self,
+        records: &flume::Receiver<Arc<Record>>,
+        ack: flume::Sender<bool>,
+        patient: bool,
+    ) {
         self.drain_channel(records);
         if self.offline && !self.durable && self.spool.enabled() {
             // What waited behind the backlog in memory goes to disk now, as it did
@@ -1053,11 +1137,6 @@ impl Task {
             patient,
         });
         self.drops_at_last_flush = self.drops;
-        if self.offline && self.has_sendable() {
-            self.not_before = None;
-            self.attempt(None).await;
-        }
-        self.answer_flushes(false);
     }
 
     /// A persist barrier: a flush that is never patient and never probes, so in
