@@ -9,7 +9,7 @@
 //! waited there for the batch interval (`max_delay`) goes to disk then, as does the
 //! whole outbox on a flush while offline, a failed send and shutdown.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -130,6 +130,10 @@ const MAX_OUTBOX: usize = 16;
 /// settle it.
 const BACKLOG_RECHECK: Duration = Duration::from_secs(1);
 
+/// Most rows remembered in [`Task::unrecorded`]; past it the oldest is forgotten
+/// (only its `replayed` count is at stake, never the batch).
+const MAX_UNRECORDED: usize = 1024;
+
 /// Longest a shutdown caused by the control channel closing waits.
 const ORPHAN_SHUTDOWN: Duration = Duration::from_secs(2);
 
@@ -190,6 +194,9 @@ struct Task {
     /// send.
     records: Option<flume::Receiver<Arc<Record>>>,
     intake: Vec<Arc<Record>>,
+    /// Disk-queue rows whose last failed attempt could not be recorded on the row
+    /// ([`Spool::bump`] failed): delivered later, they still count as `replayed`.
+    unrecorded: BTreeSet<i64>,
 }
 
 pub(crate) async fn run(
@@ -231,6 +238,7 @@ pub(crate) async fn run(
         ack_delay: ACK_RETRY_FIRST,
         records: None,
         intake: Vec::new(),
+        unrecorded: BTreeSet::new(),
     };
     let mut records_open = true;
     loop {
@@ -778,13 +786,15 @@ impl Task {
                 // by the next start) rather than deleted and never counted.
                 return;
             }
+            // A failed attempt the row could not record still makes this a replay.
+            let replay = self.unrecorded.remove(&b.seq) || b.replay;
             match sent {
                 Sent::Outcome(SendOutcome::Delivered) => {
                     let refused = self.take_refusal(n);
                     let u = Unacked {
                         seq: b.seq,
                         records: n,
-                        replay: !self.durable || b.replay,
+                        replay: !self.durable || replay,
                         fate: Fate::Delivered { refused },
                     };
                     match self.spool.ack(b.seq) {
@@ -810,15 +820,18 @@ impl Task {
                             "dropped {n} records, the receiver refused the batch: {reason}"
                         ),
                     };
-                    self.remove_settled(b.seq, n, b.replay, fate);
+                    self.remove_settled(b.seq, n, replay, fate);
                 }
                 Sent::Outcome(SendOutcome::Retry {
                     reason,
                     retry_after,
-                }) => {
-                    self.spool.bump(b.seq);
-                    self.failed(reason, retry_after);
-                }
+                }) => match self.spool.bump(b.seq) {
+                    Ok(()) => self.failed(reason, retry_after),
+                    Err(e) => {
+                        self.failed(reason.clone(), retry_after);
+                        self.attempt_not_recorded(b.seq, &reason, &e);
+                    }
+                },
                 Sent::Panicked(msg) => {
                     self.add(|c| &c.errors, 1);
                     let fate = Fate::Dropped {
@@ -827,7 +840,7 @@ impl Task {
                             "dropped {n} records, the sink panicked while sending: {msg}"
                         ),
                     };
-                    self.remove_settled(b.seq, n, b.replay, fate);
+                    self.remove_settled(b.seq, n, replay, fate);
                 }
             }
             return;
@@ -954,6 +967,24 @@ impl Task {
         }
         self.ack_retry_at = None;
         self.ack_delay = ACK_RETRY_FIRST;
+    }
+
+    /// The failed attempt just made on row `seq` (`reason`) could not be counted on
+    /// the row (`e`): the batch is unharmed and retried as usual, the task
+    /// remembers the attempt (so a later delivery still counts as `replayed`), and
+    /// the failure goes to `last_error` (with the send's `reason`) and stderr
+    /// (rate-limited).
+    fn attempt_not_recorded(&mut self, seq: i64, reason: &str, e: &str) {
+        if self.unrecorded.len() >= MAX_UNRECORDED {
+            // Oldest first: rows that old are delivered or evicted by now.
+            self.unrecorded.pop_first();
+        }
+        self.unrecorded.insert(seq);
+        let msg = format!(
+            "a failed send could not be recorded on its disk-queue row (the batch is kept and retried): {e}"
+        );
+        self.reporter.report(&self.counters.name, &msg);
+        self.counters.set_last_error(format!("{reason}; {msg}"));
     }
 
     /// Schedules the next delete retry (doubling, capped) and reports the error;

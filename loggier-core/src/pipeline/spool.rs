@@ -188,9 +188,14 @@ impl Spool {
             .unwrap_or(Ok(0))
     }
 
-    /// Records one more failed attempt on the row.
-    pub(crate) fn bump(&self, seq: i64) {
-        let _ = self.with(|q| q.bump_attempts(seq));
+    /// Records one more failed attempt on the row (nothing when it is gone).
+    ///
+    /// # Errors
+    /// The queue's error text when the row cannot be updated (its count stays as
+    /// it was; the batch itself is unharmed).
+    pub(crate) fn bump(&self, seq: i64) -> Result<(), String> {
+        self.with(|q| q.bump_attempts(seq).map(|_| ()).map_err(|e| e.to_string()))
+            .unwrap_or(Ok(()))
     }
 }
 
@@ -221,7 +226,9 @@ impl Spool {
     pub(crate) fn remove(&self, _seq: i64) -> Result<u64, String> {
         Ok(0)
     }
-    pub(crate) fn bump(&self, _seq: i64) {}
+    pub(crate) fn bump(&self, _seq: i64) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The disk queue shared by the network sinks of one client, when there is one.
