@@ -8,6 +8,13 @@
 //! [`MAX_OUTBOX`] at a time, in one transaction, instead of overtaking it; what
 //! waited there for the batch interval (`max_delay`) goes to disk then, as does the
 //! whole outbox on a flush while offline, a failed send and shutdown.
+//!
+//! In durable mode every batch is committed to disk when sealed and sent from
+//! there. With a sink that has a detached send ([`Sink::send_detached`]) the task
+//! goes on taking records, sealing and committing batches and answering persist
+//! barriers and flushes while a send is in flight ([`Task::send_committing`]), so
+//! a receiver that never answers delays none of them; otherwise they wait until
+//! the send returns ([`Task::send_watching`]).
 
 use std::collections::{BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
@@ -38,7 +45,8 @@ pub(crate) enum Control {
         patient: bool,
     },
     /// Persist barrier: seal everything received. With a disk queue (durable mode)
-    /// sealing commits each batch, so it is answered at once: `true` unless a record
+    /// sealing commits each batch, so it is answered at once (during a send too,
+    /// when the sink has a detached send): `true` unless a record
     /// was dropped since the previous flush or barrier (a failed commit included).
     /// Without one (a local sink), answered like an impatient flush: once written,
     /// `false` as soon as the sink cannot make progress now. Never probes an offline

@@ -34,7 +34,10 @@ pub enum DeliveryMode {
     /// Durable (write-ahead): every batch is committed to the disk queue before its
     /// first send and deleted when the sink acknowledges it, so a crash loses only
     /// records not yet batched. `flush()` returns `true` when every record accepted
-    /// before it is delivered or committed to disk. Costs one SQLite commit per batch
+    /// before it is delivered or committed to disk. While a send is in flight, new
+    /// batches are still committed (and persist barriers answered) when the sink
+    /// has a detached send ([`Sink::send_detached`](crate::Sink::send_detached):
+    /// Loki, HTTP, Vector); other sinks commit them once the send returns. Costs one SQLite commit per batch
     /// (plus an `fsync` with [`SyncMode::Full`](crate::queue::SyncMode)). Needs the
     /// `disk-queue` feature and `enable_caching`.
     Durable,
