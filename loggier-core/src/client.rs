@@ -324,9 +324,10 @@ impl Loggier {
     ///   by every sink that has one, and written by every sink that has none (file,
     ///   stdout). Unlike [`Loggier::flush`] it never waits for a network delivery, a
     ///   backoff or an offline sink, nor for a send already in progress in a sink
-    ///   that has a detached send ([`Sink::send_detached`](crate::Sink::send_detached):
-    ///   Loki, HTTP, Vector); with another sink it may wait for that send (bounded
-    ///   by the sink's timeout).
+    ///   that has a detached send
+    ///   ([`Sink::send_detached`](crate::Sink::send_detached): Loki, HTTP, Vector,
+    ///   OTLP over HTTP); with another sink it may wait for that send (bounded by
+    ///   the sink's timeout).
     /// - `OfflineCache`: nothing is promised on disk before delivery, so it returns
     ///   once the worker has handed every earlier record to every sink.
     ///

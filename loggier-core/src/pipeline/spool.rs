@@ -37,9 +37,10 @@ pub enum DeliveryMode {
     /// before it is delivered or committed to disk. While a send is in flight, new
     /// batches are still committed (and persist barriers answered) when the sink
     /// has a detached send ([`Sink::send_detached`](crate::Sink::send_detached):
-    /// Loki, HTTP, Vector); other sinks commit them once the send returns. Costs one SQLite commit per batch
-    /// (plus an `fsync` with [`SyncMode::Full`](crate::queue::SyncMode)). Needs the
-    /// `disk-queue` feature and `enable_caching`.
+    /// Loki, HTTP, Vector, OTLP over HTTP); other sinks commit them once the send
+    /// returns. Costs one SQLite commit per batch (plus an `fsync` with
+    /// [`SyncMode::Full`](crate::queue::SyncMode)). Needs the `disk-queue` feature
+    /// and `enable_caching`.
     Durable,
 }
 
