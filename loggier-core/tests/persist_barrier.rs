@@ -206,6 +206,8 @@ fn durable_persist_is_answered_while_a_send_hangs_and_the_records_are_on_disk() 
         mode: DeliveryMode::Durable,
         http_timeout: Duration::from_secs(5),
         max_retries: 0,
+        // No probe of the hanging receiver within the test: one send only.
+        network_check_interval: Duration::from_secs(60),
         ..ClientOpts::default()
     };
     let log = client(&hang.url(), dir.path(), &opts);
@@ -218,6 +220,23 @@ fn durable_persist_is_answered_while_a_send_hangs_and_the_records_are_on_disk() 
     }
     assert_eq!(hang.accepted(), 1, "the sink never connected");
     std::thread::sleep(Duration::from_millis(100));
+    // Every stats snapshot taken meanwhile balances (records counted exactly once
+    // while they move from the task's memory to the disk queue during the send).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (log, done) = (log.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut unbalanced = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = log.stats().sinks[0].clone();
+                if k.balance() != 0 && unbalanced.len() < 5 {
+                    unbalanced.push(k);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            unbalanced
+        })
+    };
     let mut expected: i64 = 10;
     for round in 0..5u64 {
         let first = 10 + round * 20;
@@ -233,6 +252,9 @@ fn durable_persist_is_answered_while_a_send_hangs_and_the_records_are_on_disk() 
         );
         assert_eq!(records_on_disk(dir.path()), expected, "round {round}");
     }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let unbalanced = reader.join().expect("reader");
+    assert!(unbalanced.is_empty(), "unbalanced: {unbalanced:#?}");
     let s = log.stats();
     let k = &s.sinks[0];
     assert_eq!(k.written, 0, "{k:?}");
