@@ -323,8 +323,11 @@ impl Loggier {
     /// - `Durable`: committed to the disk queue (one SQLite transaction per batch)
     ///   by every sink that has one, and written by every sink that has none (file,
     ///   stdout). Unlike [`Loggier::flush`] it never waits for a network delivery, a
-    ///   backoff or an offline sink; it may wait for a send already in progress in
-    ///   that sink (bounded by the sink's HTTP timeout).
+    ///   backoff or an offline sink, nor for a send already in progress in a sink
+    ///   that has a detached send
+    ///   ([`Sink::send_detached`](crate::Sink::send_detached): Loki, HTTP, Vector,
+    ///   OTLP over HTTP); with another sink it may wait for that send (bounded by
+    ///   the sink's timeout).
     /// - `OfflineCache`: nothing is promised on disk before delivery, so it returns
     ///   once the worker has handed every earlier record to every sink.
     ///

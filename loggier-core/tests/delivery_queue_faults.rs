@@ -180,3 +180,70 @@ fn stats_does_not_wait_for_a_locked_queue_file() {
     assert_conservation(&s);
     log.shutdown(Duration::from_secs(5));
 }
+
+#[test]
+fn a_failed_attempt_that_cannot_be_recorded_on_its_row_is_reported_and_nothing_is_lost() {
+    let rx = Receiver::start_down();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ClientOpts {
+        mode: loggier_core::DeliveryMode::Durable,
+        max_retries: 0,
+        ..ClientOpts::default()
+    };
+    let log = client(&rx.url(), dir.path(), &opts);
+    // Every update of a row (its failed-attempt count) now fails.
+    let other = rusqlite::Connection::open(queue_file(dir.path())).expect("second connection");
+    other
+        .execute_batch(
+            "CREATE TRIGGER injected_update_fault BEFORE UPDATE ON batches
+             BEGIN SELECT RAISE(ABORT, 'injected update fault'); END;",
+        )
+        .expect("trigger");
+    log_ids(&log, 0..5);
+    assert!(log.persist(WAIT), "{:?}", log.stats());
+
+    // The send fails (receiver down); recording that on the row fails too.
+    let s = wait_stats(&log, WAIT, |s| {
+        s.sinks[0]
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("injected update fault"))
+    });
+    let k = &s.sinks[0];
+    let err = k.last_error.as_deref().unwrap_or_default();
+    assert!(
+        err.contains("injected update fault")
+            && err.contains("could not be recorded")
+            && err.contains("connection failed"),
+        "the failed update is not visible in last_error: {err:?}"
+    );
+    assert!(k.errors >= 1, "{k:?}");
+    let attempts: i64 = other
+        .query_row("SELECT MAX(attempts) FROM batches", [], |r| r.get(0))
+        .expect("attempts");
+    assert_eq!(attempts, 0, "the fault did not bite");
+    // A few more probes fail the same way: the batch stays, counted once.
+    std::thread::sleep(Duration::from_millis(300));
+    let s = log.stats();
+    let k = &s.sinks[0];
+    assert_eq!(k.balance(), 0, "{k:?}");
+    assert_eq!((k.pending, k.pending_disk), (5, 5), "{k:?}");
+    assert_eq!(k.dropped(), 0, "{k:?}");
+    assert_conservation(&s);
+
+    // The receiver comes back (the fault stays: deletes are not affected): the
+    // batch is delivered once and counted as a replay of a failed send.
+    rx.up(Mode::Accept);
+    let s = wait_stats(&log, WAIT, |s| {
+        s.sinks[0].written == 5 && s.sinks[0].pending == 0
+    });
+    let k = &s.sinks[0];
+    assert_eq!((k.written, k.replayed, k.pending), (5, 5, 0), "{k:?}");
+    assert_eq!(k.dropped(), 0, "{k:?}");
+    let ids = rx.accepted_ids();
+    let (missing, dups) = missing_and_duplicates(&ids, 5);
+    assert!(missing.is_empty() && dups == 0, "{ids:?}");
+    assert_conservation(&s);
+    drop(other);
+    log.shutdown(Duration::from_secs(5));
+}

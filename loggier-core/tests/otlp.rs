@@ -466,3 +466,51 @@ fn end_to_end_through_the_client_masks_merges_scope_and_counts() {
     assert_eq!(partial.rejected_log_records(), 1);
     log.shutdown(DEADLINE);
 }
+
+/// Durable mode sends through the sink's detached send; a partial success still
+/// reaches the pipeline's counters (the refused record is `dropped_rejected`).
+#[cfg(feature = "disk-queue")]
+#[test]
+fn durable_partial_success_is_counted_through_the_detached_send() {
+    let c = HttpCollector::start();
+    let sink = sink_for(&c);
+    let partial = sink.partial_success();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = Loggier::builder()
+        .service_name("checkout")
+        .data_dir(dir.path())
+        .delivery_mode(loggier_core::DeliveryMode::Durable)
+        .sink(sink)
+        .build()
+        .expect("client");
+    let body = ExportLogsServiceResponse {
+        partial_success: Some(ExportLogsPartialSuccess {
+            rejected_log_records: 1,
+            error_message: "one record too large".into(),
+        }),
+    }
+    .encode_to_vec();
+    c.script([Reply::status(200)
+        .header("content-type", "application/x-protobuf")
+        .body(body)]);
+    log.info("a");
+    log.info("b");
+    assert!(log.persist(DEADLINE), "persist");
+    let start = std::time::Instant::now();
+    let otlp = loop {
+        let st = log.stats();
+        let otlp = st.sink("otlp").expect("otlp stats").clone();
+        if otlp.pending == 0 || start.elapsed() > DEADLINE {
+            break otlp;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    assert_eq!(
+        (otlp.written, otlp.dropped_rejected, otlp.pending),
+        (1, 1, 0),
+        "{otlp:?}"
+    );
+    assert_eq!(partial.rejected_log_records(), 1);
+    assert_eq!(c.records().len(), 2);
+    log.shutdown(DEADLINE);
+}

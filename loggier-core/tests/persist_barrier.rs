@@ -145,3 +145,133 @@ fn offline_cache_persist_answers_once_handed_to_the_sinks() {
     assert_eq!(s.sinks[0].pending, 4, "{s:?}");
     log.shutdown(Duration::from_millis(200));
 }
+
+/// A receiver on 127.0.0.1 that accepts TCP connections and never answers: every
+/// accepted socket is held open (never read, never written) until it is dropped.
+struct Hanging {
+    addr: std::net::SocketAddr,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Hanging {
+    fn start() -> Self {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let addr = listener.local_addr().expect("addr");
+        let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (a, s) = (accepted.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((sock, _)) => {
+                        held.push(sock);
+                        a.fetch_add(1, Ordering::SeqCst);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Hanging {
+            addr,
+            accepted,
+            stop,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/api/ingest", self.addr)
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for Hanging {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn durable_persist_is_answered_while_a_send_hangs_and_the_records_are_on_disk() {
+    use std::time::Instant;
+    let hang = Hanging::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = ClientOpts {
+        mode: DeliveryMode::Durable,
+        http_timeout: Duration::from_secs(5),
+        max_retries: 0,
+        // No probe of the hanging receiver within the test: one send only.
+        network_check_interval: Duration::from_secs(60),
+        ..ClientOpts::default()
+    };
+    let log = client(&hang.url(), dir.path(), &opts);
+    log_ids(&log, 0..10);
+    assert!(log.persist(WAIT), "{:?}", log.stats());
+    // The batch is committed; its send is now under way and will hang for 5 s.
+    let start = Instant::now();
+    while hang.accepted() == 0 && start.elapsed() < WAIT {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    assert_eq!(hang.accepted(), 1, "the sink never connected");
+    std::thread::sleep(Duration::from_millis(100));
+    // Every stats snapshot taken meanwhile balances (records counted exactly once
+    // while they move from the task's memory to the disk queue during the send).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (log, done) = (log.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut unbalanced = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let k = log.stats().sinks[0].clone();
+                if k.balance() != 0 && unbalanced.len() < 5 {
+                    unbalanced.push(k);
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            unbalanced
+        })
+    };
+    let mut expected: i64 = 10;
+    for round in 0..5u64 {
+        let first = 10 + round * 20;
+        log_ids(&log, first..first + 20);
+        expected += 20;
+        let t = Instant::now();
+        assert!(log.persist(WAIT), "round {round}: {:?}", log.stats());
+        let waited = t.elapsed();
+        // A bound on blocking (the send's timeout is 5 s), not a speed claim.
+        assert!(
+            waited < Duration::from_secs(1),
+            "round {round}: persist waited {waited:?} behind the hanging send"
+        );
+        assert_eq!(records_on_disk(dir.path()), expected, "round {round}");
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let unbalanced = reader.join().expect("reader");
+    assert!(unbalanced.is_empty(), "unbalanced: {unbalanced:#?}");
+    let s = log.stats();
+    let k = &s.sinks[0];
+    assert_eq!(k.written, 0, "{k:?}");
+    assert_eq!(k.pending_disk, expected as u64, "{k:?}");
+    assert_eq!(k.balance(), 0, "{k:?}");
+    // Still the one send: nothing was sent twice meanwhile.
+    assert_eq!(hang.accepted(), 1);
+    log.shutdown(Duration::from_millis(200));
+    drop(log);
+
+    // A restart delivers every one of them to a working receiver.
+    let rx = Receiver::start();
+    let log = client(&rx.url(), dir.path(), &durable());
+    let ids = rx.wait_for(WAIT, |ids| ids.len() >= expected as usize);
+    let (missing, _) = missing_and_duplicates(&ids, expected as u64);
+    assert!(missing.is_empty(), "missing after restart: {missing:?}");
+    assert!(log.flush(WAIT));
+    assert_eq!(records_on_disk(dir.path()), 0);
+    log.shutdown(WAIT);
+}

@@ -86,10 +86,11 @@ pub struct RelayConfig {
     /// to disk ([`Loggier::persist_async`](loggier_core::Loggier::persist_async))
     /// before the relay gives up and answers 503 `not_persisted`. Default 10 s.
     ///
-    /// A commit can wait for a send that a sink has in progress (the sink cannot
-    /// encode while it sends), so keep this above the Loki sink's timeout
-    /// (`LOKI_TIMEOUT_MS`, else `LOGGIER_HTTP_TIMEOUT_MS`, default 5 s); a slow or
-    /// hanging Loki then delays answers instead of turning them into 503s.
+    /// A commit does not wait for a push the Loki sink has in progress (its
+    /// batches are committed while the push is in flight), so a slow or hanging
+    /// Loki does not delay answers; what it can wait for is the disk (a locked
+    /// queue file: the queue gives up after its 2 s busy timeout) and a local
+    /// sink's write.
     pub persist_timeout: Duration,
     /// Failed key checks (`invalid_key`) one client address regains per minute.
     /// Default 10.

@@ -8,8 +8,15 @@
 //! [`MAX_OUTBOX`] at a time, in one transaction, instead of overtaking it; what
 //! waited there for the batch interval (`max_delay`) goes to disk then, as does the
 //! whole outbox on a flush while offline, a failed send and shutdown.
+//!
+//! In durable mode every batch is committed to disk when sealed and sent from
+//! there. With a sink that has a detached send ([`Sink::send_detached`]) the task
+//! goes on taking records, sealing and committing batches and answering persist
+//! barriers and flushes while a send is in flight ([`Task::send_committing`]), so
+//! a receiver that never answers delays none of them; otherwise they wait until
+//! the send returns ([`Task::send_watching`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,7 +45,8 @@ pub(crate) enum Control {
         patient: bool,
     },
     /// Persist barrier: seal everything received. With a disk queue (durable mode)
-    /// sealing commits each batch, so it is answered at once: `true` unless a record
+    /// sealing commits each batch, so it is answered at once (during a send too,
+    /// when the sink has a detached send): `true` unless a record
     /// was dropped since the previous flush or barrier (a failed commit included).
     /// Without one (a local sink), answered like an impatient flush: once written,
     /// `false` as soon as the sink cannot make progress now. Never probes an offline
@@ -130,6 +138,10 @@ const MAX_OUTBOX: usize = 16;
 /// settle it.
 const BACKLOG_RECHECK: Duration = Duration::from_secs(1);
 
+/// Most rows remembered in [`Task::unrecorded`]; past it the oldest is forgotten
+/// (only its `replayed` count is at stake, never the batch).
+const MAX_UNRECORDED: usize = 1024;
+
 /// Longest a shutdown caused by the control channel closing waits.
 const ORPHAN_SHUTDOWN: Duration = Duration::from_secs(2);
 
@@ -190,6 +202,9 @@ struct Task {
     /// send.
     records: Option<flume::Receiver<Arc<Record>>>,
     intake: Vec<Arc<Record>>,
+    /// Disk-queue rows whose last failed attempt could not be recorded on the row
+    /// ([`Spool::bump`] failed): delivered later, they still count as `replayed`.
+    unrecorded: BTreeSet<i64>,
 }
 
 pub(crate) async fn run(
@@ -231,6 +246,7 @@ pub(crate) async fn run(
         ack_delay: ACK_RETRY_FIRST,
         records: None,
         intake: Vec::new(),
+        unrecorded: BTreeSet::new(),
     };
     let mut records_open = true;
     loop {
@@ -380,6 +396,69 @@ impl Task {
                         return None;
                     }
                 },
+            }
+        }
+    }
+
+    /// Durable mode, from the main loop: sends `payload` (a row of the disk queue)
+    /// through the sink's detached send ([`Sink::send_detached`]), and while it is
+    /// in flight takes records, seals batches into the disk queue (full ones, and
+    /// the open one when its interval is up) and answers flushes and persist
+    /// barriers, so none of them waits for a slow send. `None` when this does not
+    /// apply (not durable, no control channel, a sink without a detached send): the
+    /// caller sends with [`Task::send_watching`]. `Some(None)`: a shutdown (or a
+    /// closed control channel) cancelled the send; the row stays on disk.
+    async fn send_committing(
+        &mut self,
+        payload: &Payload,
+        control: Option<&flume::Receiver<Control>>,
+    ) -> Option<Option<Sent>> {
+        if !self.durable {
+            return None;
+        }
+        let control = control?;
+        let records = self.records.clone()?;
+        let sink = &self.sink;
+        let send = match std::panic::catch_unwind(AssertUnwindSafe(|| sink.send_detached(payload)))
+        {
+            Ok(Some(fut)) => fut,
+            Ok(None) => return None,
+            Err(p) => {
+                return Some(Some(Sent::Panicked(crate::global::panic_payload_text(&*p))));
+            }
+        };
+        let send = AssertUnwindSafe(send).catch_unwind().map(|r| match r {
+            Ok(o) => Sent::Outcome(o),
+            Err(p) => Sent::Panicked(crate::global::panic_payload_text(&*p)),
+        });
+        tokio::pin!(send);
+        let mut records_open = true;
+        loop {
+            let due = self.batch.started.map(|s| instant_plus(s, self.max_delay));
+            tokio::select! {
+                biased;
+                o = &mut send => return Some(Some(o)),
+                c = control.recv_async() => match c {
+                    Ok(Control::Persist { ack }) => self.begin_persist(&records, ack),
+                    Ok(Control::Flush { ack, patient }) => {
+                        // The send under way is the probe an offline sink would get.
+                        self.register_flush(&records, ack, patient);
+                        self.answer_flushes(false);
+                    }
+                    Ok(s @ Control::Shutdown { .. }) => {
+                        self.held.push_back(s);
+                        return Some(None);
+                    }
+                    Err(_) => {
+                        self.held.push_back(Control::orphan());
+                        return Some(None);
+                    }
+                },
+                r = records.recv_async(), if records_open => match r {
+                    Ok(rec) => self.take(rec, &records),
+                    Err(_) => records_open = false,
+                },
+                () = sleep_until_opt(due) => self.seal(),
             }
         }
     }
@@ -693,16 +772,21 @@ impl Task {
                 }
             };
             let n = u64::from(b.payload.records);
-            let room = self.intake_room();
-            let Some(sent) = Self::send_watching(
-                &mut self.sink,
-                &b.payload,
-                control,
-                &mut self.held,
-                self.records.as_ref().map(|r| (r, &mut self.intake, room)),
-            )
-            .await
-            else {
+            let sent = match self.send_committing(&b.payload, control).await {
+                Some(sent) => sent,
+                None => {
+                    let room = self.intake_room();
+                    Self::send_watching(
+                        &mut self.sink,
+                        &b.payload,
+                        control,
+                        &mut self.held,
+                        self.records.as_ref().map(|r| (r, &mut self.intake, room)),
+                    )
+                    .await
+                }
+            };
+            let Some(sent) = sent else {
                 return;
             };
             if self.counters.is_abandoned() {
@@ -710,13 +794,15 @@ impl Task {
                 // by the next start) rather than deleted and never counted.
                 return;
             }
+            // A failed attempt the row could not record still makes this a replay.
+            let replay = self.unrecorded.remove(&b.seq) || b.replay;
             match sent {
                 Sent::Outcome(SendOutcome::Delivered) => {
                     let refused = self.take_refusal(n);
                     let u = Unacked {
                         seq: b.seq,
                         records: n,
-                        replay: !self.durable || b.replay,
+                        replay: !self.durable || replay,
                         fate: Fate::Delivered { refused },
                     };
                     match self.spool.ack(b.seq) {
@@ -742,15 +828,18 @@ impl Task {
                             "dropped {n} records, the receiver refused the batch: {reason}"
                         ),
                     };
-                    self.remove_settled(b.seq, n, b.replay, fate);
+                    self.remove_settled(b.seq, n, replay, fate);
                 }
                 Sent::Outcome(SendOutcome::Retry {
                     reason,
                     retry_after,
-                }) => {
-                    self.spool.bump(b.seq);
-                    self.failed(reason, retry_after);
-                }
+                }) => match self.spool.bump(b.seq) {
+                    Ok(()) => self.failed(reason, retry_after),
+                    Err(e) => {
+                        self.failed(reason.clone(), retry_after);
+                        self.attempt_not_recorded(b.seq, &reason, &e);
+                    }
+                },
                 Sent::Panicked(msg) => {
                     self.add(|c| &c.errors, 1);
                     let fate = Fate::Dropped {
@@ -759,7 +848,7 @@ impl Task {
                             "dropped {n} records, the sink panicked while sending: {msg}"
                         ),
                     };
-                    self.remove_settled(b.seq, n, b.replay, fate);
+                    self.remove_settled(b.seq, n, replay, fate);
                 }
             }
             return;
@@ -886,6 +975,24 @@ impl Task {
         }
         self.ack_retry_at = None;
         self.ack_delay = ACK_RETRY_FIRST;
+    }
+
+    /// The failed attempt just made on row `seq` (`reason`) could not be counted on
+    /// the row (`e`): the batch is unharmed and retried as usual, the task
+    /// remembers the attempt (so a later delivery still counts as `replayed`), and
+    /// the failure goes to `last_error` (with the send's `reason`) and stderr
+    /// (rate-limited).
+    fn attempt_not_recorded(&mut self, seq: i64, reason: &str, e: &str) {
+        if self.unrecorded.len() >= MAX_UNRECORDED {
+            // Oldest first: rows that old are delivered or evicted by now.
+            self.unrecorded.pop_first();
+        }
+        self.unrecorded.insert(seq);
+        let msg = format!(
+            "a failed send could not be recorded on its disk-queue row (the batch is kept and retried): {e}"
+        );
+        self.reporter.report(&self.counters.name, &msg);
+        self.counters.set_last_error(format!("{reason}; {msg}"));
     }
 
     /// Schedules the next delete retry (doubling, capped) and reports the error;
@@ -1041,6 +1148,22 @@ impl Task {
         ack: flume::Sender<bool>,
         patient: bool,
     ) {
+        self.register_flush(records, ack, patient);
+        if self.offline && self.has_sendable() {
+            self.not_before = None;
+            self.attempt(None).await;
+        }
+        self.answer_flushes(false);
+    }
+
+    /// [`Task::begin_flush`] without the probe and the answer: seals everything
+    /// received and registers the flush.
+    fn register_flush(
+        &mut self,
+        records: &flume::Receiver<Arc<Record>>,
+        ack: flume::Sender<bool>,
+        patient: bool,
+    ) {
         self.drain_channel(records);
         if self.offline && !self.durable && self.spool.enabled() {
             // What waited behind the backlog in memory goes to disk now, as it did
@@ -1053,11 +1176,6 @@ impl Task {
             patient,
         });
         self.drops_at_last_flush = self.drops;
-        if self.offline && self.has_sendable() {
-            self.not_before = None;
-            self.attempt(None).await;
-        }
-        self.answer_flushes(false);
     }
 
     /// A persist barrier: a flush that is never patient and never probes, so in

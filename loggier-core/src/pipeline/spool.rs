@@ -34,9 +34,13 @@ pub enum DeliveryMode {
     /// Durable (write-ahead): every batch is committed to the disk queue before its
     /// first send and deleted when the sink acknowledges it, so a crash loses only
     /// records not yet batched. `flush()` returns `true` when every record accepted
-    /// before it is delivered or committed to disk. Costs one SQLite commit per batch
-    /// (plus an `fsync` with [`SyncMode::Full`](crate::queue::SyncMode)). Needs the
-    /// `disk-queue` feature and `enable_caching`.
+    /// before it is delivered or committed to disk. While a send is in flight, new
+    /// batches are still committed (and persist barriers answered) when the sink
+    /// has a detached send ([`Sink::send_detached`](crate::Sink::send_detached):
+    /// Loki, HTTP, Vector, OTLP over HTTP); other sinks commit them once the send
+    /// returns. Costs one SQLite commit per batch (plus an `fsync` with
+    /// [`SyncMode::Full`](crate::queue::SyncMode)). Needs the `disk-queue` feature
+    /// and `enable_caching`.
     Durable,
 }
 
@@ -188,9 +192,14 @@ impl Spool {
             .unwrap_or(Ok(0))
     }
 
-    /// Records one more failed attempt on the row.
-    pub(crate) fn bump(&self, seq: i64) {
-        let _ = self.with(|q| q.bump_attempts(seq));
+    /// Records one more failed attempt on the row (nothing when it is gone).
+    ///
+    /// # Errors
+    /// The queue's error text when the row cannot be updated (its count stays as
+    /// it was; the batch itself is unharmed).
+    pub(crate) fn bump(&self, seq: i64) -> Result<(), String> {
+        self.with(|q| q.bump_attempts(seq).map(|_| ()).map_err(|e| e.to_string()))
+            .unwrap_or(Ok(()))
     }
 }
 
@@ -221,7 +230,9 @@ impl Spool {
     pub(crate) fn remove(&self, _seq: i64) -> Result<u64, String> {
         Ok(0)
     }
-    pub(crate) fn bump(&self, _seq: i64) {}
+    pub(crate) fn bump(&self, _seq: i64) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// The disk queue shared by the network sinks of one client, when there is one.

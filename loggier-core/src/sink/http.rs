@@ -232,6 +232,15 @@ impl Sink for HttpSink {
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
         Box::pin(self.transport.post(&self.url, payload, &[]))
     }
+
+    fn send_detached(&self, payload: &Payload) -> Option<BoxFuture<'static, SendOutcome>> {
+        let transport = self.transport.clone();
+        let url = self.url.clone();
+        let payload = payload.clone();
+        Some(Box::pin(async move {
+            transport.post(&url, &payload, &[]).await
+        }))
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,22 @@ pub trait Sink: Send + 'static {
     /// on replay from the disk queue.
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome>;
 
+    /// Delivers one payload like [`Sink::send`], through a future that does not
+    /// borrow the sink (it owns what it needs: a handle to the HTTP client, the URL,
+    /// the payload), or `None` when the sink has no such send. Default: `None`.
+    ///
+    /// In [`DeliveryMode::Durable`](crate::DeliveryMode::Durable) the pipeline sends
+    /// through it when it can, and meanwhile keeps encoding new batches and
+    /// committing them to the disk queue, so a persist barrier
+    /// ([`Loggier::persist`](crate::Loggier::persist)) is answered while a slow send
+    /// is in flight; with `None` those wait until [`Sink::send`] returns (at most the
+    /// sink's timeout). The pipeline asks [`Sink::take_partial_rejection`] after a
+    /// [`Delivered`](SendOutcome::Delivered) either way.
+    fn send_detached(&self, payload: &Payload) -> Option<BoxFuture<'static, SendOutcome>> {
+        let _ = payload;
+        None
+    }
+
     /// Batch bounds this sink prefers. Default: the client's settings.
     fn batch_hint(&self) -> BatchHint {
         BatchHint::default()
@@ -197,6 +213,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
         (**self).send(payload)
+    }
+    fn send_detached(&self, payload: &Payload) -> Option<BoxFuture<'static, SendOutcome>> {
+        (**self).send_detached(payload)
     }
     fn batch_hint(&self) -> BatchHint {
         (**self).batch_hint()

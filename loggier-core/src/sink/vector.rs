@@ -392,6 +392,15 @@ impl Sink for VectorSink {
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
         Box::pin(async move { self.transport.post(&self.url, payload, &[]).await })
     }
+
+    fn send_detached(&self, payload: &Payload) -> Option<BoxFuture<'static, SendOutcome>> {
+        let transport = self.transport.clone();
+        let url = self.url.clone();
+        let payload = payload.clone();
+        Some(Box::pin(async move {
+            transport.post(&url, &payload, &[]).await
+        }))
+    }
 }
 
 struct VectorLine<'a> {

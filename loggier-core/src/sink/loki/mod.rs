@@ -678,16 +678,7 @@ impl Sink for LokiSink {
     }
 
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
-        // The content type follows the bytes, not the current setting, so a payload
-        // replayed from the disk queue after a configuration change is still labelled
-        // right. A JSON body starts with `{"`; a snappy block never does: its first
-        // byte would declare a 123-byte input and its second (0x22) is a back-reference
-        // tag, which cannot open a block.
-        let content_type = if payload.bytes.starts_with(b"{\"") {
-            CONTENT_TYPE_JSON
-        } else {
-            CONTENT_TYPE_PROTOBUF
-        };
+        let content_type = content_type_of(payload);
         Box::pin(async move {
             self.transport
                 .post(
@@ -699,11 +690,40 @@ impl Sink for LokiSink {
         })
     }
 
+    fn send_detached(&self, payload: &Payload) -> Option<BoxFuture<'static, SendOutcome>> {
+        let content_type = content_type_of(payload);
+        let transport = self.transport.clone();
+        let url = self.push_url.clone();
+        let payload = payload.clone();
+        Some(Box::pin(async move {
+            transport
+                .post(
+                    &url,
+                    &payload,
+                    &[(CONTENT_TYPE, HeaderValue::from_static(content_type))],
+                )
+                .await
+        }))
+    }
+
     fn batch_hint(&self) -> BatchHint {
         BatchHint {
             max_bytes: Some(self.encoder.max_request_bytes),
             ..BatchHint::default()
         }
+    }
+}
+
+/// The content type of a push body. It follows the bytes, not the current setting,
+/// so a payload replayed from the disk queue after a configuration change is still
+/// labelled right. A JSON body starts with `{"`; a snappy block never does: its first
+/// byte would declare a 123-byte input and its second (0x22) is a back-reference
+/// tag, which cannot open a block.
+fn content_type_of(payload: &Payload) -> &'static str {
+    if payload.bytes.starts_with(b"{\"") {
+        CONTENT_TYPE_JSON
+    } else {
+        CONTENT_TYPE_PROTOBUF
     }
 }
 

@@ -10,7 +10,7 @@ use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, Hea
 use super::{OtlpPartialSuccess, REDACTED, is_gzip};
 use crate::error::ConfigError;
 use crate::sink::http_transport::{HttpReply, HttpTransport, body_excerpt};
-use crate::sink::{Payload, SendOutcome};
+use crate::sink::{BoxFuture, Payload, SendOutcome};
 
 const PROTOBUF: &str = "application/x-protobuf";
 
@@ -55,6 +55,23 @@ impl HttpTarget {
 
     pub(super) fn url(&self) -> &str {
         &self.url
+    }
+
+    /// [`HttpTarget::send`] through a future that owns a handle to the client, the
+    /// URL, the payload and the partial-success counters (shared), for
+    /// [`Sink::send_detached`](crate::Sink::send_detached).
+    pub(super) fn send_detached(
+        &self,
+        payload: &Payload,
+        partial: &OtlpPartialSuccess,
+    ) -> BoxFuture<'static, SendOutcome> {
+        let target = HttpTarget {
+            url: self.url.clone(),
+            transport: self.transport.clone(),
+        };
+        let payload = payload.clone();
+        let partial = partial.clone();
+        Box::pin(async move { target.send(&payload, &partial).await })
     }
 
     pub(super) async fn send(

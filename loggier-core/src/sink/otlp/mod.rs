@@ -740,6 +740,15 @@ impl Sink for OtlpSink {
         self.partial.take_untaken()
     }
 
+    fn send_detached(&self, payload: &Payload) -> Option<BoxFuture<'static, SendOutcome>> {
+        match &self.target {
+            Target::Http(h) => Some(h.send_detached(payload, &self.partial)),
+            // A gRPC call needs the channel mutably: sent the ordinary way.
+            #[cfg(feature = "otlp-grpc")]
+            Target::Grpc(_) => None,
+        }
+    }
+
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
         let partial = &self.partial;
         match &mut self.target {
