@@ -12,7 +12,8 @@
 //! directory with `FullPolicy::Block`, so no record is dropped. The request is the
 //! one `http-bench` sends (`GET /api/orders/{id}` with `Host` and `User-Agent`, ids
 //! cycling through 1,000 values) and the handler answers the same JSON body; the body
-//! is read to its end, as a server does. With `unique-paths`, every request has an id
+//! is read to its end, as a server does. The axum router is driven as `axum::serve`
+//! drives it: its state applied once, a clone of it per request. With `unique-paths`, every request has an id
 //! of its own (no path repeats: what per-path caches cannot help with). With
 //! `request-ids`, every request carries an `x-request-id` of its own (as behind a
 //! proxy or load balancer that sets one), which the Loggier modes take and echo.
@@ -75,8 +76,13 @@ fn run_axum(
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // As `axum::serve` does: the router's state is applied once (per connection
+    // there), which turns every route, its layers applied, into a ready service —
+    // called without it, axum would apply the layers again for every request — and
+    // each request gets a clone of that service (hyper-util's `TowerToHyperService`),
+    // made ready and called once.
+    let app = app.with_state::<()>(());
     rt.block_on(async move {
-        let mut app = app;
         for i in 0..requests {
             let mut req = http::Request::get(path(i, unique))
                 .header(http::header::HOST, "127.0.0.1")
@@ -85,14 +91,15 @@ fn run_axum(
                 req = req.header("x-request-id", request_id(i));
             }
             let req = req.body(axum::body::Body::empty()).expect("request");
+            let mut svc = app.clone();
             std::future::poll_fn(|cx| {
                 <Router as tower_service::Service<http::Request<axum::body::Body>>>::poll_ready(
-                    &mut app, cx,
+                    &mut svc, cx,
                 )
             })
             .await
             .expect("ready");
-            let resp = app.call(req).await.expect("infallible");
+            let resp = svc.call(req).await.expect("infallible");
             assert_eq!(resp.status(), http::StatusCode::OK);
             let body = resp.into_body().collect().await.expect("body").to_bytes();
             assert_eq!(body.len(), loggier_bench::HANDLER_BODY.len());
