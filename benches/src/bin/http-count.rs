@@ -44,6 +44,38 @@ fn request_id(i: u64) -> String {
     format!("lb-{i:08x}")
 }
 
+/// Request `i` as hyper's HTTP/1 parser hands it to `axum::serve`: the path and
+/// the header values are slices of one shared buffer holding the request head, so
+/// cloning one (as a layer that keeps them does) counts a reference instead of
+/// copying bytes. (Values built from `&str` would be copied into buffers of their
+/// own, and their first clone would allocate.)
+fn axum_request(i: u64, unique: bool, ids: bool) -> http::Request<axum::body::Body> {
+    use http::HeaderValue;
+    const HOST: &str = "127.0.0.1";
+    const AGENT: &str = "loggier-bench";
+    let path = path(i, unique);
+    let id = if ids { request_id(i) } else { String::new() };
+    let mut head = Vec::with_capacity(path.len() + HOST.len() + AGENT.len() + id.len());
+    for part in [path.as_str(), HOST, AGENT, id.as_str()] {
+        head.extend_from_slice(part.as_bytes());
+    }
+    let head = bytes::Bytes::from(head);
+    let mut at = 0;
+    let mut next = |len: usize| {
+        at += len;
+        head.slice(at - len..at)
+    };
+    let uri = http::Uri::from_maybe_shared(next(path.len())).expect("uri");
+    let value = |b: bytes::Bytes| HeaderValue::from_maybe_shared(b).expect("header value");
+    let mut req = http::Request::get(uri)
+        .header(http::header::HOST, value(next(HOST.len())))
+        .header(http::header::USER_AGENT, value(next(AGENT.len())));
+    if ids {
+        req = req.header("x-request-id", value(next(id.len())));
+    }
+    req.body(axum::body::Body::empty()).expect("request")
+}
+
 fn run_axum(
     mode: &str,
     client: Option<&loggier_core::Loggier>,
@@ -84,13 +116,7 @@ fn run_axum(
     let app = app.with_state::<()>(());
     rt.block_on(async move {
         for i in 0..requests {
-            let mut req = http::Request::get(path(i, unique))
-                .header(http::header::HOST, "127.0.0.1")
-                .header(http::header::USER_AGENT, "loggier-bench");
-            if ids {
-                req = req.header("x-request-id", request_id(i));
-            }
-            let req = req.body(axum::body::Body::empty()).expect("request");
+            let req = axum_request(i, unique, ids);
             let mut svc = app.clone();
             std::future::poll_fn(|cx| {
                 <Router as tower_service::Service<http::Request<axum::body::Body>>>::poll_ready(
