@@ -127,7 +127,7 @@ where
                 let body_streams = response.body().size_hint().exact().is_none();
                 let mut response_headers = (!keep
                     && pending.exchange.wants_response_headers_copy(body_streams))
-                .then(|| HeaderSnapshot::of(response.headers()));
+                .then(|| Box::new(HeaderSnapshot::of(response.headers())));
                 let header = pending.exchange.settings().request_id_header().clone();
                 if let Ok(v) = HeaderValue::from_str(pending.exchange.request_id()) {
                     if let Some(snapshot) = response_headers.as_mut() {

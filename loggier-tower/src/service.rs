@@ -155,44 +155,41 @@ where
             }
             None => (RequestBody::passthrough(body), None),
         };
-        // The request moves into the inner service, so what the record may need is
-        // kept now: method and URI (reference-counted), and the headers — as text
-        // right away when the request is sure to be recorded, else as a flat list of
-        // reference-counted name/value handles (one allocation, no byte copies),
-        // turned into text only if the request is recorded.
-        let headers = if keeps_headers(&self.settings, &self.loggier) {
-            exchange.keep_request_headers(header_entries(&parts.headers));
-            HeaderSnapshot::default()
+        // Boxed once: the response future and body carry it, and the server and
+        // framework move both. Built before the request moves on, so what the
+        // record may need is kept in it: method and URI (reference-counted) now,
+        // the headers below.
+        let mut pending = Box::new(Pending {
+            loggier: self.loggier.clone(),
+            exchange,
+            request: RequestSnapshot {
+                method: parts.method.clone(),
+                uri: parts.uri.clone(),
+                headers: HeaderSnapshot::default(),
+                client_ip,
+                body: slot,
+            },
+            tee: None,
+            response_headers: None,
+            serving: !self.context_extension,
+        });
+        // The headers: as text right away when the request is sure to be recorded,
+        // else as a list of reference-counted name/value handles (no byte copies;
+        // inside the box for a usual number of headers), turned into text only if
+        // the request is recorded.
+        if keeps_headers(&self.settings, &self.loggier) {
+            pending
+                .exchange
+                .keep_request_headers(header_entries(&parts.headers));
         } else if self.settings.capture_request_data() {
-            HeaderSnapshot::of(&parts.headers)
-        } else {
-            HeaderSnapshot::default()
-        };
-        let snapshot = RequestSnapshot {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers,
-            client_ip,
-            body: slot,
-        };
-        let serving = !self.context_extension;
+            pending.request.headers.fill(&parts.headers);
+        }
+        let serving = pending.serving;
         let fut = instrument_request(frame, || {
             let _serving = serving.then(|| Serving::enter(&self.loggier));
             self.inner.call(Request::from_parts(parts, body))
         });
-        ResponseFuture::captured(
-            fut,
-            // Boxed once: the response future and body carry it, and the server
-            // and framework move both.
-            Box::new(Pending {
-                loggier: self.loggier.clone(),
-                exchange,
-                request: snapshot,
-                tee: None,
-                response_headers: None,
-                serving,
-            }),
-        )
+        ResponseFuture::captured(fut, pending)
     }
 }
 
