@@ -272,6 +272,9 @@ pub(crate) struct Pending {
     /// The response headers, when copied (set with the response; boxed: most
     /// responses are not copied, and the request's snapshot is inline already).
     pub(crate) response_headers: Option<Box<HeaderSnapshot>>,
+    /// The request id header value to echo, when it is the incoming one (else it
+    /// is made from the generated id when the response arrives).
+    pub(crate) echo: Option<http::HeaderValue>,
     /// The service inserts no context extension: polls of the handler enter
     /// [`Serving`](crate::service::Serving) so `request_context` finds the client.
     pub(crate) serving: bool,

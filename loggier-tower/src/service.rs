@@ -7,11 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Loggier;
 use loggier_core::context::{RequestContext, instrument_request};
-use loggier_core::http::{CaptureSettings, header_entries};
+use loggier_core::http::{CaptureSettings, Exchange, header_entries};
 use tower_service::Service;
 
 use crate::body::{HeaderSnapshot, Pending, RequestBody, RequestSnapshot, keeps_headers};
@@ -116,12 +116,27 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Excluded paths: no id, no scope, no copies.
-        let Some(mut exchange) = self.settings.begin(request.uri().path(), request.headers())
-        else {
+        if self.settings.is_excluded(request.uri().path()) {
             return ResponseFuture::passthrough(
                 self.inner.call(request.map(RequestBody::passthrough)),
             );
-        };
+        }
+        let (incoming_id, traceparent) =
+            start_headers(request.headers(), self.settings.request_id_header());
+        let mut exchange = Exchange::start(
+            Arc::clone(&self.settings),
+            incoming_id.map(HeaderValue::as_bytes),
+            traceparent.map(HeaderValue::as_bytes),
+        );
+        // An incoming id the exchange took is echoed as the value it came in (its
+        // bytes shared, not copied).
+        let echo = incoming_id
+            .filter(|v| v.as_bytes() == exchange.request_id().as_bytes())
+            .map(|v| {
+                let mut v = v.clone();
+                v.set_sensitive(false);
+                v
+            });
         let route = self.meta.route(&request);
         let client_ip = self.meta.client_ip(&request);
 
@@ -171,6 +186,7 @@ where
             },
             tee: None,
             response_headers: None,
+            echo,
             serving: !self.context_extension,
         });
         // The headers: as text right away when the request is sure to be recorded,
@@ -191,6 +207,36 @@ where
         });
         ResponseFuture::captured(fut, pending)
     }
+}
+
+/// The `traceparent` header name.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Header maps with at most this many values are scanned by [`start_headers`].
+const SCAN_HEADERS: usize = 16;
+
+/// The first values of the request id header `id_header` and of `traceparent`, as
+/// [`HeaderMap::get`] finds them. A map of a usual request's size is scanned once
+/// for both: comparing its few names costs less than the two lookups, which hash
+/// the names (custom names such as `x-request-id` byte by byte). A larger map is
+/// looked up.
+fn start_headers<'a>(
+    headers: &'a HeaderMap,
+    id_header: &HeaderName,
+) -> (Option<&'a HeaderValue>, Option<&'a HeaderValue>) {
+    if headers.len() > SCAN_HEADERS {
+        return (headers.get(id_header), headers.get(TRACEPARENT));
+    }
+    let (mut id, mut trace) = (None, None);
+    for (name, value) in headers {
+        if id.is_none() && name == id_header {
+            id = Some(value);
+        }
+        if trace.is_none() && *name == TRACEPARENT {
+            trace = Some(value);
+        }
+    }
+    (id, trace)
 }
 
 thread_local! {
@@ -241,4 +287,36 @@ pub fn request_context() -> Option<RequestContext> {
     let client = SERVING.try_with(|s| s.borrow().clone()).ok().flatten()?;
     let frame = loggier_core::context::current().filter(|f| f.endpoint_slot().is_some())?;
     Some(RequestContext::new(client, Some(frame)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan finds what the map's lookups find: the first value of each name,
+    /// in small and large maps, also when both names are the same.
+    #[test]
+    fn start_headers_find_the_first_values_as_lookups_do() {
+        let id = HeaderName::from_static("x-request-id");
+        let mut small = HeaderMap::new();
+        small.append("host", HeaderValue::from_static("h"));
+        small.append(TRACEPARENT, HeaderValue::from_static("t-1"));
+        small.append(id.clone(), HeaderValue::from_static("id-1"));
+        small.append(id.clone(), HeaderValue::from_static("id-2"));
+        small.append(TRACEPARENT, HeaderValue::from_static("t-2"));
+        let mut large = small.clone();
+        for i in 0..SCAN_HEADERS {
+            let name = HeaderName::try_from(format!("x-extra-{i}")).expect("name");
+            large.append(name, HeaderValue::from_static("v"));
+        }
+        let none = HeaderMap::new();
+        for map in [&small, &large, &none] {
+            for name in [&id, &TRACEPARENT] {
+                let (got_id, got_trace) = start_headers(map, name);
+                assert_eq!(got_id, map.get(name));
+                assert_eq!(got_trace, map.get(TRACEPARENT));
+            }
+        }
+        assert_eq!(start_headers(&small, &id).0.expect("id"), "id-1");
+    }
 }
