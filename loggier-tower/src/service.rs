@@ -146,49 +146,51 @@ where
         // Request id, trace ids, route and the endpoint slot `#[track_endpoint]` fills.
         let frame = Arc::clone(exchange.frame());
 
-        let (mut parts, body) = request.into_parts();
+        // The request is worked on in place (taken apart and put together again
+        // it would be moved twice more) and moves on once, its body wrapped.
+        let mut request = request;
         if self.context_extension {
-            parts.extensions.insert(RequestContext::new(
+            request.extensions_mut().insert(RequestContext::new(
                 self.loggier.clone(),
                 Some(Arc::clone(&frame)),
             ));
         }
         // Nothing to copy from a body that is already over (GET, HEAD, `Content-Length: 0`).
-        let capture = if body.is_end_stream() {
+        let capture = if request.body().is_end_stream() {
             None
         } else {
-            exchange
-                .request_body_capture(parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+            exchange.request_body_capture(
+                request
+                    .headers()
+                    .get(CONTENT_TYPE)
+                    .map(HeaderValue::as_bytes),
+            )
         };
-        let (body, slot) = match capture {
-            Some(c) => {
-                let slot = Arc::new(Mutex::new(None));
-                (
-                    RequestBody::capturing(body, c, Arc::clone(&slot)),
-                    Some(slot),
-                )
-            }
-            None => (RequestBody::passthrough(body), None),
-        };
+        let capture = capture.map(|c| (c, Arc::new(Mutex::new(None))));
         // Boxed once: the response future and body carry it, and the server and
         // framework move both. Built before the request moves on, so what the
         // record may need is kept in it: method and URI (reference-counted) now,
-        // the headers below.
-        let mut pending = Box::new(Pending {
-            loggier: self.loggier.clone(),
-            exchange,
-            request: RequestSnapshot {
-                method: parts.method.clone(),
-                uri: parts.uri.clone(),
-                headers: HeaderSnapshot::default(),
-                client_ip,
-                body: slot,
+        // the headers below. Allocated first and written in place: `Box::new`
+        // would build the value on the stack and copy it over, most of it the
+        // header snapshot's free room.
+        let mut pending = Box::write(
+            Box::new_uninit(),
+            Pending {
+                loggier: self.loggier.clone(),
+                exchange,
+                request: RequestSnapshot {
+                    method: request.method().clone(),
+                    uri: request.uri().clone(),
+                    headers: HeaderSnapshot::default(),
+                    client_ip,
+                    body: capture.as_ref().map(|(_, slot)| Arc::clone(slot)),
+                },
+                tee: None,
+                response_headers: None,
+                echo,
+                serving: !self.context_extension,
             },
-            tee: None,
-            response_headers: None,
-            echo,
-            serving: !self.context_extension,
-        });
+        );
         // The headers: as text right away when the request is sure to be recorded,
         // else as a list of reference-counted name/value handles (no byte copies;
         // inside the box for a usual number of headers), turned into text only if
@@ -196,14 +198,17 @@ where
         if keeps_headers(&self.settings, &self.loggier) {
             pending
                 .exchange
-                .keep_request_headers(header_entries(&parts.headers));
+                .keep_request_headers(header_entries(request.headers()));
         } else if self.settings.capture_request_data() {
-            pending.request.headers.fill(&parts.headers);
+            pending.request.headers.fill(request.headers());
         }
         let serving = pending.serving;
         let fut = instrument_request(frame, || {
             let _serving = serving.then(|| Serving::enter(&self.loggier));
-            self.inner.call(Request::from_parts(parts, body))
+            self.inner.call(request.map(|body| match capture {
+                Some((c, slot)) => RequestBody::capturing(body, c, slot),
+                None => RequestBody::passthrough(body),
+            }))
         });
         ResponseFuture::captured(fut, pending)
     }
