@@ -15,7 +15,7 @@ use loggier_core::http::{PanicCapture, header_entries};
 
 use crate::HandlerPanic;
 use crate::body::{HeaderSnapshot, Pending, ResponseBody, keeps_headers};
-use crate::service::Serving;
+use crate::service::{Serving, first_value};
 
 pin_project_lite::pin_project! {
     #[project = KindProj]
@@ -143,10 +143,7 @@ where
                 let status = response.status().as_u16();
                 let tee = pending.exchange.on_response(
                     status,
-                    response
-                        .headers()
-                        .get(CONTENT_TYPE)
-                        .map(HeaderValue::as_bytes),
+                    first_value(response.headers(), &CONTENT_TYPE).map(HeaderValue::as_bytes),
                 );
                 // A request sure to be recorded has its headers turned into text
                 // once the echo is in. Else a snapshot is kept before the request id

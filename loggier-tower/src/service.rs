@@ -160,10 +160,7 @@ where
             None
         } else {
             exchange.request_body_capture(
-                request
-                    .headers()
-                    .get(CONTENT_TYPE)
-                    .map(HeaderValue::as_bytes),
+                first_value(request.headers(), &CONTENT_TYPE).map(HeaderValue::as_bytes),
             )
         };
         let capture = capture.map(|c| (c, Arc::new(Mutex::new(None))));
@@ -217,8 +214,22 @@ where
 /// The `traceparent` header name.
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Header maps with at most this many values are scanned by [`start_headers`].
+/// Header maps with at most this many values are scanned by [`start_headers`] and
+/// [`first_value`] instead of looked up.
 const SCAN_HEADERS: usize = 16;
+
+/// The first value of `name` in `headers`, as [`HeaderMap::get`] finds it: a map of
+/// a usual request's or response's size is scanned (comparing its few names costs
+/// less than hashing the name and probing the index), a larger one looked up.
+pub(crate) fn first_value<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Option<&'a HeaderValue> {
+    if headers.len() > SCAN_HEADERS {
+        return headers.get(name);
+    }
+    headers.iter().find_map(|(n, v)| (n == name).then_some(v))
+}
 
 /// The first values of the request id header `id_header` and of `traceparent`, as
 /// [`HeaderMap::get`] finds them. A map of a usual request's size is scanned once
@@ -323,5 +334,10 @@ mod tests {
             }
         }
         assert_eq!(start_headers(&small, &id).0.expect("id"), "id-1");
+        for map in [&small, &large, &none] {
+            for name in [&id, &TRACEPARENT, &CONTENT_TYPE] {
+                assert_eq!(first_value(map, name), map.get(name));
+            }
+        }
     }
 }
