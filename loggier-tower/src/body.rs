@@ -309,13 +309,11 @@ impl Pending {
         if !this.loggier.enabled(level) {
             return;
         }
-        let Pending {
-            loggier,
-            exchange,
-            request: req,
-            response_headers,
-            ..
-        } = *self;
+        // Only the exchange moves out (`into_record` takes it); the rest is read
+        // where it is and dropped with the box.
+        let exchange = self.exchange;
+        let (loggier, req, response_headers) =
+            (&self.loggier, &self.request, &self.response_headers);
         // The frame holds the request id; keep it alive past `into_record`.
         let frame = std::sync::Arc::clone(exchange.frame());
         let request_id = frame.request_id().unwrap_or_default();
