@@ -251,12 +251,31 @@ pub(crate) fn keeps_headers(settings: &CaptureSettings, loggier: &Loggier) -> bo
 #[derive(Debug)]
 pub(crate) struct RequestSnapshot {
     pub(crate) method: http::Method,
-    pub(crate) uri: http::Uri,
+    /// The URI's path and query (all the record takes from it: no scheme or
+    /// authority to clone and drop), `None` where [`http::Uri::path_and_query`]
+    /// has none (then the path is empty, as [`http::Uri::path`] says).
+    pub(crate) path_and_query: Option<http::uri::PathAndQuery>,
     /// Empty unless `capture_request_data`, and when the headers were kept in the
     /// exchange instead ([`keeps_headers`]).
     pub(crate) headers: HeaderSnapshot,
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) body: Option<BodySlot>,
+}
+
+impl RequestSnapshot {
+    /// The path, as [`http::Uri::path`] gives it.
+    fn path(&self) -> &str {
+        self.path_and_query
+            .as_ref()
+            .map_or("", http::uri::PathAndQuery::path)
+    }
+
+    /// The query, as [`http::Uri::query`] gives it.
+    fn query(&self) -> Option<&str> {
+        self.path_and_query
+            .as_ref()
+            .and_then(http::uri::PathAndQuery::query)
+    }
 }
 
 /// Everything needed to finish one captured request, boxed once: the response future
@@ -319,8 +338,8 @@ impl Pending {
         let request_id = frame.request_id().unwrap_or_default();
         let view = RequestView {
             method: req.method.as_str(),
-            path: req.uri.path(),
-            query: req.uri.query(),
+            path: req.path(),
+            query: req.query(),
             client_ip: req.client_ip,
         };
         let record = exchange.into_record(
@@ -488,6 +507,32 @@ mod tests {
         }
         let plain = HeaderSnapshot::of(&HeaderMap::new());
         assert_eq!(plain.entries("req-7").count(), 0, "no echo, nothing added");
+    }
+
+    /// The snapshot's path and query are the URI's, for every form of request
+    /// target.
+    #[test]
+    fn a_snapshot_gives_the_path_and_query_of_its_uri() {
+        for text in [
+            "/api/orders/7?x=1&y=2",
+            "/",
+            "/a?",
+            "http://example.com",
+            "http://example.com/p?q=1",
+            "example.com:443",
+            "*",
+        ] {
+            let uri: http::Uri = text.parse().expect("uri");
+            let snapshot = RequestSnapshot {
+                method: http::Method::GET,
+                path_and_query: uri.path_and_query().cloned(),
+                headers: HeaderSnapshot::default(),
+                client_ip: None,
+                body: None,
+            };
+            assert_eq!(snapshot.path(), uri.path(), "{text}");
+            assert_eq!(snapshot.query(), uri.query(), "{text}");
+        }
     }
 
     /// `Pending` is allocated and freed once per request. glibc's malloc serves

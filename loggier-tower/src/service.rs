@@ -177,7 +177,7 @@ where
                 exchange,
                 request: RequestSnapshot {
                     method: request.method().clone(),
-                    uri: request.uri().clone(),
+                    path_and_query: request.uri().path_and_query().cloned(),
                     headers: HeaderSnapshot::default(),
                     client_ip,
                     body: capture.as_ref().map(|(_, slot)| Arc::clone(slot)),
