@@ -166,28 +166,23 @@ where
         let capture = capture.map(|c| (c, Arc::new(Mutex::new(None))));
         // Boxed once: the response future and body carry it, and the server and
         // framework move both. Built before the request moves on, so what the
-        // record may need is kept in it: method and URI (reference-counted) now,
-        // the headers below. Allocated first and written in place: `Box::new`
-        // would build the value on the stack and copy it over, most of it the
-        // header snapshot's free room.
-        let mut pending = Box::write(
-            Box::new_uninit(),
-            Pending {
-                loggier: self.loggier.clone(),
-                exchange,
-                request: RequestSnapshot {
-                    method: request.method().clone(),
-                    path_and_query: request.uri().path_and_query().cloned(),
-                    headers: HeaderSnapshot::default(),
-                    client_ip,
-                    body: capture.as_ref().map(|(_, slot)| Arc::clone(slot)),
-                },
-                tee: None,
-                response_headers: None,
-                echo,
-                serving: !self.context_extension,
+        // record may need is kept in it: method, path and query
+        // (reference-counted) now, the headers below.
+        let mut pending = Box::new(Pending {
+            loggier: self.loggier.clone(),
+            exchange,
+            request: RequestSnapshot {
+                method: request.method().clone(),
+                path_and_query: request.uri().path_and_query().cloned(),
+                headers: HeaderSnapshot::default(),
+                client_ip,
+                body: capture.as_ref().map(|(_, slot)| Arc::clone(slot)),
             },
-        );
+            tee: None,
+            response_headers: None,
+            echo,
+            serving: !self.context_extension,
+        });
         // The headers: as text right away when the request is sure to be recorded,
         // else as a list of reference-counted name/value handles (no byte copies;
         // inside the box for a usual number of headers), turned into text only if
