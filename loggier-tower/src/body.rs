@@ -163,14 +163,21 @@ impl<B: Body> Body for RequestBody<B> {
     }
 }
 
+/// Headers a [`HeaderSnapshot`] holds without an allocation of its own (in the
+/// box it lives in); a map with more spills into one. Bounded by the size of
+/// [`Pending`], which holds one inline (see the test
+/// `pending_fits_the_allocators_fast_path`).
+const INLINE_HEADERS: usize = 6;
+
 /// The headers of a request or response that moved on (into the inner service, or
 /// to the server), kept for the record: a flat list of the map's name/value handles
 /// (names of standard headers are plain values, everything else shares the map's
-/// reference-counted bytes), in the map's iteration order. One allocation, no byte
-/// copies, no hash index; turned into text only when the request is recorded.
+/// reference-counted bytes), in the map's iteration order. No byte copies, no hash
+/// index, and no allocation for up to [`INLINE_HEADERS`] headers; turned into text
+/// only when the request is recorded.
 #[derive(Debug, Default)]
 pub(crate) struct HeaderSnapshot {
-    list: Vec<(http::HeaderName, http::HeaderValue)>,
+    list: smallvec::SmallVec<[(http::HeaderName, http::HeaderValue); INLINE_HEADERS]>,
     /// The request id header inserted after the snapshot was taken (the response
     /// echo): its value is the request id, given to [`entries`](Self::entries).
     echo: Option<http::HeaderName>,
@@ -178,9 +185,18 @@ pub(crate) struct HeaderSnapshot {
 
 impl HeaderSnapshot {
     pub(crate) fn of(map: &HeaderMap) -> Self {
-        let mut list = Vec::with_capacity(map.len());
-        list.extend(map.iter().map(|(n, v)| (n.clone(), v.clone())));
-        HeaderSnapshot { list, echo: None }
+        let mut snapshot = HeaderSnapshot::default();
+        snapshot.fill(map);
+        snapshot
+    }
+
+    /// Adds the entries of `map` (to an empty snapshot: [`of`](Self::of) in place,
+    /// so a snapshot inside a box is not built elsewhere and moved in).
+    pub(crate) fn fill(&mut self, map: &HeaderMap) {
+        self.list.reserve(map.len());
+        for (n, v) in map {
+            self.list.push((n.clone(), v.clone()));
+        }
     }
 
     /// Notes that `name` was then `insert`ed into the map with the request id as its
@@ -235,12 +251,31 @@ pub(crate) fn keeps_headers(settings: &CaptureSettings, loggier: &Loggier) -> bo
 #[derive(Debug)]
 pub(crate) struct RequestSnapshot {
     pub(crate) method: http::Method,
-    pub(crate) uri: http::Uri,
+    /// The URI's path and query (all the record takes from it: no scheme or
+    /// authority to clone and drop), `None` where [`http::Uri::path_and_query`]
+    /// has none (then the path is empty, as [`http::Uri::path`] says).
+    pub(crate) path_and_query: Option<http::uri::PathAndQuery>,
     /// Empty unless `capture_request_data`, and when the headers were kept in the
     /// exchange instead ([`keeps_headers`]).
     pub(crate) headers: HeaderSnapshot,
     pub(crate) client_ip: Option<std::net::IpAddr>,
     pub(crate) body: Option<BodySlot>,
+}
+
+impl RequestSnapshot {
+    /// The path, as [`http::Uri::path`] gives it.
+    fn path(&self) -> &str {
+        self.path_and_query
+            .as_ref()
+            .map_or("", http::uri::PathAndQuery::path)
+    }
+
+    /// The query, as [`http::Uri::query`] gives it.
+    fn query(&self) -> Option<&str> {
+        self.path_and_query
+            .as_ref()
+            .and_then(http::uri::PathAndQuery::query)
+    }
 }
 
 /// Everything needed to finish one captured request, boxed once: the response future
@@ -253,8 +288,12 @@ pub(crate) struct Pending {
     pub(crate) request: RequestSnapshot,
     /// The response body copy, when body capture applies (set with the response).
     pub(crate) tee: Option<BodyCapture>,
-    /// The response headers, when copied (set with the response).
-    pub(crate) response_headers: Option<HeaderSnapshot>,
+    /// The response headers, when copied (set with the response; boxed: most
+    /// responses are not copied, and the request's snapshot is inline already).
+    pub(crate) response_headers: Option<Box<HeaderSnapshot>>,
+    /// The request id header value to echo, when it is the incoming one (else it
+    /// is made from the generated id when the response arrives).
+    pub(crate) echo: Option<http::HeaderValue>,
     /// The service inserts no context extension: polls of the handler enter
     /// [`Serving`](crate::service::Serving) so `request_context` finds the client.
     pub(crate) serving: bool,
@@ -289,20 +328,18 @@ impl Pending {
         if !this.loggier.enabled(level) {
             return;
         }
-        let Pending {
-            loggier,
-            exchange,
-            request: req,
-            response_headers,
-            ..
-        } = *self;
+        // Only the exchange moves out (`into_record` takes it); the rest is read
+        // where it is and dropped with the box.
+        let exchange = self.exchange;
+        let (loggier, req, response_headers) =
+            (&self.loggier, &self.request, &self.response_headers);
         // The frame holds the request id; keep it alive past `into_record`.
         let frame = std::sync::Arc::clone(exchange.frame());
         let request_id = frame.request_id().unwrap_or_default();
         let view = RequestView {
             method: req.method.as_str(),
-            path: req.uri.path(),
-            query: req.uri.query(),
+            path: req.path(),
+            query: req.query(),
             client_ip: req.client_ip,
         };
         let record = exchange.into_record(
@@ -454,7 +491,13 @@ mod tests {
         set_by_handler.append(name.clone(), "mine-1".parse().expect("hv"));
         set_by_handler.append("etag", "e".parse().expect("hv"));
         set_by_handler.append(name.clone(), "mine-2".parse().expect("hv"));
-        for mut map in [fresh, set_by_handler] {
+        // More headers than the snapshot holds inline.
+        let mut many = set_by_handler.clone();
+        for i in 0..INLINE_HEADERS {
+            let extra = http::HeaderName::try_from(format!("x-extra-{i}")).expect("name");
+            many.append(extra, "v".parse().expect("hv"));
+        }
+        for mut map in [fresh, set_by_handler, many] {
             let mut snapshot = HeaderSnapshot::of(&map);
             snapshot.echo(name.clone());
             map.insert(name.clone(), "req-7".parse().expect("hv"));
@@ -464,6 +507,42 @@ mod tests {
         }
         let plain = HeaderSnapshot::of(&HeaderMap::new());
         assert_eq!(plain.entries("req-7").count(), 0, "no echo, nothing added");
+    }
+
+    /// The snapshot's path and query are the URI's, for every form of request
+    /// target.
+    #[test]
+    fn a_snapshot_gives_the_path_and_query_of_its_uri() {
+        for text in [
+            "/api/orders/7?x=1&y=2",
+            "/",
+            "/a?",
+            "http://example.com",
+            "http://example.com/p?q=1",
+            "example.com:443",
+            "*",
+        ] {
+            let uri: http::Uri = text.parse().expect("uri");
+            let snapshot = RequestSnapshot {
+                method: http::Method::GET,
+                path_and_query: uri.path_and_query().cloned(),
+                headers: HeaderSnapshot::default(),
+                client_ip: None,
+                body: None,
+            };
+            assert_eq!(snapshot.path(), uri.path(), "{text}");
+            assert_eq!(snapshot.query(), uri.query(), "{text}");
+        }
+    }
+
+    /// `Pending` is allocated and freed once per request. glibc's malloc serves
+    /// blocks up to 1032 bytes from a per-thread cache; a larger one takes the
+    /// slow path both ways (measured with the inline header snapshot at 8 headers,
+    /// 1056 bytes: 300 instructions more per request than at 6).
+    #[test]
+    fn pending_fits_the_allocators_fast_path() {
+        let size = std::mem::size_of::<Pending>();
+        assert!(size <= 1024, "Pending is {size} bytes");
     }
 
     #[test]

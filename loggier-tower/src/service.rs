@@ -7,11 +7,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response, header::CONTENT_TYPE};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Loggier;
 use loggier_core::context::{RequestContext, instrument_request};
-use loggier_core::http::{CaptureSettings, header_entries};
+use loggier_core::http::{CaptureSettings, Exchange, header_entries};
 use tower_service::Service;
 
 use crate::body::{HeaderSnapshot, Pending, RequestBody, RequestSnapshot, keeps_headers};
@@ -116,12 +116,27 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // Excluded paths: no id, no scope, no copies.
-        let Some(mut exchange) = self.settings.begin(request.uri().path(), request.headers())
-        else {
+        if self.settings.is_excluded(request.uri().path()) {
             return ResponseFuture::passthrough(
                 self.inner.call(request.map(RequestBody::passthrough)),
             );
-        };
+        }
+        let (incoming_id, traceparent) =
+            start_headers(request.headers(), self.settings.request_id_header());
+        let mut exchange = Exchange::start(
+            Arc::clone(&self.settings),
+            incoming_id.map(HeaderValue::as_bytes),
+            traceparent.map(HeaderValue::as_bytes),
+        );
+        // An incoming id the exchange took is echoed as the value it came in (its
+        // bytes shared, not copied).
+        let echo = incoming_id
+            .filter(|v| v.as_bytes() == exchange.request_id().as_bytes())
+            .map(|v| {
+                let mut v = v.clone();
+                v.set_sensitive(false);
+                v
+            });
         let route = self.meta.route(&request);
         let client_ip = self.meta.client_ip(&request);
 
@@ -131,69 +146,108 @@ where
         // Request id, trace ids, route and the endpoint slot `#[track_endpoint]` fills.
         let frame = Arc::clone(exchange.frame());
 
-        let (mut parts, body) = request.into_parts();
+        // The request is worked on in place (taken apart and put together again
+        // it would be moved twice more) and moves on once, its body wrapped.
+        let mut request = request;
         if self.context_extension {
-            parts.extensions.insert(RequestContext::new(
+            request.extensions_mut().insert(RequestContext::new(
                 self.loggier.clone(),
                 Some(Arc::clone(&frame)),
             ));
         }
         // Nothing to copy from a body that is already over (GET, HEAD, `Content-Length: 0`).
-        let capture = if body.is_end_stream() {
+        let capture = if request.body().is_end_stream() {
             None
         } else {
-            exchange
-                .request_body_capture(parts.headers.get(CONTENT_TYPE).map(HeaderValue::as_bytes))
+            exchange.request_body_capture(
+                first_value(request.headers(), &CONTENT_TYPE).map(HeaderValue::as_bytes),
+            )
         };
-        let (body, slot) = match capture {
-            Some(c) => {
-                let slot = Arc::new(Mutex::new(None));
-                (
-                    RequestBody::capturing(body, c, Arc::clone(&slot)),
-                    Some(slot),
-                )
-            }
-            None => (RequestBody::passthrough(body), None),
-        };
-        // The request moves into the inner service, so what the record may need is
-        // kept now: method and URI (reference-counted), and the headers — as text
-        // right away when the request is sure to be recorded, else as a flat list of
-        // reference-counted name/value handles (one allocation, no byte copies),
-        // turned into text only if the request is recorded.
-        let headers = if keeps_headers(&self.settings, &self.loggier) {
-            exchange.keep_request_headers(header_entries(&parts.headers));
-            HeaderSnapshot::default()
+        let capture = capture.map(|c| (c, Arc::new(Mutex::new(None))));
+        // Boxed once: the response future and body carry it, and the server and
+        // framework move both. Built before the request moves on, so what the
+        // record may need is kept in it: method, path and query
+        // (reference-counted) now, the headers below.
+        let mut pending = Box::new(Pending {
+            loggier: self.loggier.clone(),
+            exchange,
+            request: RequestSnapshot {
+                method: request.method().clone(),
+                path_and_query: request.uri().path_and_query().cloned(),
+                headers: HeaderSnapshot::default(),
+                client_ip,
+                body: capture.as_ref().map(|(_, slot)| Arc::clone(slot)),
+            },
+            tee: None,
+            response_headers: None,
+            echo,
+            serving: !self.context_extension,
+        });
+        // The headers: as text right away when the request is sure to be recorded,
+        // else as a list of reference-counted name/value handles (no byte copies;
+        // inside the box for a usual number of headers), turned into text only if
+        // the request is recorded.
+        if keeps_headers(&self.settings, &self.loggier) {
+            pending
+                .exchange
+                .keep_request_headers(header_entries(request.headers()));
         } else if self.settings.capture_request_data() {
-            HeaderSnapshot::of(&parts.headers)
-        } else {
-            HeaderSnapshot::default()
-        };
-        let snapshot = RequestSnapshot {
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers,
-            client_ip,
-            body: slot,
-        };
-        let serving = !self.context_extension;
+            pending.request.headers.fill(request.headers());
+        }
+        let serving = pending.serving;
         let fut = instrument_request(frame, || {
             let _serving = serving.then(|| Serving::enter(&self.loggier));
-            self.inner.call(Request::from_parts(parts, body))
+            self.inner.call(request.map(|body| match capture {
+                Some((c, slot)) => RequestBody::capturing(body, c, slot),
+                None => RequestBody::passthrough(body),
+            }))
         });
-        ResponseFuture::captured(
-            fut,
-            // Boxed once: the response future and body carry it, and the server
-            // and framework move both.
-            Box::new(Pending {
-                loggier: self.loggier.clone(),
-                exchange,
-                request: snapshot,
-                tee: None,
-                response_headers: None,
-                serving,
-            }),
-        )
+        ResponseFuture::captured(fut, pending)
     }
+}
+
+/// The `traceparent` header name.
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Header maps with at most this many values are scanned by [`start_headers`] and
+/// [`first_value`] instead of looked up.
+const SCAN_HEADERS: usize = 16;
+
+/// The first value of `name` in `headers`, as [`HeaderMap::get`] finds it: a map of
+/// a usual request's or response's size is scanned (comparing its few names costs
+/// less than hashing the name and probing the index), a larger one looked up.
+pub(crate) fn first_value<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Option<&'a HeaderValue> {
+    if headers.len() > SCAN_HEADERS {
+        return headers.get(name);
+    }
+    headers.iter().find_map(|(n, v)| (n == name).then_some(v))
+}
+
+/// The first values of the request id header `id_header` and of `traceparent`, as
+/// [`HeaderMap::get`] finds them. A map of a usual request's size is scanned once
+/// for both: comparing its few names costs less than the two lookups, which hash
+/// the names (custom names such as `x-request-id` byte by byte). A larger map is
+/// looked up.
+fn start_headers<'a>(
+    headers: &'a HeaderMap,
+    id_header: &HeaderName,
+) -> (Option<&'a HeaderValue>, Option<&'a HeaderValue>) {
+    if headers.len() > SCAN_HEADERS {
+        return (headers.get(id_header), headers.get(TRACEPARENT));
+    }
+    let (mut id, mut trace) = (None, None);
+    for (name, value) in headers {
+        if id.is_none() && name == id_header {
+            id = Some(value);
+        }
+        if trace.is_none() && *name == TRACEPARENT {
+            trace = Some(value);
+        }
+    }
+    (id, trace)
 }
 
 thread_local! {
@@ -244,4 +298,41 @@ pub fn request_context() -> Option<RequestContext> {
     let client = SERVING.try_with(|s| s.borrow().clone()).ok().flatten()?;
     let frame = loggier_core::context::current().filter(|f| f.endpoint_slot().is_some())?;
     Some(RequestContext::new(client, Some(frame)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan finds what the map's lookups find: the first value of each name,
+    /// in small and large maps, also when both names are the same.
+    #[test]
+    fn start_headers_find_the_first_values_as_lookups_do() {
+        let id = HeaderName::from_static("x-request-id");
+        let mut small = HeaderMap::new();
+        small.append("host", HeaderValue::from_static("h"));
+        small.append(TRACEPARENT, HeaderValue::from_static("t-1"));
+        small.append(id.clone(), HeaderValue::from_static("id-1"));
+        small.append(id.clone(), HeaderValue::from_static("id-2"));
+        small.append(TRACEPARENT, HeaderValue::from_static("t-2"));
+        let mut large = small.clone();
+        for i in 0..SCAN_HEADERS {
+            let name = HeaderName::try_from(format!("x-extra-{i}")).expect("name");
+            large.append(name, HeaderValue::from_static("v"));
+        }
+        let none = HeaderMap::new();
+        for map in [&small, &large, &none] {
+            for name in [&id, &TRACEPARENT] {
+                let (got_id, got_trace) = start_headers(map, name);
+                assert_eq!(got_id, map.get(name));
+                assert_eq!(got_trace, map.get(TRACEPARENT));
+            }
+        }
+        assert_eq!(start_headers(&small, &id).0.expect("id"), "id-1");
+        for map in [&small, &large, &none] {
+            for name in [&id, &TRACEPARENT, &CONTENT_TYPE] {
+                assert_eq!(first_value(map, name), map.get(name));
+            }
+        }
+    }
 }

@@ -12,7 +12,8 @@
 //! directory with `FullPolicy::Block`, so no record is dropped. The request is the
 //! one `http-bench` sends (`GET /api/orders/{id}` with `Host` and `User-Agent`, ids
 //! cycling through 1,000 values) and the handler answers the same JSON body; the body
-//! is read to its end, as a server does. With `unique-paths`, every request has an id
+//! is read to its end, as a server does. The axum router is driven as `axum::serve`
+//! drives it: its state applied once, a clone of it per request. With `unique-paths`, every request has an id
 //! of its own (no path repeats: what per-path caches cannot help with). With
 //! `request-ids`, every request carries an `x-request-id` of its own (as behind a
 //! proxy or load balancer that sets one), which the Loggier modes take and echo.
@@ -41,6 +42,38 @@ fn path(i: u64, unique: bool) -> String {
 /// The `x-request-id` of request `i` with `request-ids`.
 fn request_id(i: u64) -> String {
     format!("lb-{i:08x}")
+}
+
+/// Request `i` as hyper's HTTP/1 parser hands it to `axum::serve`: the path and
+/// the header values are slices of one shared buffer holding the request head, so
+/// cloning one (as a layer that keeps them does) counts a reference instead of
+/// copying bytes. (Values built from `&str` would be copied into buffers of their
+/// own, and their first clone would allocate.)
+fn axum_request(i: u64, unique: bool, ids: bool) -> http::Request<axum::body::Body> {
+    use http::HeaderValue;
+    const HOST: &str = "127.0.0.1";
+    const AGENT: &str = "loggier-bench";
+    let path = path(i, unique);
+    let id = if ids { request_id(i) } else { String::new() };
+    let mut head = Vec::with_capacity(path.len() + HOST.len() + AGENT.len() + id.len());
+    for part in [path.as_str(), HOST, AGENT, id.as_str()] {
+        head.extend_from_slice(part.as_bytes());
+    }
+    let head = bytes::Bytes::from(head);
+    let mut at = 0;
+    let mut next = |len: usize| {
+        at += len;
+        head.slice(at - len..at)
+    };
+    let uri = http::Uri::from_maybe_shared(next(path.len())).expect("uri");
+    let value = |b: bytes::Bytes| HeaderValue::from_maybe_shared(b).expect("header value");
+    let mut req = http::Request::get(uri)
+        .header(http::header::HOST, value(next(HOST.len())))
+        .header(http::header::USER_AGENT, value(next(AGENT.len())));
+    if ids {
+        req = req.header("x-request-id", value(next(id.len())));
+    }
+    req.body(axum::body::Body::empty()).expect("request")
 }
 
 fn run_axum(
@@ -75,24 +108,24 @@ fn run_axum(
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // As `axum::serve` does: the router's state is applied once (per connection
+    // there), which turns every route, its layers applied, into a ready service —
+    // called without it, axum would apply the layers again for every request — and
+    // each request gets a clone of that service (hyper-util's `TowerToHyperService`),
+    // made ready and called once.
+    let app = app.with_state::<()>(());
     rt.block_on(async move {
-        let mut app = app;
         for i in 0..requests {
-            let mut req = http::Request::get(path(i, unique))
-                .header(http::header::HOST, "127.0.0.1")
-                .header(http::header::USER_AGENT, "loggier-bench");
-            if ids {
-                req = req.header("x-request-id", request_id(i));
-            }
-            let req = req.body(axum::body::Body::empty()).expect("request");
+            let req = axum_request(i, unique, ids);
+            let mut svc = app.clone();
             std::future::poll_fn(|cx| {
                 <Router as tower_service::Service<http::Request<axum::body::Body>>>::poll_ready(
-                    &mut app, cx,
+                    &mut svc, cx,
                 )
             })
             .await
             .expect("ready");
-            let resp = app.call(req).await.expect("infallible");
+            let resp = svc.call(req).await.expect("infallible");
             assert_eq!(resp.status(), http::StatusCode::OK);
             let body = resp.into_body().collect().await.expect("body").to_bytes();
             assert_eq!(body.len(), loggier_bench::HANDLER_BODY.len());
