@@ -110,21 +110,22 @@ impl Pending {
         HeaderValue::from_maybe_shared(bytes).ok()
     }
 
-    /// Notes the response: its status, content type and the error it was built from;
-    /// starts the body copy when it applies.
-    pub(crate) fn on_response(
-        &mut self,
-        status: u16,
-        headers: &HeaderMap,
-        error: Option<&actix_web::Error>,
-    ) {
+    /// Notes the response status and the error it was built from (before anything
+    /// is decided: an error with a 5xx status is a failure).
+    pub(crate) fn note_response(&mut self, status: u16, error: Option<&actix_web::Error>) {
+        self.exchange.set_status(status);
+        if let Some(err) = error {
+            self.exchange.set_response_error(exception_of(err));
+        }
+    }
+
+    /// For a body sent chunk by chunk, after [`note_response`](Pending::note_response):
+    /// notes the response's content type and starts the body copy when it applies.
+    pub(crate) fn on_response(&mut self, status: u16, headers: &HeaderMap) {
         let content_type = headers
             .get(actix_web::http::header::CONTENT_TYPE)
             .map(|v| v.as_bytes());
         self.response_body = self.exchange.on_response(status, content_type);
-        if let Some(err) = error {
-            self.exchange.set_response_error(exception_of(err));
-        }
     }
 
     /// Keeps what the record needs once the response head is gone, for a body that
@@ -145,20 +146,27 @@ impl Pending {
         }
     }
 
-    /// The response body is complete in memory (`body`): copies it when the body is
-    /// captured, then decides and records right away, with the response's request
-    /// and headers borrowed (no copies kept). The duration ends here: what is left is
-    /// sending bytes already produced.
+    /// The response body is complete in memory (`body`), after
+    /// [`note_response`](Pending::note_response): decides right away, with the
+    /// response's request and headers borrowed (no copies kept); only a request that
+    /// is recorded has its content type noted and its body copied (when the body is
+    /// captured). The duration ends here: what is left is sending bytes already
+    /// produced.
     pub(crate) fn on_complete_body(
         mut self: Box<Self>,
         request: &HttpRequest,
         headers: &HeaderMap,
         body: &[u8],
     ) {
+        let Some(level) = self.decide() else {
+            return;
+        };
+        let status = self.exchange.status().unwrap_or(500);
+        self.on_response(status, headers);
         if let Some(capture) = &mut self.response_body {
             capture.push(body);
         }
-        self.record(false, Some(request), Some(headers));
+        self.build(level, false, Some(request), Some(headers));
     }
 
     /// The inner service returned `Err`: actix-web turns it into a response after
@@ -201,12 +209,28 @@ impl Pending {
         request: Option<&HttpRequest>,
         headers: Option<&HeaderMap>,
     ) {
-        let Some(level) = self.exchange.finish() else {
-            return;
-        };
-        if !self.config.client.enabled(level) {
-            return;
+        if let Some(level) = self.decide() {
+            self.build(level, aborted, request, headers);
         }
+    }
+
+    /// Stops the clock and decides: the level of the record when the request is
+    /// recorded and the client takes records of that level.
+    fn decide(&mut self) -> Option<loggier_core::Level> {
+        self.exchange
+            .finish()
+            .filter(|level| self.config.client.enabled(*level))
+    }
+
+    /// Builds the record of a request [decided](Pending::decide) on at `level` and
+    /// hands it to the client.
+    fn build(
+        self: Box<Self>,
+        level: loggier_core::Level,
+        aborted: bool,
+        request: Option<&HttpRequest>,
+        headers: Option<&HeaderMap>,
+    ) {
         let Pending {
             incoming_id: _,
             mut exchange,

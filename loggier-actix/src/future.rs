@@ -132,7 +132,8 @@ where
             res.headers_mut().insert(name, value);
         }
         let size = res.response().body().size();
-        pending.on_response(res.status().as_u16(), res.headers(), res.response().error());
+        let status = res.status().as_u16();
+        pending.note_response(status, res.response().error());
         let (request, response) = res.into_parts();
         let response = response.map_body(|head, body| {
             // A sized body complete in memory ends when its bytes are handed over:
@@ -148,6 +149,7 @@ where
             } else {
                 body
             };
+            pending.on_response(status, &head.headers);
             pending.keep_for_body(&request, &head.headers, matches!(size, BodySize::Stream));
             ResponseBody::new(body, Some(pending))
         });

@@ -348,6 +348,15 @@ impl Exchange {
             .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
     }
 
+    /// Notes the response status only (e.g. `500`), for an adapter that decides
+    /// right away ([`finish`](Exchange::finish)) because the response body is already
+    /// complete: the `Content-Type` and the response body copy are then only
+    /// worked out — with [`on_response`](Exchange::on_response) — for a request that
+    /// is recorded. Nothing is allocated.
+    pub fn set_status(&mut self, status: u16) {
+        self.status = Some(status);
+    }
+
     /// Turns the request headers into the record's form now — masked, as
     /// [`into_record`](Exchange::into_record) would — for an adapter that would
     /// otherwise keep a copy of them until then because the request moves on (into
