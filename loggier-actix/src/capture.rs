@@ -2,7 +2,7 @@
 //! response body, and the conversions from actix types to the policy's inputs.
 
 use std::backtrace::Backtrace;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -151,28 +151,33 @@ impl Pending {
     /// response's request and headers borrowed (no copies kept); only a request that
     /// is recorded has its content type noted and its body copied (when the body is
     /// captured). The duration ends here: what is left is sending bytes already
-    /// produced.
+    /// produced. Empties `slot`; a request that is not recorded is dropped where it
+    /// is, not moved.
     pub(crate) fn on_complete_body(
-        mut self: Box<Self>,
+        slot: &mut Option<Pending>,
         request: &HttpRequest,
         headers: &HeaderMap,
         body: &[u8],
     ) {
-        let Some(level) = self.decide() else {
+        let Some(level) = slot.as_mut().and_then(Pending::decide) else {
+            *slot = None;
             return;
         };
-        let status = self.exchange.status().unwrap_or(500);
-        self.on_response(status, headers);
-        if let Some(capture) = &mut self.response_body {
+        let Some(mut pending) = slot.take() else {
+            return;
+        };
+        let status = pending.exchange.status().unwrap_or(500);
+        pending.on_response(status, headers);
+        if let Some(capture) = &mut pending.response_body {
             capture.push(body);
         }
-        self.build(level, false, Some(request), Some(headers));
+        pending.build(level, false, Some(request), Some(headers));
     }
 
     /// The inner service returned `Err`: actix-web turns it into a response after
     /// this middleware, from nothing but the error, so the record is built now with
     /// the status that response will have and the error, without headers or body.
-    pub(crate) fn on_service_error(mut self: Box<Self>, err: &actix_web::Error) {
+    pub(crate) fn on_service_error(mut self, err: &actix_web::Error) {
         let status = err.error_response().status().as_u16();
         let _ = self.exchange.on_response(status, None);
         self.exchange.set_response_error(exception_of(err));
@@ -181,7 +186,7 @@ impl Pending {
 
     /// The handler panicked with `message` (`backtrace` from the request panic hook,
     /// when it ran): recorded now as a failure with the 500 this middleware answers.
-    pub(crate) fn on_panic(mut self: Box<Self>, message: String, backtrace: Option<&Backtrace>) {
+    pub(crate) fn on_panic(mut self, message: String, backtrace: Option<&Backtrace>) {
         self.exchange.set_panic(message, backtrace);
         let _ = self.exchange.on_response(500, None);
         self.emit(false);
@@ -196,19 +201,14 @@ impl Pending {
 
     /// Decides and, when the request is recorded, builds the record and hands it to
     /// the client. `aborted`: the response (or its body) was dropped before its end.
-    pub(crate) fn emit(self: Box<Self>, aborted: bool) {
+    pub(crate) fn emit(self, aborted: bool) {
         self.record(aborted, None, None);
     }
 
     /// [`emit`](Pending::emit), with the request and response headers borrowed from
     /// the response when it is at hand (else the kept ones). Decides first: a request
     /// that is not recorded only frees its state.
-    fn record(
-        mut self: Box<Self>,
-        aborted: bool,
-        request: Option<&HttpRequest>,
-        headers: Option<&HeaderMap>,
-    ) {
+    fn record(mut self, aborted: bool, request: Option<&HttpRequest>, headers: Option<&HeaderMap>) {
         if let Some(level) = self.decide() {
             self.build(level, aborted, request, headers);
         }
@@ -225,7 +225,7 @@ impl Pending {
     /// Builds the record of a request [decided](Pending::decide) on at `level` and
     /// hands it to the client.
     fn build(
-        self: Box<Self>,
+        self,
         level: loggier_core::Level,
         aborted: bool,
         request: Option<&HttpRequest>,
@@ -242,7 +242,7 @@ impl Pending {
             request_body,
             response_headers,
             response_body,
-        } = *self;
+        } = self;
         let request = request.or(kept_request.as_ref());
         if let Some(shared) = request_body {
             // The payload wrapper only borrows while pushing a chunk, on this same
@@ -309,61 +309,27 @@ impl Pending {
     }
 }
 
-thread_local! {
+scoped_tls::scoped_thread_local! {
     /// The request whose handler is being called or polled on this thread (see
     /// [`serving`]), for [`resolve_route`].
-    static SERVING: Cell<Option<Box<Pending>>> = const { Cell::new(None) };
+    static SERVING: Pending
 }
 
 /// Runs `f` — a call or a poll of the inner service — with `pending` as the request
 /// served on this thread, so a record logged meanwhile gets its route
-/// ([`resolve_route`]); `pending` is handed back afterwards, also when `f` unwinds
-/// (a drop guard puts the thread-local back, so no stale request stays behind to
-/// answer a later frame). Moves the box in and out: no copy, no reference count.
-pub(crate) fn serving<R>(pending: &mut Option<Box<Pending>>, f: impl FnOnce() -> R) -> R {
-    /// Puts the previous request back in [`SERVING`] and ours back in `pending`.
-    struct Restore<'a> {
-        pending: &'a mut Option<Box<Pending>>,
-        previous: Option<Option<Box<Pending>>>,
-    }
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            if let Some(previous) = self.previous.take() {
-                if let Ok(back) = SERVING.try_with(|s| s.replace(previous)) {
-                    *self.pending = back;
-                }
-            }
-        }
-    }
-    let mut mine = pending.take();
-    match SERVING.try_with(|s| s.replace(mine.take())) {
-        Ok(previous) => {
-            let _restore = Restore {
-                pending,
-                previous: Some(previous),
-            };
-            f()
-        }
-        // No thread-local (thread teardown): nothing was moved.
-        Err(_) => {
-            *pending = mine;
-            f()
-        }
-    }
+/// ([`resolve_route`]). A borrow for the duration of `f` (the previous request, if
+/// any, is put back afterwards, also when `f` unwinds): nothing is moved or counted.
+pub(crate) fn serving<R>(pending: &Pending, f: impl FnOnce() -> R) -> R {
+    SERVING.set(pending, f)
 }
 
 /// The [`RouteResolver`](loggier_core::context::RouteResolver) of the middleware's
 /// request frames: the route of the request being served on this thread.
 pub(crate) fn resolve_route(frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
-    SERVING
-        .try_with(|s| {
-            let pending = s.take()?;
-            let route = pending.route_for(frame);
-            s.set(Some(pending));
-            route
-        })
-        .ok()
-        .flatten()
+    if !SERVING.is_set() {
+        return None;
+    }
+    SERVING.with(|pending| pending.route_for(frame))
 }
 
 /// The request id of a frame, as the bytes of a header value.

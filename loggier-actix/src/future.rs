@@ -43,7 +43,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F: Future> {
         #[pin]
         inner: Inner<F>,
-        pending: Option<Box<Pending>>,
+        pending: Option<Pending>,
     }
 
     impl<F: Future> PinnedDrop for ResponseFuture<F> {
@@ -63,7 +63,7 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn recorded(fut: Scoped<F>, pending: Option<Box<Pending>>) -> Self {
+    pub(crate) fn recorded(fut: Scoped<F>, pending: Option<Pending>) -> Self {
         ResponseFuture {
             inner: Inner::Recorded { fut },
             pending,
@@ -94,9 +94,11 @@ where
                 let region = PanicCapture::enter();
                 // The request is the one served while its handler runs: a record
                 // logged there finds its route (`capture::resolve_route`).
-                let polled = crate::capture::serving(this.pending, || {
-                    panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
-                });
+                let poll = || panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
+                let polled = match this.pending.as_ref() {
+                    Some(pending) => crate::capture::serving(pending, poll),
+                    None => poll(),
+                };
                 drop(region);
                 match polled {
                     Ok(poll) => ready!(poll),
@@ -107,7 +109,9 @@ where
                 }
             }
         };
-        let Some(mut pending) = this.pending.take() else {
+        // Worked on in place: moved out only when it is recorded or carried further.
+        let slot = this.pending;
+        let Some(pending) = slot.as_mut() else {
             // Excluded path: pass everything through untouched.
             return Poll::Ready(
                 result.map(|res| res.map_body(|_, body| ResponseBody::new(body, None))),
@@ -124,7 +128,9 @@ where
                         res
                     });
                 }
-                pending.on_service_error(&err);
+                if let Some(pending) = slot.take() {
+                    pending.on_service_error(&err);
+                }
                 return Poll::Ready(Err(err));
             }
         };
@@ -141,7 +147,7 @@ where
             let body = if matches!(size, BodySize::Sized(_)) {
                 match body.try_into_bytes() {
                     Ok(bytes) => {
-                        pending.on_complete_body(&request, &head.headers, &bytes);
+                        Pending::on_complete_body(slot, &request, &head.headers, &bytes);
                         return ResponseBody::complete(bytes);
                     }
                     Err(body) => body,
@@ -149,9 +155,12 @@ where
             } else {
                 body
             };
-            pending.on_response(status, &head.headers);
-            pending.keep_for_body(&request, &head.headers, matches!(size, BodySize::Stream));
-            ResponseBody::new(body, Some(pending))
+            let pending = slot.take().map(|mut pending| {
+                pending.on_response(status, &head.headers);
+                pending.keep_for_body(&request, &head.headers, matches!(size, BodySize::Stream));
+                Box::new(pending)
+            });
+            ResponseBody::new(body, pending)
         });
         Poll::Ready(Ok(ServiceResponse::new(request, response)))
     }
@@ -160,7 +169,7 @@ where
 /// The handler panicked while polled: records the panic (message and backtrace from
 /// the request panic hook when it ran, else the payload's text) and answers 500 with
 /// the request id, like a handler error would.
-fn panicked(pending: &mut Option<Box<Pending>>, payload: &(dyn std::any::Any + Send)) -> Error {
+fn panicked(pending: &mut Option<Pending>, payload: &(dyn std::any::Any + Send)) -> Error {
     let (message, backtrace) = match take_request_panic() {
         Some(p) => (p.message, Some(p.backtrace)),
         None => (panic_message(payload), None),

@@ -323,9 +323,9 @@ where
 
         let headers = req.headers();
         let incoming_id = headers.get(&config.request_id_header);
-        // Boxed once, and at once (the exchange is built in place, not moved into the
-        // box later): the response future and body carry it, and actix moves both.
-        let mut pending = Box::new(Pending::new(
+        // Carried inline by the response future (which actix boxes); boxed only for a
+        // body sent chunk by chunk, which carries it further.
+        let mut pending = Pending::new(
             Exchange::start(
                 Arc::clone(&config.settings),
                 incoming_id.map(|v| v.as_bytes()),
@@ -334,7 +334,7 @@ where
             Rc::clone(config),
             req.head(),
             incoming_id,
-        ));
+        );
         let exchange = pending.exchange_mut();
         // Found when a record needs it, not per request (see `Config::route`).
         config.resources.get_or_init(|| req.resource_map().clone());
@@ -360,10 +360,9 @@ where
         }
 
         let frame = Arc::clone(pending.exchange_mut().frame());
-        let mut pending = Some(pending);
-        let fut = crate::capture::serving(&mut pending, || {
+        let fut = crate::capture::serving(&pending, || {
             instrument_request(frame, || self.service.call(req))
         });
-        ResponseFuture::recorded(fut, pending)
+        ResponseFuture::recorded(fut, Some(pending))
     }
 }
