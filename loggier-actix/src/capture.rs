@@ -99,15 +99,16 @@ impl Pending {
     }
 
     /// The request id as a header value for the response echo: the request's own
-    /// header value when the id came from there, else bytes of the request's scope
-    /// frame (shared, not copied), so the copy of the response headers kept for the
-    /// record shares them too.
+    /// header value when the id came from there, else a copy of the generated id
+    /// (the request's scope frame may never be built).
     pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
         if let Some(incoming) = &self.incoming_id {
             return Some(incoming.clone());
         }
-        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(self.exchange.frame())));
-        HeaderValue::from_maybe_shared(bytes).ok()
+        HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(
+            self.exchange.request_id().as_bytes(),
+        ))
+        .ok()
     }
 
     /// Notes the response status and the error it was built from (before anything
@@ -267,7 +268,8 @@ impl Pending {
             // Found now that the request is recorded: the frame's answer when a record
             // logged by the handler asked already, else the router's (it has matched
             // this request: no path matching again), else the memo.
-            let route = match (exchange.frame().route(), request) {
+            let frame_route = exchange.built_frame().and_then(|f| f.route());
+            let route = match (frame_route, request) {
                 (Some(route), _) => Some(Arc::from(route)),
                 (None, Some(request)) => request.match_pattern().map(|r| config.template(r)),
                 (None, None) => config.route(uri.path()),
@@ -302,9 +304,9 @@ impl Pending {
 
     /// The route of `frame`, when it is this request's (or a scope nested in it).
     fn route_for(&self, frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
-        let own = self.exchange.frame();
-        let ours = std::ptr::eq(&**own, frame)
-            || (frame.request_id().is_some() && frame.request_id() == own.request_id());
+        let own = self.exchange.built_frame();
+        let ours = own.is_some_and(|own| std::ptr::eq(&**own, frame))
+            || frame.request_id() == Some(self.exchange.request_id());
         ours.then(|| self.config.route(self.uri.path()))
     }
 }
@@ -323,6 +325,16 @@ pub(crate) fn serving<R>(pending: &Pending, f: impl FnOnce() -> R) -> R {
     SERVING.set(pending, f)
 }
 
+/// The [`FrameSource`](loggier_core::context::FrameSource) of the middleware's
+/// requests: the scope frame of the request being served on this thread, built on
+/// first use.
+pub(crate) fn request_frame() -> Option<Arc<ScopeFrame>> {
+    if !SERVING.is_set() {
+        return None;
+    }
+    SERVING.with(|pending| Some(Arc::clone(pending.exchange.frame())))
+}
+
 /// The [`RouteResolver`](loggier_core::context::RouteResolver) of the middleware's
 /// request frames: the route of the request being served on this thread.
 pub(crate) fn resolve_route(frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
@@ -330,15 +342,6 @@ pub(crate) fn resolve_route(frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
         return None;
     }
     SERVING.with(|pending| pending.route_for(frame))
-}
-
-/// The request id of a frame, as the bytes of a header value.
-struct RequestIdBytes(Arc<ScopeFrame>);
-
-impl AsRef<[u8]> for RequestIdBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.0.request_id().unwrap_or_default().as_bytes()
-    }
 }
 
 /// The entries of an actix-web (`http` 0.2) header map, as the policy takes them.

@@ -10,7 +10,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::error::InternalError;
 use actix_web::{Error, HttpResponse};
-use loggier_core::context::Scoped;
+use loggier_core::context::{Scoped, in_request_frame};
 use loggier_core::http::{PanicCapture, panic_message, take_request_panic};
 
 use crate::body::ResponseBody;
@@ -23,6 +23,9 @@ pin_project_lite::pin_project! {
         Plain { #[pin] fut: F },
         // Recorded path: the inner future runs inside the request scope.
         Recorded { #[pin] fut: Scoped<F> },
+        // Recorded path, the request's frame built only if the handler asks for it
+        // (`context::in_request_frame` around every poll).
+        Lazy { #[pin] fut: F },
     }
 }
 
@@ -69,6 +72,13 @@ impl<F: Future> ResponseFuture<F> {
             pending,
         }
     }
+
+    pub(crate) fn lazy(fut: F, pending: Option<Pending>) -> Self {
+        ResponseFuture {
+            inner: Inner::Lazy { fut },
+            pending,
+        }
+    }
 }
 
 impl<F: Future> std::fmt::Debug for ResponseFuture<F> {
@@ -88,26 +98,19 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = match this.inner.project() {
-            InnerProj::Plain { fut } => ready!(fut.poll(cx)),
+        let polled = match this.inner.project() {
+            InnerProj::Plain { fut } => Ok(ready!(fut.poll(cx))),
             InnerProj::Recorded { fut } => {
-                let region = PanicCapture::enter();
-                // The request is the one served while its handler runs: a record
-                // logged there finds its route (`capture::resolve_route`).
-                let poll = || panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)));
-                let polled = match this.pending.as_ref() {
-                    Some(pending) => crate::capture::serving(pending, poll),
-                    None => poll(),
-                };
-                drop(region);
-                match polled {
-                    Ok(poll) => ready!(poll),
-                    // The inner future is never polled again: this future is done.
-                    Err(payload) => {
-                        return Poll::Ready(Err(panicked(this.pending, &*payload)));
-                    }
-                }
+                ready!(poll_handler(this.pending.as_ref(), || fut.poll(cx)))
             }
+            InnerProj::Lazy { fut } => ready!(poll_handler(this.pending.as_ref(), || {
+                in_request_frame(crate::capture::request_frame, || fut.poll(cx))
+            })),
+        };
+        let result = match polled {
+            Ok(result) => result,
+            // The inner future is never polled again: this future is done.
+            Err(payload) => return Poll::Ready(Err(panicked(this.pending, &*payload))),
         };
         // Worked on in place: moved out only when it is recorded or carried further.
         let slot = this.pending;
@@ -163,6 +166,27 @@ where
             ResponseBody::new(body, pending)
         });
         Poll::Ready(Ok(ServiceResponse::new(request, response)))
+    }
+}
+
+/// One poll of the inner service's future (`poll`), with `pending` as the request
+/// served on this thread (a record logged there finds its route:
+/// `capture::resolve_route`) and panics caught: `Err` holds a panic's payload.
+fn poll_handler<T>(
+    pending: Option<&Pending>,
+    poll: impl FnOnce() -> Poll<T>,
+) -> Poll<Result<T, Box<dyn std::any::Any + Send>>> {
+    let region = PanicCapture::enter();
+    let poll = || panic::catch_unwind(AssertUnwindSafe(poll));
+    let polled = match pending {
+        Some(pending) => crate::capture::serving(pending, poll),
+        None => poll(),
+    };
+    drop(region);
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+        Err(payload) => Poll::Ready(Err(payload)),
     }
 }
 

@@ -11,7 +11,7 @@ use actix_web::dev::{Extensions, ResourceMap};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage as _};
-use loggier_core::context::instrument_request;
+use loggier_core::context::{in_request_frame, instrument_request};
 use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
 
 use crate::body::{RequestBody, ResponseBody};
@@ -359,7 +359,19 @@ where
             }
         }
 
-        let frame = Arc::clone(pending.exchange_mut().frame());
+        // A request outside any scope has its frame built only if the handler asks
+        // for it. With OpenTelemetry, a caller's trace context is attached around the
+        // handler: that needs the frame at once.
+        let exchange = pending.exchange_mut();
+        let lazy = exchange.built_frame().is_none()
+            && !(cfg!(feature = "opentelemetry") && exchange.trace_parent().is_some());
+        if lazy {
+            let fut = crate::capture::serving(&pending, || {
+                in_request_frame(crate::capture::request_frame, || self.service.call(req))
+            });
+            return ResponseFuture::lazy(fut, Some(pending));
+        }
+        let frame = Arc::clone(exchange.frame());
         let fut = crate::capture::serving(&pending, || {
             instrument_request(frame, || self.service.call(req))
         });

@@ -3,10 +3,10 @@
 
 use std::backtrace::Backtrace;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::context::{EndpointOptions, EndpointSlot, ScopeFrame};
+use crate::context::{EndpointOptions, EndpointSlot, RequestId, RouteResolver, ScopeFrame};
 use std::borrow::Cow;
 
 use crate::record::{
@@ -21,6 +21,11 @@ use super::traceparent::TraceParent;
 
 /// Longest response `Content-Type` an [`Exchange`] keeps without an allocation, bytes.
 const CONTENT_TYPE_INLINE: usize = 48;
+
+/// The trace id and span id a request frame takes from the caller's `traceparent`.
+fn trace_ids(trace: Option<&TraceParent>) -> Option<(String, String)> {
+    trace.map(|t| (t.trace_id.clone(), t.span_id.clone()))
+}
 
 /// Logger name of transaction records.
 pub const HTTP_LOGGER: &str = "http";
@@ -102,9 +107,16 @@ enum Failure {
 pub struct Exchange {
     settings: Arc<CaptureSettings>,
     started: Instant,
-    /// The request's scope frame, built at the start: it holds the request id (a
-    /// generated one inline) and the request's [`EndpointSlot`] in one allocation.
-    frame: Arc<ScopeFrame>,
+    /// The request id (a generated one inline).
+    request_id: RequestId,
+    /// The request's scope frame, built on first use ([`Exchange::frame`]), or at the
+    /// start when the request arrives inside another scope (whose values it
+    /// inherits). It holds the request id and the request's [`EndpointSlot`] in one
+    /// allocation.
+    frame: OnceLock<Arc<ScopeFrame>>,
+    /// The route resolver for the frame, when the route is [deferred](Exchange::defer_route)
+    /// and the frame is not built yet.
+    deferred_route: Option<RouteResolver>,
     trace: Option<Box<TraceParent>>,
     /// Shared (not copied) with the frame and, in actix, the middleware's route memo.
     route: Option<Arc<str>>,
@@ -165,16 +177,23 @@ impl Exchange {
         traceparent: Option<&[u8]>,
     ) -> Exchange {
         let trace = traceparent.and_then(TraceParent::parse).map(Box::new);
-        let frame = ScopeFrame::request(
-            request_id_or_generate_inline(request_id),
-            trace
-                .as_ref()
-                .map(|t| (t.trace_id.clone(), t.span_id.clone())),
-        );
+        let request_id = request_id_or_generate_inline(request_id);
+        // A request inside another scope inherits its values as they are now; one
+        // outside any scope has its frame built only when something asks for it.
+        let frame = OnceLock::new();
+        if let Some(parent) = crate::context::current() {
+            let _ = frame.set(Arc::new(ScopeFrame::request_in(
+                Some(&parent),
+                request_id.clone(),
+                trace_ids(trace.as_deref()),
+            )));
+        }
         Exchange {
             settings,
             started: Instant::now(),
+            request_id,
             frame,
+            deferred_route: None,
             trace,
             route: None,
             status: None,
@@ -197,7 +216,7 @@ impl Exchange {
     /// The request id: put it in the request scope and echo it on the response
     /// (header [`CaptureSettings::request_id_header`]).
     pub fn request_id(&self) -> &str {
-        self.frame.request_id().unwrap_or_default()
+        self.request_id.as_str()
     }
 
     /// The caller's trace context, when a valid `traceparent` came in.
@@ -216,9 +235,11 @@ impl Exchange {
     /// gets this answer too.
     pub fn set_route(&mut self, route: impl Into<Arc<str>>) {
         let route = route.into();
-        match Arc::get_mut(&mut self.frame) {
-            Some(frame) => frame.set_route(Arc::clone(&route)),
-            None => self.frame.settle_route(&route),
+        if let Some(frame) = self.frame.get_mut() {
+            match Arc::get_mut(frame) {
+                Some(frame) => frame.set_route(Arc::clone(&route)),
+                None => frame.settle_route(&route),
+            }
         }
         self.route = Some(route);
     }
@@ -230,9 +251,14 @@ impl Exchange {
     /// or a nested scope entered while the request is served), and the adapter
     /// calls [`set_route`](Exchange::set_route) before building the record. Call it
     /// before the frame is handed out; later it does nothing.
-    pub fn defer_route(&mut self, resolve: crate::context::RouteResolver) {
-        if let Some(frame) = Arc::get_mut(&mut self.frame) {
-            frame.defer_route(resolve);
+    pub fn defer_route(&mut self, resolve: RouteResolver) {
+        match self.frame.get_mut() {
+            Some(frame) => {
+                if let Some(frame) = Arc::get_mut(frame) {
+                    frame.defer_route(resolve);
+                }
+            }
+            None => self.deferred_route = Some(resolve),
         }
     }
 
@@ -247,12 +273,13 @@ impl Exchange {
     /// handler. An adapter that knows the endpoint itself may fill it directly.
     /// Always `Some`: every exchange's frame has its own slot.
     pub fn endpoint_slot(&self) -> Option<&EndpointSlot> {
-        self.frame.endpoint_slot()
+        self.frame().endpoint_slot()
     }
 
-    /// The options the request's endpoint set, once its handler started.
+    /// The options the request's endpoint set, once its handler started (never set
+    /// while the request's frame is not built: nothing could ask for its slot).
     pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
-        self.frame.endpoint()
+        self.frame.get().and_then(|f| f.endpoint())
     }
 
     /// Status `status` is tracked for this request: the endpoint's `statuses` when it
@@ -322,7 +349,7 @@ impl Exchange {
         };
         wanted.then(|| {
             BodyCapture::new(s.max_body_size, content_type)
-                .gated(Arc::clone(&self.frame), s.capture_request_body)
+                .gated(Arc::clone(self.frame()), s.capture_request_body)
         })
     }
 
@@ -491,7 +518,7 @@ impl Exchange {
     pub fn scope(&self) -> crate::context::Scope {
         let mut scope = crate::context::Scope::new()
             .request_id(self.request_id())
-            .endpoint_of(&self.frame);
+            .endpoint_of(self.frame());
         if let Some(t) = &self.trace {
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
@@ -502,15 +529,34 @@ impl Exchange {
     }
 
     /// The request's resolved scope frame: [`scope`](Exchange::scope) resolved
-    /// against the scope current at [`start`](Exchange::start), built there, in one
-    /// allocation with the request's endpoint slot. Cheaper than
-    /// `scope().into_frame()`: the request id is not copied (and
-    /// [`request_id`](Exchange::request_id) reads it from there), the route is shared.
+    /// against the scope current at [`start`](Exchange::start), in one allocation with
+    /// the request's endpoint slot. Built at the start for a request that arrived
+    /// inside another scope, else here on first use (with the route set or deferred
+    /// so far); the same frame afterwards. Cheaper than `scope().into_frame()`: the
+    /// request id is not copied (a generated one is inline), the route is shared.
     /// Adapters run the handler in it
-    /// ([`instrument_request`](crate::context::instrument_request)) and enter it
-    /// around every poll of the response body.
+    /// ([`instrument_request`](crate::context::instrument_request)), or have it built
+    /// only when the handler asks ([`in_request_frame`](crate::context::in_request_frame)).
     pub fn frame(&self) -> &Arc<ScopeFrame> {
-        &self.frame
+        self.frame.get_or_init(|| {
+            let mut frame = ScopeFrame::request_in(
+                None,
+                self.request_id.clone(),
+                trace_ids(self.trace.as_deref()),
+            );
+            match (&self.route, self.deferred_route) {
+                (Some(route), _) => frame.set_route(Arc::clone(route)),
+                (None, Some(resolve)) => frame.defer_route(resolve),
+                (None, None) => {}
+            }
+            Arc::new(frame)
+        })
+    }
+
+    /// The request's scope frame when it is built already (see
+    /// [`frame`](Exchange::frame)), without building it.
+    pub fn built_frame(&self) -> Option<&Arc<ScopeFrame>> {
+        self.frame.get()
     }
 
     /// The response body was dropped before its end (client disconnect, server
