@@ -231,21 +231,10 @@ impl ScopeFrame {
     }
 
     /// The frame of an HTTP request (what [`Exchange`](crate::http::Exchange) builds):
-    /// `request_id` and the caller's trace ids over the current scope, a new endpoint
-    /// slot inside the frame — one allocation for both — and the route of the current
-    /// scope (the exchange sets its own while it is the frame's only owner).
-    #[cfg(feature = "http-capture")]
-    #[cfg_attr(not(test), allow(dead_code))]
-    pub(crate) fn request(request_id: RequestId, trace: Option<(String, String)>) -> Arc<Self> {
-        Arc::new(ScopeFrame::request_in(
-            current().as_deref(),
-            request_id,
-            trace,
-        ))
-    }
-
-    /// [`ScopeFrame::request`] over `parent` (none: a request outside any scope), not
-    /// yet shared: the caller may still set its route.
+    /// `request_id` and the caller's trace ids over `parent` (the scope current when
+    /// the request arrived; none: a request outside any scope), a new endpoint slot
+    /// inside the frame — one allocation for both once shared — and the route of
+    /// `parent`. Not yet shared: the caller may still set its route.
     #[cfg(feature = "http-capture")]
     pub(crate) fn request_in(
         parent: Option<&ScopeFrame>,
