@@ -326,7 +326,7 @@ where
         // Carried inline by the response future (which actix boxes); boxed only for a
         // body sent chunk by chunk, which carries it further.
         let mut pending = Pending::new(
-            Exchange::start(
+            Exchange::start_deferred(
                 Arc::clone(&config.settings),
                 incoming_id.map(|v| v.as_bytes()),
                 headers.get(TRACEPARENT).map(|v| v.as_bytes()),

@@ -20,7 +20,7 @@ use super::settings::{CaptureSettings, ResponseBodyCapture};
 use super::traceparent::TraceParent;
 
 /// Longest response `Content-Type` an [`Exchange`] keeps without an allocation, bytes.
-const CONTENT_TYPE_INLINE: usize = 48;
+const CONTENT_TYPE_INLINE: usize = 32;
 
 /// The trace id and span id a request frame takes from the caller's `traceparent`.
 fn trace_ids(trace: Option<&TraceParent>) -> Option<(String, String)> {
@@ -107,16 +107,9 @@ enum Failure {
 pub struct Exchange {
     settings: Arc<CaptureSettings>,
     started: Instant,
-    /// The request id (a generated one inline).
-    request_id: RequestId,
-    /// The request's scope frame, built on first use ([`Exchange::frame`]), or at the
-    /// start when the request arrives inside another scope (whose values it
-    /// inherits). It holds the request id and the request's [`EndpointSlot`] in one
-    /// allocation.
-    frame: OnceLock<Arc<ScopeFrame>>,
-    /// The route resolver for the frame, when the route is [deferred](Exchange::defer_route)
-    /// and the frame is not built yet.
-    deferred_route: Option<RouteResolver>,
+    /// The request's scope frame: it holds the request id (a generated one inline)
+    /// and the request's [`EndpointSlot`] in one allocation.
+    frame: FrameSlot,
     trace: Option<Box<TraceParent>>,
     /// Shared (not copied) with the frame and, in actix, the middleware's route memo.
     route: Option<Arc<str>>,
@@ -133,6 +126,22 @@ pub struct Exchange {
     kept_headers: Option<Box<KeptHeaders>>,
     aborted: bool,
     duration: Option<Duration>,
+}
+
+/// Where an [`Exchange`] keeps its request's scope frame.
+#[derive(Debug)]
+enum FrameSlot {
+    /// Built when the exchange started; the request id lives in it.
+    Built(Arc<ScopeFrame>),
+    /// Built on first use ([`Exchange::frame`]), for an exchange started with
+    /// [`Exchange::start_deferred`] outside any scope.
+    Deferred {
+        request_id: RequestId,
+        frame: OnceLock<Arc<ScopeFrame>>,
+        /// The route resolver for the frame, when the route is
+        /// [deferred](Exchange::defer_route) before the frame is built.
+        route: Option<RouteResolver>,
+    },
 }
 
 /// What [`Exchange::keep_request_headers`] and [`Exchange::keep_response_headers`]
@@ -176,24 +185,47 @@ impl Exchange {
         request_id: Option<&[u8]>,
         traceparent: Option<&[u8]>,
     ) -> Exchange {
+        Exchange::begin(settings, request_id, traceparent, false)
+    }
+
+    /// [`start`](Exchange::start), for an adapter that runs the handler with
+    /// [`context::in_request_frame`](crate::context::in_request_frame): a request that
+    /// arrives outside any scope has its [`frame`](Exchange::frame) built only when
+    /// first asked for, so a request whose handler looks at no context builds none.
+    /// (One that arrives inside a scope inherits that scope's values as they are now:
+    /// its frame is built at once.)
+    pub fn start_deferred(
+        settings: Arc<CaptureSettings>,
+        request_id: Option<&[u8]>,
+        traceparent: Option<&[u8]>,
+    ) -> Exchange {
+        Exchange::begin(settings, request_id, traceparent, true)
+    }
+
+    fn begin(
+        settings: Arc<CaptureSettings>,
+        request_id: Option<&[u8]>,
+        traceparent: Option<&[u8]>,
+        deferred: bool,
+    ) -> Exchange {
         let trace = traceparent.and_then(TraceParent::parse).map(Box::new);
         let request_id = request_id_or_generate_inline(request_id);
-        // A request inside another scope inherits its values as they are now; one
-        // outside any scope has its frame built only when something asks for it.
-        let frame = OnceLock::new();
-        if let Some(parent) = crate::context::current() {
-            let _ = frame.set(Arc::new(ScopeFrame::request_in(
-                Some(&parent),
-                request_id.clone(),
+        let frame = match crate::context::current() {
+            None if deferred => FrameSlot::Deferred {
+                request_id,
+                frame: OnceLock::new(),
+                route: None,
+            },
+            parent => FrameSlot::Built(Arc::new(ScopeFrame::request_in(
+                parent.as_deref(),
+                request_id,
                 trace_ids(trace.as_deref()),
-            )));
-        }
+            ))),
+        };
         Exchange {
             settings,
             started: Instant::now(),
-            request_id,
             frame,
-            deferred_route: None,
             trace,
             route: None,
             status: None,
@@ -215,8 +247,12 @@ impl Exchange {
 
     /// The request id: put it in the request scope and echo it on the response
     /// (header [`CaptureSettings::request_id_header`]).
+    #[inline]
     pub fn request_id(&self) -> &str {
-        self.request_id.as_str()
+        match &self.frame {
+            FrameSlot::Built(frame) => frame.request_id().unwrap_or_default(),
+            FrameSlot::Deferred { request_id, .. } => request_id.as_str(),
+        }
     }
 
     /// The caller's trace context, when a valid `traceparent` came in.
@@ -235,7 +271,11 @@ impl Exchange {
     /// gets this answer too.
     pub fn set_route(&mut self, route: impl Into<Arc<str>>) {
         let route = route.into();
-        if let Some(frame) = self.frame.get_mut() {
+        let frame = match &mut self.frame {
+            FrameSlot::Built(frame) => Some(frame),
+            FrameSlot::Deferred { frame, .. } => frame.get_mut(),
+        };
+        if let Some(frame) = frame {
             match Arc::get_mut(frame) {
                 Some(frame) => frame.set_route(Arc::clone(&route)),
                 None => frame.settle_route(&route),
@@ -252,13 +292,18 @@ impl Exchange {
     /// calls [`set_route`](Exchange::set_route) before building the record. Call it
     /// before the frame is handed out; later it does nothing.
     pub fn defer_route(&mut self, resolve: RouteResolver) {
-        match self.frame.get_mut() {
-            Some(frame) => {
-                if let Some(frame) = Arc::get_mut(frame) {
-                    frame.defer_route(resolve);
+        let frame = match &mut self.frame {
+            FrameSlot::Built(frame) => frame,
+            FrameSlot::Deferred { frame, route, .. } => match frame.get_mut() {
+                Some(frame) => frame,
+                None => {
+                    *route = Some(resolve);
+                    return;
                 }
-            }
-            None => self.deferred_route = Some(resolve),
+            },
+        };
+        if let Some(frame) = Arc::get_mut(frame) {
+            frame.defer_route(resolve);
         }
     }
 
@@ -278,12 +323,14 @@ impl Exchange {
 
     /// The options the request's endpoint set, once its handler started (never set
     /// while the request's frame is not built: nothing could ask for its slot).
+    #[inline]
     pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
-        self.frame.get().and_then(|f| f.endpoint())
+        self.built_frame().and_then(|f| f.endpoint())
     }
 
     /// Status `status` is tracked for this request: the endpoint's `statuses` when it
     /// set them, else `statuses_to_track`.
+    #[inline]
     fn tracked(&self, status: u16) -> bool {
         self.endpoint()
             .and_then(|e| e.tracks_status(status))
@@ -292,6 +339,7 @@ impl Exchange {
 
     /// The slow threshold for this request: the endpoint's, else
     /// `slow_request_threshold` when `log_slow_requests` is on, else none.
+    #[inline]
     fn slow_threshold(&self) -> Option<Duration> {
         let s = &self.settings;
         self.endpoint()
@@ -301,12 +349,14 @@ impl Exchange {
 
     /// `true` when a response with `status` may be recorded for this request, its
     /// duration not yet known (as [`CaptureSettings::may_record`], endpoint applied).
+    #[inline]
     fn may_record(&self, status: u16) -> bool {
         self.settings.log_all_requests || self.tracked(status) || self.slow_threshold().is_some()
     }
 
     /// `capture_response_body` for this request: the endpoint's `true` means every
     /// recorded response, `false` none.
+    #[inline]
     fn response_body_mode(&self) -> ResponseBodyCapture {
         match self.endpoint().and_then(EndpointOptions::response_body) {
             Some(true) => ResponseBodyCapture::All,
@@ -361,7 +411,7 @@ impl Exchange {
     /// Notes the response status (e.g. `500`) and `Content-Type`; returns a
     /// [`BodyCapture`] when the response body should be teed (see
     /// [`CaptureSettings::should_capture_response_body`]), else `None`. No allocation
-    /// unless the response body is teed or its `Content-Type` is longer than 48 bytes.
+    /// unless the response body is teed or its `Content-Type` is longer than 32 bytes.
     pub fn on_response(&mut self, status: u16, content_type: Option<&[u8]>) -> Option<BodyCapture> {
         self.status = Some(status);
         let may_record = self.may_record(status);
@@ -530,33 +580,45 @@ impl Exchange {
 
     /// The request's resolved scope frame: [`scope`](Exchange::scope) resolved
     /// against the scope current at [`start`](Exchange::start), in one allocation with
-    /// the request's endpoint slot. Built at the start for a request that arrived
-    /// inside another scope, else here on first use (with the route set or deferred
-    /// so far); the same frame afterwards. Cheaper than `scope().into_frame()`: the
+    /// the request's endpoint slot. Built at the start, except for an exchange
+    /// [started deferred](Exchange::start_deferred) outside any scope: built here on
+    /// first use then (with the route set or deferred so far), the same frame
+    /// afterwards. Cheaper than `scope().into_frame()`: the
     /// request id is not copied (a generated one is inline), the route is shared.
     /// Adapters run the handler in it
     /// ([`instrument_request`](crate::context::instrument_request)), or have it built
     /// only when the handler asks ([`in_request_frame`](crate::context::in_request_frame)).
     pub fn frame(&self) -> &Arc<ScopeFrame> {
-        self.frame.get_or_init(|| {
-            let mut frame = ScopeFrame::request_in(
-                None,
-                self.request_id.clone(),
-                trace_ids(self.trace.as_deref()),
-            );
-            match (&self.route, self.deferred_route) {
-                (Some(route), _) => frame.set_route(Arc::clone(route)),
-                (None, Some(resolve)) => frame.defer_route(resolve),
-                (None, None) => {}
-            }
-            Arc::new(frame)
-        })
+        match &self.frame {
+            FrameSlot::Built(frame) => frame,
+            FrameSlot::Deferred {
+                request_id,
+                frame,
+                route: deferred,
+            } => frame.get_or_init(|| {
+                let mut frame = ScopeFrame::request_in(
+                    None,
+                    request_id.clone(),
+                    trace_ids(self.trace.as_deref()),
+                );
+                match (&self.route, deferred) {
+                    (Some(route), _) => frame.set_route(Arc::clone(route)),
+                    (None, Some(resolve)) => frame.defer_route(*resolve),
+                    (None, None) => {}
+                }
+                Arc::new(frame)
+            }),
+        }
     }
 
     /// The request's scope frame when it is built already (see
     /// [`frame`](Exchange::frame)), without building it.
+    #[inline]
     pub fn built_frame(&self) -> Option<&Arc<ScopeFrame>> {
-        self.frame.get()
+        match &self.frame {
+            FrameSlot::Built(frame) => Some(frame),
+            FrameSlot::Deferred { frame, .. } => frame.get(),
+        }
     }
 
     /// The response body was dropped before its end (client disconnect, server
