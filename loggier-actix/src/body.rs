@@ -64,7 +64,7 @@ pin_project_lite::pin_project! {
                     BodySize::Sized(n) => *this.sent_bytes >= n,
                     BodySize::Stream => false,
                 };
-                pending.emit(!complete);
+                Pending::emit(*pending, !complete);
             }
         }
     }
@@ -140,12 +140,12 @@ impl<B: MessageBody> MessageBody for ResponseBody<B> {
             // The body failed: the client gets a cut-off response.
             Some(Err(_)) => {
                 if let Some(pending) = this.pending.take() {
-                    pending.emit(true);
+                    Pending::emit(*pending, true);
                 }
             }
             None => {
                 if let Some(pending) = this.pending.take() {
-                    pending.emit(false);
+                    Pending::emit(*pending, false);
                 }
             }
         }

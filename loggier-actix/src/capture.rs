@@ -2,7 +2,7 @@
 //! response body, and the conversions from actix types to the policy's inputs.
 
 use std::backtrace::Backtrace;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -99,32 +99,34 @@ impl Pending {
     }
 
     /// The request id as a header value for the response echo: the request's own
-    /// header value when the id came from there, else bytes of the request's scope
-    /// frame (shared, not copied), so the copy of the response headers kept for the
-    /// record shares them too.
+    /// header value when the id came from there, else a copy of the generated id
+    /// (the request's scope frame may never be built).
     pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
         if let Some(incoming) = &self.incoming_id {
             return Some(incoming.clone());
         }
-        let bytes = bytes::Bytes::from_owner(RequestIdBytes(Arc::clone(self.exchange.frame())));
-        HeaderValue::from_maybe_shared(bytes).ok()
+        HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(
+            self.exchange.request_id().as_bytes(),
+        ))
+        .ok()
     }
 
-    /// Notes the response: its status, content type and the error it was built from;
-    /// starts the body copy when it applies.
-    pub(crate) fn on_response(
-        &mut self,
-        status: u16,
-        headers: &HeaderMap,
-        error: Option<&actix_web::Error>,
-    ) {
+    /// Notes the response status and the error it was built from (before anything
+    /// is decided: an error with a 5xx status is a failure).
+    pub(crate) fn note_response(&mut self, status: u16, error: Option<&actix_web::Error>) {
+        self.exchange.set_status(status);
+        if let Some(err) = error {
+            self.exchange.set_response_error(exception_of(err));
+        }
+    }
+
+    /// For a body sent chunk by chunk, after [`note_response`](Pending::note_response):
+    /// notes the response's content type and starts the body copy when it applies.
+    pub(crate) fn on_response(&mut self, status: u16, headers: &HeaderMap) {
         let content_type = headers
             .get(actix_web::http::header::CONTENT_TYPE)
             .map(|v| v.as_bytes());
         self.response_body = self.exchange.on_response(status, content_type);
-        if let Some(err) = error {
-            self.exchange.set_response_error(exception_of(err));
-        }
     }
 
     /// Keeps what the record needs once the response head is gone, for a body that
@@ -145,26 +147,38 @@ impl Pending {
         }
     }
 
-    /// The response body is complete in memory (`body`): copies it when the body is
-    /// captured, then decides and records right away, with the response's request
-    /// and headers borrowed (no copies kept). The duration ends here: what is left is
-    /// sending bytes already produced.
+    /// The response body is complete in memory (`body`), after
+    /// [`note_response`](Pending::note_response): decides right away, with the
+    /// response's request and headers borrowed (no copies kept); only a request that
+    /// is recorded has its content type noted and its body copied (when the body is
+    /// captured). The duration ends here: what is left is sending bytes already
+    /// produced. Empties `slot`; a request that is not recorded is dropped where it
+    /// is, not moved.
     pub(crate) fn on_complete_body(
-        mut self: Box<Self>,
+        slot: &mut Option<Pending>,
         request: &HttpRequest,
         headers: &HeaderMap,
         body: &[u8],
     ) {
-        if let Some(capture) = &mut self.response_body {
+        let Some(level) = slot.as_mut().and_then(Pending::decide) else {
+            *slot = None;
+            return;
+        };
+        let Some(mut pending) = slot.take() else {
+            return;
+        };
+        let status = pending.exchange.status().unwrap_or(500);
+        pending.on_response(status, headers);
+        if let Some(capture) = &mut pending.response_body {
             capture.push(body);
         }
-        self.record(false, Some(request), Some(headers));
+        pending.build(level, false, Some(request), Some(headers));
     }
 
     /// The inner service returned `Err`: actix-web turns it into a response after
     /// this middleware, from nothing but the error, so the record is built now with
     /// the status that response will have and the error, without headers or body.
-    pub(crate) fn on_service_error(mut self: Box<Self>, err: &actix_web::Error) {
+    pub(crate) fn on_service_error(mut self, err: &actix_web::Error) {
         let status = err.error_response().status().as_u16();
         let _ = self.exchange.on_response(status, None);
         self.exchange.set_response_error(exception_of(err));
@@ -173,7 +187,7 @@ impl Pending {
 
     /// The handler panicked with `message` (`backtrace` from the request panic hook,
     /// when it ran): recorded now as a failure with the 500 this middleware answers.
-    pub(crate) fn on_panic(mut self: Box<Self>, message: String, backtrace: Option<&Backtrace>) {
+    pub(crate) fn on_panic(mut self, message: String, backtrace: Option<&Backtrace>) {
         self.exchange.set_panic(message, backtrace);
         let _ = self.exchange.on_response(500, None);
         self.emit(false);
@@ -188,25 +202,36 @@ impl Pending {
 
     /// Decides and, when the request is recorded, builds the record and hands it to
     /// the client. `aborted`: the response (or its body) was dropped before its end.
-    pub(crate) fn emit(self: Box<Self>, aborted: bool) {
+    pub(crate) fn emit(self, aborted: bool) {
         self.record(aborted, None, None);
     }
 
     /// [`emit`](Pending::emit), with the request and response headers borrowed from
     /// the response when it is at hand (else the kept ones). Decides first: a request
     /// that is not recorded only frees its state.
-    fn record(
-        mut self: Box<Self>,
+    fn record(mut self, aborted: bool, request: Option<&HttpRequest>, headers: Option<&HeaderMap>) {
+        if let Some(level) = self.decide() {
+            self.build(level, aborted, request, headers);
+        }
+    }
+
+    /// Stops the clock and decides: the level of the record when the request is
+    /// recorded and the client takes records of that level.
+    fn decide(&mut self) -> Option<loggier_core::Level> {
+        self.exchange
+            .finish()
+            .filter(|level| self.config.client.enabled(*level))
+    }
+
+    /// Builds the record of a request [decided](Pending::decide) on at `level` and
+    /// hands it to the client.
+    fn build(
+        self,
+        level: loggier_core::Level,
         aborted: bool,
         request: Option<&HttpRequest>,
         headers: Option<&HeaderMap>,
     ) {
-        let Some(level) = self.exchange.finish() else {
-            return;
-        };
-        if !self.config.client.enabled(level) {
-            return;
-        }
         let Pending {
             incoming_id: _,
             mut exchange,
@@ -218,7 +243,7 @@ impl Pending {
             request_body,
             response_headers,
             response_body,
-        } = *self;
+        } = self;
         let request = request.or(kept_request.as_ref());
         if let Some(shared) = request_body {
             // The payload wrapper only borrows while pushing a chunk, on this same
@@ -243,7 +268,8 @@ impl Pending {
             // Found now that the request is recorded: the frame's answer when a record
             // logged by the handler asked already, else the router's (it has matched
             // this request: no path matching again), else the memo.
-            let route = match (exchange.frame().route(), request) {
+            let frame_route = exchange.built_frame().and_then(|f| f.route());
+            let route = match (frame_route, request) {
                 (Some(route), _) => Some(Arc::from(route)),
                 (None, Some(request)) => request.match_pattern().map(|r| config.template(r)),
                 (None, None) => config.route(uri.path()),
@@ -278,77 +304,44 @@ impl Pending {
 
     /// The route of `frame`, when it is this request's (or a scope nested in it).
     fn route_for(&self, frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
-        let own = self.exchange.frame();
-        let ours = std::ptr::eq(&**own, frame)
-            || (frame.request_id().is_some() && frame.request_id() == own.request_id());
+        let own = self.exchange.built_frame();
+        let ours = own.is_some_and(|own| std::ptr::eq(&**own, frame))
+            || frame.request_id() == Some(self.exchange.request_id());
         ours.then(|| self.config.route(self.uri.path()))
     }
 }
 
-thread_local! {
+scoped_tls::scoped_thread_local! {
     /// The request whose handler is being called or polled on this thread (see
     /// [`serving`]), for [`resolve_route`].
-    static SERVING: Cell<Option<Box<Pending>>> = const { Cell::new(None) };
+    static SERVING: Pending
 }
 
 /// Runs `f` — a call or a poll of the inner service — with `pending` as the request
 /// served on this thread, so a record logged meanwhile gets its route
-/// ([`resolve_route`]); `pending` is handed back afterwards, also when `f` unwinds
-/// (a drop guard puts the thread-local back, so no stale request stays behind to
-/// answer a later frame). Moves the box in and out: no copy, no reference count.
-pub(crate) fn serving<R>(pending: &mut Option<Box<Pending>>, f: impl FnOnce() -> R) -> R {
-    /// Puts the previous request back in [`SERVING`] and ours back in `pending`.
-    struct Restore<'a> {
-        pending: &'a mut Option<Box<Pending>>,
-        previous: Option<Option<Box<Pending>>>,
+/// ([`resolve_route`]). A borrow for the duration of `f` (the previous request, if
+/// any, is put back afterwards, also when `f` unwinds): nothing is moved or counted.
+pub(crate) fn serving<R>(pending: &Pending, f: impl FnOnce() -> R) -> R {
+    SERVING.set(pending, f)
+}
+
+/// The [`FrameSource`](loggier_core::context::FrameSource) of the middleware's
+/// requests: the scope frame of the request being served on this thread, built on
+/// first use.
+pub(crate) fn request_frame() -> Option<Arc<ScopeFrame>> {
+    if !SERVING.is_set() {
+        return None;
     }
-    impl Drop for Restore<'_> {
-        fn drop(&mut self) {
-            if let Some(previous) = self.previous.take() {
-                if let Ok(back) = SERVING.try_with(|s| s.replace(previous)) {
-                    *self.pending = back;
-                }
-            }
-        }
-    }
-    let mut mine = pending.take();
-    match SERVING.try_with(|s| s.replace(mine.take())) {
-        Ok(previous) => {
-            let _restore = Restore {
-                pending,
-                previous: Some(previous),
-            };
-            f()
-        }
-        // No thread-local (thread teardown): nothing was moved.
-        Err(_) => {
-            *pending = mine;
-            f()
-        }
-    }
+    SERVING.with(|pending| Some(Arc::clone(pending.exchange.frame())))
 }
 
 /// The [`RouteResolver`](loggier_core::context::RouteResolver) of the middleware's
 /// request frames: the route of the request being served on this thread.
 pub(crate) fn resolve_route(frame: &ScopeFrame) -> Option<Option<Arc<str>>> {
-    SERVING
-        .try_with(|s| {
-            let pending = s.take()?;
-            let route = pending.route_for(frame);
-            s.set(Some(pending));
-            route
-        })
-        .ok()
-        .flatten()
-}
-
-/// The request id of a frame, as the bytes of a header value.
-struct RequestIdBytes(Arc<ScopeFrame>);
-
-impl AsRef<[u8]> for RequestIdBytes {
-    fn as_ref(&self) -> &[u8] {
-        self.0.request_id().unwrap_or_default().as_bytes()
+    if !SERVING.is_set() {
+        return None;
     }
+    SERVING.with(|pending| pending.route_for(frame))
 }
 
 /// The entries of an actix-web (`http` 0.2) header map, as the policy takes them.

@@ -10,7 +10,7 @@ use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::ServiceResponse;
 use actix_web::error::InternalError;
 use actix_web::{Error, HttpResponse};
-use loggier_core::context::Scoped;
+use loggier_core::context::{Scoped, in_request_frame};
 use loggier_core::http::{PanicCapture, panic_message, take_request_panic};
 
 use crate::body::ResponseBody;
@@ -23,6 +23,9 @@ pin_project_lite::pin_project! {
         Plain { #[pin] fut: F },
         // Recorded path: the inner future runs inside the request scope.
         Recorded { #[pin] fut: Scoped<F> },
+        // Recorded path, the request's frame built only if the handler asks for it
+        // (`context::in_request_frame` around every poll).
+        Lazy { #[pin] fut: F },
     }
 }
 
@@ -43,7 +46,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F: Future> {
         #[pin]
         inner: Inner<F>,
-        pending: Option<Box<Pending>>,
+        pending: Option<Pending>,
     }
 
     impl<F: Future> PinnedDrop for ResponseFuture<F> {
@@ -63,9 +66,16 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn recorded(fut: Scoped<F>, pending: Option<Box<Pending>>) -> Self {
+    pub(crate) fn recorded(fut: Scoped<F>, pending: Option<Pending>) -> Self {
         ResponseFuture {
             inner: Inner::Recorded { fut },
+            pending,
+        }
+    }
+
+    pub(crate) fn lazy(fut: F, pending: Option<Pending>) -> Self {
+        ResponseFuture {
+            inner: Inner::Lazy { fut },
             pending,
         }
     }
@@ -88,26 +98,23 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let result = match this.inner.project() {
-            InnerProj::Plain { fut } => ready!(fut.poll(cx)),
+        let polled = match this.inner.project() {
+            InnerProj::Plain { fut } => Ok(ready!(fut.poll(cx))),
             InnerProj::Recorded { fut } => {
-                let region = PanicCapture::enter();
-                // The request is the one served while its handler runs: a record
-                // logged there finds its route (`capture::resolve_route`).
-                let polled = crate::capture::serving(this.pending, || {
-                    panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx)))
-                });
-                drop(region);
-                match polled {
-                    Ok(poll) => ready!(poll),
-                    // The inner future is never polled again: this future is done.
-                    Err(payload) => {
-                        return Poll::Ready(Err(panicked(this.pending, &*payload)));
-                    }
-                }
+                ready!(poll_handler(this.pending.as_ref(), || fut.poll(cx)))
             }
+            InnerProj::Lazy { fut } => ready!(poll_handler(this.pending.as_ref(), || {
+                in_request_frame(crate::capture::request_frame, || fut.poll(cx))
+            })),
         };
-        let Some(mut pending) = this.pending.take() else {
+        let result = match polled {
+            Ok(result) => result,
+            // The inner future is never polled again: this future is done.
+            Err(payload) => return Poll::Ready(Err(panicked(this.pending, &*payload))),
+        };
+        // Worked on in place: moved out only when it is recorded or carried further.
+        let slot = this.pending;
+        let Some(pending) = slot.as_mut() else {
             // Excluded path: pass everything through untouched.
             return Poll::Ready(
                 result.map(|res| res.map_body(|_, body| ResponseBody::new(body, None))),
@@ -124,7 +131,9 @@ where
                         res
                     });
                 }
-                pending.on_service_error(&err);
+                if let Some(pending) = slot.take() {
+                    pending.on_service_error(&err);
+                }
                 return Poll::Ready(Err(err));
             }
         };
@@ -132,7 +141,8 @@ where
             res.headers_mut().insert(name, value);
         }
         let size = res.response().body().size();
-        pending.on_response(res.status().as_u16(), res.headers(), res.response().error());
+        let status = res.status().as_u16();
+        pending.note_response(status, res.response().error());
         let (request, response) = res.into_parts();
         let response = response.map_body(|head, body| {
             // A sized body complete in memory ends when its bytes are handed over:
@@ -140,7 +150,7 @@ where
             let body = if matches!(size, BodySize::Sized(_)) {
                 match body.try_into_bytes() {
                     Ok(bytes) => {
-                        pending.on_complete_body(&request, &head.headers, &bytes);
+                        Pending::on_complete_body(slot, &request, &head.headers, &bytes);
                         return ResponseBody::complete(bytes);
                     }
                     Err(body) => body,
@@ -148,17 +158,42 @@ where
             } else {
                 body
             };
-            pending.keep_for_body(&request, &head.headers, matches!(size, BodySize::Stream));
-            ResponseBody::new(body, Some(pending))
+            let pending = slot.take().map(|mut pending| {
+                pending.on_response(status, &head.headers);
+                pending.keep_for_body(&request, &head.headers, matches!(size, BodySize::Stream));
+                Box::new(pending)
+            });
+            ResponseBody::new(body, pending)
         });
         Poll::Ready(Ok(ServiceResponse::new(request, response)))
+    }
+}
+
+/// One poll of the inner service's future (`poll`), with `pending` as the request
+/// served on this thread (a record logged there finds its route:
+/// `capture::resolve_route`) and panics caught: `Err` holds a panic's payload.
+fn poll_handler<T>(
+    pending: Option<&Pending>,
+    poll: impl FnOnce() -> Poll<T>,
+) -> Poll<Result<T, Box<dyn std::any::Any + Send>>> {
+    let region = PanicCapture::enter();
+    let poll = || panic::catch_unwind(AssertUnwindSafe(poll));
+    let polled = match pending {
+        Some(pending) => crate::capture::serving(pending, poll),
+        None => poll(),
+    };
+    drop(region);
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(out)) => Poll::Ready(Ok(out)),
+        Err(payload) => Poll::Ready(Err(payload)),
     }
 }
 
 /// The handler panicked while polled: records the panic (message and backtrace from
 /// the request panic hook when it ran, else the payload's text) and answers 500 with
 /// the request id, like a handler error would.
-fn panicked(pending: &mut Option<Box<Pending>>, payload: &(dyn std::any::Any + Send)) -> Error {
+fn panicked(pending: &mut Option<Pending>, payload: &(dyn std::any::Any + Send)) -> Error {
     let (message, backtrace) = match take_request_panic() {
         Some(p) => (p.message, Some(p.backtrace)),
         None => (panic_message(payload), None),

@@ -11,7 +11,7 @@ use actix_web::dev::{Extensions, ResourceMap};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{Error, HttpMessage as _};
-use loggier_core::context::instrument_request;
+use loggier_core::context::{in_request_frame, instrument_request};
 use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
 
 use crate::body::{RequestBody, ResponseBody};
@@ -323,10 +323,10 @@ where
 
         let headers = req.headers();
         let incoming_id = headers.get(&config.request_id_header);
-        // Boxed once, and at once (the exchange is built in place, not moved into the
-        // box later): the response future and body carry it, and actix moves both.
-        let mut pending = Box::new(Pending::new(
-            Exchange::start(
+        // Carried inline by the response future (which actix boxes); boxed only for a
+        // body sent chunk by chunk, which carries it further.
+        let mut pending = Pending::new(
+            Exchange::start_deferred(
                 Arc::clone(&config.settings),
                 incoming_id.map(|v| v.as_bytes()),
                 headers.get(TRACEPARENT).map(|v| v.as_bytes()),
@@ -334,7 +334,7 @@ where
             Rc::clone(config),
             req.head(),
             incoming_id,
-        ));
+        );
         let exchange = pending.exchange_mut();
         // Found when a record needs it, not per request (see `Config::route`).
         config.resources.get_or_init(|| req.resource_map().clone());
@@ -359,11 +359,22 @@ where
             }
         }
 
-        let frame = Arc::clone(pending.exchange_mut().frame());
-        let mut pending = Some(pending);
-        let fut = crate::capture::serving(&mut pending, || {
+        // A request outside any scope has its frame built only if the handler asks
+        // for it. With OpenTelemetry, a caller's trace context is attached around the
+        // handler: that needs the frame at once.
+        let exchange = pending.exchange_mut();
+        let lazy = exchange.built_frame().is_none()
+            && !(cfg!(feature = "opentelemetry") && exchange.trace_parent().is_some());
+        if lazy {
+            let fut = crate::capture::serving(&pending, || {
+                in_request_frame(crate::capture::request_frame, || self.service.call(req))
+            });
+            return ResponseFuture::lazy(fut, Some(pending));
+        }
+        let frame = Arc::clone(exchange.frame());
+        let fut = crate::capture::serving(&pending, || {
             instrument_request(frame, || self.service.call(req))
         });
-        ResponseFuture::recorded(fut, pending)
+        ResponseFuture::recorded(fut, Some(pending))
     }
 }

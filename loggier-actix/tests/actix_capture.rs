@@ -380,3 +380,86 @@ async fn complete_and_streamed_bodies_are_both_captured() {
     );
     h.stop().await;
 }
+
+/// Logs through the plain client and through the extractor; answers the request id
+/// the extractor sees.
+async fn log_twice(
+    client: actix_web::web::Data<loggier_core::Loggier>,
+    log: loggier_actix::RequestLogger,
+    path: actix_web::web::Path<(String, String)>,
+) -> actix_web::HttpResponse {
+    let (kind, id) = path.into_inner();
+    client.info(format!("client log {kind} {id}"));
+    log.warning(format!("extractor log {kind} {id}"));
+    actix_web::HttpResponse::Ok().body(log.request_id().unwrap_or_default().to_string())
+}
+
+/// Without a `traceparent` the request's scope frame is only built when the handler
+/// asks for it: records logged there still carry the request id and route — also
+/// when an outer middleware polls the request inside a task scope of its own, which
+/// the request's frame must outrank.
+#[actix_web::test]
+async fn handler_records_carry_the_request_context_built_on_first_use() {
+    use actix_web::dev::Service as _;
+    use actix_web::{App, HttpServer, web};
+
+    let (client, records) = loggier_test_support::test_client("actix-first-use");
+    let app_client = client.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(web::Data::new(app_client.clone()))
+            .wrap(loggier_actix::Loggier::new(app_client.clone()))
+            // Wraps the Loggier middleware: `/scoped/...` requests are polled inside
+            // an outer task scope with a request id of its own.
+            .wrap_fn(|req, srv| {
+                let scoped = req.path().starts_with("/scoped/");
+                let fut = srv.call(req);
+                async move {
+                    if scoped {
+                        loggier_core::context::Scope::new()
+                            .request_id("outer-id")
+                            .field("outer", true)
+                            .instrument(fut)
+                            .await
+                    } else {
+                        fut.await
+                    }
+                }
+            })
+            .route("/{kind}/{id}", web::get().to(log_twice))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(("127.0.0.1", 0))
+    .expect("bind 127.0.0.1:0");
+    let base = format!("http://{}", server.addrs()[0]);
+    let server = server.run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    let http = loggier_test_support::http_client();
+
+    for kind in ["plain", "scoped"] {
+        let resp = http
+            .get(format!("{base}/{kind}/9"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(resp.status(), 200);
+        let id = echoed_id(&resp).expect("generated id echoed");
+        assert_eq!(id.len(), 36, "{id}");
+        assert_eq!(resp.text().await.expect("body"), id, "the extractor's id");
+        for message in [
+            format!("client log {kind} 9"),
+            format!("extractor log {kind} 9"),
+        ] {
+            let r = records
+                .wait_for(&message, |r| r["message"] == message.as_str())
+                .await;
+            assert_eq!(r["context"]["request_id"], id.as_str(), "{message}: {r}");
+            assert_eq!(r["context"]["route"], "/{kind}/{id}", "{message}: {r}");
+        }
+    }
+    handle.stop(true).await;
+    client.shutdown(Duration::from_secs(2));
+}

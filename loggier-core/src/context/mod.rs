@@ -22,7 +22,7 @@
 //! Merge order for a record: global fields < scope fields (outer < inner) < the call's
 //! own fields. The merge happens on the worker thread; the caller only clones an `Arc`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
@@ -231,12 +231,17 @@ impl ScopeFrame {
     }
 
     /// The frame of an HTTP request (what [`Exchange`](crate::http::Exchange) builds):
-    /// `request_id` and the caller's trace ids over the current scope, a new endpoint
-    /// slot inside the frame — one allocation for both — and the route of the current
-    /// scope (the exchange sets its own while it is the frame's only owner).
+    /// `request_id` and the caller's trace ids over `parent` (the scope current when
+    /// the request arrived; none: a request outside any scope), a new endpoint slot
+    /// inside the frame — one allocation for both once shared — and the route of
+    /// `parent`. Not yet shared: the caller may still set its route.
     #[cfg(feature = "http-capture")]
-    pub(crate) fn request(request_id: RequestId, trace: Option<(String, String)>) -> Arc<Self> {
-        let mut frame = match current() {
+    pub(crate) fn request_in(
+        parent: Option<&ScopeFrame>,
+        request_id: RequestId,
+        trace: Option<(String, String)>,
+    ) -> Self {
+        let mut frame = match parent {
             None => ScopeFrame::default(),
             Some(parent) => ScopeFrame {
                 fields: parent.fields.clone(),
@@ -254,7 +259,7 @@ impl ScopeFrame {
             frame.span_id = Some(span_id);
         }
         frame.endpoint = Endpoint::Own(EndpointSlot::new());
-        Arc::new(frame)
+        frame
     }
 
     /// Sets the route of a frame nobody else holds yet (see [`ScopeFrame::request`]).
@@ -266,6 +271,49 @@ impl ScopeFrame {
 
 thread_local! {
     static SYNC_STACK: RefCell<Vec<Arc<ScopeFrame>>> = const { RefCell::new(Vec::new()) };
+    /// The request served on this thread whose frame is built on first use (see
+    /// [`in_request_frame`]).
+    static FRAME_SOURCE: Cell<Option<FrameSource>> = const { Cell::new(None) };
+}
+
+/// Gives the scope frame of the request being served on this thread, building it
+/// the first time it is asked for (later calls hand out the same frame); `None` when
+/// it cannot (no request served here). See [`in_request_frame`]. It must not call
+/// [`current`] (which asks it).
+pub type FrameSource = fn() -> Option<Arc<ScopeFrame>>;
+
+/// Runs `call` — the call of a request's handler service or one poll of its future —
+/// with the request's frame as the current scope, as [`instrument_request`] does,
+/// except that the frame is only built, by `source`, when something asks for it
+/// ([`current`]: a record logged, a nested scope, `#[track_endpoint]`, an
+/// extractor). A request whose handler looks at no context builds no frame.
+///
+/// The request's frame ranks below scopes entered or instrumented inside `call`
+/// (they are nested in the request) and above a task scope that was active before
+/// (the request is nested in that one): when a task scope is active at the start,
+/// the frame is built at once and set over it, as a task-local.
+///
+/// Meant for a request that arrived outside any scope (its frame has no values to
+/// inherit); HTTP middleware falls back to [`instrument_request`] otherwise.
+pub fn in_request_frame<R>(source: FrameSource, call: impl FnOnce() -> R) -> R {
+    /// Puts the previous source back, also when `call` unwinds.
+    struct Restore(Option<FrameSource>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let _ = FRAME_SOURCE.try_with(|s| s.set(self.0));
+        }
+    }
+    if TASK_SCOPE.try_with(|_| ()).is_ok() {
+        return match source() {
+            Some(frame) => TASK_SCOPE.sync_scope(frame, call),
+            None => call(),
+        };
+    }
+    let _restore = FRAME_SOURCE
+        .try_with(|s| s.replace(Some(source)))
+        .ok()
+        .map(Restore);
+    call()
 }
 
 tokio::task_local! {
@@ -273,7 +321,8 @@ tokio::task_local! {
 }
 
 /// The innermost scope active here: the innermost [`ScopeGuard`] on this thread, else
-/// the task-local scope of the running future, else `None`.
+/// the task-local scope of the running future, else the frame of the request served
+/// on this thread ([`in_request_frame`]; built now if it was not yet), else `None`.
 ///
 /// A route the frame's HTTP adapter resolves on first use is resolved here (on the
 /// thread serving the request), so records and nested scopes made from the returned
@@ -283,7 +332,15 @@ pub fn current() -> Option<Arc<ScopeFrame>> {
         .try_with(|s| s.borrow().last().cloned())
         .ok()
         .flatten();
-    let frame = sync.or_else(|| TASK_SCOPE.try_with(Arc::clone).ok());
+    let frame = sync
+        .or_else(|| TASK_SCOPE.try_with(Arc::clone).ok())
+        .or_else(|| {
+            FRAME_SOURCE
+                .try_with(Cell::get)
+                .ok()
+                .flatten()
+                .and_then(|source| source())
+        });
     if let Some(f) = &frame {
         f.resolve_route();
     }
@@ -579,6 +636,56 @@ mod tests {
         let (at_call, at_poll) = fut.await;
         assert_eq!(at_call.as_deref(), Some("req-3"));
         assert_eq!(at_poll.as_deref(), Some("req-3"));
+        assert!(current().is_none());
+    }
+
+    thread_local! {
+        static BUILT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+        static REQUEST: Arc<ScopeFrame> = Scope::new().request_id("lazy-1").into_frame();
+    }
+
+    /// A [`FrameSource`] that counts how often it is asked.
+    fn lazy_source() -> Option<Arc<ScopeFrame>> {
+        BUILT.with(|b| b.set(b.get() + 1));
+        Some(REQUEST.with(Arc::clone))
+    }
+
+    fn current_id() -> Option<String> {
+        current().and_then(|f| f.request_id().map(str::to_string))
+    }
+
+    #[tokio::test]
+    async fn a_lazy_request_frame_is_built_only_when_asked_and_ranks_below_nested_scopes() {
+        BUILT.with(|b| b.set(0));
+        // Built outside: a source must not build its frame through `current`.
+        REQUEST.with(|_| ());
+        in_request_frame(lazy_source, || ());
+        assert_eq!(BUILT.with(std::cell::Cell::get), 0, "nobody asked");
+        let seen = in_request_frame(lazy_source, || {
+            let own = current_id();
+            let nested = {
+                let _g = Scope::new().request_id("inner").enter();
+                current_id()
+            };
+            (own, nested)
+        });
+        assert_eq!(seen, (Some("lazy-1".into()), Some("inner".into())));
+        assert!(current().is_none(), "left after the call");
+
+        // A nested task scope (instrumented inside the handler) wins while polled.
+        let nested = in_request_frame(lazy_source, || {
+            Scope::new().field("k", 1).instrument(async { current() })
+        })
+        .await
+        .expect("nested scope");
+        assert_eq!(nested.request_id(), Some("lazy-1"), "inherits the request");
+        assert_eq!(nested.fields()["k"], 1);
+
+        // A task scope active before (outside the request) ranks below it.
+        let outer = Scope::new()
+            .request_id("outer")
+            .instrument(async { in_request_frame(lazy_source, current_id) });
+        assert_eq!(outer.await.as_deref(), Some("lazy-1"));
         assert!(current().is_none());
     }
 

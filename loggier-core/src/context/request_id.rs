@@ -4,14 +4,15 @@
 pub(crate) const UUID_LEN: usize = 36;
 
 /// A request id: a generated UUID inline (no allocation of its own), any other
-/// (accepted incoming or user-given) id on the heap.
+/// (accepted incoming or user-given) id on the heap, shared (a clone counts a
+/// reference: an exchange and its scope frame hold the same text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum RequestId {
     /// A hyphenated lower-case UUID.
     #[cfg_attr(not(feature = "http-capture"), allow(dead_code))]
     Uuid(arrayvec::ArrayString<UUID_LEN>),
     /// Any other id.
-    Text(Box<str>),
+    Text(std::sync::Arc<str>),
 }
 
 impl RequestId {
@@ -32,6 +33,6 @@ impl RequestId {
 
 impl From<String> for RequestId {
     fn from(s: String) -> Self {
-        RequestId::Text(s.into_boxed_str())
+        RequestId::Text(std::sync::Arc::from(s))
     }
 }

@@ -3,10 +3,10 @@
 
 use std::backtrace::Backtrace;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::context::{EndpointOptions, EndpointSlot, ScopeFrame};
+use crate::context::{EndpointOptions, EndpointSlot, RequestId, RouteResolver, ScopeFrame};
 use std::borrow::Cow;
 
 use crate::record::{
@@ -20,7 +20,12 @@ use super::settings::{CaptureSettings, ResponseBodyCapture};
 use super::traceparent::TraceParent;
 
 /// Longest response `Content-Type` an [`Exchange`] keeps without an allocation, bytes.
-const CONTENT_TYPE_INLINE: usize = 48;
+const CONTENT_TYPE_INLINE: usize = 32;
+
+/// The trace id and span id a request frame takes from the caller's `traceparent`.
+fn trace_ids(trace: Option<&TraceParent>) -> Option<(String, String)> {
+    trace.map(|t| (t.trace_id.clone(), t.span_id.clone()))
+}
 
 /// Logger name of transaction records.
 pub const HTTP_LOGGER: &str = "http";
@@ -102,9 +107,9 @@ enum Failure {
 pub struct Exchange {
     settings: Arc<CaptureSettings>,
     started: Instant,
-    /// The request's scope frame, built at the start: it holds the request id (a
-    /// generated one inline) and the request's [`EndpointSlot`] in one allocation.
-    frame: Arc<ScopeFrame>,
+    /// The request's scope frame: it holds the request id (a generated one inline)
+    /// and the request's [`EndpointSlot`] in one allocation.
+    frame: FrameSlot,
     trace: Option<Box<TraceParent>>,
     /// Shared (not copied) with the frame and, in actix, the middleware's route memo.
     route: Option<Arc<str>>,
@@ -121,6 +126,22 @@ pub struct Exchange {
     kept_headers: Option<Box<KeptHeaders>>,
     aborted: bool,
     duration: Option<Duration>,
+}
+
+/// Where an [`Exchange`] keeps its request's scope frame.
+#[derive(Debug)]
+enum FrameSlot {
+    /// Built when the exchange started; the request id lives in it.
+    Built(Arc<ScopeFrame>),
+    /// Built on first use ([`Exchange::frame`]), for an exchange started with
+    /// [`Exchange::start_deferred`] outside any scope.
+    Deferred {
+        request_id: RequestId,
+        frame: OnceLock<Arc<ScopeFrame>>,
+        /// The route resolver for the frame, when the route is
+        /// [deferred](Exchange::defer_route) before the frame is built.
+        route: Option<RouteResolver>,
+    },
 }
 
 /// What [`Exchange::keep_request_headers`] and [`Exchange::keep_response_headers`]
@@ -164,13 +185,43 @@ impl Exchange {
         request_id: Option<&[u8]>,
         traceparent: Option<&[u8]>,
     ) -> Exchange {
+        Exchange::begin(settings, request_id, traceparent, false)
+    }
+
+    /// [`start`](Exchange::start), for an adapter that runs the handler with
+    /// [`context::in_request_frame`](crate::context::in_request_frame): a request that
+    /// arrives outside any scope has its [`frame`](Exchange::frame) built only when
+    /// first asked for, so a request whose handler looks at no context builds none.
+    /// (One that arrives inside a scope inherits that scope's values as they are now:
+    /// its frame is built at once.)
+    pub fn start_deferred(
+        settings: Arc<CaptureSettings>,
+        request_id: Option<&[u8]>,
+        traceparent: Option<&[u8]>,
+    ) -> Exchange {
+        Exchange::begin(settings, request_id, traceparent, true)
+    }
+
+    fn begin(
+        settings: Arc<CaptureSettings>,
+        request_id: Option<&[u8]>,
+        traceparent: Option<&[u8]>,
+        deferred: bool,
+    ) -> Exchange {
         let trace = traceparent.and_then(TraceParent::parse).map(Box::new);
-        let frame = ScopeFrame::request(
-            request_id_or_generate_inline(request_id),
-            trace
-                .as_ref()
-                .map(|t| (t.trace_id.clone(), t.span_id.clone())),
-        );
+        let request_id = request_id_or_generate_inline(request_id);
+        let frame = match crate::context::current() {
+            None if deferred => FrameSlot::Deferred {
+                request_id,
+                frame: OnceLock::new(),
+                route: None,
+            },
+            parent => FrameSlot::Built(Arc::new(ScopeFrame::request_in(
+                parent.as_deref(),
+                request_id,
+                trace_ids(trace.as_deref()),
+            ))),
+        };
         Exchange {
             settings,
             started: Instant::now(),
@@ -196,8 +247,12 @@ impl Exchange {
 
     /// The request id: put it in the request scope and echo it on the response
     /// (header [`CaptureSettings::request_id_header`]).
+    #[inline]
     pub fn request_id(&self) -> &str {
-        self.frame.request_id().unwrap_or_default()
+        match &self.frame {
+            FrameSlot::Built(frame) => frame.request_id().unwrap_or_default(),
+            FrameSlot::Deferred { request_id, .. } => request_id.as_str(),
+        }
     }
 
     /// The caller's trace context, when a valid `traceparent` came in.
@@ -216,9 +271,15 @@ impl Exchange {
     /// gets this answer too.
     pub fn set_route(&mut self, route: impl Into<Arc<str>>) {
         let route = route.into();
-        match Arc::get_mut(&mut self.frame) {
-            Some(frame) => frame.set_route(Arc::clone(&route)),
-            None => self.frame.settle_route(&route),
+        let frame = match &mut self.frame {
+            FrameSlot::Built(frame) => Some(frame),
+            FrameSlot::Deferred { frame, .. } => frame.get_mut(),
+        };
+        if let Some(frame) = frame {
+            match Arc::get_mut(frame) {
+                Some(frame) => frame.set_route(Arc::clone(&route)),
+                None => frame.settle_route(&route),
+            }
         }
         self.route = Some(route);
     }
@@ -230,8 +291,18 @@ impl Exchange {
     /// or a nested scope entered while the request is served), and the adapter
     /// calls [`set_route`](Exchange::set_route) before building the record. Call it
     /// before the frame is handed out; later it does nothing.
-    pub fn defer_route(&mut self, resolve: crate::context::RouteResolver) {
-        if let Some(frame) = Arc::get_mut(&mut self.frame) {
+    pub fn defer_route(&mut self, resolve: RouteResolver) {
+        let frame = match &mut self.frame {
+            FrameSlot::Built(frame) => frame,
+            FrameSlot::Deferred { frame, route, .. } => match frame.get_mut() {
+                Some(frame) => frame,
+                None => {
+                    *route = Some(resolve);
+                    return;
+                }
+            },
+        };
+        if let Some(frame) = Arc::get_mut(frame) {
             frame.defer_route(resolve);
         }
     }
@@ -247,16 +318,19 @@ impl Exchange {
     /// handler. An adapter that knows the endpoint itself may fill it directly.
     /// Always `Some`: every exchange's frame has its own slot.
     pub fn endpoint_slot(&self) -> Option<&EndpointSlot> {
-        self.frame.endpoint_slot()
+        self.frame().endpoint_slot()
     }
 
-    /// The options the request's endpoint set, once its handler started.
+    /// The options the request's endpoint set, once its handler started (never set
+    /// while the request's frame is not built: nothing could ask for its slot).
+    #[inline]
     pub fn endpoint(&self) -> Option<&'static EndpointOptions> {
-        self.frame.endpoint()
+        self.built_frame().and_then(|f| f.endpoint())
     }
 
     /// Status `status` is tracked for this request: the endpoint's `statuses` when it
     /// set them, else `statuses_to_track`.
+    #[inline]
     fn tracked(&self, status: u16) -> bool {
         self.endpoint()
             .and_then(|e| e.tracks_status(status))
@@ -265,6 +339,7 @@ impl Exchange {
 
     /// The slow threshold for this request: the endpoint's, else
     /// `slow_request_threshold` when `log_slow_requests` is on, else none.
+    #[inline]
     fn slow_threshold(&self) -> Option<Duration> {
         let s = &self.settings;
         self.endpoint()
@@ -274,12 +349,14 @@ impl Exchange {
 
     /// `true` when a response with `status` may be recorded for this request, its
     /// duration not yet known (as [`CaptureSettings::may_record`], endpoint applied).
+    #[inline]
     fn may_record(&self, status: u16) -> bool {
         self.settings.log_all_requests || self.tracked(status) || self.slow_threshold().is_some()
     }
 
     /// `capture_response_body` for this request: the endpoint's `true` means every
     /// recorded response, `false` none.
+    #[inline]
     fn response_body_mode(&self) -> ResponseBodyCapture {
         match self.endpoint().and_then(EndpointOptions::response_body) {
             Some(true) => ResponseBodyCapture::All,
@@ -322,7 +399,7 @@ impl Exchange {
         };
         wanted.then(|| {
             BodyCapture::new(s.max_body_size, content_type)
-                .gated(Arc::clone(&self.frame), s.capture_request_body)
+                .gated(Arc::clone(self.frame()), s.capture_request_body)
         })
     }
 
@@ -334,7 +411,7 @@ impl Exchange {
     /// Notes the response status (e.g. `500`) and `Content-Type`; returns a
     /// [`BodyCapture`] when the response body should be teed (see
     /// [`CaptureSettings::should_capture_response_body`]), else `None`. No allocation
-    /// unless the response body is teed or its `Content-Type` is longer than 48 bytes.
+    /// unless the response body is teed or its `Content-Type` is longer than 32 bytes.
     pub fn on_response(&mut self, status: u16, content_type: Option<&[u8]>) -> Option<BodyCapture> {
         self.status = Some(status);
         let may_record = self.may_record(status);
@@ -346,6 +423,15 @@ impl Exchange {
         let allowed = self.response_body_mode().allows(status);
         (allowed && may_record && self.settings.max_body_size > 0)
             .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
+    }
+
+    /// Notes the response status only (e.g. `500`), for an adapter that decides
+    /// right away ([`finish`](Exchange::finish)) because the response body is already
+    /// complete: the `Content-Type` and the response body copy are then only
+    /// worked out — with [`on_response`](Exchange::on_response) — for a request that
+    /// is recorded. Nothing is allocated.
+    pub fn set_status(&mut self, status: u16) {
+        self.status = Some(status);
     }
 
     /// Turns the request headers into the record's form now — masked, as
@@ -482,7 +568,7 @@ impl Exchange {
     pub fn scope(&self) -> crate::context::Scope {
         let mut scope = crate::context::Scope::new()
             .request_id(self.request_id())
-            .endpoint_of(&self.frame);
+            .endpoint_of(self.frame());
         if let Some(t) = &self.trace {
             scope = scope.trace(t.trace_id.clone(), Some(t.span_id.clone()));
         }
@@ -493,15 +579,46 @@ impl Exchange {
     }
 
     /// The request's resolved scope frame: [`scope`](Exchange::scope) resolved
-    /// against the scope current at [`start`](Exchange::start), built there, in one
-    /// allocation with the request's endpoint slot. Cheaper than
-    /// `scope().into_frame()`: the request id is not copied (and
-    /// [`request_id`](Exchange::request_id) reads it from there), the route is shared.
+    /// against the scope current at [`start`](Exchange::start), in one allocation with
+    /// the request's endpoint slot. Built at the start, except for an exchange
+    /// [started deferred](Exchange::start_deferred) outside any scope: built here on
+    /// first use then (with the route set or deferred so far), the same frame
+    /// afterwards. Cheaper than `scope().into_frame()`: the
+    /// request id is not copied (a generated one is inline), the route is shared.
     /// Adapters run the handler in it
-    /// ([`instrument_request`](crate::context::instrument_request)) and enter it
-    /// around every poll of the response body.
+    /// ([`instrument_request`](crate::context::instrument_request)), or have it built
+    /// only when the handler asks ([`in_request_frame`](crate::context::in_request_frame)).
     pub fn frame(&self) -> &Arc<ScopeFrame> {
-        &self.frame
+        match &self.frame {
+            FrameSlot::Built(frame) => frame,
+            FrameSlot::Deferred {
+                request_id,
+                frame,
+                route: deferred,
+            } => frame.get_or_init(|| {
+                let mut frame = ScopeFrame::request_in(
+                    None,
+                    request_id.clone(),
+                    trace_ids(self.trace.as_deref()),
+                );
+                match (&self.route, deferred) {
+                    (Some(route), _) => frame.set_route(Arc::clone(route)),
+                    (None, Some(resolve)) => frame.defer_route(*resolve),
+                    (None, None) => {}
+                }
+                Arc::new(frame)
+            }),
+        }
+    }
+
+    /// The request's scope frame when it is built already (see
+    /// [`frame`](Exchange::frame)), without building it.
+    #[inline]
+    pub fn built_frame(&self) -> Option<&Arc<ScopeFrame>> {
+        match &self.frame {
+            FrameSlot::Built(frame) => Some(frame),
+            FrameSlot::Deferred { frame, .. } => frame.get(),
+        }
     }
 
     /// The response body was dropped before its end (client disconnect, server
