@@ -910,7 +910,6 @@ fn sinks_from_names(config: &Config) -> Result<Vec<Box<dyn Sink>>, ConfigError> 
     not(any(
         feature = "file",
         feature = "stdout",
-        feature = "otlp",
         feature = "loki",
         feature = "vector"
     )),

@@ -2,7 +2,12 @@
 //! long backlog replaying while records keep coming, two clients on one queue, a
 //! panicking sink, a stdout nobody reads, records racing shutdown, a corrupt row and
 //! private file modes. Each test names the issue item it covers.
-#![cfg(all(feature = "http-ingest", feature = "disk-queue"))]
+#![cfg(all(
+    feature = "http-ingest",
+    feature = "disk-queue",
+    feature = "file",
+    feature = "stdout"
+))]
 
 mod support;
 

@@ -1,6 +1,6 @@
 //! The disk queue across restarts: shutdown while the sink is down, a corrupt queue
 //! file, the byte bound, and running without a queue.
-#![cfg(all(feature = "http-ingest", feature = "disk-queue"))]
+#![cfg(all(feature = "http-ingest", feature = "disk-queue", feature = "file"))]
 
 mod support;
 

@@ -7,7 +7,12 @@
 //! written + drops + pending), nothing is stuck in the channel, the network sinks
 //! drop nothing; at the end every record reaches every receiver, first occurrences
 //! in the order logged, and the queue is empty.
-#![cfg(all(unix, feature = "http-ingest", feature = "disk-queue"))]
+#![cfg(all(
+    unix,
+    feature = "http-ingest",
+    feature = "disk-queue",
+    feature = "stdout"
+))]
 
 mod support;
 

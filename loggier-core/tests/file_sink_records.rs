@@ -348,6 +348,7 @@ fn logging_after_shutdown_is_counted_not_lost_silently() {
     assert_eq!(read_lines(&dir.path().join("loggier.ndjson")).len(), 1);
 }
 
+#[cfg(feature = "stdout")]
 #[test]
 fn stdout_sink_in_logfmt_writes_tskv_lines() {
     #[derive(Clone)]

@@ -144,8 +144,16 @@ impl ServiceJson {
 
 /// [`encode_json_line`] with the service members encoded beforehand.
 #[cfg_attr(
-    not(any(feature = "file", feature = "stdout")),
-    allow(dead_code, reason = "used by the file and stdout sinks only")
+    not(any(
+        feature = "file",
+        feature = "stdout",
+        feature = "http-ingest",
+        feature = "loki"
+    )),
+    allow(
+        dead_code,
+        reason = "used by the file, stdout, HTTP ingest and Loki sinks only"
+    )
 )]
 pub(crate) fn encode_json_line_with(
     record: &Record,

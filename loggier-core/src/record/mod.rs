@@ -27,8 +27,14 @@ pub use http::{
     BodyContent, CapturedBody, Headers, HeadersIter, HttpRequest, HttpResponse, HttpTransaction,
 };
 pub use json::{JsonRecord, encode_json, encode_json_line, format_timestamp};
-// Only the line-oriented sinks encode with a shared service prefix.
-#[cfg(any(feature = "file", feature = "stdout"))]
+// Only the line-oriented sinks and the JSON-per-record network sinks (HTTP ingest,
+// Loki's JSON lines) encode with a shared service prefix.
+#[cfg(any(
+    feature = "file",
+    feature = "stdout",
+    feature = "http-ingest",
+    feature = "loki"
+))]
 pub(crate) use json::{ServiceJson, encode_json_line_with};
 pub use level::Level;
 

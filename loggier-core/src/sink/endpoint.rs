@@ -171,6 +171,10 @@ impl EndpointOptions {
     /// (`names.auth`); a tenant on a sink without a tenant header, or one that cannot
     /// go in a header (`names.tenant`); a bad extra header name or value
     /// (`names.headers`, value never shown).
+    #[cfg_attr(
+        not(any(feature = "http-ingest", feature = "loki", feature = "vector")),
+        allow(dead_code)
+    )]
     pub(crate) fn resolve(&self, names: &EndpointNames) -> Result<ResolvedEndpoint, ConfigError> {
         let shown = redact_url(&self.url);
         let mut url = reqwest::Url::parse(self.url.trim())
@@ -247,6 +251,10 @@ impl EndpointOptions {
 }
 
 /// The setting names a sink reports in [`ConfigError`]s, and its tenant header.
+#[cfg_attr(
+    not(any(feature = "http-ingest", feature = "loki", feature = "vector")),
+    allow(dead_code)
+)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct EndpointNames {
     pub(crate) url: &'static str,
@@ -259,6 +267,10 @@ pub(crate) struct EndpointNames {
 
 /// What [`EndpointOptions::resolve`] produces: a checked URL without credentials, the
 /// fixed headers (auth and extra headers marked sensitive) and the timeout.
+#[cfg_attr(
+    not(any(feature = "http-ingest", feature = "loki", feature = "vector")),
+    allow(dead_code)
+)]
 #[derive(Debug)]
 pub(crate) struct ResolvedEndpoint {
     pub(crate) url: reqwest::Url,
@@ -290,6 +302,10 @@ pub(crate) fn redact_url(raw: &str) -> String {
 /// Decodes `%XX` escapes of URL userinfo with the `percent-encoding` crate (the
 /// one `url` uses): invalid escapes are kept as they are, invalid UTF-8 replaced.
 /// Unlike form decoding, `+` stays `+`.
+#[cfg_attr(
+    not(any(feature = "http-ingest", feature = "loki", feature = "vector")),
+    allow(dead_code)
+)]
 fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()

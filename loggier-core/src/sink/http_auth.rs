@@ -42,6 +42,10 @@ impl HttpAuth {
     /// [`ConfigError::Invalid`] for `setting` when the credentials contain bytes that
     /// cannot appear in a header (CR, LF, other control characters), or when a basic
     /// auth user name contains `:` (RFC 7617 §2).
+    #[cfg_attr(
+        not(any(feature = "http-ingest", feature = "loki", feature = "vector")),
+        allow(dead_code)
+    )]
     pub(crate) fn header_value(
         &self,
         setting: &'static str,
