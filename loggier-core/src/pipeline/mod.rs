@@ -412,11 +412,12 @@ fn inherited_context(
     more: usize,
 ) -> ContextFields {
     let inherited = global.map_or(0, Fields::len) + scope.map_or(0, |s| s.fields().len() + 1);
-    let mut ctx = ContextFields::new();
     if inherited + more == 0 {
-        return ctx;
+        return ContextFields::new();
     }
-    ctx.reserve(inherited + more);
+    // At its final size (at most this many distinct keys): one exact allocation,
+    // not an empty vector grown through `reserve`'s rounding.
+    let mut ctx = ContextFields::with_capacity(inherited + more);
     if let Some(g) = global {
         // A map's keys are distinct: no need to look for them.
         for (k, v) in g {
