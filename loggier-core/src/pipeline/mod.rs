@@ -287,6 +287,10 @@ pub(crate) fn finish_event(
     // value, so this equals masking the merged map.
     let mut ctx = inherited_context(global.as_deref(), scope, fields.len());
     masker.mask_context(&mut ctx);
+    // A few distinct call fields and nothing inherited (the common call): append
+    // them without looking each key up again. Otherwise a repeated key overwrites
+    // the earlier value in its first position.
+    let append = ctx.is_empty() && fields.len() <= INLINE_FIELDS && distinct_keys(&fields);
     for (k, v) in fields {
         let v = if keys.is_sensitive(masker, &k) {
             serde_json::Value::String(crate::mask::FILTERED.to_string())
@@ -295,7 +299,11 @@ pub(crate) fn finish_event(
             masker.mask_value(&mut v);
             v
         };
-        ctx.insert(k, v);
+        if append {
+            ctx.push_new(k, v);
+        } else {
+            ctx.insert(k, v);
+        }
     }
     let extra = extra.map(|x| *x).unwrap_or_default();
     let mut record = Record {
@@ -314,6 +322,14 @@ pub(crate) fn finish_event(
     };
     complete(&mut record, scope, settings);
     record
+}
+
+/// `true` when no key of `fields` appears twice (pairwise: meant for a few).
+fn distinct_keys(fields: &[(FieldKey, FieldValue)]) -> bool {
+    fields
+        .iter()
+        .enumerate()
+        .all(|(i, (k, _))| fields[..i].iter().all(|(earlier, _)| earlier != k))
 }
 
 /// [`finish_event`] for a finished record: its context is the call's. The record is
