@@ -267,7 +267,7 @@ pub(crate) fn finish_event(
     env: Box<Envelope<EventBody>>,
     settings: &PipelineSettings,
     keys: &mut KeyCache,
-) -> Record {
+) -> Arc<Record> {
     // Taken apart straight out of the box: each part is moved once, the envelope is
     // not copied out whole first.
     let Envelope {
@@ -308,7 +308,8 @@ pub(crate) fn finish_event(
         }
     }
     let extra = extra.map(|x| *x).unwrap_or_default();
-    let mut record = Record {
+    // Built in its `Arc` and finished there, not built and then moved into one.
+    let mut record = Arc::new(Record {
         timestamp_ns,
         level,
         message,
@@ -321,8 +322,9 @@ pub(crate) fn finish_event(
         trace_id: extra.trace_id,
         span_id: extra.span_id,
         request_id: None,
-    };
-    complete(&mut record, scope, settings);
+    });
+    // Only this function holds the record yet: no copy is made.
+    complete(Arc::make_mut(&mut record), scope, settings);
     record
 }
 
