@@ -1069,7 +1069,7 @@ mod tests {
                         t[len / 4] = b':';
                     }
                     t[at] = b;
-                    let t = String::from_utf8(t).unwrap();
+                    let t = String::from_utf8(t).expect("ASCII");
                     let want = t
                         .bytes()
                         .filter(|c| matches!(c, b'=' | b':' | b'<'))
