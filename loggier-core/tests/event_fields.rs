@@ -197,3 +197,70 @@ fn sensitive_fields_are_masked_whatever_path_they_take() {
     }
     log.shutdown(Duration::from_secs(5));
 }
+
+/// `line` with its timestamp and host (the parts that differ per run and machine)
+/// replaced by `<ts>` and `<host>`, after checking their shape.
+fn pinnable(line: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+    let ts = v["timestamp"].as_str().expect("a timestamp");
+    assert_eq!(ts.len(), 27, "{ts}");
+    assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
+    let mut out = line.replacen(ts, "<ts>", 1);
+    if let Some(host) = v.get("host") {
+        let host = serde_json::to_string(host).expect("host as JSON");
+        out = out.replacen(&format!(r#","host":{host}"#), r#","host":"<host>""#, 1);
+    }
+    out
+}
+
+#[test]
+fn whole_lines_are_written_byte_for_byte() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (log, path) = client(dir.path());
+    // No inherited context, four distinct call fields, a secret in a field and in
+    // the message, a string that needs escapes.
+    info!(
+        log,
+        user_id = 7u64,
+        route = "/orders/{id}",
+        pin = 1234,
+        note = "tab\there \"q\" é",
+        "request handled token={}",
+        "abc"
+    );
+    // A repeated key without inherited context: one entry, first position, last value.
+    info!(log, a = 1, b = 2, a = 3, "dup");
+    // Five distinct fields.
+    info!(log, a = 1, b = 2, c = 3, d = 4, e = 5, "five");
+    log.update_global(fields! { "region" => "eu", "api_key" => "k" });
+    {
+        let _scope = Scope::new()
+            .field("tenant", "acme")
+            .request_id("req-7")
+            .enter();
+        warning!(log, region = "us", status = 503, "upstream: down");
+    }
+    let out: Vec<String> = lines(&log, &path).iter().map(|l| pinnable(l)).collect();
+    let head = |level: &str, message: &str| {
+        format!(
+            r#"{{"timestamp":"<ts>","level":"{level}","message":{message},"logger":"event_fields","service":"events","environment":"development"{}"#,
+            if out[0].contains(r#""host":"<host>""#) {
+                r#","host":"<host>""#
+            } else {
+                ""
+            }
+        )
+    };
+    assert_eq!(
+        out,
+        [
+            head("INFO", r#""request handled token=[FILTERED]""#)
+                + r#","context":{"user_id":7,"route":"/orders/{id}","pin":"[FILTERED]","note":"tab\there \"q\" é"}}"#,
+            head("INFO", r#""dup""#) + r#","context":{"a":3,"b":2}}"#,
+            head("INFO", r#""five""#) + r#","context":{"a":1,"b":2,"c":3,"d":4,"e":5}}"#,
+            head("WARNING", r#""upstream: down""#)
+                + r#","context":{"region":"us","api_key":"[FILTERED]","tenant":"acme","status":503,"request_id":"req-7"}}"#,
+        ]
+    );
+    log.shutdown(Duration::from_secs(5));
+}

@@ -264,29 +264,35 @@ pub(crate) struct PipelineSettings {
 /// ones winning; a key keeps the position it first had), adds the scope's request
 /// and trace ids and the tags, and masks it (worker side).
 pub(crate) fn finish_event(
-    env: Envelope<EventBody>,
+    env: Box<Envelope<EventBody>>,
     settings: &PipelineSettings,
     keys: &mut KeyCache,
-) -> Record {
+) -> Arc<Record> {
+    // Taken apart straight out of the box: each part is moved once, the envelope is
+    // not copied out whole first.
     let Envelope {
-        body,
+        body:
+            EventBody {
+                timestamp_ns,
+                level,
+                message,
+                logger,
+                fields,
+                extra,
+            },
         global,
         scope,
-    } = env;
-    let EventBody {
-        timestamp_ns,
-        level,
-        message,
-        logger,
-        fields,
-        extra,
-    } = body;
+    } = *env;
     let masker = &settings.masker;
     let scope = scope.as_deref();
     // Masked part by part (inherited, then each call field): masking is per key and
     // value, so this equals masking the merged map.
     let mut ctx = inherited_context(global.as_deref(), scope, fields.len());
     masker.mask_context(&mut ctx);
+    // A few distinct call fields and nothing inherited (the common call): append
+    // them without looking each key up again. Otherwise a repeated key overwrites
+    // the earlier value in its first position.
+    let append = ctx.is_empty() && fields.len() <= INLINE_FIELDS && distinct_keys(&fields);
     for (k, v) in fields {
         let v = if keys.is_sensitive(masker, &k) {
             serde_json::Value::String(crate::mask::FILTERED.to_string())
@@ -295,10 +301,15 @@ pub(crate) fn finish_event(
             masker.mask_value(&mut v);
             v
         };
-        ctx.insert(k, v);
+        if append {
+            ctx.push_new(k, v);
+        } else {
+            ctx.insert(k, v);
+        }
     }
     let extra = extra.map(|x| *x).unwrap_or_default();
-    let mut record = Record {
+    // Built in its `Arc` and finished there, not built and then moved into one.
+    let mut record = Arc::new(Record {
         timestamp_ns,
         level,
         message,
@@ -311,9 +322,18 @@ pub(crate) fn finish_event(
         trace_id: extra.trace_id,
         span_id: extra.span_id,
         request_id: None,
-    };
-    complete(&mut record, scope, settings);
+    });
+    // Only this function holds the record yet: no copy is made.
+    complete(Arc::make_mut(&mut record), scope, settings);
     record
+}
+
+/// `true` when no key of `fields` appears twice (pairwise: meant for a few).
+fn distinct_keys(fields: &[(FieldKey, FieldValue)]) -> bool {
+    fields
+        .iter()
+        .enumerate()
+        .all(|(i, (k, _))| fields[..i].iter().all(|(earlier, _)| earlier != k))
 }
 
 /// [`finish_event`] for a finished record: its context is the call's. The record is
@@ -412,11 +432,12 @@ fn inherited_context(
     more: usize,
 ) -> ContextFields {
     let inherited = global.map_or(0, Fields::len) + scope.map_or(0, |s| s.fields().len() + 1);
-    let mut ctx = ContextFields::new();
     if inherited + more == 0 {
-        return ctx;
+        return ContextFields::new();
     }
-    ctx.reserve(inherited + more);
+    // At its final size (at most this many distinct keys): one exact allocation,
+    // not an empty vector grown through `reserve`'s rounding.
+    let mut ctx = ContextFields::with_capacity(inherited + more);
     if let Some(g) = global {
         // A map's keys are distinct: no need to look for them.
         for (k, v) in g {

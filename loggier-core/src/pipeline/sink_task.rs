@@ -626,16 +626,15 @@ impl Task {
         if self.batch.records.is_empty() {
             return;
         }
-        let records: Vec<Record> = self
-            .batch
-            .records
-            .drain(..)
-            .map(Arc::unwrap_or_clone)
-            .collect();
-        let n = records.len() as u64;
+        // Handed over as they are (a sink that only reads them copies nothing); the
+        // batch starts again with room for as many.
+        let n = self.batch.records.len();
+        let records = std::mem::replace(&mut self.batch.records, Vec::with_capacity(n));
+        let n = n as u64;
         let service = Arc::clone(&self.settings.service);
-        let encoded =
-            std::panic::catch_unwind(AssertUnwindSafe(|| self.sink.encode(&records, &service)));
+        let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.sink.encode_shared(records, &service)
+        }));
         let payloads = match encoded {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {

@@ -210,7 +210,7 @@ async fn run(
         while let Some(msg) = msgs.next() {
             match msg {
                 Msg::Event(env) => {
-                    records.push(Arc::new(finish_event(*env, &settings, &mut keys)));
+                    records.push(finish_event(env, &settings, &mut keys));
                 }
                 Msg::Record(env) => records.push(finish_record(env, &settings)),
                 Msg::Flush { ack, patient } => {

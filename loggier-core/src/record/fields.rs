@@ -222,11 +222,6 @@ impl ContextFields {
         debug_assert!(!self.contains_key(&key), "duplicate context key {key}");
         self.push_entry(key, value);
     }
-
-    /// Room for `additional` more fields.
-    pub(crate) fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
-    }
 }
 
 impl fmt::Debug for ContextFields {

@@ -282,6 +282,11 @@ fn needs_escape(s: &[u8]) -> bool {
             != 0
     };
     let Some(last) = s.last_chunk::<8>() else {
+        // 4 to 7 bytes (short keys, levels, ids): the first four and the last four,
+        // overlapping, with the same test on 32-bit words.
+        if let (Some(a), Some(b)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
+            return word4(a) || word4(b);
+        }
         return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
     };
     let mut chunks = s.chunks_exact(8);
@@ -289,6 +294,19 @@ fn needs_escape(s: &[u8]) -> bool {
         return true;
     }
     !chunks.remainder().is_empty() && word(last)
+}
+
+/// [`needs_escape`] of four bytes.
+fn word4(c: &[u8; 4]) -> bool {
+    const ONES: u32 = 0x0101_0101;
+    const HIGH: u32 = 0x8080_8080;
+    let v = u32::from_le_bytes(*c);
+    let quote = v ^ (ONES * u32::from(b'"'));
+    let backslash = v ^ (ONES * u32::from(b'\\'));
+    (v.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
+        & !v
+        & HIGH
+        != 0
 }
 
 /// An HTTP transaction, the bytes `serde_json` writes for it; strings, headers,
@@ -739,6 +757,9 @@ mod tests {
         }
         assert!(!needs_escape(b""));
         assert!(!needs_escape("é and ✓ and 😀 over eight bytes".as_bytes()));
+        for short in ["é✓", "😀ab", "aé\u{7f}", "✓✓"] {
+            assert!(!needs_escape(short.as_bytes()), "{short}");
+        }
     }
 
     #[test]

@@ -157,6 +157,26 @@ pub trait Sink: Send + 'static {
     /// dropped and counted.
     fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error>;
 
+    /// [`Sink::encode`] for the records as the pipeline holds them, shared in
+    /// `Arc`s (the pipeline calls this one). The default takes each record out of
+    /// its `Arc` (a copy, or a clone while another sink still holds it) and calls
+    /// [`Sink::encode`]; a sink that only reads the records can encode them where
+    /// they are instead. Same contract and errors as [`Sink::encode`].
+    ///
+    /// # Errors
+    /// As [`Sink::encode`].
+    fn encode_shared(
+        &mut self,
+        records: Vec<std::sync::Arc<Record>>,
+        service: &ServiceInfo,
+    ) -> Result<Vec<Payload>, Error> {
+        let records: Vec<Record> = records
+            .into_iter()
+            .map(std::sync::Arc::unwrap_or_clone)
+            .collect();
+        self.encode(&records, service)
+    }
+
     /// Delivers one payload. Called again with the same payload (same id) on retry and
     /// on replay from the disk queue.
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome>;
@@ -210,6 +230,13 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
         (**self).encode(records, service)
+    }
+    fn encode_shared(
+        &mut self,
+        records: Vec<std::sync::Arc<Record>>,
+        service: &ServiceInfo,
+    ) -> Result<Vec<Payload>, Error> {
+        (**self).encode_shared(records, service)
     }
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
         (**self).send(payload)
