@@ -621,6 +621,21 @@ impl Exchange {
         }
     }
 
+    /// `true` when the adapter may run the handler with
+    /// [`context::in_request_frame`](crate::context::in_request_frame), so that the
+    /// request's [`frame`](Exchange::frame) is built only if something asks for it:
+    /// the exchange was [started deferred](Exchange::start_deferred) outside any
+    /// scope, its frame is not built yet, and nothing needs it up front. With this
+    /// crate's `opentelemetry` feature, a request with a valid `traceparent` needs it
+    /// up front: [`instrument_request`](crate::context::instrument_request) attaches
+    /// the caller's span as the handler's OpenTelemetry parent. (Decided here, where
+    /// the feature is known: an application may enable it on `loggier-core` without
+    /// enabling it on the adapter.)
+    #[inline]
+    pub fn frame_on_first_use(&self) -> bool {
+        self.built_frame().is_none() && !(cfg!(feature = "opentelemetry") && self.trace.is_some())
+    }
+
     /// The response body was dropped before its end (client disconnect, server
     /// shutdown). Noted as `response_aborted: true` in the record context.
     pub fn set_aborted(&mut self) {
@@ -1321,6 +1336,31 @@ mod tests {
         assert_eq!(frame.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(frame.span_id(), Some("00f067aa0ba902b7"));
         assert_eq!(frame.route(), Some("/orders/{id}"));
+    }
+
+    /// A deferred exchange outside any scope leaves its frame to first use, unless
+    /// the frame is built already or (with `opentelemetry`) a trace parent must be
+    /// attached around the handler; an eager one never does.
+    #[test]
+    fn the_frame_is_left_to_first_use_only_when_nothing_needs_it_up_front() {
+        const TP: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let plain = Exchange::start_deferred(settings(|b| b), Some(b"req-1"), None);
+        assert!(plain.frame_on_first_use());
+        let _ = plain.frame();
+        assert!(!plain.frame_on_first_use(), "built now");
+        let traced = Exchange::start_deferred(settings(|b| b), None, Some(TP));
+        assert_eq!(
+            traced.frame_on_first_use(),
+            !cfg!(feature = "opentelemetry"),
+            "a trace parent needs the frame up front only with OpenTelemetry"
+        );
+        assert!(!Exchange::start(settings(|b| b), None, None).frame_on_first_use());
+        let _guard = crate::context::Scope::new().request_id("outer").enter();
+        let nested = Exchange::start_deferred(settings(|b| b), None, None);
+        assert!(
+            !nested.frame_on_first_use(),
+            "inside a scope: built at once"
+        );
     }
 
     #[test]
