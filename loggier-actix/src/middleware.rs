@@ -360,12 +360,11 @@ where
         }
 
         // A request outside any scope has its frame built only if the handler asks
-        // for it. With OpenTelemetry, a caller's trace context is attached around the
-        // handler: that needs the frame at once.
+        // for it. With OpenTelemetry (enabled on `loggier-core`, whether or not on
+        // this crate), a caller's trace context is attached around the handler: that
+        // needs the frame at once.
         let exchange = pending.exchange_mut();
-        let lazy = exchange.built_frame().is_none()
-            && !(cfg!(feature = "opentelemetry") && exchange.trace_parent().is_some());
-        if lazy {
+        if exchange.frame_on_first_use() {
             let fut = crate::capture::serving(&pending, || {
                 in_request_frame(crate::capture::request_frame, || self.service.call(req))
             });

@@ -11,7 +11,9 @@ use bytes::Buf;
 use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use loggier_core::Loggier;
-use loggier_core::context::enter_frame;
+use loggier_core::context::{enter_frame, in_request_frame};
+
+use crate::service::{body_frame, polling_body};
 use loggier_core::http::{
     BodyCapture, CaptureSettings, Exchange, HeaderEntry, PanicCapture, RequestView,
     take_request_panic,
@@ -199,23 +201,20 @@ impl HeaderSnapshot {
         }
     }
 
-    /// Notes that `name` was then `insert`ed into the map with the request id as its
-    /// value: it replaces the values of that name (keeping the first one's place) or
-    /// goes last.
+    /// Notes that `name` was then `insert`ed into the map with the request id header
+    /// value (given to [`entries`](Self::entries)): it replaces the values of that
+    /// name (keeping the first one's place) or goes last.
     pub(crate) fn echo(&mut self, name: http::HeaderName) {
         self.echo = Some(name);
     }
 
     /// The entries, as [`loggier_core::http::header_entries`] yields them for the map
-    /// (`request_id` is the echoed value, when [`echo`](Self::echo) was called).
-    pub(crate) fn entries<'a>(
-        &'a self,
-        request_id: &'a str,
-    ) -> impl Iterator<Item = HeaderEntry<'a>> {
+    /// (`echoed` is the inserted value, when [`echo`](Self::echo) was called).
+    pub(crate) fn entries<'a>(&'a self, echoed: &'a [u8]) -> impl Iterator<Item = HeaderEntry<'a>> {
         let echo = self.echo.as_ref();
         let echoed = HeaderEntry {
             name: echo.map_or("", http::HeaderName::as_str),
-            value: request_id.as_bytes(),
+            value: echoed,
             sensitive: false,
         };
         let mut placed = false;
@@ -292,10 +291,12 @@ pub(crate) struct Pending {
     /// responses are not copied, and the request's snapshot is inline already).
     pub(crate) response_headers: Option<Box<HeaderSnapshot>>,
     /// The request id header value to echo, when it is the incoming one (else it
-    /// is made from the generated id when the response arrives).
+    /// is made from the generated id when the response arrives). Once the response
+    /// is there: the echoed value, when the response headers were copied before
+    /// the echo ([`HeaderSnapshot::echo`]).
     pub(crate) echo: Option<http::HeaderValue>,
     /// The service inserts no context extension: polls of the handler enter
-    /// [`Serving`](crate::service::Serving) so `request_context` finds the client.
+    /// [`serving`](crate::service::serving) so `request_context` finds the client.
     pub(crate) serving: bool,
 }
 
@@ -330,12 +331,15 @@ impl Pending {
         }
         // Only the exchange moves out (`into_record` takes it); the rest is read
         // where it is and dropped with the box.
+        // The request's frame is not built for it (the record takes the request
+        // id from the exchange; the echoed header value is kept here).
         let exchange = self.exchange;
         let (loggier, req, response_headers) =
             (&self.loggier, &self.request, &self.response_headers);
-        // The frame holds the request id; keep it alive past `into_record`.
-        let frame = std::sync::Arc::clone(exchange.frame());
-        let request_id = frame.request_id().unwrap_or_default();
+        let echoed = self
+            .echo
+            .as_ref()
+            .map_or(&[][..], http::HeaderValue::as_bytes);
         let view = RequestView {
             method: req.method.as_str(),
             path: req.path(),
@@ -345,8 +349,8 @@ impl Pending {
         let record = exchange.into_record(
             level,
             view,
-            req.headers.entries(request_id),
-            response_headers.iter().flat_map(|h| h.entries(request_id)),
+            req.headers.entries(&[]),
+            response_headers.iter().flat_map(|h| h.entries(echoed)),
         );
         loggier.log(record);
     }
@@ -423,9 +427,18 @@ where
             return this.inner.poll_frame(cx);
         };
         let polled = {
-            let _scope = enter_frame(state.exchange.frame());
             let _panics = PanicCapture::enter();
-            this.inner.as_mut().poll_frame(cx)
+            let inner = this.inner.as_mut();
+            match state.exchange.built_frame() {
+                Some(frame) => {
+                    let _scope = enter_frame(frame);
+                    inner.poll_frame(cx)
+                }
+                // Not asked for so far: built only if the body asks.
+                None => polling_body(state, || {
+                    in_request_frame(body_frame, || inner.poll_frame(cx))
+                }),
+            }
         };
         let done = match &polled {
             Poll::Pending => false,
@@ -502,11 +515,11 @@ mod tests {
             snapshot.echo(name.clone());
             map.insert(name.clone(), "req-7".parse().expect("hv"));
             let want: Vec<_> = header_entries(&map).map(own).collect();
-            let got: Vec<_> = snapshot.entries("req-7").map(own).collect();
+            let got: Vec<_> = snapshot.entries(b"req-7").map(own).collect();
             assert_eq!(got, want);
         }
         let plain = HeaderSnapshot::of(&HeaderMap::new());
-        assert_eq!(plain.entries("req-7").count(), 0, "no echo, nothing added");
+        assert_eq!(plain.entries(b"req-7").count(), 0, "no echo, nothing added");
     }
 
     /// The snapshot's path and query are the URI's, for every form of request

@@ -10,18 +10,22 @@ use bytes::BytesMut;
 use http::{HeaderValue, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Exception;
-use loggier_core::context::Scoped;
+use loggier_core::context::{Scoped, in_request_frame};
 use loggier_core::http::{PanicCapture, header_entries};
 
 use crate::HandlerPanic;
 use crate::body::{HeaderSnapshot, Pending, ResponseBody, keeps_headers};
-use crate::service::{Serving, first_value};
+use crate::service::{first_value, handler_frame, serving};
 
 pin_project_lite::pin_project! {
     #[project = KindProj]
     enum Kind<F: Future> {
         Passthrough { #[pin] fut: F },
+        // The inner future runs inside the request's frame.
         Captured { #[pin] fut: Scoped<F> },
+        // The inner future runs inside the request's frame built on first use
+        // (`context::in_request_frame` around every poll).
+        Deferred { #[pin] fut: F },
     }
 }
 
@@ -93,6 +97,13 @@ impl<F: Future> ResponseFuture<F> {
             pending: Some(pending),
         }
     }
+
+    pub(crate) fn deferred(fut: F, pending: Box<Pending>) -> Self {
+        ResponseFuture {
+            kind: Kind::Deferred { fut },
+            pending: Some(pending),
+        }
+    }
 }
 
 impl<F: Future> fmt::Debug for ResponseFuture<F> {
@@ -119,13 +130,20 @@ where
                 return Poll::Ready(out.map(|r| r.map(ResponseBody::passthrough)));
             }
             KindProj::Captured { fut } => {
-                let _serving = this
-                    .pending
-                    .as_ref()
-                    .filter(|p| p.serving)
-                    .map(|p| Serving::enter(&p.loggier));
                 let _panics = PanicCapture::enter();
-                ready!(fut.poll(cx))
+                match this.pending.as_deref().filter(|p| p.serving) {
+                    Some(p) => ready!(serving(p, || fut.poll(cx))),
+                    None => ready!(fut.poll(cx)),
+                }
+            }
+            KindProj::Deferred { fut } => {
+                let _panics = PanicCapture::enter();
+                match this.pending.as_deref() {
+                    Some(p) => ready!(serving(p, || {
+                        in_request_frame(handler_frame, || fut.poll(cx))
+                    })),
+                    None => ready!(fut.poll(cx)),
+                }
             }
         };
         let Some(mut pending) = this.pending.take() else {
@@ -163,6 +181,9 @@ where
                 if let Some(v) = echo {
                     if let Some(snapshot) = response_headers.as_mut() {
                         snapshot.echo(header.clone());
+                        // The snapshot's echoed value, for the record (a reference
+                        // count: its bytes are shared).
+                        pending.echo = Some(v.clone());
                     }
                     response.headers_mut().insert(header, v);
                 }

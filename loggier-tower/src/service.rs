@@ -1,8 +1,6 @@
 //! [`LoggierService`]: the per-request half of the middleware.
 
-use std::cell::RefCell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -10,7 +8,7 @@ use std::task::{Context, Poll};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Loggier;
-use loggier_core::context::{RequestContext, instrument_request};
+use loggier_core::context::{RequestContext, ScopeFrame, in_request_frame, instrument_request};
 use loggier_core::http::{CaptureSettings, Exchange, header_entries};
 use tower_service::Service;
 
@@ -123,7 +121,10 @@ where
         }
         let (incoming_id, traceparent) =
             start_headers(request.headers(), self.settings.request_id_header());
-        let mut exchange = Exchange::start(
+        // The request's scope frame (request id, trace ids, route, the endpoint slot
+        // `#[track_endpoint]` fills) is built only if something asks for it, when
+        // the request arrives outside any scope.
+        let mut exchange = Exchange::start_deferred(
             Arc::clone(&self.settings),
             incoming_id.map(HeaderValue::as_bytes),
             traceparent.map(HeaderValue::as_bytes),
@@ -143,16 +144,15 @@ where
         if let Some(r) = route {
             exchange.set_route(r);
         }
-        // Request id, trace ids, route and the endpoint slot `#[track_endpoint]` fills.
-        let frame = Arc::clone(exchange.frame());
 
         // The request is worked on in place (taken apart and put together again
         // it would be moved twice more) and moves on once, its body wrapped.
         let mut request = request;
         if self.context_extension {
+            // The extension holds the frame: built now.
             request.extensions_mut().insert(RequestContext::new(
                 self.loggier.clone(),
-                Some(Arc::clone(&frame)),
+                Some(Arc::clone(exchange.frame())),
             ));
         }
         // Nothing to copy from a body that is already over (GET, HEAD, `Content-Length: 0`).
@@ -194,14 +194,28 @@ where
         } else if self.settings.capture_request_data() {
             pending.request.headers.fill(request.headers());
         }
-        let serving = pending.serving;
-        let fut = instrument_request(frame, || {
-            let _serving = serving.then(|| Serving::enter(&self.loggier));
-            self.inner.call(request.map(|body| match capture {
-                Some((c, slot)) => RequestBody::capturing(body, c, slot),
-                None => RequestBody::passthrough(body),
-            }))
+        let request = request.map(|body| match capture {
+            Some((c, slot)) => RequestBody::capturing(body, c, slot),
+            None => RequestBody::passthrough(body),
         });
+        let inner = &mut self.inner;
+        // Without the context extension the frame is not built yet (the extension
+        // holds it): the handler is called in the request's frame built on first
+        // use, unless something needs it now.
+        if pending.exchange.frame_on_first_use() {
+            let fut = serving(&pending, || {
+                in_request_frame(handler_frame, || inner.call(request))
+            });
+            return ResponseFuture::deferred(fut, pending);
+        }
+        let frame = Arc::clone(pending.exchange.frame());
+        let fut = if pending.serving {
+            serving(&pending, || {
+                instrument_request(frame, || inner.call(request))
+            })
+        } else {
+            instrument_request(frame, || inner.call(request))
+        };
         ResponseFuture::captured(fut, pending)
     }
 }
@@ -250,38 +264,50 @@ fn start_headers<'a>(
     (id, trace)
 }
 
-thread_local! {
-    /// The client of the [`LoggierService`] (one without the context extension) whose
-    /// request is being called or polled on this thread.
-    static SERVING: RefCell<Option<Loggier>> = const { RefCell::new(None) };
+scoped_tls::scoped_thread_local! {
+    /// The request of a [`LoggierService`] without the context extension whose
+    /// handler is being called or polled on this thread (see [`serving`]):
+    /// [`request_context`] answers with its client, [`handler_frame`] with its frame.
+    static SERVING: Pending
 }
 
-/// While alive, the thread serves a request of a layer logging through the given
-/// client: [`request_context`] answers with it. Entered around `call` and every
-/// poll of the response future; restores what was there before (layers nest).
-pub(crate) struct Serving {
-    previous: Option<Loggier>,
-    _not_send: PhantomData<*const ()>,
+scoped_tls::scoped_thread_local! {
+    /// The request whose response body is being polled on this thread, for
+    /// [`body_frame`] (see [`polling_body`]).
+    static BODY: Pending
 }
 
-impl Serving {
-    pub(crate) fn enter(client: &Loggier) -> Serving {
-        let previous = SERVING
-            .try_with(|s| s.replace(Some(client.clone())))
-            .ok()
-            .flatten();
-        Serving {
-            previous,
-            _not_send: PhantomData,
-        }
+/// Runs `f` — the call of the inner service or a poll of its future — with
+/// `pending` as the request served on this thread. A borrow for the duration of `f`
+/// (the previous request, if any, is put back afterwards, also when `f` unwinds):
+/// nothing is moved or counted. Only for a service without the context extension
+/// ([`Pending::serving`]); layers nest.
+pub(crate) fn serving<R>(pending: &Pending, f: impl FnOnce() -> R) -> R {
+    SERVING.set(pending, f)
+}
+
+/// Runs `f` — a poll of the response body — with `pending` as the request whose
+/// body is polled on this thread, for [`body_frame`].
+pub(crate) fn polling_body<R>(pending: &Pending, f: impl FnOnce() -> R) -> R {
+    BODY.set(pending, f)
+}
+
+/// The [`FrameSource`](loggier_core::context::FrameSource) of a handler called or
+/// polled by [`serving`]: the scope frame of that request, built on first use.
+pub(crate) fn handler_frame() -> Option<Arc<ScopeFrame>> {
+    if !SERVING.is_set() {
+        return None;
     }
+    SERVING.with(|pending| Some(Arc::clone(pending.exchange.frame())))
 }
 
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let previous = self.previous.take();
-        let _ = SERVING.try_with(|s| s.replace(previous));
+/// The [`FrameSource`](loggier_core::context::FrameSource) of a response body
+/// polled by [`polling_body`]: the scope frame of that request, built on first use.
+pub(crate) fn body_frame() -> Option<Arc<ScopeFrame>> {
+    if !BODY.is_set() {
+        return None;
     }
+    BODY.with(|pending| Some(Arc::clone(pending.exchange.frame())))
 }
 
 /// The [`RequestContext`] of the captured request whose handler is running on this
@@ -295,7 +321,10 @@ impl Drop for Serving {
 /// inserts the extension (the default) is read with
 /// `request.extensions().get::<RequestContext>()`.
 pub fn request_context() -> Option<RequestContext> {
-    let client = SERVING.try_with(|s| s.borrow().clone()).ok().flatten()?;
+    if !SERVING.is_set() {
+        return None;
+    }
+    let client = SERVING.with(|pending| pending.loggier.clone());
     let frame = loggier_core::context::current().filter(|f| f.endpoint_slot().is_some())?;
     Some(RequestContext::new(client, Some(frame)))
 }

@@ -114,8 +114,9 @@ pub struct Exchange {
     /// Shared (not copied) with the frame and, in actix, the middleware's route memo.
     route: Option<Arc<str>>,
     status: Option<u16>,
-    /// The response `Content-Type` (UTF-8), kept inline: the usual value fits, so
-    /// noting it costs no allocation for a request that is then not recorded.
+    /// The response `Content-Type`, kept inline: the usual value fits, so noting it
+    /// costs no allocation for a request that is then not recorded. Recorded only
+    /// when it is UTF-8 (checked when the record is built).
     response_content_type: Option<smallvec::SmallVec<[u8; CONTENT_TYPE_INLINE]>>,
     failure: Option<Box<Failure>>,
     /// An error the response was built from that does not count as a failure (a 4xx).
@@ -416,9 +417,8 @@ impl Exchange {
         self.status = Some(status);
         let may_record = self.may_record(status);
         if may_record || self.failure.is_some() {
-            self.response_content_type = content_type
-                .filter(|c| std::str::from_utf8(c).is_ok())
-                .map(smallvec::SmallVec::from_slice);
+            // Checked for UTF-8 only if the request is recorded (`into_record`).
+            self.response_content_type = content_type.map(smallvec::SmallVec::from_slice);
         }
         let allowed = self.response_body_mode().allows(status);
         (allowed && may_record && self.settings.max_body_size > 0)
@@ -621,6 +621,21 @@ impl Exchange {
         }
     }
 
+    /// `true` when the adapter may run the handler with
+    /// [`context::in_request_frame`](crate::context::in_request_frame), so that the
+    /// request's [`frame`](Exchange::frame) is built only if something asks for it:
+    /// the exchange was [started deferred](Exchange::start_deferred) outside any
+    /// scope, its frame is not built yet, and nothing needs it up front. With this
+    /// crate's `opentelemetry` feature, a request with a valid `traceparent` needs it
+    /// up front: [`instrument_request`](crate::context::instrument_request) attaches
+    /// the caller's span as the handler's OpenTelemetry parent. (Decided here, where
+    /// the feature is known: an application may enable it on `loggier-core` without
+    /// enabling it on the adapter.)
+    #[inline]
+    pub fn frame_on_first_use(&self) -> bool {
+        self.built_frame().is_none() && !(cfg!(feature = "opentelemetry") && self.trace.is_some())
+    }
+
     /// The response body was dropped before its end (client disconnect, server
     /// shutdown). Noted as `response_aborted: true` in the record context.
     pub fn set_aborted(&mut self) {
@@ -726,7 +741,7 @@ impl Exchange {
                 content_type: self
                     .response_content_type
                     .take()
-                    .map(|c| static_content_type(&c)),
+                    .and_then(|c| record_content_type(&c)),
                 ..HttpResponse::default()
             };
             if s.capture_request_data {
@@ -850,9 +865,10 @@ fn static_method(m: &str) -> Cow<'static, str> {
     }
 }
 
-/// The response `Content-Type` as a `&'static str` when it is one of the usual
-/// ones (no copy per record), else a copy (invalid UTF-8 replaced).
-fn static_content_type(c: &[u8]) -> Cow<'static, str> {
+/// The response `Content-Type` as the record holds it: a `&'static str` when it is
+/// one of the usual ones (no copy per record), else a copy; `None` when it is not
+/// UTF-8.
+fn record_content_type(c: &[u8]) -> Option<Cow<'static, str>> {
     const USUAL: [&str; 8] = [
         "application/json",
         "text/plain; charset=utf-8",
@@ -864,8 +880,10 @@ fn static_content_type(c: &[u8]) -> Cow<'static, str> {
         "application/x-www-form-urlencoded",
     ];
     match USUAL.iter().find(|u| u.as_bytes() == c) {
-        Some(u) => Cow::Borrowed(u),
-        None => Cow::Owned(String::from_utf8_lossy(c).into_owned()),
+        Some(u) => Some(Cow::Borrowed(u)),
+        None => std::str::from_utf8(c)
+            .ok()
+            .map(|c| Cow::Owned(c.to_owned())),
     }
 }
 
@@ -1083,6 +1101,38 @@ mod tests {
         assert_eq!(x.finish(), Some(Level::Info));
         let r = x.into_record(Level::Info, view("DELETE", "/a/1", None), [], []);
         assert_eq!(r.message, "Request: DELETE /a/1 - 204");
+    }
+
+    /// The response `Content-Type` is recorded when it is UTF-8 (a usual one
+    /// borrowed, others copied, longer ones than the inline buffer too), and left
+    /// out when it is not.
+    #[test]
+    fn the_response_content_type_is_recorded_only_when_it_is_utf8() {
+        let long = format!("application/vnd.example.{}+json", "x".repeat(40));
+        let cases: [(&[u8], Option<&str>); 5] = [
+            (b"application/json", Some("application/json")),
+            (b"text/csv; charset=utf-8", Some("text/csv; charset=utf-8")),
+            (long.as_bytes(), Some(long.as_str())),
+            (
+                "text/plain; name=caf\u{e9}".as_bytes(),
+                Some("text/plain; name=caf\u{e9}"),
+            ),
+            (b"text/plain; name=caf\xe9", None),
+        ];
+        for (value, want) in cases {
+            let mut x = Exchange::start(settings(|b| b), None, None);
+            let _ = x.on_response(500, Some(value));
+            let level = x.finish().expect("5xx recorded");
+            let r = x.into_record(level, view("GET", "/a", None), [], []);
+            let resp = r.http.as_ref().and_then(|t| t.response.as_ref());
+            let got = resp.expect("response").content_type.as_deref();
+            assert_eq!(got, want, "{value:?}");
+            let borrowed = matches!(
+                resp.and_then(|r| r.content_type.as_ref()),
+                Some(Cow::Borrowed(_))
+            );
+            assert_eq!(borrowed, value == b"application/json", "{value:?}");
+        }
     }
 
     #[test]
@@ -1321,6 +1371,31 @@ mod tests {
         assert_eq!(frame.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(frame.span_id(), Some("00f067aa0ba902b7"));
         assert_eq!(frame.route(), Some("/orders/{id}"));
+    }
+
+    /// A deferred exchange outside any scope leaves its frame to first use, unless
+    /// the frame is built already or (with `opentelemetry`) a trace parent must be
+    /// attached around the handler; an eager one never does.
+    #[test]
+    fn the_frame_is_left_to_first_use_only_when_nothing_needs_it_up_front() {
+        const TP: &[u8] = b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let plain = Exchange::start_deferred(settings(|b| b), Some(b"req-1"), None);
+        assert!(plain.frame_on_first_use());
+        let _ = plain.frame();
+        assert!(!plain.frame_on_first_use(), "built now");
+        let traced = Exchange::start_deferred(settings(|b| b), None, Some(TP));
+        assert_eq!(
+            traced.frame_on_first_use(),
+            !cfg!(feature = "opentelemetry"),
+            "a trace parent needs the frame up front only with OpenTelemetry"
+        );
+        assert!(!Exchange::start(settings(|b| b), None, None).frame_on_first_use());
+        let _guard = crate::context::Scope::new().request_id("outer").enter();
+        let nested = Exchange::start_deferred(settings(|b| b), None, None);
+        assert!(
+            !nested.frame_on_first_use(),
+            "inside a scope: built at once"
+        );
     }
 
     #[test]

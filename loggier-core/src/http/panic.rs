@@ -28,9 +28,25 @@ pub struct RequestPanic {
     pub backtrace: Backtrace,
 }
 
+/// The current thread's [`PanicCapture`] regions: how deep they nest, and whether
+/// [`LAST`] may hold a panic (so that entering a region touches [`LAST`], which has
+/// a destructor to register, only when there is one to forget).
+#[derive(Debug, Clone, Copy)]
+struct Regions {
+    depth: usize,
+    stored: bool,
+}
+
 thread_local! {
-    static DEPTH: Cell<usize> = const { Cell::new(0) };
+    static REGIONS: Cell<Regions> = const { Cell::new(Regions { depth: 0, stored: false }) };
     static LAST: RefCell<Option<RequestPanic>> = const { RefCell::new(None) };
+}
+
+/// Notes whether [`LAST`] may hold a panic.
+fn set_stored(stored: bool) {
+    let _ = REGIONS.try_with(|r| {
+        r.set(Regions { stored, ..r.get() });
+    });
 }
 
 static INSTALL: Once = Once::new();
@@ -58,7 +74,9 @@ pub fn install_request_panic_hook() {
                 message,
                 backtrace: Backtrace::force_capture(),
             };
-            let _ = LAST.try_with(|l| *l.borrow_mut() = Some(captured));
+            if LAST.try_with(|l| *l.borrow_mut() = Some(captured)).is_ok() {
+                set_stored(true);
+            }
         }));
     });
 }
@@ -72,11 +90,15 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 /// `true` while the current thread is inside a [`PanicCapture`] region: a panic now
 /// belongs to the request being polled, and the middleware records it.
 pub(crate) fn in_capture_region() -> bool {
-    DEPTH.try_with(Cell::get).unwrap_or(0) > 0
+    REGIONS.try_with(|r| r.get().depth).unwrap_or(0) > 0
 }
 
 /// Takes the panic stored by the hook on this thread, if any.
 pub fn take_request_panic() -> Option<RequestPanic> {
+    if !REGIONS.try_with(|r| r.get().stored).unwrap_or(true) {
+        return None;
+    }
+    set_stored(false);
     LAST.try_with(|l| l.borrow_mut().take()).ok().flatten()
 }
 
@@ -92,17 +114,20 @@ pub struct PanicCapture {
 impl PanicCapture {
     /// Enters a region (regions nest). Entering the outermost region forgets a panic
     /// stored earlier on this thread that nobody took, so a stale panic is never
-    /// attributed to another request.
+    /// attributed to another request (only then is the stored panic's slot written).
     pub fn enter() -> PanicCapture {
-        let outermost = DEPTH
-            .try_with(|d| {
-                let n = d.get();
-                d.set(n + 1);
-                n == 0
+        let stale = REGIONS
+            .try_with(|r| {
+                let Regions { depth, stored } = r.get();
+                r.set(Regions {
+                    depth: depth + 1,
+                    stored,
+                });
+                depth == 0 && stored
             })
             .unwrap_or(false);
-        if outermost {
-            let _ = LAST.try_with(|l| l.borrow_mut().take());
+        if stale {
+            let _ = take_request_panic();
         }
         PanicCapture {
             _not_send: PhantomData,
@@ -112,7 +137,13 @@ impl PanicCapture {
 
 impl Drop for PanicCapture {
     fn drop(&mut self) {
-        let _ = DEPTH.try_with(|d| d.set(d.get().saturating_sub(1)));
+        let _ = REGIONS.try_with(|r| {
+            let regions = r.get();
+            r.set(Regions {
+                depth: regions.depth.saturating_sub(1),
+                ..regions
+            });
+        });
     }
 }
 
@@ -145,6 +176,31 @@ mod tests {
         // Outside a region nothing is stored.
         let caught = std::panic::catch_unwind(|| panic!("elsewhere"));
         assert!(caught.is_err());
+        assert!(take_request_panic().is_none());
+    }
+
+    /// A panic nobody took is forgotten when the next outermost region is entered,
+    /// not when a nested one is.
+    #[test]
+    fn a_stale_panic_is_forgotten_by_the_next_outermost_region() {
+        install_request_panic_hook();
+        let panic_in_region = || {
+            let caught = std::panic::catch_unwind(|| {
+                let _region = PanicCapture::enter();
+                panic!("left behind");
+            });
+            assert!(caught.is_err());
+        };
+        panic_in_region();
+        {
+            let _outer = PanicCapture::enter();
+            assert!(take_request_panic().is_none(), "forgotten on entering");
+        }
+        let _outer = PanicCapture::enter();
+        panic_in_region();
+        drop(PanicCapture::enter());
+        let p = take_request_panic().expect("kept by a nested region");
+        assert!(p.message.starts_with("left behind"), "{}", p.message);
         assert!(take_request_panic().is_none());
     }
 
