@@ -5,7 +5,7 @@
 //! Loggier wire format of the product notes ("Example Log Output"):
 //!
 //! ```json
-//! {"timestamp":"2025-03-09T11:41:29.000000000Z","level":"ERROR",
+//! {"timestamp":"2025-03-09T11:41:29.000000Z","level":"ERROR",
 //!  "message":"Server error: GET /api/v1/templates/ - 500",
 //!  "service":"api","environment":"production","project":"shop","version":"1.4.2",
 //!  "tags":["web"],"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736",
