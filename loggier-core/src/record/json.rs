@@ -283,9 +283,12 @@ fn needs_escape(s: &[u8]) -> bool {
     };
     let Some(last) = s.last_chunk::<8>() else {
         // 4 to 7 bytes (short keys, levels, ids): the first four and the last four,
-        // overlapping, with the same test on 32-bit words.
+        // overlapping, side by side in one word.
         if let (Some(a), Some(b)) = (s.first_chunk::<4>(), s.last_chunk::<4>()) {
-            return word4(a) || word4(b);
+            let mut w = [0u8; 8];
+            w[..4].copy_from_slice(a);
+            w[4..].copy_from_slice(b);
+            return word(&w);
         }
         return s.iter().any(|&b| b < 0x20 || b == b'"' || b == b'\\');
     };
@@ -294,19 +297,6 @@ fn needs_escape(s: &[u8]) -> bool {
         return true;
     }
     !chunks.remainder().is_empty() && word(last)
-}
-
-/// [`needs_escape`] of four bytes.
-fn word4(c: &[u8; 4]) -> bool {
-    const ONES: u32 = 0x0101_0101;
-    const HIGH: u32 = 0x8080_8080;
-    let v = u32::from_le_bytes(*c);
-    let quote = v ^ (ONES * u32::from(b'"'));
-    let backslash = v ^ (ONES * u32::from(b'\\'));
-    (v.wrapping_sub(ONES * 0x20) | quote.wrapping_sub(ONES) | backslash.wrapping_sub(ONES))
-        & !v
-        & HIGH
-        != 0
 }
 
 /// An HTTP transaction, the bytes `serde_json` writes for it; strings, headers,
