@@ -7,6 +7,8 @@
 //! - `otlp_protobuf`: [`OtlpSink`] (HTTP/protobuf, no compression) —
 //!   `ExportLogsServiceRequest`.
 //!
+//! Each batch is handed over as the worker holds it, every record in an `Arc`.
+//!
 //! Group `encode_mix`: a batch of 100 records (the default `max_batch_size`) of the
 //! realistic mix of `loggier_bench::fixtures` (10 plain : 5 context : 4 HTTP :
 //! 1 exception). Group `encode_kind`: 100 records of one kind per format.
@@ -19,6 +21,7 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -81,7 +84,7 @@ fn sinks(dir: &std::path::Path) -> Vec<(&'static str, Box<dyn Sink>)> {
 fn run(
     c: &mut Criterion,
     group: &str,
-    batches: &[(&'static str, Vec<Record>)],
+    batches: &[(&'static str, Vec<Arc<Record>>)],
     dir: &std::path::Path,
 ) {
     let svc = service();
@@ -105,12 +108,17 @@ fn run(
     g.finish();
 }
 
+/// The batch as the worker hands it to a sink: each record in an `Arc`.
+fn shared(records: Vec<Record>) -> Vec<Arc<Record>> {
+    records.into_iter().map(Arc::new).collect()
+}
+
 fn encode(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     run(
         c,
         "encode_mix",
-        &[("mix", fixtures::mix(BATCH))],
+        &[("mix", shared(fixtures::mix(BATCH)))],
         dir.path(),
     );
     let per_kind: Vec<_> = Kind::ALL
@@ -118,7 +126,7 @@ fn encode(c: &mut Criterion) {
         .map(|k| {
             (
                 k.name(),
-                (0..BATCH as u64).map(|i| k.record(i)).collect::<Vec<_>>(),
+                shared((0..BATCH as u64).map(|i| k.record(i)).collect()),
             )
         })
         .collect();

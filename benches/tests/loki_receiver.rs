@@ -17,7 +17,10 @@ fn counts_the_entries_a_loki_sink_pushed_and_refuses_while_down() {
     let rx = LokiReceiver::start().expect("receiver");
     let mut sink = LokiSink::builder(rx.url()).build().expect("sink");
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let records = fixtures::mix(40);
+    let records: Vec<std::sync::Arc<_>> = fixtures::mix(40)
+        .into_iter()
+        .map(std::sync::Arc::new)
+        .collect();
     let payloads = sink.encode(&records, &service()).expect("encodes");
     for p in &payloads {
         assert_eq!(rt.block_on(sink.send(p)), SendOutcome::Delivered);

@@ -202,7 +202,7 @@ impl Sink for Panicky {
     }
     fn encode(
         &mut self,
-        records: &[Record],
+        records: &[Arc<Record>],
         _service: &ServiceInfo,
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         let text: Vec<u8> = records

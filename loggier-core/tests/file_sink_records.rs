@@ -239,7 +239,7 @@ impl loggier_core::Sink for GatedSink {
     }
     fn encode(
         &mut self,
-        records: &[loggier_core::Record],
+        records: &[std::sync::Arc<loggier_core::Record>],
         _service: &loggier_core::ServiceInfo,
     ) -> Result<Vec<loggier_core::Payload>, loggier_core::Error> {
         Ok(vec![loggier_core::Payload::new(

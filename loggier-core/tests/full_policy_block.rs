@@ -67,7 +67,7 @@ impl Sink for SlowSink {
     }
     fn encode(
         &mut self,
-        records: &[Record],
+        records: &[Arc<Record>],
         _service: &ServiceInfo,
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         let n = records.len() as u64;

@@ -4,14 +4,16 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use loggier_core::{HttpSink, Level, Record, SendOutcome, ServiceInfo, Sink};
 use support::{Mode, Receiver};
 
-fn records(n: u64) -> Vec<Record> {
+fn records(n: u64) -> Vec<Arc<Record>> {
     (0..n)
         .map(|i| Record::new(Level::Info, format!("record {i}")).with_field("i", i))
+        .map(Arc::new)
         .collect()
 }
 

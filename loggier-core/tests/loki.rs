@@ -5,6 +5,7 @@
 
 mod receiver;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -34,8 +35,11 @@ fn decode_protobuf(c: &Captured) -> PushRequest {
     PushRequest::decode(raw.as_slice()).expect("body is a logproto.PushRequest")
 }
 
+/// Encodes `records` (shared in `Arc`s, as the pipeline holds them) and sends every
+/// payload; returns each payload with its outcome.
 async fn encode_and_send(sink: &mut LokiSink, records: &[Record]) -> Vec<(Payload, SendOutcome)> {
-    let payloads = sink.encode(records, &service()).expect("encodes");
+    let records: Vec<Arc<Record>> = records.iter().cloned().map(Arc::new).collect();
+    let payloads = sink.encode(&records, &service()).expect("encodes");
     let mut out = Vec::new();
     for p in payloads {
         let outcome = sink.send(&p).await;
@@ -434,7 +438,9 @@ async fn batches_split_under_the_request_limit_json() {
 async fn status_429_and_5xx_retry_400_rejects_with_lokis_message() {
     let rx = Receiver::start().await;
     let mut sink = LokiSink::builder(rx.url()).build().expect("valid config");
-    let records = [Record::new(Level::Info, "hello").with_timestamp_ns(T0)];
+    let records = [Arc::new(
+        Record::new(Level::Info, "hello").with_timestamp_ns(T0),
+    )];
     let payload = sink
         .encode(&records, &service())
         .expect("encodes")
@@ -494,7 +500,7 @@ async fn unreachable_loki_is_a_retry() {
         .timeout(Duration::from_secs(2))
         .build()
         .expect("valid config");
-    let records = [Record::new(Level::Info, "hello")];
+    let records = [Arc::new(Record::new(Level::Info, "hello"))];
     let payload = sink
         .encode(&records, &service())
         .expect("encodes")

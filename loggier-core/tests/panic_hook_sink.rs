@@ -4,6 +4,7 @@
 //! hook): its own test binary. Needs the file sink (a default feature).
 #![cfg(feature = "file")]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use loggier_core::{BoxFuture, FileSink, Loggier, Payload, Record, SendOutcome, ServiceInfo, Sink};
@@ -17,7 +18,7 @@ impl Sink for AlwaysPanics {
     }
     fn encode(
         &mut self,
-        records: &[Record],
+        records: &[Arc<Record>],
         _service: &ServiceInfo,
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         Ok(vec![Payload::new(Vec::new(), records.len() as u32)])

@@ -25,7 +25,7 @@ impl Sink for Stuck {
     }
     fn encode(
         &mut self,
-        records: &[Record],
+        records: &[Arc<Record>],
         _service: &ServiceInfo,
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         Ok(vec![Payload::new(&b"x"[..], records.len() as u32)])

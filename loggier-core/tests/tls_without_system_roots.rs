@@ -78,7 +78,10 @@ fn item14_sinks_build_and_send_without_a_system_ca_store() {
     let mut sink = HttpSink::builder(format!("http://{addr}/ingest"))
         .build()
         .expect("http sink without a CA store");
-    let records = [loggier_core::Record::new(loggier_core::Level::Info, "hi")];
+    let records = [std::sync::Arc::new(loggier_core::Record::new(
+        loggier_core::Level::Info,
+        "hi",
+    ))];
     let payload = sink
         .encode(&records, &loggier_core::ServiceInfo::default())
         .expect("encode")

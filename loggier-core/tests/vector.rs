@@ -5,6 +5,7 @@
 
 mod receiver;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -65,7 +66,10 @@ async fn ndjson_lines_carry_project_table_and_record_fields() {
             .with_field("ip", "192.168.1.1"),
         failing,
         Record::new(Level::Debug, "Debug message").with_timestamp_ns(T0 + 2_000_000),
-    ];
+    ]
+    .into_iter()
+    .map(Arc::new)
+    .collect::<Vec<_>>();
     let payloads = sink.encode(&records, &service()).expect("encodes");
     assert_eq!(payloads.len(), 1);
     assert_eq!(payloads[0].records, 3);
@@ -145,7 +149,7 @@ async fn vector_errors_map_to_retry_and_reject() {
         .build()
         .expect("valid config");
     let payload = sink
-        .encode(&[Record::new(Level::Info, "x")], &service())
+        .encode(&[Arc::new(Record::new(Level::Info, "x"))], &service())
         .expect("encodes")
         .remove(0);
 

@@ -27,7 +27,7 @@ impl Sink for GatedSink {
 
     fn encode(
         &mut self,
-        records: &[Record],
+        records: &[Arc<Record>],
         _service: &ServiceInfo,
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         let text = records

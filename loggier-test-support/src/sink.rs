@@ -25,7 +25,7 @@ impl Sink for CollectingSink {
 
     fn encode(
         &mut self,
-        records: &[Record],
+        records: &[Arc<Record>],
         service: &ServiceInfo,
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         let mut out = Vec::new();

@@ -80,7 +80,10 @@ fn encoded_len(format: &str, records: &[Record], dir: &Path) -> Option<usize> {
         ),
         _ => return None,
     };
-    let payloads = sink.encode(records, &service()).ok()?;
+    // Shared in `Arc`s, as the worker hands a batch to a sink.
+    let records: Vec<std::sync::Arc<Record>> =
+        records.iter().cloned().map(std::sync::Arc::new).collect();
+    let payloads = sink.encode(&records, &service()).ok()?;
     Some(payloads.iter().map(|p| p.bytes.len()).sum())
 }
 

@@ -394,7 +394,7 @@ impl Sink for GatedSink {
     }
     fn encode(
         &mut self,
-        records: &[Record],
+        records: &[Arc<Record>],
         _service: &ServiceInfo,
     ) -> Result<Vec<Payload>, loggier_core::Error> {
         Ok(vec![Payload::new(Vec::new(), records.len() as u32)])

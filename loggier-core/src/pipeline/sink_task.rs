@@ -626,15 +626,14 @@ impl Task {
         if self.batch.records.is_empty() {
             return;
         }
-        // Handed over as they are (a sink that only reads them copies nothing); the
-        // batch starts again with room for as many.
-        let n = self.batch.records.len();
-        let records = std::mem::replace(&mut self.batch.records, Vec::with_capacity(n));
-        let n = n as u64;
+        // The sink reads the records where they are (nothing is copied out of its
+        // `Arc`); the batch's buffer is then emptied and reused for the next one.
+        let n = self.batch.records.len() as u64;
         let service = Arc::clone(&self.settings.service);
         let encoded = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.sink.encode_shared(records, &service)
+            self.sink.encode(&self.batch.records, &service)
         }));
+        self.batch.records.clear();
         let payloads = match encoded {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => {

@@ -39,30 +39,19 @@ pub(crate) enum FieldValue {
     Json(Box<Value>),
 }
 
-/// A short UTF-8 string stored in place (no heap allocation).
+/// A short UTF-8 string stored in place (no heap allocation). Kept as an
+/// `ArrayString`, which knows its bytes came from a `&str`: reading it back on the
+/// worker does not validate them as UTF-8 again.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) struct InlineStr {
-    len: u8,
-    buf: [u8; INLINE_STR_BYTES],
-}
+pub(crate) struct InlineStr(arrayvec::ArrayString<INLINE_STR_BYTES>);
 
 impl InlineStr {
     fn new(s: &str) -> Option<Self> {
-        if s.len() > INLINE_STR_BYTES {
-            return None;
-        }
-        let mut buf = [0u8; INLINE_STR_BYTES];
-        buf[..s.len()].copy_from_slice(s.as_bytes());
-        Some(InlineStr {
-            len: s.len() as u8,
-            buf,
-        })
+        arrayvec::ArrayString::from(s).ok().map(InlineStr)
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        // Built from a `&str` of exactly `len` bytes; a failure is impossible, and
-        // an empty string is the harmless answer if it ever happened.
-        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
+        self.0.as_str()
     }
 }
 
@@ -313,6 +302,7 @@ mod tests {
         same_as_to_value(&f32::INFINITY);
         same_as_to_value(&'é');
         same_as_to_value("short");
+        same_as_to_value("naïve ✓ ünïcode");
         same_as_to_value("a string longer than twenty-two bytes, kept on the heap");
         same_as_to_value(&String::from("exactly 22 bytes long."));
         same_as_to_value(&());
@@ -340,6 +330,10 @@ mod tests {
     fn short_strings_stay_inline() {
         assert!(matches!(
             FieldValue::capture("/orders/{id}"),
+            FieldValue::Inline(_)
+        ));
+        assert!(matches!(
+            FieldValue::capture("exactly 22 bytes long."),
             FieldValue::Inline(_)
         ));
         assert!(matches!(

@@ -262,11 +262,15 @@ fn open_append(path: &Path, mode: u32) -> std::io::Result<File> {
     o.open(path)
 }
 
-impl FileSink {
+impl Sink for FileSink {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     /// One NDJSON line per record, in one payload.
-    fn encode_lines<R: std::borrow::Borrow<Record>>(
+    fn encode(
         &mut self,
-        records: &[R],
+        records: &[Arc<Record>],
         service: &ServiceInfo,
     ) -> Result<Vec<Payload>, Error> {
         // Room for lines the size of the last batch's (no walk over every record's
@@ -275,29 +279,10 @@ impl FileSink {
         let failed = |e| Error::with_source(ErrorKind::Encode, "json encoding failed", e);
         let service = ServiceJson::new(service).map_err(failed)?;
         for r in records {
-            encode_json_line_with(r.borrow(), &service, &mut out).map_err(failed)?;
+            encode_json_line_with(r, &service, &mut out).map_err(failed)?;
         }
         self.line_bytes = out.len() / records.len().max(1) + 16;
         Ok(vec![Payload::new(out, records.len() as u32)])
-    }
-}
-
-impl Sink for FileSink {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
-        self.encode_lines(records, service)
-    }
-
-    fn encode_shared(
-        &mut self,
-        records: Vec<Arc<Record>>,
-        service: &ServiceInfo,
-    ) -> Result<Vec<Payload>, Error> {
-        // Encoded where they are: no record is copied out of its `Arc`.
-        self.encode_lines(&records, service)
     }
 
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
@@ -336,7 +321,7 @@ mod tests {
     }
 
     fn write(sink: &mut FileSink, msg: &str) {
-        let recs = [Record::new(Level::Info, msg)];
+        let recs = [Arc::new(Record::new(Level::Info, msg))];
         let payloads = sink.encode(&recs, &svc()).expect("encodes");
         for p in &payloads {
             let out = futures_ready(sink.send(p));
@@ -345,45 +330,28 @@ mod tests {
     }
 
     #[test]
-    fn shared_records_encode_to_the_same_lines_as_owned_ones() {
+    fn shared_records_encode_as_their_json_lines_and_are_left_as_they_were() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut sink = FileSink::builder(dir.path().join("a.ndjson"))
+        let sink = FileSink::builder(dir.path().join("a.ndjson"))
             .build()
             .expect("sink");
         let recs = vec![
             Record::new(Level::Info, "one").with_field("k", 1),
             Record::new(Level::Warning, "two \"q\"").with_tag("t"),
         ];
-        let owned = sink.encode(&recs, &svc()).expect("encodes");
-        // One record still held elsewhere (another sink's batch), one not.
+        let mut expected = Vec::new();
+        for r in &recs {
+            crate::record::encode_json_line(r, &svc(), &mut expected).expect("encodes");
+        }
+        // One record still held elsewhere (another sink's batch), one not; through a
+        // `Box` as the pipeline holds sinks.
         let held = Arc::new(recs[0].clone());
         let shared = vec![Arc::clone(&held), Arc::new(recs[1].clone())];
-        let direct = sink.encode_shared(shared.clone(), &svc()).expect("encodes");
-        // The trait's default (what sinks without their own get) takes them out of
-        // the Arcs and calls `encode`; through a `Box` as the pipeline holds sinks.
-        struct OnlyEncode(FileSink);
-        impl Sink for OnlyEncode {
-            fn name(&self) -> &str {
-                "only-encode"
-            }
-            fn encode(
-                &mut self,
-                records: &[Record],
-                service: &ServiceInfo,
-            ) -> Result<Vec<Payload>, Error> {
-                self.0.encode(records, service)
-            }
-            fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
-                self.0.send(payload)
-            }
-        }
-        let mut plain: Box<dyn Sink> = Box::new(OnlyEncode(sink));
-        let by_default = plain.encode_shared(shared, &svc()).expect("encodes");
-        assert_eq!(owned.len(), 1);
-        assert_eq!(direct.len(), 1);
-        assert_eq!(direct[0].bytes, owned[0].bytes);
-        assert_eq!(direct[0].records, 2);
-        assert_eq!(by_default[0].bytes, owned[0].bytes);
+        let mut sink: Box<dyn Sink> = Box::new(sink);
+        let out = sink.encode(&shared, &svc()).expect("encodes");
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].records, 2);
+        assert_eq!(out[0].bytes, expected);
         assert_eq!(*held, recs[0], "a shared record is left as it was");
     }
 
@@ -437,8 +405,8 @@ mod tests {
         let mut sink = FileSink::builder(&path).build().expect("build");
         write(&mut sink, "before");
         let recs = [
-            Record::new(Level::Info, "first of the batch"),
-            Record::new(Level::Info, "second of the batch"),
+            Arc::new(Record::new(Level::Info, "first of the batch")),
+            Arc::new(Record::new(Level::Info, "second of the batch")),
         ];
         let payload = sink.encode(&recs, &svc()).expect("encodes").remove(0);
         // The disk fills up 30 bytes into the batch: a real partial write.

@@ -1,6 +1,7 @@
 //! The Loggier HTTP ingest sink: a gzip-compressed JSON array of records per request.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use flate2::Compression;
@@ -196,7 +197,11 @@ impl Sink for HttpSink {
         &self.name
     }
 
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
+    fn encode(
+        &mut self,
+        records: &[Arc<Record>],
+        service: &ServiceInfo,
+    ) -> Result<Vec<Payload>, Error> {
         let mut out = Vec::new();
         let mut json = Vec::with_capacity(records.len() * 256 + 2);
         let mut in_body = 0u32;
@@ -264,8 +269,8 @@ mod tests {
             .expect("build");
         let svc = ServiceInfo::default();
         let recs = vec![
-            Record::new(Level::Info, "one").with_field("n", 1),
-            Record::new(Level::Error, "two"),
+            Arc::new(Record::new(Level::Info, "one").with_field("n", 1)),
+            Arc::new(Record::new(Level::Error, "two")),
         ];
         let p = sink.encode(&recs, &svc).expect("encode");
         assert_eq!(p.len(), 1);
@@ -291,8 +296,9 @@ mod tests {
             .max_request_bytes(700)
             .build()
             .expect("build");
-        let recs: Vec<Record> = (0..10)
+        let recs: Vec<Arc<Record>> = (0..10)
             .map(|i| Record::new(Level::Info, format!("record {i} {}", "x".repeat(100))))
+            .map(Arc::new)
             .collect();
         let p = sink.encode(&recs, &ServiceInfo::default()).expect("encode");
         assert!(p.len() > 1, "{}", p.len());

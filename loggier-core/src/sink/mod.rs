@@ -49,6 +49,7 @@ pub use vector::{VectorSink, VectorSinkBuilder};
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -127,55 +128,62 @@ pub struct BatchHint {
 ///
 /// # Example
 /// ```
-/// use loggier_core::{BoxFuture, Payload, Record, SendOutcome, ServiceInfo, Sink};
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU64, Ordering};
 ///
-/// /// Counts records; a sink that needs no I/O.
-/// struct Counter(std::sync::Arc<std::sync::atomic::AtomicU64>);
+/// use loggier_core::{BoxFuture, Level, Payload, Record, SendOutcome, ServiceInfo, Sink};
 ///
-/// impl Sink for Counter {
-///     fn name(&self) -> &str { "counter" }
-///     fn encode(&mut self, records: &[Record], _svc: &ServiceInfo) -> Result<Vec<Payload>, loggier_core::Error> {
-///         Ok(vec![Payload::new(Vec::new(), records.len() as u32)])
+/// /// Writes each record's message as a line; counts what was delivered.
+/// struct Lines(Arc<AtomicU64>);
+///
+/// impl Sink for Lines {
+///     fn name(&self) -> &str { "lines" }
+///     fn encode(&mut self, records: &[Arc<Record>], _svc: &ServiceInfo) -> Result<Vec<Payload>, loggier_core::Error> {
+///         let mut out = Vec::new();
+///         for r in records {
+///             out.extend_from_slice(r.message.as_bytes());
+///             out.push(b'\n');
+///         }
+///         Ok(vec![Payload::new(out, records.len() as u32)])
 ///     }
 ///     fn send<'a>(&'a mut self, p: &'a Payload) -> BoxFuture<'a, SendOutcome> {
-///         self.0.fetch_add(u64::from(p.records), std::sync::atomic::Ordering::Relaxed);
+///         self.0.fetch_add(u64::from(p.records), Ordering::Relaxed);
 ///         Box::pin(async { SendOutcome::Delivered })
 ///     }
 /// }
+///
+/// // A batch as the pipeline hands it over.
+/// let batch: Vec<Arc<Record>> = ["started", "ready"]
+///     .into_iter()
+///     .map(|m| Arc::new(Record::new(Level::Info, m)))
+///     .collect();
+/// let mut sink = Lines(Arc::new(AtomicU64::new(0)));
+/// let payloads = sink.encode(&batch, &ServiceInfo::default()).expect("encodes");
+/// assert_eq!(&payloads[0].bytes[..], b"started\nready\n");
 /// ```
 pub trait Sink: Send + 'static {
     /// Stable name, used in stats, stderr reports and as the disk-queue namespace
     /// (e.g. `"file"`, `"loki"`). Two sinks of one client must have different names.
     fn name(&self) -> &str;
 
-    /// Encodes a non-empty batch of masked records. May split it into several
-    /// payloads (e.g. to respect a request-size limit); the `records` counts of the
-    /// payloads must add up to `records.len()`.
+    /// Encodes a non-empty batch of records. May split it into several payloads (e.g.
+    /// to respect a request-size limit); the `records` counts of the payloads must add
+    /// up to `records.len()`.
+    ///
+    /// The records come as the pipeline holds them: each in an [`Arc`], because one
+    /// record can be in the batches of several sinks at once. They are already masked
+    /// (secrets redacted). Read them through the `Arc` (`records[0].message`, or pass
+    /// `&records[0]` where a `&Record` is expected); there is nothing to copy out. A
+    /// test builds a batch with `records.into_iter().map(Arc::new).collect::<Vec<_>>()`.
     ///
     /// # Errors
     /// An [`Error`] of kind `Encode` when the batch cannot be encoded; the batch is
     /// dropped and counted.
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error>;
-
-    /// [`Sink::encode`] for the records as the pipeline holds them, shared in
-    /// `Arc`s (the pipeline calls this one). The default takes each record out of
-    /// its `Arc` (a copy, or a clone while another sink still holds it) and calls
-    /// [`Sink::encode`]; a sink that only reads the records can encode them where
-    /// they are instead. Same contract and errors as [`Sink::encode`].
-    ///
-    /// # Errors
-    /// As [`Sink::encode`].
-    fn encode_shared(
+    fn encode(
         &mut self,
-        records: Vec<std::sync::Arc<Record>>,
+        records: &[Arc<Record>],
         service: &ServiceInfo,
-    ) -> Result<Vec<Payload>, Error> {
-        let records: Vec<Record> = records
-            .into_iter()
-            .map(std::sync::Arc::unwrap_or_clone)
-            .collect();
-        self.encode(&records, service)
-    }
+    ) -> Result<Vec<Payload>, Error>;
 
     /// Delivers one payload. Called again with the same payload (same id) on retry and
     /// on replay from the disk queue.
@@ -228,15 +236,12 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     fn name(&self) -> &str {
         (**self).name()
     }
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
-        (**self).encode(records, service)
-    }
-    fn encode_shared(
+    fn encode(
         &mut self,
-        records: Vec<std::sync::Arc<Record>>,
+        records: &[Arc<Record>],
         service: &ServiceInfo,
     ) -> Result<Vec<Payload>, Error> {
-        (**self).encode_shared(records, service)
+        (**self).encode(records, service)
     }
     fn send<'a>(&'a mut self, payload: &'a Payload) -> BoxFuture<'a, SendOutcome> {
         (**self).send(payload)

@@ -1,6 +1,7 @@
 //! Standard-output sink: JSON lines or logfmt/TSKV, for container log scrapers.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use super::{BoxFuture, Payload, SendOutcome, Sink};
 use crate::error::{Error, ErrorKind};
@@ -62,7 +63,11 @@ impl Sink for StdoutSink {
         &self.name
     }
 
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
+    fn encode(
+        &mut self,
+        records: &[Arc<Record>],
+        service: &ServiceInfo,
+    ) -> Result<Vec<Payload>, Error> {
         let mut out = Vec::new();
         let failed = |e| Error::with_source(ErrorKind::Encode, "json encoding failed", e);
         match self.format {

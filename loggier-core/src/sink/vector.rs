@@ -82,6 +82,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
@@ -377,7 +378,11 @@ impl Sink for VectorSink {
         &self.name
     }
 
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
+    fn encode(
+        &mut self,
+        records: &[Arc<Record>],
+        service: &ServiceInfo,
+    ) -> Result<Vec<Payload>, Error> {
         let mut out = Vec::with_capacity(records.len() * 256);
         for r in records {
             self.encode_line(r, service, &mut out)

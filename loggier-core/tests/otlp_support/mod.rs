@@ -237,14 +237,16 @@ async fn handle(
     }
 }
 
-/// Encodes `records` with `sink` and sends every payload, on a current-thread runtime
-/// like the Loggier worker's; returns one outcome per payload.
+/// Encodes `records` with `sink` (shared in `Arc`s, as the pipeline holds them) and
+/// sends every payload, on a current-thread runtime like the Loggier worker's; returns
+/// one outcome per payload.
 pub fn encode_and_send(
     sink: &mut dyn Sink,
     records: &[Record],
     service: &ServiceInfo,
 ) -> Vec<SendOutcome> {
-    let payloads: Vec<Payload> = sink.encode(records, service).expect("encodes");
+    let records: Vec<Arc<Record>> = records.iter().cloned().map(Arc::new).collect();
+    let payloads: Vec<Payload> = sink.encode(&records, service).expect("encodes");
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::Arc;
 
 use prost::encoding::{WireType, encode_key, encode_varint, encoded_len_varint, key_len};
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
@@ -114,7 +115,7 @@ impl LokiEncoder {
     /// alone is larger.
     pub(crate) fn encode(
         &self,
-        records: &[Record],
+        records: &[Arc<Record>],
         service: &ServiceInfo,
     ) -> Result<Vec<Payload>, Error> {
         let groups = self.group(records, service);
@@ -164,7 +165,7 @@ impl LokiEncoder {
 
     /// Groups the batch into streams, sorted by their label text, each with its
     /// records in timestamp order (stable).
-    fn group(&self, records: &[Record], service: &ServiceInfo) -> Vec<Group> {
+    fn group(&self, records: &[Arc<Record>], service: &ServiceInfo) -> Vec<Group> {
         // Labels depend on the level only (service identity is fixed per batch), so
         // each level's label set and stream are looked up once, then by index.
         let mut per_level: [Option<(Pairs, String)>; 6] = Default::default();
@@ -415,7 +416,7 @@ impl LokiEncoder {
 
     fn encode_protobuf(
         &self,
-        records: &[Record],
+        records: &[Arc<Record>],
         service: &ServiceInfo,
         groups: Vec<Group>,
     ) -> Result<Vec<Payload>, Error> {
@@ -788,7 +789,8 @@ mod tests {
                 .with_field("component", "pubsub"),
             Record::new(Level::Info, "b").with_field("component", "web"),
             Record::new(Level::Info, "c").with_field("component", serde_json::json!({"x": 1})),
-        ];
+        ]
+        .map(Arc::new);
         let streams = enc.group(&records, &svc);
         let texts: Vec<&str> = streams.iter().map(|s| s.labels_text.as_str()).collect();
         assert_eq!(
@@ -890,7 +892,7 @@ mod tests {
     /// streams by label text (sorted), entries by timestamp (stable), metadata in the
     /// documented order — the reference the hand-framed encoder must match byte for
     /// byte.
-    fn reference_request(enc: &LokiEncoder, records: &[Record], svc: &ServiceInfo) -> Vec<u8> {
+    fn reference_request(enc: &LokiEncoder, records: &[Arc<Record>], svc: &ServiceInfo) -> Vec<u8> {
         use std::collections::BTreeMap;
         let mut streams: BTreeMap<String, Vec<(u64, EntryAdapter)>> = BTreeMap::new();
         for r in records {
@@ -1012,6 +1014,7 @@ mod tests {
                 .with_field("user_id", -7.5),
             traced,
         ];
+        let records: Vec<Arc<Record>> = records.into_iter().map(Arc::new).collect();
         let out = enc.encode(&records, &svc).expect("encodes");
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].records, records.len() as u32);
@@ -1024,7 +1027,9 @@ mod tests {
         for i in 0..40 {
             wide = wide.with_field(format!("k{i}"), i);
         }
-        let wide = vec![wide.with_field("user_id", "u-1").with_field("route", "/r")];
+        let wide = vec![Arc::new(
+            wide.with_field("user_id", "u-1").with_field("route", "/r"),
+        )];
         let out = enc.encode(&wide, &svc).expect("encodes");
         let raw = snap::raw::Decoder::new()
             .decompress_vec(&out[0].bytes)

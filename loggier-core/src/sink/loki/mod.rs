@@ -90,6 +90,7 @@ pub use query::{
 };
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
@@ -673,7 +674,11 @@ impl Sink for LokiSink {
         &self.name
     }
 
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
+    fn encode(
+        &mut self,
+        records: &[Arc<Record>],
+        service: &ServiceInfo,
+    ) -> Result<Vec<Payload>, Error> {
         self.encoder.encode(records, service)
     }
 

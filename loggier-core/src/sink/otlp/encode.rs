@@ -6,6 +6,7 @@
 //! and [HTTP](https://opentelemetry.io/docs/specs/semconv/http/http-spans/).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
@@ -169,7 +170,10 @@ pub(super) fn build_resource(svc: &ServiceInfo, overrides: &[(String, AnyValue)]
 }
 
 /// One request holding `records` under `resource` and the `loggier` scope.
-pub(super) fn build_request(records: &[Record], resource: &Resource) -> ExportLogsServiceRequest {
+pub(super) fn build_request(
+    records: &[Arc<Record>],
+    resource: &Resource,
+) -> ExportLogsServiceRequest {
     ExportLogsServiceRequest {
         resource_logs: vec![ResourceLogs {
             resource: Some(resource.clone()),
@@ -179,7 +183,7 @@ pub(super) fn build_request(records: &[Record], resource: &Resource) -> ExportLo
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     ..InstrumentationScope::default()
                 }),
-                log_records: records.iter().map(log_record).collect(),
+                log_records: records.iter().map(|r| log_record(r)).collect(),
                 schema_url: String::new(),
             }],
             schema_url: String::new(),

@@ -697,7 +697,7 @@ impl OtlpSink {
 
     fn encode_into(
         &self,
-        records: &[Record],
+        records: &[Arc<Record>],
         resource: &Resource,
         out: &mut Vec<Payload>,
     ) -> Result<(), Error> {
@@ -726,7 +726,11 @@ impl Sink for OtlpSink {
         &self.name
     }
 
-    fn encode(&mut self, records: &[Record], service: &ServiceInfo) -> Result<Vec<Payload>, Error> {
+    fn encode(
+        &mut self,
+        records: &[Arc<Record>],
+        service: &ServiceInfo,
+    ) -> Result<Vec<Payload>, Error> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
@@ -949,13 +953,14 @@ mod tests {
             .max_request_bytes(2_000)
             .build()
             .expect("valid");
-        let records: Vec<Record> = (0..40)
+        let records: Vec<Arc<Record>> = (0..40)
             .map(|i| {
                 Record::new(
                     crate::Level::Info,
                     format!("record {i} {}", "x".repeat(100)),
                 )
             })
+            .map(Arc::new)
             .collect();
         let payloads = s
             .encode(&records, &ServiceInfo::default())
