@@ -99,16 +99,14 @@ impl Pending {
     }
 
     /// The request id as a header value for the response echo: the request's own
-    /// header value when the id came from there, else a copy of the generated id
-    /// (the request's scope frame may never be built).
+    /// header value when the id came from there, else the generated id's text in a
+    /// per-thread buffer of ids ([`Exchange::request_id_bytes`]: no allocation per
+    /// response).
     pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
         if let Some(incoming) = &self.incoming_id {
             return Some(incoming.clone());
         }
-        HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(
-            self.exchange.request_id().as_bytes(),
-        ))
-        .ok()
+        HeaderValue::from_maybe_shared(self.exchange.request_id_bytes()).ok()
     }
 
     /// Notes the response status and the error it was built from (before anything

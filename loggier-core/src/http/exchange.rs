@@ -256,6 +256,15 @@ impl Exchange {
         }
     }
 
+    /// [`request_id`](Exchange::request_id) as bytes for the response header that
+    /// echoes it: a slice of a per-thread buffer of ids (a reference count, no
+    /// allocation of its own), so an adapter can build the header value without
+    /// copying the id into a buffer of its own.
+    #[inline]
+    pub fn request_id_bytes(&self) -> bytes::Bytes {
+        super::request_id::shared_text(self.request_id())
+    }
+
     /// The caller's trace context, when a valid `traceparent` came in.
     pub fn trace_parent(&self) -> Option<&TraceParent> {
         self.trace.as_deref()
