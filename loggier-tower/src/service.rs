@@ -203,8 +203,13 @@ where
         // holds it): the handler is called in the request's frame built on first
         // use, unless something needs it now.
         if pending.exchange.frame_on_first_use() {
+            // The closures borrow the request and the innermost one moves it out:
+            // captured by value, it would be copied into each closure on the way.
+            let mut request = Some(request);
             let fut = serving(&pending, || {
-                in_request_frame(handler_frame, || inner.call(request))
+                in_request_frame(handler_frame, || {
+                    inner.call(request.take().expect("the inner service is called once"))
+                })
             });
             return ResponseFuture::deferred(fut, pending);
         }
