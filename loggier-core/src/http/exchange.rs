@@ -361,7 +361,9 @@ impl Exchange {
     /// duration not yet known (as [`CaptureSettings::may_record`], endpoint applied).
     #[inline]
     fn may_record(&self, status: u16) -> bool {
-        self.settings.log_all_requests || self.tracked(status) || self.slow_threshold().is_some()
+        // The slow threshold first: on by default, it answers without the status
+        // ranges being searched.
+        self.settings.log_all_requests || self.slow_threshold().is_some() || self.tracked(status)
     }
 
     /// `capture_response_body` for this request: the endpoint's `true` means every
@@ -429,8 +431,7 @@ impl Exchange {
             // Checked for UTF-8 only if the request is recorded (`into_record`).
             self.response_content_type = content_type.map(smallvec::SmallVec::from_slice);
         }
-        let allowed = self.response_body_mode().allows(status);
-        (allowed && may_record && self.settings.max_body_size > 0)
+        (may_record && self.settings.max_body_size > 0 && self.response_body_mode().allows(status))
             .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
     }
 
