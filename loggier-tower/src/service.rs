@@ -196,32 +196,27 @@ where
         } else if self.settings.capture_request_data() {
             pending.request.headers.fill(request.headers());
         }
-        let request = request.map(|body| match capture {
+        // The closures around the inner service's call borrow the request and the
+        // innermost one moves it out: captured by value, it would be copied into
+        // each closure on the way.
+        let mut request = Some(request.map(|body| match capture {
             Some((c, slot)) => RequestBody::capturing(body, c, slot),
             None => RequestBody::passthrough(body),
-        });
+        }));
         let inner = &mut self.inner;
+        let call = || inner.call(request.take().expect("the inner service is called once"));
         // Without the context extension the frame is not built yet (the extension
         // holds it): the handler is called in the request's frame built on first
         // use, unless something needs it now.
         if pending.exchange.frame_on_first_use() {
-            // The closures borrow the request and the innermost one moves it out:
-            // captured by value, it would be copied into each closure on the way.
-            let mut request = Some(request);
-            let fut = serving(&pending, || {
-                in_request_frame(handler_frame, || {
-                    inner.call(request.take().expect("the inner service is called once"))
-                })
-            });
+            let fut = serving(&pending, || in_request_frame(handler_frame, call));
             return ResponseFuture::deferred(fut, pending);
         }
         let frame = Arc::clone(pending.exchange.frame());
         let fut = if pending.serving {
-            serving(&pending, || {
-                instrument_request(frame, || inner.call(request))
-            })
+            serving(&pending, || instrument_request(frame, call))
         } else {
-            instrument_request(frame, || inner.call(request))
+            instrument_request(frame, call)
         };
         ResponseFuture::captured(fut, pending)
     }
