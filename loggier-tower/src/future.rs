@@ -68,11 +68,19 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn deferred(fut: F, pending: Box<Pending>) -> Self {
+    /// A future whose inner future runs in the request's frame built on first use,
+    /// its [`Pending`] given with [`set_pending`](Self::set_pending) (so the future
+    /// can be built where the inner one is returned, not moved there later).
+    pub(crate) fn deferred(fut: F) -> Self {
         ResponseFuture {
             kind: Kind::Deferred { fut },
-            pending: Some(pending),
+            pending: None,
         }
+    }
+
+    /// Gives the future its request's state.
+    pub(crate) fn set_pending(&mut self, pending: Box<Pending>) {
+        self.pending = Some(pending);
     }
 }
 

@@ -209,8 +209,11 @@ where
         // holds it): the handler is called in the request's frame built on first
         // use, unless something needs it now.
         if pending.exchange.frame_on_first_use() {
-            let fut = serving(&pending, || in_request_frame(handler_frame, call));
-            return ResponseFuture::deferred(fut, pending);
+            let mut fut = serving(&pending, || {
+                ResponseFuture::deferred(in_request_frame(handler_frame, call))
+            });
+            fut.set_pending(pending);
+            return fut;
         }
         let frame = Arc::clone(pending.exchange.frame());
         let fut = if pending.serving {
