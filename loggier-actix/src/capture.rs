@@ -59,6 +59,10 @@ impl Pending {
     /// when there is one, is added with [`set_request_body`](Pending::set_request_body).
     ///
     /// `incoming_id`: the request's `request_id_header` value, if any.
+    ///
+    /// Inlined into the middleware's call, so the exchange started in its argument
+    /// and the state itself are built in place instead of copied there.
+    #[inline]
     pub(crate) fn new(
         exchange: Exchange,
         config: Rc<Config>,
