@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use actix_web::HttpRequest;
 use actix_web::dev::RequestHead;
+use actix_web::http::Method;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
-use actix_web::http::{Method, Uri};
+use actix_web::http::uri::PathAndQuery;
 use loggier_core::Exception;
 use loggier_core::context::ScopeFrame;
 use loggier_core::http::{BodyCapture, Exchange, HeaderEntry, RequestView};
@@ -23,8 +24,8 @@ pub(crate) type SharedCapture = Rc<RefCell<Option<BodyCapture>>>;
 
 /// One request the policy may record: everything needed to build its record later.
 ///
-/// Method, URI and peer address are kept from the start (cheap clones: the URI shares
-/// the request's bytes). Once the response is there, a clone of its `HttpRequest` (an
+/// Method, the URI's path and query, and peer address are kept from the start (cheap
+/// clones: the path and query share the request's bytes). Once the response is there, a clone of its `HttpRequest` (an
 /// `Rc`; it cannot be cloned earlier, actix's router needs it unshared) gives the
 /// request headers, which are only turned into strings if the request is recorded.
 #[derive(Debug)]
@@ -34,7 +35,10 @@ pub(crate) struct Pending {
     /// The middleware's: the client, the request id header, the route memo.
     config: Rc<Config>,
     method: Method,
-    uri: Uri,
+    /// The URI's path and query (all the record takes from it: no scheme or
+    /// authority to clone and drop), `None` where [`Uri::path_and_query`](actix_web::http::Uri::path_and_query) has none
+    /// (then the path is empty, as [`Uri::path`](actix_web::http::Uri::path) says).
+    path_and_query: Option<PathAndQuery>,
     peer: Option<SocketAddr>,
     request: Option<HttpRequest>,
     request_body: Option<SharedCapture>,
@@ -55,6 +59,10 @@ impl Pending {
     /// when there is one, is added with [`set_request_body`](Pending::set_request_body).
     ///
     /// `incoming_id`: the request's `request_id_header` value, if any.
+    ///
+    /// Inlined into the middleware's call, so the exchange started in its argument
+    /// and the state itself are built in place instead of copied there.
+    #[inline]
     pub(crate) fn new(
         exchange: Exchange,
         config: Rc<Config>,
@@ -73,7 +81,7 @@ impl Pending {
             exchange,
             config,
             method: head.method.clone(),
-            uri: head.uri.clone(),
+            path_and_query: head.uri.path_and_query().cloned(),
             peer: head.peer_addr,
             request: None,
             request_body: None,
@@ -99,16 +107,14 @@ impl Pending {
     }
 
     /// The request id as a header value for the response echo: the request's own
-    /// header value when the id came from there, else a copy of the generated id
-    /// (the request's scope frame may never be built).
+    /// header value when the id came from there, else the generated id's text in a
+    /// per-thread buffer of ids ([`Exchange::request_id_bytes`]: no allocation per
+    /// response).
     pub(crate) fn request_id_value(&self) -> Option<HeaderValue> {
         if let Some(incoming) = &self.incoming_id {
             return Some(incoming.clone());
         }
-        HeaderValue::from_maybe_shared(bytes::Bytes::copy_from_slice(
-            self.exchange.request_id().as_bytes(),
-        ))
-        .ok()
+        HeaderValue::from_maybe_shared(self.exchange.request_id_bytes()).ok()
     }
 
     /// Notes the response status and the error it was built from (before anything
@@ -237,7 +243,7 @@ impl Pending {
             mut exchange,
             config,
             method,
-            uri,
+            path_and_query,
             peer,
             request: kept_request,
             request_body,
@@ -272,7 +278,7 @@ impl Pending {
             let route = match (frame_route, request) {
                 (Some(route), _) => Some(Arc::from(route)),
                 (None, Some(request)) => request.match_pattern().map(|r| config.template(r)),
-                (None, None) => config.route(uri.path()),
+                (None, None) => config.route(path_of(path_and_query.as_ref())),
             };
             if let Some(route) = route {
                 exchange.set_route(route);
@@ -280,8 +286,8 @@ impl Pending {
         }
         let view = RequestView {
             method: method.as_str(),
-            path: uri.path(),
-            query: uri.query(),
+            path: path_of(path_and_query.as_ref()),
+            query: path_and_query.as_ref().and_then(PathAndQuery::query),
             client_ip: peer.map(|a| a.ip()),
         };
         let record = exchange.into_record(
@@ -307,8 +313,13 @@ impl Pending {
         let own = self.exchange.built_frame();
         let ours = own.is_some_and(|own| std::ptr::eq(&**own, frame))
             || frame.request_id() == Some(self.exchange.request_id());
-        ours.then(|| self.config.route(self.uri.path()))
+        ours.then(|| self.config.route(path_of(self.path_and_query.as_ref())))
     }
+}
+
+/// The path of a request whose URI has `path_and_query`, as [`Uri::path`](actix_web::http::Uri::path) gives it.
+fn path_of(path_and_query: Option<&PathAndQuery>) -> &str {
+    path_and_query.map_or("", PathAndQuery::path)
 }
 
 scoped_tls::scoped_thread_local! {
@@ -378,6 +389,29 @@ mod tests {
     use super::*;
     use actix_web::http::StatusCode;
     use std::fmt;
+
+    /// The kept path and query are the URI's, for every form of request target.
+    #[test]
+    fn path_and_query_give_the_path_and_query_of_the_uri() {
+        for text in [
+            "/api/orders/7?x=1&y=2",
+            "/",
+            "/a?",
+            "http://example.com",
+            "http://example.com/p?q=1",
+            "example.com:443",
+            "*",
+        ] {
+            let uri: actix_web::http::Uri = text.parse().expect("uri");
+            let kept = uri.path_and_query().cloned();
+            assert_eq!(path_of(kept.as_ref()), uri.path(), "{text}");
+            assert_eq!(
+                kept.as_ref().and_then(PathAndQuery::query),
+                uri.query(),
+                "{text}"
+            );
+        }
+    }
 
     #[derive(Debug)]
     enum OrderError {

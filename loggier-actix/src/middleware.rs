@@ -9,7 +9,7 @@ use std::sync::Arc;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Extensions, ResourceMap};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
-use actix_web::http::header::{self, HeaderName};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::{Error, HttpMessage as _};
 use loggier_core::context::{in_request_frame, instrument_request};
 use loggier_core::http::{CaptureSettings, DEFAULT_REQUEST_ID_HEADER, Exchange};
@@ -24,19 +24,78 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// `true` when an HTTP/1 request has neither `Content-Length` nor
 /// `Transfer-Encoding`, or `Content-Length: 0`: its body is empty (RFC 9112 §6.3).
-/// HTTP/2 and HTTP/3 requests may carry a body without either header.
-fn has_no_body(req: &ServiceRequest) -> bool {
+/// HTTP/2 and HTTP/3 requests may carry a body without either header. `framing`:
+/// the headers' answer when [`start_headers`] found it already.
+fn has_no_body(req: &ServiceRequest, framing: Option<bool>) -> bool {
     use actix_web::http::Version;
     if !matches!(req.version(), Version::HTTP_10 | Version::HTTP_11) {
         return false;
     }
-    let headers = req.headers();
-    if headers.contains_key(header::TRANSFER_ENCODING) {
-        return false;
+    if let Some(no_body) = framing {
+        return no_body;
     }
-    match headers.get(header::CONTENT_LENGTH) {
-        None => true,
-        Some(len) => len.as_bytes() == b"0",
+    let headers = req.headers();
+    no_framed_body(
+        headers.contains_key(header::TRANSFER_ENCODING),
+        headers.get(header::CONTENT_LENGTH),
+    )
+}
+
+/// The headers' part of [`has_no_body`]: no `Transfer-Encoding`, and no
+/// `Content-Length` or `Content-Length: 0`.
+fn no_framed_body(transfer_encoding: bool, content_length: Option<&HeaderValue>) -> bool {
+    !transfer_encoding && content_length.is_none_or(|len| len.as_bytes() == b"0")
+}
+
+/// Header maps with at most this many names are scanned by [`start_headers`]
+/// instead of looked up.
+const SCAN_HEADERS: usize = 16;
+
+/// What the middleware reads from a request's headers when it arrives.
+#[derive(Debug)]
+struct StartHeaders<'a> {
+    /// The first value of the request id header.
+    request_id: Option<&'a HeaderValue>,
+    /// The first value of `traceparent`.
+    traceparent: Option<&'a HeaderValue>,
+    /// The headers' part of [`has_no_body`], when the map was scanned.
+    no_body: Option<bool>,
+}
+
+/// The request id and `traceparent` values (the first of each, as
+/// [`HeaderMap::get`] finds them) and whether the headers frame no body. A map of a
+/// usual request's size is scanned once for all of them: comparing its few names
+/// costs less than the four hashed lookups (custom names such as `x-request-id` are
+/// hashed byte by byte). A larger map is looked up, the framing only when needed.
+fn start_headers<'a>(headers: &'a HeaderMap, id_header: &HeaderName) -> StartHeaders<'a> {
+    // The number of names: `len` counts the values, visiting every name.
+    if headers.len_keys() > SCAN_HEADERS {
+        return StartHeaders {
+            request_id: headers.get(id_header),
+            traceparent: headers.get(TRACEPARENT),
+            no_body: None,
+        };
+    }
+    let (mut request_id, mut traceparent) = (None, None);
+    let (mut transfer_encoding, mut content_length) = (false, None);
+    for (name, value) in headers.iter() {
+        if request_id.is_none() && name == id_header {
+            request_id = Some(value);
+        }
+        if traceparent.is_none() && *name == TRACEPARENT {
+            traceparent = Some(value);
+        }
+        if *name == header::TRANSFER_ENCODING {
+            transfer_encoding = true;
+        }
+        if content_length.is_none() && *name == header::CONTENT_LENGTH {
+            content_length = Some(value);
+        }
+    }
+    StartHeaders {
+        request_id,
+        traceparent,
+        no_body: Some(no_framed_body(transfer_encoding, content_length)),
     }
 }
 
@@ -321,15 +380,18 @@ where
             return ResponseFuture::passthrough(self.service.call(req));
         }
 
-        let headers = req.headers();
-        let incoming_id = headers.get(&config.request_id_header);
+        let StartHeaders {
+            request_id: incoming_id,
+            traceparent,
+            no_body,
+        } = start_headers(req.headers(), &config.request_id_header);
         // Carried inline by the response future (which actix boxes); boxed only for a
         // body sent chunk by chunk, which carries it further.
         let mut pending = Pending::new(
             Exchange::start_deferred(
                 Arc::clone(&config.settings),
                 incoming_id.map(|v| v.as_bytes()),
-                headers.get(TRACEPARENT).map(|v| v.as_bytes()),
+                traceparent.map(|v| v.as_bytes()),
             ),
             Rc::clone(config),
             req.head(),
@@ -344,7 +406,7 @@ where
         // header: RFC 9112 §6.3, its body is empty): nothing to copy, no wrapper.
         match req.take_payload() {
             Payload::None => {}
-            payload if has_no_body(&req) => req.set_payload(payload),
+            payload if has_no_body(&req, no_body) => req.set_payload(payload),
             payload => {
                 let content_type = req.headers().get(header::CONTENT_TYPE);
                 let capture = exchange.request_body_capture(content_type.map(|v| v.as_bytes()));
@@ -375,5 +437,55 @@ where
             instrument_request(frame, || self.service.call(req))
         });
         ResponseFuture::recorded(fut, Some(pending))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The scan finds what the map's lookups find: the first value of the request id
+    /// header and of `traceparent`, and the body framing, in small and large maps,
+    /// also when the request id header is `traceparent` itself.
+    #[test]
+    fn start_headers_find_what_lookups_find() {
+        let id = HeaderName::from_static("x-request-id");
+        let v = HeaderValue::from_static;
+        let mut small = HeaderMap::new();
+        small.append(header::HOST, v("h"));
+        small.append(TRACEPARENT, v("t-1"));
+        small.append(id.clone(), v("id-1"));
+        small.append(id.clone(), v("id-2"));
+        small.append(TRACEPARENT, v("t-2"));
+        let mut sized = small.clone();
+        sized.insert(header::CONTENT_LENGTH, v("12"));
+        let mut empty = small.clone();
+        empty.insert(header::CONTENT_LENGTH, v("0"));
+        let mut chunked = empty.clone();
+        chunked.insert(header::TRANSFER_ENCODING, v("chunked"));
+        let mut large = sized.clone();
+        for i in 0..=SCAN_HEADERS {
+            let name = HeaderName::try_from(format!("x-extra-{i}")).expect("name");
+            large.append(name, v("x"));
+        }
+        let none = HeaderMap::new();
+        for map in [&small, &sized, &empty, &chunked, &large, &none] {
+            for name in [&id, &TRACEPARENT] {
+                let found = start_headers(map, name);
+                assert_eq!(found.request_id, map.get(name));
+                assert_eq!(found.traceparent, map.get(TRACEPARENT));
+                let looked_up = no_framed_body(
+                    map.contains_key(header::TRANSFER_ENCODING),
+                    map.get(header::CONTENT_LENGTH),
+                );
+                assert!(found.no_body.is_none_or(|n| n == looked_up));
+                assert_eq!(found.no_body.is_none(), map.len_keys() > SCAN_HEADERS);
+            }
+        }
+        assert_eq!(start_headers(&small, &id).request_id, Some(&v("id-1")));
+        assert_eq!(start_headers(&small, &id).no_body, Some(true));
+        assert_eq!(start_headers(&sized, &id).no_body, Some(false));
+        assert_eq!(start_headers(&empty, &id).no_body, Some(true));
+        assert_eq!(start_headers(&chunked, &id).no_body, Some(false));
     }
 }

@@ -196,9 +196,8 @@ impl HeaderSnapshot {
     /// so a snapshot inside a box is not built elsewhere and moved in).
     pub(crate) fn fill(&mut self, map: &HeaderMap) {
         self.list.reserve(map.len());
-        for (n, v) in map {
-            self.list.push((n.clone(), v.clone()));
-        }
+        self.list
+            .extend(map.iter().map(|(n, v)| (n.clone(), v.clone())));
     }
 
     /// Notes that `name` was then `insert`ed into the map with the request id header

@@ -1,12 +1,10 @@
 //! [`ResponseFuture`]: the inner service's future, polled inside the request scope.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use bytes::BytesMut;
 use http::{HeaderValue, Response, header::CONTENT_TYPE};
 use http_body::Body;
 use loggier_core::Exception;
@@ -55,34 +53,6 @@ pin_project_lite::pin_project! {
     }
 }
 
-/// Bytes of request id text a thread keeps for the echoes of generated ids.
-const ID_TEXT_CHUNK: usize = 4096;
-
-thread_local! {
-    /// Where this thread writes the echoed request ids: each echo is a slice of a
-    /// shared chunk (a reference count instead of an allocation per response). A
-    /// chunk is reused once the responses holding its ids are gone, else a new one
-    /// is taken.
-    static ID_TEXT: RefCell<BytesMut> = RefCell::new(BytesMut::new());
-}
-
-/// `id` as a header value (`None` when it is not a valid one), its bytes in this
-/// thread's [`ID_TEXT`].
-fn id_value(id: &str) -> Option<HeaderValue> {
-    let shared = ID_TEXT.try_with(|text| {
-        let mut text = text.borrow_mut();
-        if text.capacity() < id.len() {
-            text.reserve(ID_TEXT_CHUNK.max(id.len()));
-        }
-        text.extend_from_slice(id.as_bytes());
-        text.split().freeze()
-    });
-    match shared {
-        Ok(bytes) => HeaderValue::from_maybe_shared(bytes).ok(),
-        Err(_) => HeaderValue::from_str(id).ok(),
-    }
-}
-
 impl<F: Future> ResponseFuture<F> {
     pub(crate) fn passthrough(fut: F) -> Self {
         ResponseFuture {
@@ -98,11 +68,19 @@ impl<F: Future> ResponseFuture<F> {
         }
     }
 
-    pub(crate) fn deferred(fut: F, pending: Box<Pending>) -> Self {
+    /// A future whose inner future runs in the request's frame built on first use,
+    /// its [`Pending`] given with [`set_pending`](Self::set_pending) (so the future
+    /// can be built where the inner one is returned, not moved there later).
+    pub(crate) fn deferred(fut: F) -> Self {
         ResponseFuture {
             kind: Kind::Deferred { fut },
-            pending: Some(pending),
+            pending: None,
         }
+    }
+
+    /// Gives the future its request's state.
+    pub(crate) fn set_pending(&mut self, pending: Box<Pending>) {
+        self.pending = Some(pending);
     }
 }
 
@@ -176,7 +154,9 @@ where
                 let header = pending.exchange.settings().request_id_header().clone();
                 let echo = match pending.echo.take() {
                     Some(v) => Some(v),
-                    None => id_value(pending.exchange.request_id()),
+                    None => {
+                        HeaderValue::from_maybe_shared(pending.exchange.request_id_bytes()).ok()
+                    }
                 };
                 if let Some(v) = echo {
                     if let Some(snapshot) = response_headers.as_mut() {
@@ -207,32 +187,5 @@ where
                 Poll::Ready(Err(e))
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Echo values made on one thread stay right while earlier ones are held,
-    /// across the chunks they are written in.
-    #[test]
-    fn echoed_ids_keep_their_text_across_chunks() {
-        let ids: Vec<String> = (0..3 * ID_TEXT_CHUNK / 36)
-            .map(|i| format!("0192c6a4-{i:04x}-7abc-8def-0123456789ab"))
-            .collect();
-        let mut held = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            let value = id_value(id).expect("valid id");
-            assert_eq!(value, id.as_str());
-            // Every other value is dropped right away, the rest held.
-            if i % 2 == 0 {
-                held.push((value, id));
-            }
-        }
-        for (value, id) in held {
-            assert_eq!(value, id.as_str());
-        }
-        assert!(id_value("not a header value\n").is_none());
     }
 }

@@ -121,14 +121,36 @@ where
         }
         let (incoming_id, traceparent) =
             start_headers(request.headers(), self.settings.request_id_header());
-        // The request's scope frame (request id, trace ids, route, the endpoint slot
-        // `#[track_endpoint]` fills) is built only if something asks for it, when
-        // the request arrives outside any scope.
-        let mut exchange = Exchange::start_deferred(
-            Arc::clone(&self.settings),
-            incoming_id.map(HeaderValue::as_bytes),
-            traceparent.map(HeaderValue::as_bytes),
-        );
+        let route = self.meta.route(&request);
+        let client_ip = self.meta.client_ip(&request);
+        // Boxed once: the response future and body carry it, and the server and
+        // framework move both. Built as soon as the exchange starts (started in
+        // place, not built elsewhere and moved in) and before the request moves on,
+        // so what the record may need is kept in it: method, path and query
+        // (reference-counted) now, the headers below.
+        let mut pending = Box::new(Pending {
+            loggier: self.loggier.clone(),
+            // The request's scope frame (request id, trace ids, route, the endpoint
+            // slot `#[track_endpoint]` fills) is built only if something asks for
+            // it, when the request arrives outside any scope.
+            exchange: Exchange::start_deferred(
+                Arc::clone(&self.settings),
+                incoming_id.map(HeaderValue::as_bytes),
+                traceparent.map(HeaderValue::as_bytes),
+            ),
+            request: RequestSnapshot {
+                method: request.method().clone(),
+                path_and_query: request.uri().path_and_query().cloned(),
+                headers: HeaderSnapshot::default(),
+                client_ip,
+                body: None,
+            },
+            tee: None,
+            response_headers: None,
+            echo: None,
+            serving: !self.context_extension,
+        });
+        let exchange = &mut pending.exchange;
         // An incoming id the exchange took is echoed as the value it came in (its
         // bytes shared, not copied).
         let echo = incoming_id
@@ -138,9 +160,6 @@ where
                 v.set_sensitive(false);
                 v
             });
-        let route = self.meta.route(&request);
-        let client_ip = self.meta.client_ip(&request);
-
         if let Some(r) = route {
             exchange.set_route(r);
         }
@@ -164,25 +183,8 @@ where
             )
         };
         let capture = capture.map(|c| (c, Arc::new(Mutex::new(None))));
-        // Boxed once: the response future and body carry it, and the server and
-        // framework move both. Built before the request moves on, so what the
-        // record may need is kept in it: method, path and query
-        // (reference-counted) now, the headers below.
-        let mut pending = Box::new(Pending {
-            loggier: self.loggier.clone(),
-            exchange,
-            request: RequestSnapshot {
-                method: request.method().clone(),
-                path_and_query: request.uri().path_and_query().cloned(),
-                headers: HeaderSnapshot::default(),
-                client_ip,
-                body: capture.as_ref().map(|(_, slot)| Arc::clone(slot)),
-            },
-            tee: None,
-            response_headers: None,
-            echo,
-            serving: !self.context_extension,
-        });
+        pending.echo = echo;
+        pending.request.body = capture.as_ref().map(|(_, slot)| Arc::clone(slot));
         // The headers: as text right away when the request is sure to be recorded,
         // else as a list of reference-counted name/value handles (no byte copies;
         // inside the box for a usual number of headers), turned into text only if
@@ -194,27 +196,30 @@ where
         } else if self.settings.capture_request_data() {
             pending.request.headers.fill(request.headers());
         }
-        let request = request.map(|body| match capture {
+        // The closures around the inner service's call borrow the request and the
+        // innermost one moves it out: captured by value, it would be copied into
+        // each closure on the way.
+        let mut request = Some(request.map(|body| match capture {
             Some((c, slot)) => RequestBody::capturing(body, c, slot),
             None => RequestBody::passthrough(body),
-        });
+        }));
         let inner = &mut self.inner;
+        let call = || inner.call(request.take().expect("the inner service is called once"));
         // Without the context extension the frame is not built yet (the extension
         // holds it): the handler is called in the request's frame built on first
         // use, unless something needs it now.
         if pending.exchange.frame_on_first_use() {
-            let fut = serving(&pending, || {
-                in_request_frame(handler_frame, || inner.call(request))
+            let mut fut = serving(&pending, || {
+                ResponseFuture::deferred(in_request_frame(handler_frame, call))
             });
-            return ResponseFuture::deferred(fut, pending);
+            fut.set_pending(pending);
+            return fut;
         }
         let frame = Arc::clone(pending.exchange.frame());
         let fut = if pending.serving {
-            serving(&pending, || {
-                instrument_request(frame, || inner.call(request))
-            })
+            serving(&pending, || instrument_request(frame, call))
         } else {
-            instrument_request(frame, || inner.call(request))
+            instrument_request(frame, call)
         };
         ResponseFuture::captured(fut, pending)
     }

@@ -256,6 +256,15 @@ impl Exchange {
         }
     }
 
+    /// [`request_id`](Exchange::request_id) as bytes for the response header that
+    /// echoes it: a slice of a per-thread buffer of ids (a reference count, no
+    /// allocation of its own), so an adapter can build the header value without
+    /// copying the id into a buffer of its own.
+    #[inline]
+    pub fn request_id_bytes(&self) -> bytes::Bytes {
+        super::request_id::shared_text(self.request_id())
+    }
+
     /// The caller's trace context, when a valid `traceparent` came in.
     pub fn trace_parent(&self) -> Option<&TraceParent> {
         self.trace.as_deref()
@@ -352,7 +361,9 @@ impl Exchange {
     /// duration not yet known (as [`CaptureSettings::may_record`], endpoint applied).
     #[inline]
     fn may_record(&self, status: u16) -> bool {
-        self.settings.log_all_requests || self.tracked(status) || self.slow_threshold().is_some()
+        // The slow threshold first: on by default, it answers without the status
+        // ranges being searched.
+        self.settings.log_all_requests || self.slow_threshold().is_some() || self.tracked(status)
     }
 
     /// `capture_response_body` for this request: the endpoint's `true` means every
@@ -420,8 +431,7 @@ impl Exchange {
             // Checked for UTF-8 only if the request is recorded (`into_record`).
             self.response_content_type = content_type.map(smallvec::SmallVec::from_slice);
         }
-        let allowed = self.response_body_mode().allows(status);
-        (allowed && may_record && self.settings.max_body_size > 0)
+        (may_record && self.settings.max_body_size > 0 && self.response_body_mode().allows(status))
             .then(|| BodyCapture::new(self.settings.max_body_size, content_type))
     }
 

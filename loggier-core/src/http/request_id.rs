@@ -35,6 +35,33 @@ pub(crate) fn request_id_or_generate_inline(incoming: Option<&[u8]>) -> RequestI
     }
 }
 
+/// Bytes of request id text a thread keeps for [`shared_text`].
+pub(crate) const ID_TEXT_CHUNK: usize = 4096;
+
+thread_local! {
+    /// Where this thread writes the request ids handed out by [`shared_text`]: each
+    /// is a slice of a shared chunk (a reference count instead of an allocation per
+    /// request). A chunk is reused once the values holding its ids are gone, else a
+    /// new one is taken.
+    static ID_TEXT: std::cell::RefCell<bytes::BytesMut> =
+        std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
+/// `id` as bytes of this thread's [`ID_TEXT`] chunk, for a response header echoing
+/// it: no allocation of its own (one per chunk of ids), a reference count to drop.
+pub(crate) fn shared_text(id: &str) -> bytes::Bytes {
+    ID_TEXT
+        .try_with(|text| {
+            let mut text = text.borrow_mut();
+            if text.capacity() < id.len() {
+                text.reserve(ID_TEXT_CHUNK.max(id.len()));
+            }
+            text.extend_from_slice(id.as_bytes());
+            text.split().freeze()
+        })
+        .unwrap_or_else(|_| bytes::Bytes::copy_from_slice(id.as_bytes()))
+}
+
 /// `true` when `v` is 1–[`MAX_REQUEST_ID_LEN`] bytes of visible ASCII.
 pub fn is_valid_request_id(v: &[u8]) -> bool {
     !v.is_empty() && v.len() <= MAX_REQUEST_ID_LEN && v.iter().all(|b| (0x21..=0x7e).contains(b))
@@ -112,6 +139,29 @@ mod tests {
         );
         let bad = request_id_or_generate_inline(Some(b"has space"));
         assert_eq!(bad.as_str().len(), 36);
+    }
+
+    /// Shared texts made on one thread stay right while earlier ones are held,
+    /// across the chunks they are written in.
+    #[test]
+    fn shared_texts_keep_their_bytes_across_chunks() {
+        let ids: Vec<String> = (0..3 * ID_TEXT_CHUNK / 36)
+            .map(|i| format!("0192c6a4-{i:04x}-7abc-8def-0123456789ab"))
+            .collect();
+        let mut held = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let text = shared_text(id);
+            assert_eq!(&text[..], id.as_bytes());
+            // Every other text is dropped right away, the rest held.
+            if i % 2 == 0 {
+                held.push((text, id));
+            }
+        }
+        for (text, id) in held {
+            assert_eq!(&text[..], id.as_bytes());
+        }
+        let long = "x".repeat(ID_TEXT_CHUNK + 1);
+        assert_eq!(&shared_text(&long)[..], long.as_bytes());
     }
 
     #[test]
