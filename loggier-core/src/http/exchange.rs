@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use crate::context::{EndpointOptions, EndpointSlot, RequestId, RouteResolver, ScopeFrame};
 use std::borrow::Cow;
 
-use crate::record::{
-    Exception, Headers, HttpRequest, HttpResponse, HttpTransaction, Level, Record,
-};
+use crate::record::{Exception, Headers, HttpResponse, HttpTransaction, Level, Record};
 
 use super::body::BodyCapture;
 use super::redact::{self, FILTERED};
@@ -123,8 +121,16 @@ pub struct Exchange {
     response_error: Option<Box<Exception>>,
     request_body: Option<Box<BodyCapture>>,
     response_body: Option<Box<BodyCapture>>,
-    /// Headers the adapter had turned into the record's form early.
-    kept_headers: Option<Box<KeptHeaders>>,
+    /// The record's transaction, started early to hold headers the adapter had
+    /// turned into the record's form ([`keep_request_headers`](Exchange::keep_request_headers),
+    /// [`keep_response_headers`](Exchange::keep_response_headers)): written in
+    /// place, and [`into_record`](Exchange::into_record) fills in the rest.
+    kept: Option<Box<HttpTransaction>>,
+    /// `kept` holds the request headers (and the `User-Agent`).
+    kept_request: bool,
+    /// `kept` holds the response headers (in its response, whose other fields are
+    /// set by `into_record`).
+    kept_response: bool,
     aborted: bool,
     duration: Option<Duration>,
 }
@@ -143,15 +149,6 @@ enum FrameSlot {
         /// [deferred](Exchange::defer_route) before the frame is built.
         route: Option<RouteResolver>,
     },
-}
-
-/// What [`Exchange::keep_request_headers`] and [`Exchange::keep_response_headers`]
-/// built, for [`Exchange::into_record`].
-#[derive(Debug, Default)]
-struct KeptHeaders {
-    /// The request headers and the `User-Agent` picked out of them.
-    request: Option<(Headers, Option<String>)>,
-    response: Option<Headers>,
 }
 
 /// The `traceparent` header name, parsed once.
@@ -235,7 +232,9 @@ impl Exchange {
             response_error: None,
             request_body: None,
             response_body: None,
-            kept_headers: None,
+            kept: None,
+            kept_request: false,
+            kept_response: false,
             aborted: false,
             duration: None,
         }
@@ -447,9 +446,17 @@ impl Exchange {
         if !self.settings.capture_request_data {
             return;
         }
-        let mut user_agent = None;
-        let headers = header_fields(&self.settings, entries, Some(&mut user_agent));
-        self.kept_headers.get_or_insert_with(Box::default).request = Some((headers, user_agent));
+        let http = self.kept.get_or_insert_with(Box::default);
+        let req = &mut http.request;
+        req.headers = Headers::new();
+        req.user_agent = None;
+        header_fields(
+            &self.settings,
+            entries,
+            &mut req.headers,
+            Some(&mut req.user_agent),
+        );
+        self.kept_request = true;
     }
 
     /// As [`keep_request_headers`](Exchange::keep_request_headers) for the response
@@ -462,8 +469,11 @@ impl Exchange {
         if !self.settings.capture_request_data {
             return;
         }
-        let headers = header_fields(&self.settings, entries, None);
-        self.kept_headers.get_or_insert_with(Box::default).response = Some(headers);
+        let http = self.kept.get_or_insert_with(Box::default);
+        let resp = http.response.get_or_insert_with(HttpResponse::default);
+        resp.headers = Headers::new();
+        header_fields(&self.settings, entries, &mut resp.headers, None);
+        self.kept_response = true;
     }
 
     /// The status given to [`on_response`](Exchange::on_response), if any.
@@ -708,25 +718,26 @@ impl Exchange {
         let settings = Arc::clone(&self.settings);
         let s = &*settings;
         let extra = &s.masker;
-        let mut kept = self.kept_headers.take().map(|k| *k).unwrap_or_default();
 
-        let mut req = HttpRequest {
-            method: static_method(request.method),
-            path: request.path.to_string(),
-            route: self.route.clone(),
-            ..HttpRequest::default()
-        };
+        // The transaction is written in its box, in place: the one started by
+        // `keep_*_headers` (holding the headers kept), else a new one.
+        let mut http = self.kept.take().unwrap_or_default();
+        let req = &mut http.request;
+        req.method = static_method(request.method);
+        req.path = request.path.to_string();
+        req.route = self.route.clone();
         if s.capture_request_data {
             if let Some(q) = request.query.filter(|q| !q.is_empty()) {
                 req.query = redact::query_fields(q, extra);
             }
-            req.headers = match kept.request.take() {
-                Some((headers, user_agent)) => {
-                    req.user_agent = user_agent;
-                    headers
-                }
-                None => header_fields(s, request_headers, Some(&mut req.user_agent)),
-            };
+            if !self.kept_request {
+                header_fields(
+                    s,
+                    request_headers,
+                    &mut req.headers,
+                    Some(&mut req.user_agent),
+                );
+            }
             req.client_ip = request.client_ip.map(ip_text);
         }
         req.body = self
@@ -735,30 +746,29 @@ impl Exchange {
             .filter(|b| keep_request_body && b.total_bytes() > 0)
             .map(|b| b.into_captured(extra));
 
-        let response = self.status.map(|status| {
-            let mut resp = HttpResponse {
-                status_code: status,
-                content_type: self
+        match self.status {
+            None => http.response = None,
+            Some(status) => {
+                let kept_response = self.kept_response;
+                let resp = http.response.get_or_insert_with(HttpResponse::default);
+                resp.status_code = status;
+                resp.content_type = self
                     .response_content_type
                     .take()
-                    .and_then(|c| record_content_type(&c)),
-                ..HttpResponse::default()
-            };
-            if s.capture_request_data {
-                resp.headers = match kept.response.take() {
-                    Some(headers) => headers,
-                    None => header_fields(s, response_headers, None),
-                };
+                    .and_then(|c| record_content_type(&c));
+                if s.capture_request_data && !kept_response {
+                    header_fields(s, response_headers, &mut resp.headers, None);
+                }
+                if response_body_mode.allows(status) {
+                    resp.body = self
+                        .response_body
+                        .take()
+                        .filter(|b| b.total_bytes() > 0)
+                        .map(|b| b.into_captured(extra));
+                }
             }
-            if response_body_mode.allows(status) {
-                resp.body = self
-                    .response_body
-                    .take()
-                    .filter(|b| b.total_bytes() > 0)
-                    .map(|b| b.into_captured(extra));
-            }
-            resp
-        });
+        }
+        http.duration_ms = crate::timing::millis(duration);
 
         let slow = slow_threshold.is_some_and(|t| duration >= t);
         // One allocation: "<kind>: <METHOD> <path>[ - <status>[ (<ms> ms)]]".
@@ -802,11 +812,7 @@ impl Exchange {
             context: crate::record::ContextFields::new(),
             tags: Vec::new(),
             exception: None,
-            http: Some(Box::new(HttpTransaction {
-                request: req,
-                response,
-                duration_ms: crate::timing::millis(duration),
-            })),
+            http: Some(http),
             timing: None,
             trace_id,
             span_id,
@@ -953,7 +959,7 @@ fn static_header_name(name: &str) -> (Cow<'static, str>, Option<usize>) {
     (Cow::Borrowed(STATIC_HEADER_NAMES[known]), Some(known))
 }
 
-/// Header entries → headers: lower-case names, values as text (invalid UTF-8
+/// Header entries → `out` (empty when called): lower-case names, values as text (invalid UTF-8
 /// replaced), repeated names joined with `", "`, sensitive ones masked, and every
 /// other value scanned with [`Masker::mask_text`](crate::mask::Masker::mask_text)
 /// — what the worker's masking would do, so the headers carry the masker's stamp
@@ -962,13 +968,13 @@ fn static_header_name(name: &str) -> (Cow<'static, str>, Option<usize>) {
 fn header_fields<'a, I>(
     s: &CaptureSettings,
     entries: I,
+    out: &mut Headers,
     mut user_agent: Option<&mut Option<String>>,
-) -> Headers
-where
+) where
     I: IntoIterator<Item = HeaderEntry<'a>>,
 {
     let entries = entries.into_iter();
-    let mut out = Headers::with_capacity(entries.size_hint().0);
+    out.reserve(entries.size_hint().0);
     for e in entries {
         let (name, known) = static_header_name(e.name);
         let sensitive = match known {
@@ -992,8 +998,7 @@ where
         }
         out.append_str(name, &value);
     }
-    s.masker.mask_header_values(&mut out);
-    out
+    s.masker.mask_header_values(out);
 }
 
 #[cfg(test)]
