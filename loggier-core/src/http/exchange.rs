@@ -66,11 +66,12 @@ pub struct RequestView<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
-/// How the handler failed, when it did.
-#[derive(Debug, Clone)]
+/// How the handler failed, when it did (the exception is kept beside it, boxed as
+/// the record holds it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failure {
-    Error(Exception),
-    Panic(Exception),
+    Error,
+    Panic,
 }
 
 /// One request in flight, from arrival to the end of its response body.
@@ -116,7 +117,8 @@ pub struct Exchange {
     /// costs no allocation for a request that is then not recorded. Recorded only
     /// when it is UTF-8 (checked when the record is built).
     response_content_type: Option<smallvec::SmallVec<[u8; CONTENT_TYPE_INLINE]>>,
-    failure: Option<Box<Failure>>,
+    /// The failure noted and its exception (the record takes the box as it is).
+    failure: Option<(Failure, Box<Exception>)>,
     /// An error the response was built from that does not count as a failure (a 4xx).
     response_error: Option<Box<Exception>>,
     request_body: Option<Box<BodyCapture>>,
@@ -493,7 +495,7 @@ impl Exchange {
             exception.backtrace = None;
             exception.frames.clear();
         }
-        self.failure = Some(Box::new(Failure::Error(exception)));
+        self.failure = Some((Failure::Error, Box::new(exception)));
     }
 
     /// The handler panicked with `message`: recorded at error level with an exception
@@ -506,7 +508,7 @@ impl Exchange {
                 exception.set_backtrace(bt);
             }
         }
-        self.failure = Some(Box::new(Failure::Panic(exception)));
+        self.failure = Some((Failure::Panic, Box::new(exception)));
     }
 
     /// The response was produced from an error value (actix-web's `Error` on a
@@ -772,11 +774,11 @@ impl Exchange {
 
         let slow = slow_threshold.is_some_and(|t| duration >= t);
         // One allocation: "<kind>: <METHOD> <path>[ - <status>[ (<ms> ms)]]".
-        let (kind, with_status) = match (self.failure.as_deref(), self.status) {
-            (Some(Failure::Panic(_)), c) => ("Handler panicked", c),
-            (Some(Failure::Error(_)), None) => ("Request failed", None),
+        let (kind, with_status) = match (self.failure.as_ref().map(|f| f.0), self.status) {
+            (Some(Failure::Panic), c) => ("Handler panicked", c),
+            (Some(Failure::Error), None) => ("Request failed", None),
             (_, Some(c)) if c >= 500 => ("Server error", Some(c)),
-            (Some(Failure::Error(_)), Some(c)) => ("Request failed", Some(c)),
+            (Some(Failure::Error), Some(c)) => ("Request failed", Some(c)),
             (_, Some(c)) if c >= 400 => ("Client error", Some(c)),
             (_, Some(c)) if slow => ("Slow request", Some(c)),
             (_, c) => ("Request", c),
@@ -818,9 +820,13 @@ impl Exchange {
             span_id,
             request_id: Some(self.request_id().to_string()),
         };
+        // Completed in place (the builder methods would move the record each time);
+        // the exception keeps the box it was noted in.
         if let Some(t) = slow_threshold.filter(|_| slow) {
             let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
-            record = record.with_field("slow_request_threshold_ms", ms);
+            record
+                .context
+                .insert("slow_request_threshold_ms", serde_json::Value::from(ms));
         }
         if let Some(e) = endpoint {
             record
@@ -828,15 +834,15 @@ impl Exchange {
                 .extend(e.tag_list().iter().map(|t| (*t).to_string()));
         }
         if self.aborted {
-            record = record.with_field("response_aborted", true);
+            record
+                .context
+                .insert("response_aborted", serde_json::Value::Bool(true));
         }
-        match self.failure.take().map(|f| *f) {
-            Some(Failure::Error(e) | Failure::Panic(e)) => record.with_exception(e),
-            None => match self.response_error.take() {
-                Some(e) => record.with_exception(*e),
-                None => record,
-            },
-        }
+        record.exception = match self.failure.take() {
+            Some((_, e)) => Some(e),
+            None => self.response_error.take(),
+        };
+        record
     }
 }
 
