@@ -1294,6 +1294,64 @@ mod tests {
         assert!(tx.response.expect("resp").headers.is_empty());
     }
 
+    /// The transaction that kept headers start is completed as a new one would be:
+    /// headers kept again replace the ones kept before, the entries given to
+    /// `into_record` count only for a side not kept, and response headers kept
+    /// for a request that ends without a status leave no response.
+    #[test]
+    fn a_transaction_started_by_kept_headers_is_completed_like_a_new_one() {
+        let s = settings(|b| b.log_all_requests(true));
+        let mut req = http::HeaderMap::new();
+        req.insert("user-agent", "curl/8".parse().expect("hv"));
+        let mut other = http::HeaderMap::new();
+        other.insert("user-agent", "other/1".parse().expect("hv"));
+        other.insert("x-other", "o".parse().expect("hv"));
+        let mut resp = http::HeaderMap::new();
+        resp.insert("etag", "e1".parse().expect("hv"));
+
+        let mut x = s.begin("/a", &req).expect("not excluded");
+        x.keep_request_headers(header_entries(&other));
+        x.keep_request_headers(header_entries(&req));
+        let _ = x.on_response(201, None);
+        let level = x.finish().expect("access-log mode");
+        let r = x.into_record(
+            level,
+            view("POST", "/a", Some("q=1")),
+            header_entries(&other),
+            header_entries(&resp),
+        );
+        assert_eq!(r.message, "Request: POST /a - 201");
+        let tx = r.http.expect("tx");
+        assert_eq!(
+            (tx.request.method.as_ref(), tx.request.path.as_str()),
+            ("POST", "/a")
+        );
+        assert_eq!(tx.request.query["q"], "1");
+        assert_eq!(
+            tx.request.headers.iter().collect::<Vec<_>>(),
+            [("user-agent", "curl/8")]
+        );
+        assert_eq!(tx.request.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(tx.request.client_ip.as_deref(), Some("127.0.0.1"));
+        let resp_side = tx.response.expect("resp");
+        assert_eq!(resp_side.status_code, 201);
+        assert_eq!(
+            resp_side.headers.iter().collect::<Vec<_>>(),
+            [("etag", "e1")]
+        );
+
+        let mut x = s.begin("/b", &req).expect("not excluded");
+        x.keep_response_headers(header_entries(&resp));
+        x.set_error(Exception::new("io", "boom"));
+        let level = x.finish().expect("failed");
+        let r = x.into_record(level, view("GET", "/b", None), header_entries(&req), []);
+        assert_eq!(r.message, "Request failed: GET /b");
+        assert_eq!(r.exception.as_ref().expect("exc").message, "boom");
+        let tx = r.http.expect("tx");
+        assert!(tx.response.is_none());
+        assert_eq!(tx.request.user_agent.as_deref(), Some("curl/8"));
+    }
+
     #[test]
     fn without_request_data_only_method_path_and_route_are_kept() {
         let s = settings(|b| b.capture_request_data(false));
