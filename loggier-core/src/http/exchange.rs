@@ -66,14 +66,6 @@ pub struct RequestView<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
-/// How the handler failed, when it did (the exception is kept beside it, boxed as
-/// the record holds it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Failure {
-    Error,
-    Panic,
-}
-
 /// One request in flight, from arrival to the end of its response body.
 ///
 /// Driven by an adapter in this order:
@@ -117,8 +109,9 @@ pub struct Exchange {
     /// costs no allocation for a request that is then not recorded. Recorded only
     /// when it is UTF-8 (checked when the record is built).
     response_content_type: Option<smallvec::SmallVec<[u8; CONTENT_TYPE_INLINE]>>,
-    /// The failure noted and its exception (the record takes the box as it is).
-    failure: Option<(Failure, Box<Exception>)>,
+    /// The exception of the failure noted, boxed as the record holds it (taken as it
+    /// is); [`panicked`](Exchange::panicked) tells which kind.
+    failure: Option<Box<Exception>>,
     /// An error the response was built from that does not count as a failure (a 4xx).
     response_error: Option<Box<Exception>>,
     request_body: Option<Box<BodyCapture>>,
@@ -133,6 +126,8 @@ pub struct Exchange {
     /// `kept` holds the response headers (in its response, whose other fields are
     /// set by `into_record`).
     kept_response: bool,
+    /// The failure noted is a panic of the handler (else an error).
+    panicked: bool,
     aborted: bool,
     duration: Option<Duration>,
 }
@@ -237,6 +232,7 @@ impl Exchange {
             kept: None,
             kept_request: false,
             kept_response: false,
+            panicked: false,
             aborted: false,
             duration: None,
         }
@@ -495,7 +491,8 @@ impl Exchange {
             exception.backtrace = None;
             exception.frames.clear();
         }
-        self.failure = Some((Failure::Error, Box::new(exception)));
+        self.failure = Some(Box::new(exception));
+        self.panicked = false;
     }
 
     /// The handler panicked with `message`: recorded at error level with an exception
@@ -508,7 +505,8 @@ impl Exchange {
                 exception.set_backtrace(bt);
             }
         }
-        self.failure = Some((Failure::Panic, Box::new(exception)));
+        self.failure = Some(Box::new(exception));
+        self.panicked = true;
     }
 
     /// The response was produced from an error value (actix-web's `Error` on a
@@ -774,11 +772,12 @@ impl Exchange {
 
         let slow = slow_threshold.is_some_and(|t| duration >= t);
         // One allocation: "<kind>: <METHOD> <path>[ - <status>[ (<ms> ms)]]".
-        let (kind, with_status) = match (self.failure.as_ref().map(|f| f.0), self.status) {
-            (Some(Failure::Panic), c) => ("Handler panicked", c),
-            (Some(Failure::Error), None) => ("Request failed", None),
+        let failed = self.failure.is_some();
+        let (kind, with_status) = match (failed, self.status) {
+            (true, c) if self.panicked => ("Handler panicked", c),
+            (true, None) => ("Request failed", None),
             (_, Some(c)) if c >= 500 => ("Server error", Some(c)),
-            (Some(Failure::Error), Some(c)) => ("Request failed", Some(c)),
+            (true, Some(c)) => ("Request failed", Some(c)),
             (_, Some(c)) if c >= 400 => ("Client error", Some(c)),
             (_, Some(c)) if slow => ("Slow request", Some(c)),
             (_, c) => ("Request", c),
@@ -838,10 +837,7 @@ impl Exchange {
                 .context
                 .insert("response_aborted", serde_json::Value::Bool(true));
         }
-        record.exception = match self.failure.take() {
-            Some((_, e)) => Some(e),
-            None => self.response_error.take(),
-        };
+        record.exception = self.failure.take().or_else(|| self.response_error.take());
         record
     }
 }
