@@ -9,9 +9,7 @@ use std::time::{Duration, Instant};
 use crate::context::{EndpointOptions, EndpointSlot, RequestId, RouteResolver, ScopeFrame};
 use std::borrow::Cow;
 
-use crate::record::{
-    Exception, Headers, HttpRequest, HttpResponse, HttpTransaction, Level, Record,
-};
+use crate::record::{Exception, Headers, HttpResponse, HttpTransaction, Level, Record};
 
 use super::body::BodyCapture;
 use super::redact::{self, FILTERED};
@@ -68,13 +66,6 @@ pub struct RequestView<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
-/// How the handler failed, when it did.
-#[derive(Debug, Clone)]
-enum Failure {
-    Error(Exception),
-    Panic(Exception),
-}
-
 /// One request in flight, from arrival to the end of its response body.
 ///
 /// Driven by an adapter in this order:
@@ -118,13 +109,25 @@ pub struct Exchange {
     /// costs no allocation for a request that is then not recorded. Recorded only
     /// when it is UTF-8 (checked when the record is built).
     response_content_type: Option<smallvec::SmallVec<[u8; CONTENT_TYPE_INLINE]>>,
-    failure: Option<Box<Failure>>,
+    /// The exception of the failure noted, boxed as the record holds it (taken as it
+    /// is); [`panicked`](Exchange::panicked) tells which kind.
+    failure: Option<Box<Exception>>,
     /// An error the response was built from that does not count as a failure (a 4xx).
     response_error: Option<Box<Exception>>,
     request_body: Option<Box<BodyCapture>>,
     response_body: Option<Box<BodyCapture>>,
-    /// Headers the adapter had turned into the record's form early.
-    kept_headers: Option<Box<KeptHeaders>>,
+    /// The record's transaction, started early to hold headers the adapter had
+    /// turned into the record's form ([`keep_request_headers`](Exchange::keep_request_headers),
+    /// [`keep_response_headers`](Exchange::keep_response_headers)): written in
+    /// place, and [`into_record`](Exchange::into_record) fills in the rest.
+    kept: Option<Box<HttpTransaction>>,
+    /// `kept` holds the request headers (and the `User-Agent`).
+    kept_request: bool,
+    /// `kept` holds the response headers (in its response, whose other fields are
+    /// set by `into_record`).
+    kept_response: bool,
+    /// The failure noted is a panic of the handler (else an error).
+    panicked: bool,
     aborted: bool,
     duration: Option<Duration>,
 }
@@ -143,15 +146,6 @@ enum FrameSlot {
         /// [deferred](Exchange::defer_route) before the frame is built.
         route: Option<RouteResolver>,
     },
-}
-
-/// What [`Exchange::keep_request_headers`] and [`Exchange::keep_response_headers`]
-/// built, for [`Exchange::into_record`].
-#[derive(Debug, Default)]
-struct KeptHeaders {
-    /// The request headers and the `User-Agent` picked out of them.
-    request: Option<(Headers, Option<String>)>,
-    response: Option<Headers>,
 }
 
 /// The `traceparent` header name, parsed once.
@@ -235,7 +229,10 @@ impl Exchange {
             response_error: None,
             request_body: None,
             response_body: None,
-            kept_headers: None,
+            kept: None,
+            kept_request: false,
+            kept_response: false,
+            panicked: false,
             aborted: false,
             duration: None,
         }
@@ -457,9 +454,17 @@ impl Exchange {
         if !self.settings.capture_request_data {
             return;
         }
-        let mut user_agent = None;
-        let headers = header_fields(&self.settings, entries, Some(&mut user_agent));
-        self.kept_headers.get_or_insert_with(Box::default).request = Some((headers, user_agent));
+        let http = self.kept.get_or_insert_with(Box::default);
+        let req = &mut http.request;
+        req.headers = Headers::new();
+        req.user_agent = None;
+        header_fields(
+            &self.settings,
+            entries,
+            &mut req.headers,
+            Some(&mut req.user_agent),
+        );
+        self.kept_request = true;
     }
 
     /// As [`keep_request_headers`](Exchange::keep_request_headers) for the response
@@ -472,8 +477,11 @@ impl Exchange {
         if !self.settings.capture_request_data {
             return;
         }
-        let headers = header_fields(&self.settings, entries, None);
-        self.kept_headers.get_or_insert_with(Box::default).response = Some(headers);
+        let http = self.kept.get_or_insert_with(Box::default);
+        let resp = http.response.get_or_insert_with(HttpResponse::default);
+        resp.headers = Headers::new();
+        header_fields(&self.settings, entries, &mut resp.headers, None);
+        self.kept_response = true;
     }
 
     /// The status given to [`on_response`](Exchange::on_response), if any.
@@ -493,7 +501,8 @@ impl Exchange {
             exception.backtrace = None;
             exception.frames.clear();
         }
-        self.failure = Some(Box::new(Failure::Error(exception)));
+        self.failure = Some(Box::new(exception));
+        self.panicked = false;
     }
 
     /// The handler panicked with `message`: recorded at error level with an exception
@@ -506,7 +515,8 @@ impl Exchange {
                 exception.set_backtrace(bt);
             }
         }
-        self.failure = Some(Box::new(Failure::Panic(exception)));
+        self.failure = Some(Box::new(exception));
+        self.panicked = true;
     }
 
     /// The response was produced from an error value (actix-web's `Error` on a
@@ -718,25 +728,26 @@ impl Exchange {
         let settings = Arc::clone(&self.settings);
         let s = &*settings;
         let extra = &s.masker;
-        let mut kept = self.kept_headers.take().map(|k| *k).unwrap_or_default();
 
-        let mut req = HttpRequest {
-            method: static_method(request.method),
-            path: request.path.to_string(),
-            route: self.route.clone(),
-            ..HttpRequest::default()
-        };
+        // The transaction is written in its box, in place: the one started by
+        // `keep_*_headers` (holding the headers kept), else a new one.
+        let mut http = self.kept.take().unwrap_or_default();
+        let req = &mut http.request;
+        req.method = static_method(request.method);
+        req.path = request.path.to_string();
+        req.route = self.route.clone();
         if s.capture_request_data {
             if let Some(q) = request.query.filter(|q| !q.is_empty()) {
                 req.query = redact::query_fields(q, extra);
             }
-            req.headers = match kept.request.take() {
-                Some((headers, user_agent)) => {
-                    req.user_agent = user_agent;
-                    headers
-                }
-                None => header_fields(s, request_headers, Some(&mut req.user_agent)),
-            };
+            if !self.kept_request {
+                header_fields(
+                    s,
+                    request_headers,
+                    &mut req.headers,
+                    Some(&mut req.user_agent),
+                );
+            }
             req.client_ip = request.client_ip.map(ip_text);
         }
         req.body = self
@@ -745,38 +756,38 @@ impl Exchange {
             .filter(|b| keep_request_body && b.total_bytes() > 0)
             .map(|b| b.into_captured(extra));
 
-        let response = self.status.map(|status| {
-            let mut resp = HttpResponse {
-                status_code: status,
-                content_type: self
+        match self.status {
+            None => http.response = None,
+            Some(status) => {
+                let kept_response = self.kept_response;
+                let resp = http.response.get_or_insert_with(HttpResponse::default);
+                resp.status_code = status;
+                resp.content_type = self
                     .response_content_type
                     .take()
-                    .and_then(|c| record_content_type(&c)),
-                ..HttpResponse::default()
-            };
-            if s.capture_request_data {
-                resp.headers = match kept.response.take() {
-                    Some(headers) => headers,
-                    None => header_fields(s, response_headers, None),
-                };
+                    .and_then(|c| record_content_type(&c));
+                if s.capture_request_data && !kept_response {
+                    header_fields(s, response_headers, &mut resp.headers, None);
+                }
+                if response_body_mode.allows(status) {
+                    resp.body = self
+                        .response_body
+                        .take()
+                        .filter(|b| b.total_bytes() > 0)
+                        .map(|b| b.into_captured(extra));
+                }
             }
-            if response_body_mode.allows(status) {
-                resp.body = self
-                    .response_body
-                    .take()
-                    .filter(|b| b.total_bytes() > 0)
-                    .map(|b| b.into_captured(extra));
-            }
-            resp
-        });
+        }
+        http.duration_ms = crate::timing::millis(duration);
 
         let slow = slow_threshold.is_some_and(|t| duration >= t);
         // One allocation: "<kind>: <METHOD> <path>[ - <status>[ (<ms> ms)]]".
-        let (kind, with_status) = match (self.failure.as_deref(), self.status) {
-            (Some(Failure::Panic(_)), c) => ("Handler panicked", c),
-            (Some(Failure::Error(_)), None) => ("Request failed", None),
+        let failed = self.failure.is_some();
+        let (kind, with_status) = match (failed, self.status) {
+            (true, c) if self.panicked => ("Handler panicked", c),
+            (true, None) => ("Request failed", None),
             (_, Some(c)) if c >= 500 => ("Server error", Some(c)),
-            (Some(Failure::Error(_)), Some(c)) => ("Request failed", Some(c)),
+            (true, Some(c)) => ("Request failed", Some(c)),
             (_, Some(c)) if c >= 400 => ("Client error", Some(c)),
             (_, Some(c)) if slow => ("Slow request", Some(c)),
             (_, c) => ("Request", c),
@@ -812,19 +823,19 @@ impl Exchange {
             context: crate::record::ContextFields::new(),
             tags: Vec::new(),
             exception: None,
-            http: Some(Box::new(HttpTransaction {
-                request: req,
-                response,
-                duration_ms: crate::timing::millis(duration),
-            })),
+            http: Some(http),
             timing: None,
             trace_id,
             span_id,
             request_id: Some(self.request_id().to_string()),
         };
+        // Completed in place (the builder methods would move the record each time);
+        // the exception keeps the box it was noted in.
         if let Some(t) = slow_threshold.filter(|_| slow) {
             let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX);
-            record = record.with_field("slow_request_threshold_ms", ms);
+            record
+                .context
+                .insert("slow_request_threshold_ms", serde_json::Value::from(ms));
         }
         if let Some(e) = endpoint {
             record
@@ -832,15 +843,12 @@ impl Exchange {
                 .extend(e.tag_list().iter().map(|t| (*t).to_string()));
         }
         if self.aborted {
-            record = record.with_field("response_aborted", true);
+            record
+                .context
+                .insert("response_aborted", serde_json::Value::Bool(true));
         }
-        match self.failure.take().map(|f| *f) {
-            Some(Failure::Error(e) | Failure::Panic(e)) => record.with_exception(e),
-            None => match self.response_error.take() {
-                Some(e) => record.with_exception(*e),
-                None => record,
-            },
-        }
+        record.exception = self.failure.take().or_else(|| self.response_error.take());
+        record
     }
 }
 
@@ -963,7 +971,7 @@ fn static_header_name(name: &str) -> (Cow<'static, str>, Option<usize>) {
     (Cow::Borrowed(STATIC_HEADER_NAMES[known]), Some(known))
 }
 
-/// Header entries → headers: lower-case names, values as text (invalid UTF-8
+/// Header entries → `out` (empty when called): lower-case names, values as text (invalid UTF-8
 /// replaced), repeated names joined with `", "`, sensitive ones masked, and every
 /// other value scanned with [`Masker::mask_text`](crate::mask::Masker::mask_text)
 /// — what the worker's masking would do, so the headers carry the masker's stamp
@@ -972,13 +980,13 @@ fn static_header_name(name: &str) -> (Cow<'static, str>, Option<usize>) {
 fn header_fields<'a, I>(
     s: &CaptureSettings,
     entries: I,
+    out: &mut Headers,
     mut user_agent: Option<&mut Option<String>>,
-) -> Headers
-where
+) where
     I: IntoIterator<Item = HeaderEntry<'a>>,
 {
     let entries = entries.into_iter();
-    let mut out = Headers::with_capacity(entries.size_hint().0);
+    out.reserve(entries.size_hint().0);
     for e in entries {
         let (name, known) = static_header_name(e.name);
         let sensitive = match known {
@@ -1002,8 +1010,7 @@ where
         }
         out.append_str(name, &value);
     }
-    s.masker.mask_header_values(&mut out);
-    out
+    s.masker.mask_header_values(out);
 }
 
 #[cfg(test)]
@@ -1291,6 +1298,64 @@ mod tests {
             .expect("tx");
         assert!(tx.request.headers.is_empty() && tx.request.user_agent.is_none());
         assert!(tx.response.expect("resp").headers.is_empty());
+    }
+
+    /// The transaction that kept headers start is completed as a new one would be:
+    /// headers kept again replace the ones kept before, the entries given to
+    /// `into_record` count only for a side not kept, and response headers kept
+    /// for a request that ends without a status leave no response.
+    #[test]
+    fn a_transaction_started_by_kept_headers_is_completed_like_a_new_one() {
+        let s = settings(|b| b.log_all_requests(true));
+        let mut req = http::HeaderMap::new();
+        req.insert("user-agent", "curl/8".parse().expect("hv"));
+        let mut other = http::HeaderMap::new();
+        other.insert("user-agent", "other/1".parse().expect("hv"));
+        other.insert("x-other", "o".parse().expect("hv"));
+        let mut resp = http::HeaderMap::new();
+        resp.insert("etag", "e1".parse().expect("hv"));
+
+        let mut x = s.begin("/a", &req).expect("not excluded");
+        x.keep_request_headers(header_entries(&other));
+        x.keep_request_headers(header_entries(&req));
+        let _ = x.on_response(201, None);
+        let level = x.finish().expect("access-log mode");
+        let r = x.into_record(
+            level,
+            view("POST", "/a", Some("q=1")),
+            header_entries(&other),
+            header_entries(&resp),
+        );
+        assert_eq!(r.message, "Request: POST /a - 201");
+        let tx = r.http.expect("tx");
+        assert_eq!(
+            (tx.request.method.as_ref(), tx.request.path.as_str()),
+            ("POST", "/a")
+        );
+        assert_eq!(tx.request.query["q"], "1");
+        assert_eq!(
+            tx.request.headers.iter().collect::<Vec<_>>(),
+            [("user-agent", "curl/8")]
+        );
+        assert_eq!(tx.request.user_agent.as_deref(), Some("curl/8"));
+        assert_eq!(tx.request.client_ip.as_deref(), Some("127.0.0.1"));
+        let resp_side = tx.response.expect("resp");
+        assert_eq!(resp_side.status_code, 201);
+        assert_eq!(
+            resp_side.headers.iter().collect::<Vec<_>>(),
+            [("etag", "e1")]
+        );
+
+        let mut x = s.begin("/b", &req).expect("not excluded");
+        x.keep_response_headers(header_entries(&resp));
+        x.set_error(Exception::new("io", "boom"));
+        let level = x.finish().expect("failed");
+        let r = x.into_record(level, view("GET", "/b", None), header_entries(&req), []);
+        assert_eq!(r.message, "Request failed: GET /b");
+        assert_eq!(r.exception.as_ref().expect("exc").message, "boom");
+        let tx = r.http.expect("tx");
+        assert!(tx.response.is_none());
+        assert_eq!(tx.request.user_agent.as_deref(), Some("curl/8"));
     }
 
     #[test]

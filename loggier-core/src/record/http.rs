@@ -157,6 +157,12 @@ impl Headers {
         }
     }
 
+    /// Room for `n` more headers without reallocating the name list.
+    #[cfg(feature = "http-capture")]
+    pub(crate) fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
+    }
+
     /// Number of distinct names.
     pub fn len(&self) -> usize {
         self.entries.len()
