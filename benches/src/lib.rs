@@ -102,6 +102,67 @@ pub fn thousands(v: f64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
+/// Sends `tracing` events as JSON lines to the file at `path` through
+/// `tracing_appender::non_blocking`, at `INFO` and above, as the global subscriber:
+/// the logging the tower-http peers of the HTTP benches write with.
+///
+/// Drop the returned guard to flush the lines still queued.
+///
+/// # Panics
+/// When the file cannot be created or a global subscriber is already set (bench
+/// set-up; each server runs in a process of its own).
+pub fn tracing_json_to_file(path: &Path) -> tracing_appender::non_blocking::WorkerGuard {
+    let file = std::fs::File::create(path).expect("create the tracing log file");
+    let (writer, guard) = tracing_appender::non_blocking(file);
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(writer)
+        .finish();
+    tracing::subscriber::set_global_default(subscriber).expect("set tracing subscriber");
+    guard
+}
+
+/// `router` with the layers of an axum peer mode of the HTTP benches, or `None` for a
+/// mode that is not one of them:
+///
+/// - `"identity"`: a layer that hands the route back unchanged
+///   (`tower_layer::layer_fn(|route| route)`): what `Router::layer` itself costs (axum
+///   boxes the layered route and its response future), the floor under any
+///   middleware;
+/// - `"tracelayer"`: tower-http `TraceLayer` with the span and the response event at
+///   `INFO`, so every request writes a line;
+/// - `"tracelayer-errors"`: what tower-http offers for Loggier's default settings —
+///   `TraceLayer::new_for_http()` as it comes (span, request and response at `DEBUG`,
+///   5xx and errors at `ERROR`, so with an `INFO` subscriber only failures write a
+///   line) behind `SetRequestIdLayer::x_request_id(MakeRequestUuid)` and
+///   `PropagateRequestIdLayer::x_request_id()`, which give every request a UUID and
+///   echo it as `x-request-id`, as Loggier does.
+///
+/// The tracing modes need [`tracing_json_to_file`] installed to write anything.
+pub fn axum_peer(router: axum::Router, mode: &str) -> Option<axum::Router> {
+    use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+    Some(match mode {
+        "identity" => router.layer(tower_layer::layer_fn(|route| route)),
+        "tracelayer" => router.layer(
+            TraceLayer::new_for_http()
+                .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        ),
+        // One `Router::layer` (as Loggier's is), outermost last: the id is set, then
+        // copied to the response, around the trace.
+        "tracelayer-errors" => router.layer(tower_layer::Stack::new(
+            tower_layer::Stack::new(
+                TraceLayer::new_for_http(),
+                PropagateRequestIdLayer::x_request_id(),
+            ),
+            SetRequestIdLayer::x_request_id(MakeRequestUuid),
+        )),
+        _ => return None,
+    })
+}
+
 /// The capture settings of an HTTP bench mode: the defaults (only errors, slow
 /// requests and tracked statuses recorded), or every request recorded for
 /// `"loggier-all"`.

@@ -19,7 +19,9 @@
 //! | mode | axum | actix-web |
 //! |---|---|---|
 //! | `bare` | no middleware | no middleware |
+//! | `identity` | a layer that returns the route unchanged: what `Router::layer` itself costs, the floor under any middleware | `wrap_fn(\|req, srv\| srv.call(req))`: the same for `App::wrap` |
 //! | `loggier` | `with_loggier` (default settings: only errors/slow recorded) | `loggier_actix::Loggier::new` |
+//! | `tracelayer-errors` | tower-http's counterpart of those defaults: `TraceLayer::new_for_http()` as it comes (only 5xx/errors at ERROR reach an INFO subscriber) + `SetRequestIdLayer`/`PropagateRequestIdLayer` with `MakeRequestUuid` (an id echoed as `x-request-id`), `tracing` JSON over `non_blocking` to a file | — |
 //! | `loggier-all` | `log_all_requests(true)`, file sink | same |
 //! | `tracelayer` | tower-http `TraceLayer` (span and response at INFO) + `tracing` JSON over `non_blocking` to a file | — |
 //! | `logger` | — | `middleware::Logger::default()` + `env_logger` to a file |
@@ -31,11 +33,12 @@
 //! ratios). Latency is per request, from send to the last body byte, in a
 //! `hdrhistogram` (1 µs .. 60 s, 3 significant digits).
 //!
-//! Validity: every response must be 200; in the Loggier modes the response must echo
-//! `x-request-id` (the layer is really on); after the child shut down and flushed, the
-//! lines in its log file must equal the requests it served (`loggier-all`,
-//! `tracelayer`, `logger`) or be 0 (`loggier`: 200s are not recorded by default). A
-//! mode that fails a check is marked INVALID in the table with the reason.
+//! Validity: every response must be 200; in the Loggier modes and `tracelayer-errors`
+//! the response must echo `x-request-id` (the layer is really on); after the child
+//! shut down and flushed, the lines in its log file must equal the requests it served
+//! (`loggier-all`, `tracelayer`, `logger`) or be 0 (`loggier`, `tracelayer-errors`:
+//! 200s are not recorded by default). A mode that fails a check is marked INVALID in
+//! the table with the reason.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -69,8 +72,15 @@ impl Framework {
     }
     fn all_modes(self) -> &'static [&'static str] {
         match self {
-            Framework::Axum => &["bare", "loggier", "loggier-all", "tracelayer"],
-            Framework::Actix => &["bare", "loggier", "loggier-all", "logger"],
+            Framework::Axum => &[
+                "bare",
+                "identity",
+                "loggier",
+                "tracelayer-errors",
+                "loggier-all",
+                "tracelayer",
+            ],
+            Framework::Actix => &["bare", "identity", "loggier", "loggier-all", "logger"],
         }
     }
     /// The modes to run: `bare` first, then those `only` names (all when empty).
@@ -86,7 +96,7 @@ impl Framework {
 /// The log file a mode writes, inside the child's directory.
 fn log_file(dir: &Path, mode: &str) -> Option<PathBuf> {
     match mode {
-        "bare" => None,
+        "bare" | "identity" => None,
         "loggier" | "loggier-all" => Some(dir.join("loggier.ndjson")),
         _ => Some(dir.join("access.log")),
     }
@@ -140,24 +150,13 @@ fn serve_axum(mode: &str, dir: &Path, threads: usize) {
             client = Some(c.clone());
             router.with_loggier_settings(c, loggier_bench::capture_settings(mode))
         }
-        "tracelayer" => {
-            let file = std::fs::File::create(dir.join("access.log")).expect("create access.log");
-            let (writer, guard) = tracing_appender::non_blocking(file);
-            tracing_guard = Some(guard);
-            let subscriber = tracing_subscriber::fmt()
-                .json()
-                .with_max_level(tracing::Level::INFO)
-                .with_writer(writer)
-                .finish();
-            tracing::subscriber::set_global_default(subscriber).expect("set tracing subscriber");
-            use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-            router.layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(DefaultMakeSpan::new().level(tracing::Level::INFO))
-                    .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
-            )
+        other => {
+            if other.starts_with("tracelayer") {
+                tracing_guard = Some(loggier_bench::tracing_json_to_file(&dir.join("access.log")));
+            }
+            loggier_bench::axum_peer(router, other)
+                .unwrap_or_else(|| panic!("unknown axum mode {other}"))
         }
-        other => panic!("unknown axum mode {other}"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads)
@@ -254,6 +253,15 @@ fn serve_actix(mode: &str, dir: &Path, threads: usize) {
                     c.clone(),
                     Arc::clone(&settings)
                 ))
+                .service(actix_route(&served)));
+        }
+        "identity" => {
+            // A middleware that calls the next service and returns its future as it
+            // is: what `App::wrap` itself costs, the floor under any middleware.
+            use actix_web::dev::Service as _;
+            let served = Arc::clone(&served);
+            run_actix!(listener, threads, move || App::new()
+                .wrap_fn(|req, srv| srv.call(req))
                 .service(actix_route(&served)));
         }
         "logger" => {
@@ -522,7 +530,8 @@ fn stop_server(mut s: ServerChild) -> Result<(u64, Option<String>), String> {
 fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (server, port) = spawn_server(fw, mode, dir.path(), o.server_threads)?;
-    let check_id = mode.starts_with("loggier");
+    // The modes that echo a request id: the layer is really on.
+    let check_id = mode.starts_with("loggier") || mode == "tracelayer-errors";
     let pid = server.child.id();
     let warm = drive(port, o.connections, o.warmup, check_id);
     let cpu_before = cpu_ticks(pid);
@@ -546,7 +555,9 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
     if let Some(path) = log_file(dir.path(), mode) {
         // Access lines only: actix also logs its own start/stop lines at info.
         let lines = count_lines_containing(&path, "/api/orders/").map_err(|e| e.to_string())?;
-        let expected = if mode == "loggier" { 0 } else { served };
+        // The default-settings modes record failures only; every request here is a 200.
+        let only_failures = matches!(mode, "loggier" | "tracelayer-errors");
+        let expected = if only_failures { 0 } else { served };
         records = Some((lines, expected));
         if lines != expected {
             invalid = Some(format!(
@@ -554,7 +565,7 @@ fn run_mode(fw: Framework, mode: &str, o: &Opts) -> Result<Sample, String> {
                 stats.as_deref().unwrap_or("no loggier stats")
             ));
         }
-        if expected == 0 && mode != "loggier" {
+        if expected == 0 && !only_failures {
             invalid = Some("the logger wrote nothing".into());
         }
     }

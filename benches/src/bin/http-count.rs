@@ -6,9 +6,12 @@
 //! http-count FRAMEWORK MODE REQUESTS [unique-paths] [request-ids]
 //! ```
 //!
-//! `FRAMEWORK` is `axum` or `actix`, `MODE` one of `bare`, `loggier` (default capture
-//! settings: only errors and slow requests recorded) or `loggier-all`
-//! (`log_all_requests(true)`); the Loggier modes write to a file sink in a temporary
+//! `FRAMEWORK` is `axum` or `actix`, `MODE` one of `http-bench`'s modes: `bare`,
+//! `identity` (a pass-through layer: the floor under any middleware), `loggier`
+//! (default capture settings: only errors and slow requests recorded),
+//! `loggier-all` (`log_all_requests(true)`), and on axum `tracelayer-errors` and
+//! `tracelayer` (tower-http peers, see `loggier_bench::axum_peer`; `tracing` JSON to a
+//! file over `non_blocking`); the Loggier modes write to a file sink in a temporary
 //! directory with `FullPolicy::Block`, so no record is dropped. The request is the
 //! one `http-bench` sends (`GET /api/orders/{id}` with `Host` and `User-Agent`, ids
 //! cycling through 1,000 values) and the handler answers the same JSON body; the body
@@ -19,7 +22,8 @@
 //! proxy or load balancer that sets one), which the Loggier modes take and echo.
 //!
 //! Prints `requests=N lines=L`; the run fails when the log file does not hold the
-//! lines it should (N for `loggier-all`, 0 for `loggier`).
+//! lines it should (N for `loggier-all` and `tracelayer`, 0 for `loggier` and
+//! `tracelayer-errors`).
 //!
 //! Instructions and allocations per request, all threads (the logger's worker and
 //! sink threads included): run it under `valgrind --tool=callgrind` (instructions)
@@ -33,6 +37,19 @@
 //! ```
 
 use std::time::Duration;
+
+/// The modes `http-count axum` runs (those of `http-bench`).
+const AXUM_MODES: &[&str] = &[
+    "bare",
+    "identity",
+    "loggier",
+    "tracelayer-errors",
+    "loggier-all",
+    "tracelayer",
+];
+/// The modes `http-count actix` runs (`logger` writes through `env_logger`, whose
+/// global logger `http-bench` sets up; not counted here).
+const ACTIX_MODES: &[&str] = &["bare", "identity", "loggier", "loggier-all"];
 
 fn path(i: u64, unique: bool) -> String {
     let id = if unique { 1000 + i } else { 1000 + i % 1000 };
@@ -98,7 +115,10 @@ fn run_axum(
         }),
     );
     let app = match client {
-        None => router,
+        None if mode == "bare" => router,
+        None => {
+            loggier_bench::axum_peer(router, mode).unwrap_or_else(|| panic!("no axum mode {mode}"))
+        }
         Some(c) => {
             use loggier_axum::LoggierRouterExt as _;
             router.with_loggier_settings(c.clone(), loggier_bench::capture_settings(mode))
@@ -176,6 +196,14 @@ fn run_actix(
             }};
         }
         match client {
+            None if mode == "identity" => {
+                use actix_web::dev::Service as _;
+                drive!(
+                    App::new()
+                        .wrap_fn(|req, srv| srv.call(req))
+                        .service(resource())
+                )
+            }
             None => drive!(App::new().service(resource())),
             Some(c) => drive!(
                 App::new()
@@ -193,8 +221,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = || -> ! {
         eprintln!(
-            "usage: http-count axum|actix bare|loggier|loggier-all REQUESTS \
-             [unique-paths] [request-ids]"
+            "usage: http-count axum|actix MODE REQUESTS [unique-paths] [request-ids]\n\
+             axum modes: {AXUM_MODES:?}\nactix modes: {ACTIX_MODES:?}"
         );
         std::process::exit(2);
     };
@@ -211,13 +239,22 @@ fn main() {
     let unique = flags.iter().any(|f| f == "unique-paths");
     let ids = flags.iter().any(|f| f == "request-ids");
     let requests: u64 = requests.parse().expect("REQUESTS is a number");
-    if !matches!(mode.as_str(), "bare" | "loggier" | "loggier-all") {
-        eprintln!("unknown mode {mode}");
+    let known = match framework.as_str() {
+        "axum" => AXUM_MODES,
+        "actix" => ACTIX_MODES,
+        _ => usage(),
+    };
+    if !known.contains(&mode.as_str()) {
+        eprintln!("unknown {framework} mode {mode}; one of {known:?}");
         std::process::exit(2);
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let client = (mode != "bare")
+    let client = mode
+        .starts_with("loggier")
         .then(|| loggier_bench::file_client(dir.path(), loggier_core::FullPolicy::Block));
+    let tracing_guard = mode
+        .starts_with("tracelayer")
+        .then(|| loggier_bench::tracing_json_to_file(&dir.path().join("access.log")));
     match framework.as_str() {
         "axum" => run_axum(mode, client.as_ref(), requests, unique, ids),
         "actix" => run_actix(mode, client.as_ref(), requests, unique, ids),
@@ -229,10 +266,22 @@ fn main() {
     if let Some(c) = &client {
         c.shutdown(Duration::from_secs(60));
     }
+    drop(tracing_guard); // flushes the appender's queue
     let mut lines = 0;
-    if client.is_some() {
-        lines = loggier_bench::count_lines(&dir.path().join("loggier.ndjson")).unwrap_or(0);
-        let expected = if mode == "loggier-all" { requests } else { 0 };
+    let log = if client.is_some() {
+        Some("loggier.ndjson")
+    } else if mode.starts_with("tracelayer") {
+        Some("access.log")
+    } else {
+        None
+    };
+    if let Some(log) = log {
+        lines = loggier_bench::count_lines(&dir.path().join(log)).unwrap_or(0);
+        let expected = if matches!(mode.as_str(), "loggier-all" | "tracelayer") {
+            requests
+        } else {
+            0
+        };
         if lines != expected {
             eprintln!("INVALID: {lines} lines in the log file, expected {expected}");
             std::process::exit(1);
