@@ -27,7 +27,8 @@
 //! | `logger` | — | `middleware::Logger::default()` + `env_logger` to a file |
 //!
 //! Every round (5 by default: single req/s figures on a shared 2-core machine swing by
-//! ±10 %, so 3-round medians moved between runs) runs every mode once (interleaved),
+//! ±10 %, so 3-round medians moved between runs) runs every mode once (interleaved;
+//! every other round in reverse order, so no mode always follows the same one),
 //! each with a warm-up and then a fixed-duration measurement; the tables show medians over rounds, and req/s and p99
 //! as a ratio to `bare` of the same framework and round (median of the per-round
 //! ratios). Latency is per request, from send to the last body byte, in a
@@ -686,7 +687,16 @@ fn main() {
         .collect();
     for round in 0..o.rounds {
         for (fi, fw) in fws.iter().enumerate() {
-            for (mi, mode) in fw.modes(&o.modes).iter().enumerate() {
+            let modes = fw.modes(&o.modes);
+            // Every other round runs the modes in reverse, so no mode always runs
+            // right after the same neighbour (a server that wrote hundreds of MB, a
+            // framework switch) or at the same point of a slow drift of the machine.
+            let mut order: Vec<usize> = (0..modes.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for mi in order {
+                let mode = modes[mi];
                 let s = run_mode(*fw, mode, &o).unwrap_or_else(|e| Sample {
                     rps: f64::NAN,
                     p50_us: f64::NAN,
@@ -726,7 +736,7 @@ fn report(fws: &[Framework], samples: &[Vec<Vec<Sample>>], o: &Opts) -> String {
     let mut md = String::new();
     md.push_str(&format!(
         "### HTTP: req/s and latency behind each logging layer\n\n\
-         {} round(s) × ({:.1} s warm-up + {:.1} s measured) per mode, interleaved; {} keep-alive \
+         {} round(s) × ({:.1} s warm-up + {:.1} s measured) per mode, interleaved (every other round in reverse order); {} keep-alive \
          connections from a hyper load generator in the same machine; server {} worker thread(s). \
          Medians over rounds; ratios are to `bare` of the same framework and round. \
          Server CPU: user + system time of the server process (all its threads, the \
