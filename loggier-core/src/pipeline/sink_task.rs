@@ -296,6 +296,35 @@ pub(crate) async fn run(
     }
 }
 
+/// How long a send already in flight when `shutdown` arrives may still run: half
+/// the time left to the shutdown's deadline (the other half is for committing what
+/// is in memory and the shutdown's own delivery).
+///
+/// The send is not cancelled at once because its request may already be with the
+/// receiver: a cancelled send counts as not sent, so the batch stays in the outbox
+/// (or its row on disk) and the shutdown's delivery sends it again — a batch the
+/// receiver had accepted, delivered twice. Only a send still unanswered at the
+/// cutoff (a receiver that hangs) is cancelled, as before; its batch is then sent
+/// again, the at-least-once of a send whose outcome is unknown.
+fn in_flight_cutoff(shutdown: &Control) -> Instant {
+    let now = Instant::now();
+    match shutdown {
+        Control::Shutdown { deadline, .. } => {
+            instant_plus(now, deadline.saturating_duration_since(now) / 2)
+        }
+        Control::Flush { .. } | Control::Persist { .. } => now,
+    }
+}
+
+/// Awaits a send in flight until `cutoff`; `None` when it had not finished by then
+/// (it is cancelled).
+async fn finish_in_flight<F>(send: F, cutoff: Instant) -> Option<Sent>
+where
+    F: std::future::Future<Output = Sent>,
+{
+    tokio::time::timeout_at(cutoff.into(), send).await.ok()
+}
+
 async fn sleep_until_opt(due: Option<Instant>) {
     match due {
         Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -328,10 +357,11 @@ impl Task {
     }
 
     /// Awaits `send`, watching the control channel meanwhile: a flush is kept for
-    /// later, a shutdown (or a closed channel) cancels the send and returns `None`.
-    /// A cancelled payload is still in the outbox or on disk. A panic inside the
-    /// sink's `send` (building or polling its future) is caught and returned as
-    /// [`Sent::Panicked`]; the task and the sink go on.
+    /// later; a shutdown (or a closed channel) is kept too, and the send is given
+    /// until [`in_flight_cutoff`] to finish (its outcome is then settled as usual),
+    /// else cancelled: `None`. A cancelled payload is still in the outbox or on
+    /// disk. A panic inside the sink's `send` (building or polling its future) is
+    /// caught and returned as [`Sent::Panicked`]; the task and the sink go on.
     ///
     /// With `intake`, records arriving on the channel during the send are taken
     /// into the buffer (up to its cap), so a slow send or a long replay never lets
@@ -388,12 +418,15 @@ impl Task {
                         held.push_back(f);
                     }
                     Ok(s @ Control::Shutdown { .. }) => {
+                        let cutoff = in_flight_cutoff(&s);
                         held.push_back(s);
-                        return None;
+                        return finish_in_flight(send, cutoff).await;
                     }
                     Err(_) => {
-                        held.push_back(Control::orphan());
-                        return None;
+                        let s = Control::orphan();
+                        let cutoff = in_flight_cutoff(&s);
+                        held.push_back(s);
+                        return finish_in_flight(send, cutoff).await;
                     }
                 },
             }
@@ -406,8 +439,10 @@ impl Task {
     /// the open one when its interval is up) and answers flushes and persist
     /// barriers, so none of them waits for a slow send. `None` when this does not
     /// apply (not durable, no control channel, a sink without a detached send): the
-    /// caller sends with [`Task::send_watching`]. `Some(None)`: a shutdown (or a
-    /// closed control channel) cancelled the send; the row stays on disk.
+    /// caller sends with [`Task::send_watching`]. A shutdown (or a closed control
+    /// channel) is kept for later and gives the send until [`in_flight_cutoff`] to
+    /// finish; `Some(None)`: it did not, the send is cancelled and the row stays on
+    /// disk.
     async fn send_committing(
         &mut self,
         payload: &Payload,
@@ -446,12 +481,15 @@ impl Task {
                         self.answer_flushes(false);
                     }
                     Ok(s @ Control::Shutdown { .. }) => {
+                        let cutoff = in_flight_cutoff(&s);
                         self.held.push_back(s);
-                        return Some(None);
+                        return Some(finish_in_flight(send, cutoff).await);
                     }
                     Err(_) => {
-                        self.held.push_back(Control::orphan());
-                        return Some(None);
+                        let s = Control::orphan();
+                        let cutoff = in_flight_cutoff(&s);
+                        self.held.push_back(s);
+                        return Some(finish_in_flight(send, cutoff).await);
                     }
                 },
                 r = records.recv_async(), if records_open => match r {
@@ -725,7 +763,8 @@ impl Task {
     }
 
     /// One delivery attempt: the oldest batch on disk, else the oldest in memory.
-    /// With `control`, a shutdown arriving meanwhile cancels the attempt.
+    /// With `control`, a shutdown arriving meanwhile lets the send finish until
+    /// [`in_flight_cutoff`] and cancels it after.
     async fn step(
         &mut self,
         control: &flume::Receiver<Control>,

@@ -28,6 +28,11 @@ pub enum Mode {
     /// Waits `delay` (longer than the client timeout) before answering 200; the
     /// records are kept apart in `late` (the client has given up by then).
     Slow { delay: Duration },
+    /// Keeps the records (200, counted in [`Receiver::accepted_ids`]) as soon as the
+    /// body arrived, then waits `delay` (shorter than the client timeout) before
+    /// answering: a receiver that commits first and answers later, so a shutdown
+    /// can meet a send the receiver has already accepted.
+    CommitThenAnswer { delay: Duration },
 }
 
 /// One request the receiver saw.
@@ -271,6 +276,23 @@ async fn handle(
         .filter_map(|r| r["context"]["i"].as_u64())
         .collect();
     let (status, retry_after, late) = match mode {
+        Mode::CommitThenAnswer { delay } => {
+            lock(&state).requests.push(Seen {
+                batch_id,
+                authorization,
+                content_type,
+                content_encoding,
+                ids,
+                records,
+                status: 200,
+                late: false,
+                at: Instant::now(),
+            });
+            tokio::time::sleep(delay).await;
+            let mut resp = Response::new(Full::new(Bytes::from("receiver answered 200")));
+            *resp.status_mut() = StatusCode::OK;
+            return Ok(resp);
+        }
         Mode::Accept => (200, None, false),
         Mode::Status(s) => (s, None, false),
         Mode::TooMany { retry_after_secs } => (429, Some(retry_after_secs), false),
