@@ -376,6 +376,10 @@ impl Loggier {
     /// final: its `pending` is what waits in the disk queue for the next start.
     /// Records logged while the shutdown ran are `dropped_closed`. The pipeline
     /// works to a deadline up to 200 ms (at most a tenth of `timeout`) earlier. A
+    /// send already in flight when the shutdown reaches its sink may finish within
+    /// half the time left, so a batch the receiver has accepted is not sent again;
+    /// one still unanswered then is cancelled, and its batch is treated as not sent
+    /// (written to the disk queue or sent again: at least once). A
     /// sink that has not finished by then (a send that never completes, a thread
     /// starved of CPU) is given up there: the records it holds in memory are
     /// counted `dropped_failed`, with the reason in its `last_error`, and the sink
