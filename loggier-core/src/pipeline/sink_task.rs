@@ -417,13 +417,8 @@ impl Task {
                     Ok(f @ (Control::Flush { .. } | Control::Persist { .. })) => {
                         held.push_back(f);
                     }
-                    Ok(s @ Control::Shutdown { .. }) => {
-                        let cutoff = in_flight_cutoff(&s);
-                        held.push_back(s);
-                        return finish_in_flight(send, cutoff).await;
-                    }
-                    Err(_) => {
-                        let s = Control::orphan();
+                    c @ (Ok(Control::Shutdown { .. }) | Err(_)) => {
+                        let s = c.unwrap_or_else(|_| Control::orphan());
                         let cutoff = in_flight_cutoff(&s);
                         held.push_back(s);
                         return finish_in_flight(send, cutoff).await;
@@ -480,13 +475,8 @@ impl Task {
                         self.register_flush(&records, ack, patient);
                         self.answer_flushes(false);
                     }
-                    Ok(s @ Control::Shutdown { .. }) => {
-                        let cutoff = in_flight_cutoff(&s);
-                        self.held.push_back(s);
-                        return Some(finish_in_flight(send, cutoff).await);
-                    }
-                    Err(_) => {
-                        let s = Control::orphan();
+                    c @ (Ok(Control::Shutdown { .. }) | Err(_)) => {
+                        let s = c.unwrap_or_else(|_| Control::orphan());
                         let cutoff = in_flight_cutoff(&s);
                         self.held.push_back(s);
                         return Some(finish_in_flight(send, cutoff).await);
