@@ -275,30 +275,15 @@ async fn handle(
         .iter()
         .filter_map(|r| r["context"]["i"].as_u64())
         .collect();
-    let (status, retry_after, late) = match mode {
-        Mode::CommitThenAnswer { delay } => {
-            lock(&state).requests.push(Seen {
-                batch_id,
-                authorization,
-                content_type,
-                content_encoding,
-                ids,
-                records,
-                status: 200,
-                late: false,
-                at: Instant::now(),
-            });
-            tokio::time::sleep(delay).await;
-            let mut resp = Response::new(Full::new(Bytes::from("receiver answered 200")));
-            *resp.status_mut() = StatusCode::OK;
-            return Ok(resp);
-        }
-        Mode::Accept => (200, None, false),
-        Mode::Status(s) => (s, None, false),
-        Mode::TooMany { retry_after_secs } => (429, Some(retry_after_secs), false),
+    // `answer_after`: kept first, answered that much later (`CommitThenAnswer`).
+    let (status, retry_after, late, answer_after) = match mode {
+        Mode::CommitThenAnswer { delay } => (200, None, false, Some(delay)),
+        Mode::Accept => (200, None, false, None),
+        Mode::Status(s) => (s, None, false, None),
+        Mode::TooMany { retry_after_secs } => (429, Some(retry_after_secs), false, None),
         Mode::Slow { delay } => {
             tokio::time::sleep(delay).await;
-            (200, None, true)
+            (200, None, true, None)
         }
     };
     lock(&state).requests.push(Seen {
@@ -312,6 +297,9 @@ async fn handle(
         late,
         at: Instant::now(),
     });
+    if let Some(delay) = answer_after {
+        tokio::time::sleep(delay).await;
+    }
     let mut resp = Response::new(Full::new(Bytes::from(format!(
         "receiver answered {status}"
     ))));
