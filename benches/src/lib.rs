@@ -102,18 +102,39 @@ pub fn thousands(v: f64) -> String {
     if n < 0 { format!("-{out}") } else { out }
 }
 
+/// The modes of the axum HTTP benches (`http-bench`, `http-count`), in run order.
+pub const AXUM_MODES: &[&str] = &[
+    "bare",
+    "identity",
+    "loggier",
+    "tracelayer-errors",
+    "loggier-all",
+    "tracelayer",
+];
+
+/// The modes of the actix-web HTTP benches, in run order (`http-count` runs all but
+/// `logger`, whose `env_logger` global only `http-bench` sets up).
+pub const ACTIX_MODES: &[&str] = &["bare", "identity", "loggier", "loggier-all", "logger"];
+
 /// Sends `tracing` events as JSON lines to the file at `path` through
-/// `tracing_appender::non_blocking`, at `INFO` and above, as the global subscriber:
-/// the logging the tower-http peers of the HTTP benches write with.
+/// `tracing_appender`'s non-blocking writer, at `INFO` and above, as the global
+/// subscriber: what the tracing peers of the benches write with. `lossy`: the
+/// writer's mode — `true` (its default, what `tracing_appender::non_blocking` gives)
+/// drops lines while its queue is full, `false` blocks the caller instead.
 ///
 /// Drop the returned guard to flush the lines still queued.
 ///
 /// # Panics
 /// When the file cannot be created or a global subscriber is already set (bench
-/// set-up; each server runs in a process of its own).
-pub fn tracing_json_to_file(path: &Path) -> tracing_appender::non_blocking::WorkerGuard {
+/// set-up; each server or scenario runs in a process of its own).
+pub fn tracing_json_to_file(
+    path: &Path,
+    lossy: bool,
+) -> tracing_appender::non_blocking::WorkerGuard {
     let file = std::fs::File::create(path).expect("create the tracing log file");
-    let (writer, guard) = tracing_appender::non_blocking(file);
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(lossy)
+        .finish(file);
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_max_level(tracing::Level::INFO)

@@ -73,15 +73,8 @@ impl Framework {
     }
     fn all_modes(self) -> &'static [&'static str] {
         match self {
-            Framework::Axum => &[
-                "bare",
-                "identity",
-                "loggier",
-                "tracelayer-errors",
-                "loggier-all",
-                "tracelayer",
-            ],
-            Framework::Actix => &["bare", "identity", "loggier", "loggier-all", "logger"],
+            Framework::Axum => loggier_bench::AXUM_MODES,
+            Framework::Actix => loggier_bench::ACTIX_MODES,
         }
     }
     /// The modes to run: `bare` first, then those `only` names (all when empty).
@@ -153,7 +146,10 @@ fn serve_axum(mode: &str, dir: &Path, threads: usize) {
         }
         other => {
             if other.starts_with("tracelayer") {
-                tracing_guard = Some(loggier_bench::tracing_json_to_file(&dir.join("access.log")));
+                tracing_guard = Some(loggier_bench::tracing_json_to_file(
+                    &dir.join("access.log"),
+                    true,
+                ));
             }
             loggier_bench::axum_peer(router, other)
                 .unwrap_or_else(|| panic!("unknown axum mode {other}"))

@@ -38,18 +38,7 @@
 
 use std::time::Duration;
 
-/// The modes `http-count axum` runs (those of `http-bench`).
-const AXUM_MODES: &[&str] = &[
-    "bare",
-    "identity",
-    "loggier",
-    "tracelayer-errors",
-    "loggier-all",
-    "tracelayer",
-];
-/// The modes `http-count actix` runs (`logger` writes through `env_logger`, whose
-/// global logger `http-bench` sets up; not counted here).
-const ACTIX_MODES: &[&str] = &["bare", "identity", "loggier", "loggier-all"];
+use loggier_bench::{ACTIX_MODES, AXUM_MODES};
 
 fn path(i: u64, unique: bool) -> String {
     let id = if unique { 1000 + i } else { 1000 + i % 1000 };
@@ -248,13 +237,18 @@ fn main() {
         eprintln!("unknown {framework} mode {mode}; one of {known:?}");
         std::process::exit(2);
     }
+    if mode == "logger" {
+        // It writes through `env_logger`, whose global logger only `http-bench` sets up.
+        eprintln!("http-count does not run `logger`; http-bench does");
+        std::process::exit(2);
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let client = mode
         .starts_with("loggier")
         .then(|| loggier_bench::file_client(dir.path(), loggier_core::FullPolicy::Block));
     let tracing_guard = mode
         .starts_with("tracelayer")
-        .then(|| loggier_bench::tracing_json_to_file(&dir.path().join("access.log")));
+        .then(|| loggier_bench::tracing_json_to_file(&dir.path().join("access.log"), true));
     match framework.as_str() {
         "axum" => run_axum(mode, client.as_ref(), requests, unique, ids),
         "actix" => run_actix(mode, client.as_ref(), requests, unique, ids),

@@ -343,15 +343,7 @@ fn scenario_throughput(name: &str, o: &Opts) -> Value {
 fn scenario_tracing_file(o: &Opts) -> Value {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("tracing.ndjson");
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .finish(std::fs::File::create(&path).expect("create file"));
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(writer)
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).expect("global subscriber");
+    let guard = loggier_bench::tracing_json_to_file(&path, false);
     let per = o.records / o.producers;
     let total = per * o.producers;
     let cpu0 = cpu_time();
